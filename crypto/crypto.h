@@ -1,0 +1,197 @@
+/*
+ * skyroute crypto: Ed25519 keys and key files, a ring of trusted public keys,
+ * the signed msgpack envelope of DESIGN section 5, and a replay guard.
+ *
+ * Pure library: no sockets, no clock (time is a parameter). Key-file functions
+ * are the only ones that touch the file system.
+ */
+#ifndef SR_CRYPTO_H
+#define SR_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+#define SR_PUBLICKEYBYTES 32 /* crypto_sign_PUBLICKEYBYTES */
+#define SR_SECRETKEYBYTES 64 /* crypto_sign_SECRETKEYBYTES */
+#define SR_SIGBYTES 64       /* crypto_sign_BYTES */
+#define SR_KEYIDBYTES 8      /* first 8 bytes of BLAKE2b-256(public key) */
+#define SR_ENV_IDBYTES 16    /* workload id */
+#define SR_ENV_STRMAX 64     /* src, dst, handler: at most 63 bytes */
+#define SR_ENV_ERRMAX 256    /* error message: at most 255 bytes */
+/* Domain-separation prefix signed before the body: "skyroute/v1\0" (12 bytes). */
+#define SR_ENV_SIGCTX "skyroute/v1"
+#define SR_ENV_SIGCTX_LEN 12
+
+/* Calls sodium_init(). Safe to call more than once. 0 or SR_ERR_UNAVAILABLE. */
+int sr_crypto_init(void) SR_WARN_UNUSED;
+
+/* ---- keys ---------------------------------------------------------------- */
+
+typedef struct sr_key sr_key; /* an Ed25519 key pair; secret wiped on free */
+
+/* Generates a fresh key pair. 0 or SR_ERR_NOMEM. */
+int sr_key_generate(sr_key **out) SR_WARN_UNUSED;
+/* Builds a key pair from a 32-byte seed (RFC 8032 "secret key"). */
+int sr_key_from_seed(sr_key **out, const uint8_t seed[32]) SR_WARN_UNUSED;
+void sr_key_free(sr_key *key); /* NULL is a no-op */
+
+const uint8_t *sr_key_public(const sr_key *key); /* SR_PUBLICKEYBYTES */
+const uint8_t *sr_key_id(const sr_key *key);     /* SR_KEYIDBYTES */
+
+/* Detached Ed25519 signature of msg. */
+void sr_key_sign(const sr_key *key, uint8_t sig[SR_SIGBYTES], const uint8_t *msg, size_t len);
+
+/* Writes PREFIX.key (mode 0600, created exclusively: an existing file is
+ * SR_ERR_EXISTS) and PREFIX.pub (one line "ed25519:<base64 of 32 bytes>\n").
+ * Returns 0, SR_ERR_EXISTS or SR_ERR_IO. */
+int sr_key_save(const sr_key *key, const char *prefix) SR_WARN_UNUSED;
+
+/* Loads a secret key file written by sr_key_save(). Refuses a file readable by
+ * group or others (SR_ERR_KEY, with a message naming the mode). On failure
+ * |*out| is untouched and, if |err| is non-NULL, a reason is written there. */
+int sr_key_load(sr_key **out, const char *path, char *err, size_t errlen) SR_WARN_UNUSED;
+
+/* Parses "ed25519:<base64>" (surrounding whitespace allowed) into |pk|.
+ * 0 or SR_ERR_KEY. */
+int sr_pubkey_parse(uint8_t pk[SR_PUBLICKEYBYTES], const char *text, size_t len) SR_WARN_UNUSED;
+/* Reads a .pub file and parses it. 0, SR_ERR_IO or SR_ERR_KEY. */
+int sr_pubkey_load(uint8_t pk[SR_PUBLICKEYBYTES], const char *path, char *err,
+                   size_t errlen) SR_WARN_UNUSED;
+/* Formats "ed25519:<base64>" (no newline) into out (at least 64 bytes). */
+void sr_pubkey_format(char *out, size_t outlen, const uint8_t pk[SR_PUBLICKEYBYTES]);
+/* id = first 8 bytes of BLAKE2b-256(pk). */
+void sr_pubkey_id(uint8_t id[SR_KEYIDBYTES], const uint8_t pk[SR_PUBLICKEYBYTES]);
+
+/* Verifies a detached signature. 0 or SR_ERR_ENV_BADSIG. */
+int sr_verify(const uint8_t pk[SR_PUBLICKEYBYTES], const uint8_t sig[SR_SIGBYTES],
+              const uint8_t *msg, size_t len) SR_WARN_UNUSED;
+
+/* Standard base64 (with padding) helpers over libsodium's codec.
+ * sr_b64_decode: 0 or SR_ERR_PARSE; *outlen set on success. */
+int sr_b64_encode(char *out, size_t outlen, const uint8_t *in, size_t inlen);
+int sr_b64_decode(uint8_t *out, size_t outmax, size_t *outlen, const char *in,
+                  size_t inlen) SR_WARN_UNUSED;
+
+/* ---- trusted key ring ----------------------------------------------------- */
+
+typedef struct sr_keyring sr_keyring;
+
+int sr_keyring_new(sr_keyring **out) SR_WARN_UNUSED;
+void sr_keyring_free(sr_keyring *ring);
+/* Adds |pk| under a human name (copied; e.g. "alpha" or an operator name).
+ * Adding the same key twice is SR_ERR_EXISTS. 0, SR_ERR_EXISTS, SR_ERR_NOMEM. */
+int sr_keyring_add(sr_keyring *ring, const uint8_t pk[SR_PUBLICKEYBYTES], const char *name);
+/* Finds by key id. Returns the public key (and its name via |name| if non-NULL)
+ * or NULL. The pointers stay valid until the ring is freed. */
+const uint8_t *sr_keyring_find(const sr_keyring *ring, const uint8_t id[SR_KEYIDBYTES],
+                               const char **name);
+size_t sr_keyring_count(const sr_keyring *ring);
+
+/* ---- envelope (DESIGN section 5) ------------------------------------------ */
+
+typedef enum {
+    SR_KIND_WORKLOAD = 1,
+    SR_KIND_RESULT = 2,
+    SR_KIND_SCHEDULE = 3,
+} sr_kind;
+
+/* Flags for the optional fields of struct sr_envelope. */
+#define SR_ENV_HAS_WORK 0x01u
+#define SR_ENV_HAS_RESULT_BYTES 0x02u
+#define SR_ENV_HAS_STATUS 0x04u
+#define SR_ENV_HAS_ERROR 0x08u
+#define SR_ENV_HAS_T_RECV 0x10u
+#define SR_ENV_HAS_T_DONE 0x20u
+
+/*
+ * The body of an envelope. Strings are NUL-terminated inside fixed arrays so
+ * an opened envelope needs no allocation. |payload| is a borrowed view: for
+ * sealing, it points at the caller's bytes; after sr_envelope_open() it points
+ * into the caller's input buffer and is valid only as long as that buffer.
+ */
+struct sr_envelope {
+    sr_kind kind;
+    uint8_t id[SR_ENV_IDBYTES];
+    int64_t iat; /* ms since epoch */
+    int64_t exp; /* ms since epoch */
+    char src[SR_ENV_STRMAX];
+    char dst[SR_ENV_STRMAX];
+    char handler[SR_ENV_STRMAX]; /* may be empty for results */
+    const uint8_t *payload;
+    size_t payload_len;
+    unsigned flags; /* SR_ENV_HAS_* */
+    double work;    /* hints.work, giga-operations */
+    int64_t result_bytes;
+    int64_t status;
+    char error[SR_ENV_ERRMAX];
+    int64_t t_recv, t_done;
+    /* Set by sr_envelope_open(): who signed it. */
+    uint8_t signer[SR_KEYIDBYTES];
+    const char *signer_name; /* name from the key ring; valid while the ring lives */
+};
+
+/* Fills |id| with 16 random bytes. */
+void sr_envelope_new_id(uint8_t id[SR_ENV_IDBYTES]);
+
+/* Seals |env| with |key|: encodes the body map, signs "skyroute/v1\0"||body,
+ * and appends the outer array to |out| (not reset first). Returns 0,
+ * SR_ERR_INVAL (a string too long or kind unknown), SR_ERR_TOOBIG or
+ * SR_ERR_NOMEM; on failure |out|'s length is restored. */
+int sr_envelope_seal(sr_buf *out, const sr_key *key, const struct sr_envelope *env) SR_WARN_UNUSED;
+
+struct sr_open_opts {
+    const sr_keyring *trust; /* required */
+    const char *self_id;     /* if non-NULL, dst must equal it */
+    int64_t now_ms;          /* exp <= now_ms is SR_ERR_ENV_EXPIRED */
+    size_t max_len;          /* 0: default 64 MiB; a longer input or a declared
+                                length above it is SR_ERR_ENV_OVERSIZE */
+    unsigned kinds;          /* bitmask of (1u << kind) accepted; 0 = any */
+};
+
+/*
+ * Opens an envelope: checks the outer structure, that the signer is trusted and
+ * that the signature verifies, all BEFORE decoding the body; then decodes the
+ * body and checks version, kind, expiry and address. Unknown body keys are
+ * ignored. Returns 0 and fills |env| (payload borrowed from |data|), or one
+ * distinct SR_ERR_ENV_* code per failure. |why|, if non-NULL, receives a
+ * one-line detail (e.g. which field is wrong). |env| is unspecified on failure.
+ */
+int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
+                     const struct sr_open_opts *opts, char *why, size_t whylen) SR_WARN_UNUSED;
+
+/* Name of a kind ("workload", ...) or "?". */
+const char *sr_kind_name(sr_kind kind);
+
+/* ---- replay guard ----------------------------------------------------------- */
+
+/*
+ * Remembers envelope ids until their exp, with an optional stored result per
+ * id, so a receiver can answer a repeated id without running it twice.
+ * Bounded: at most |capacity| live ids.
+ */
+typedef struct sr_replay sr_replay;
+
+int sr_replay_new(sr_replay **out, size_t capacity) SR_WARN_UNUSED;
+void sr_replay_free(sr_replay *g);
+
+/*
+ * Records |id| (alive until |exp_ms|). Expired ids are dropped first.
+ * Returns 0 if the id is new (now recorded as pending), SR_ERR_ENV_REPLAY if it
+ * is already known, or SR_ERR_FULL if capacity is exhausted by live ids.
+ * On SR_ERR_ENV_REPLAY, |*result| and |*result_len| give the stored result (if
+ * sr_replay_store() was called for it) or NULL/0 while it is still pending;
+ * the pointer stays valid until the next call that modifies the guard.
+ */
+int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_ms, int64_t now_ms,
+                    const uint8_t **result, size_t *result_len) SR_WARN_UNUSED;
+/* Stores a copy of the result for a recorded id. 0, SR_ERR_NOTFOUND, SR_ERR_NOMEM. */
+int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
+                    size_t len);
+/* Forgets an id (e.g. its execution failed before any effect and may be retried). */
+void sr_replay_forget(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES]);
+size_t sr_replay_count(const sr_replay *g);
+
+#endif /* SR_CRYPTO_H */

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int sr_gateway_placeholder;
