@@ -25,7 +25,8 @@
 #define SR_ENV_SIGCTX "skyroute/v1"
 #define SR_ENV_SIGCTX_LEN 12
 
-/* Calls sodium_init(). Safe to call more than once. 0 or SR_ERR_UNAVAILABLE. */
+/* Calls sodium_init(). Safe to call more than once. 0 or SR_ERR_UNAVAILABLE.
+ * Call it once at start-up, before any other function here. */
 int sr_crypto_init(void) SR_WARN_UNUSED;
 
 /* ---- keys ---------------------------------------------------------------- */
@@ -45,22 +46,30 @@ const uint8_t *sr_key_id(const sr_key *key);     /* SR_KEYIDBYTES */
 void sr_key_sign(const sr_key *key, uint8_t sig[SR_SIGBYTES], const uint8_t *msg, size_t len);
 
 /* Writes PREFIX.key (mode 0600, created exclusively: an existing file is
- * SR_ERR_EXISTS) and PREFIX.pub (one line "ed25519:<base64 of 32 bytes>\n").
- * Returns 0, SR_ERR_EXISTS or SR_ERR_IO. */
+ * SR_ERR_EXISTS) and PREFIX.pub (one line "ed25519:<base64 of 32 bytes>\n",
+ * also created exclusively; if it cannot be written, PREFIX.key is removed).
+ * The secret file is one line "ed25519-secret:<base64 of the 32-byte seed>\n"
+ * (standard base64 with padding; the seed is RFC 8032's secret key).
+ * Returns 0, SR_ERR_EXISTS, SR_ERR_IO or SR_ERR_INVAL (prefix too long). */
 int sr_key_save(const sr_key *key, const char *prefix) SR_WARN_UNUSED;
 
-/* Loads a secret key file written by sr_key_save(). Refuses a file readable by
- * group or others (SR_ERR_KEY, with a message naming the mode). On failure
- * |*out| is untouched and, if |err| is non-NULL, a reason is written there. */
+/* Loads a secret key file written by sr_key_save(). Refuses a file with any
+ * group or other permission bit (mode & 077; SR_ERR_KEY, with a message naming
+ * the mode), a non-regular file, and malformed content (SR_ERR_KEY). Surrounding
+ * whitespace is allowed. Returns 0, SR_ERR_IO (cannot open/read; errno text in
+ * |err|), SR_ERR_KEY or SR_ERR_NOMEM. On failure |*out| is untouched and, if
+ * |err| is non-NULL, a one-line reason naming the path is written there. */
 int sr_key_load(sr_key **out, const char *path, char *err, size_t errlen) SR_WARN_UNUSED;
 
 /* Parses "ed25519:<base64>" (surrounding whitespace allowed) into |pk|.
- * 0 or SR_ERR_KEY. */
+ * Also refuses points that are not valid Ed25519 public keys (small order,
+ * non-canonical, outside the main subgroup). 0 or SR_ERR_KEY. */
 int sr_pubkey_parse(uint8_t pk[SR_PUBLICKEYBYTES], const char *text, size_t len) SR_WARN_UNUSED;
 /* Reads a .pub file and parses it. 0, SR_ERR_IO or SR_ERR_KEY. */
 int sr_pubkey_load(uint8_t pk[SR_PUBLICKEYBYTES], const char *path, char *err,
                    size_t errlen) SR_WARN_UNUSED;
-/* Formats "ed25519:<base64>" (no newline) into out (at least 64 bytes). */
+/* Formats "ed25519:<base64>" (no newline) into out (at least 64 bytes;
+ * a shorter buffer gets ""). */
 void sr_pubkey_format(char *out, size_t outlen, const uint8_t pk[SR_PUBLICKEYBYTES]);
 /* id = first 8 bytes of BLAKE2b-256(pk). */
 void sr_pubkey_id(uint8_t id[SR_KEYIDBYTES], const uint8_t pk[SR_PUBLICKEYBYTES]);
@@ -70,7 +79,10 @@ int sr_verify(const uint8_t pk[SR_PUBLICKEYBYTES], const uint8_t sig[SR_SIGBYTES
               const uint8_t *msg, size_t len) SR_WARN_UNUSED;
 
 /* Standard base64 (with padding) helpers over libsodium's codec.
- * sr_b64_decode: 0 or SR_ERR_PARSE; *outlen set on success. */
+ * sr_b64_encode: writes a NUL-terminated string, returns its length, or
+ * SR_ERR_INVAL if |outlen| is too small (nothing written).
+ * sr_b64_decode: 0 or SR_ERR_PARSE (bad characters or padding, non-zero
+ * trailing bits, more than |outmax| bytes); *outlen set on success. */
 int sr_b64_encode(char *out, size_t outlen, const uint8_t *in, size_t inlen);
 int sr_b64_decode(uint8_t *out, size_t outmax, size_t *outlen, const char *in,
                   size_t inlen) SR_WARN_UNUSED;
@@ -81,8 +93,9 @@ typedef struct sr_keyring sr_keyring;
 
 int sr_keyring_new(sr_keyring **out) SR_WARN_UNUSED;
 void sr_keyring_free(sr_keyring *ring);
-/* Adds |pk| under a human name (copied; e.g. "alpha" or an operator name).
- * Adding the same key twice is SR_ERR_EXISTS. 0, SR_ERR_EXISTS, SR_ERR_NOMEM. */
+/* Adds |pk| under a human name (copied; e.g. "alpha" or an operator name;
+ * NULL is ""). Adding the same key twice (or a key whose 8-byte id is already
+ * present) is SR_ERR_EXISTS. 0, SR_ERR_INVAL, SR_ERR_EXISTS, SR_ERR_NOMEM. */
 int sr_keyring_add(sr_keyring *ring, const uint8_t pk[SR_PUBLICKEYBYTES], const char *name);
 /* Finds by key id. Returns the public key (and its name via |name| if non-NULL)
  * or NULL. The pointers stay valid until the ring is freed. */
@@ -137,10 +150,22 @@ struct sr_envelope {
 void sr_envelope_new_id(uint8_t id[SR_ENV_IDBYTES]);
 
 /* Seals |env| with |key|: encodes the body map, signs "skyroute/v1\0"||body,
- * and appends the outer array to |out| (not reset first). Returns 0,
- * SR_ERR_INVAL (a string too long or kind unknown), SR_ERR_TOOBIG or
- * SR_ERR_NOMEM; on failure |out|'s length is restored. */
+ * and appends the outer array to |out| (not reset first). Optional fields are
+ * written only when their SR_ENV_HAS_* flag is set; `handler` only when
+ * non-empty; `payload` always. The payload is copied once, straight into
+ * |out|; with enough capacity in |out| nothing is allocated. The outer header
+ * is always 12 bytes (array16, fixstr "SR1", bin32), see envelope.c.
+ * Returns 0, SR_ERR_INVAL (a string not NUL-terminated within its array, kind
+ * unknown, payload NULL with a length, work NaN/negative, result_bytes < 0),
+ * SR_ERR_TOOBIG (|out|'s ceiling, or a body over 4 GiB) or SR_ERR_NOMEM; on
+ * failure |out|'s length is restored. */
 int sr_envelope_seal(sr_buf *out, const sr_key *key, const struct sr_envelope *env) SR_WARN_UNUSED;
+
+/* Seals an already-encoded |body| as is (it is not checked): for tools, tests
+ * and fuzzing. Same returns as sr_envelope_seal() but never SR_ERR_INVAL for
+ * the body's content. */
+int sr_envelope_seal_raw(sr_buf *out, const sr_key *key, const uint8_t *body,
+                         size_t body_len) SR_WARN_UNUSED;
 
 struct sr_open_opts {
     const sr_keyring *trust; /* required */
@@ -158,6 +183,31 @@ struct sr_open_opts {
  * ignored. Returns 0 and fills |env| (payload borrowed from |data|), or one
  * distinct SR_ERR_ENV_* code per failure. |why|, if non-NULL, receives a
  * one-line detail (e.g. which field is wrong). |env| is unspecified on failure.
+ *
+ * Codes (structure first, then trust, then content):
+ *   SR_ERR_INVAL            NULL env/opts/trust, or NULL data with len > 0
+ *   SR_ERR_ENV_OVERSIZE     len > max_len, or a declared length > max_len
+ *   SR_ERR_ENV_TRUNCATED    input ends inside a value / a declared length
+ *                           exceeds the bytes left
+ *   SR_ERR_ENV_FORMAT       not a 4-array of (str, bin, bin(8), bin(64))
+ *   SR_ERR_ENV_VERSION      magic is not "SR1" (later also: body v != 1)
+ *   SR_ERR_ENV_TRAILING     bytes after the outer array
+ *   SR_ERR_ENV_UNTRUSTED    signer id not in opts->trust
+ *   SR_ERR_NOMEM            no memory for the verification copy (bodies over
+ *                           4 KiB are copied once to verify)
+ *   SR_ERR_ENV_BADSIG       signature does not verify
+ *   --- the body is decoded only past this point ---
+ *   SR_ERR_ENV_VERSION      v is an integer other than 1
+ *   SR_ERR_ENV_BODY         not a map, truncated inside, a field of the wrong
+ *                           type, too long for its array or containing NUL,
+ *                           duplicate known key, work NaN/negative/infinite,
+ *                           result_bytes < 0, required field missing (v, kind,
+ *                           id, iat, exp, src, dst), bytes after the map,
+ *                           unknown values nested deeper than 32
+ *   SR_ERR_ENV_KIND         kind string unknown, or not in opts->kinds
+ *   SR_ERR_ENV_MISADDRESSED dst != opts->self_id
+ *   SR_ERR_ENV_EXPIRED      exp <= opts->now_ms
+ * Replays are not detected here: feed env->id to sr_replay_check().
  */
 int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
                      const struct sr_open_opts *opts, char *why, size_t whylen) SR_WARN_UNUSED;
@@ -187,11 +237,36 @@ void sr_replay_free(sr_replay *g);
  */
 int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_ms, int64_t now_ms,
                     const uint8_t **result, size_t *result_len) SR_WARN_UNUSED;
-/* Stores a copy of the result for a recorded id. 0, SR_ERR_NOTFOUND, SR_ERR_NOMEM. */
+/* Stores a copy of the result for a recorded id (replacing any earlier one).
+ * 0, SR_ERR_NOTFOUND, SR_ERR_NOMEM, or SR_ERR_FULL if stored results would
+ * exceed the guard's byte limit. */
 int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
                     size_t len);
 /* Forgets an id (e.g. its execution failed before any effect and may be retried). */
 void sr_replay_forget(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES]);
 size_t sr_replay_count(const sr_replay *g);
+/* Caps the total bytes of stored results (default 256 MiB). */
+void sr_replay_set_result_limit(sr_replay *g, size_t max_bytes);
+
+/* ---- the skyroute-signature header (DESIGN section 7) ------------------------ */
+
+/*
+ * Operator uploads carry "skyroute-signature: KEYID:BASE64SIG", where KEYID is
+ * the lowercase hex of the signer's 8-byte key id and BASE64SIG the standard
+ * base64 (padded) of an Ed25519 signature over the exact body bytes, with no
+ * prefix.
+ */
+#define SR_SIGHDR_MAX 128 /* 16 + 1 + 88 + NUL, with room to spare */
+
+/* Signs |body| and writes the header value (NUL-terminated) into |out|.
+ * Returns its length (105). */
+int sr_sighdr_sign(char out[SR_SIGHDR_MAX], const sr_key *key, const uint8_t *body, size_t len);
+
+/* Checks header value |hdr| (surrounding whitespace allowed; hex in either
+ * case) against |body|. Returns 0 and, if non-NULL, *signer_name (from the
+ * ring); SR_ERR_PARSE (malformed value), SR_ERR_ENV_UNTRUSTED or
+ * SR_ERR_ENV_BADSIG. |why| as for sr_envelope_open(). */
+int sr_sighdr_verify(const sr_keyring *ring, const char *hdr, size_t hdrlen, const uint8_t *body,
+                     size_t len, const char **signer_name, char *why, size_t whylen) SR_WARN_UNUSED;
 
 #endif /* SR_CRYPTO_H */

@@ -1,1 +1,1079 @@
+/*
+ * The signed msgpack envelope of DESIGN section 5: seal and open.
+ *
+ *     outer = ["SR1", bin body, bin(8) signer, bin(64) sig]
+ *     sig   = Ed25519("skyroute/v1\0" || body)
+ *
+ * ---- Sealing: one copy of the payload, no scratch buffer -------------------
+ *
+ * Plain Ed25519 hashes the message twice, so it needs "skyroute/v1\0" || body
+ * contiguous in memory. We write exactly that into the output buffer: the
+ * 12-byte signing prefix, then the body map encoded in place (the payload is
+ * copied once, by the packer). After signing, the prefix has served its
+ * purpose and the outer header is written over it. The header is always
+ * exactly 12 bytes, so nothing has to move:
+ *
+ *     dc 00 04          array16, 4 elements
+ *     a3 53 52 31       fixstr "SR1"
+ *     c6 LL LL LL LL    bin32, body length (big endian)
+ *
+ * array16 and bin32 are valid, if not minimal, msgpack encodings; every
+ * msgpack decoder accepts them. The opener accepts any encoding of the outer
+ * array (fixarray, bin8, ...), so other implementations may emit minimal ones.
+ * The signature covers only the body bytes, never the framing.
+ *
+ * ---- Opening: nothing is decoded before the signature verifies --------------
+ *
+ * The outer array is parsed by hand over [p, end): every declared length is
+ * checked against opts->max_len (OVERSIZE) and then against the bytes left
+ * (TRUNCATED) before anything is read. Then the signer must be in the ring
+ * (UNTRUSTED) and the signature must verify (BADSIG). Only then is the body
+ * map decoded, by the same hand-written reader, zero-copy: strings are copied
+ * into the fixed arrays of struct sr_envelope and the payload points into the
+ * caller's input. Verification needs prefix || body contiguous too, and the
+ * input is const, so the body is copied once: into a stack buffer when small,
+ * else into one malloc'd block.
+ */
 #include "crypto/crypto.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+#include <sodium.h>
+
+#define SR_ENV_DEFAULT_MAX ((size_t)64 << 20)
+#define SR_ENV_HDRLEN 12                                     /* see the banner */
+#define SR_ENV_TAILLEN (2 + SR_KEYIDBYTES + 2 + SR_SIGBYTES) /* bin8 id, bin8 sig */
+#define SR_ENV_BODY_OVERHEAD 1024 /* upper bound on a body minus its payload */
+#define SR_ENV_VERIFY_STACK 4096  /* prefix + body up to this size: no malloc */
+#define SR_MP_MAXDEPTH 32         /* nesting allowed inside unknown values */
+
+_Static_assert(SR_ENV_HDRLEN == SR_ENV_SIGCTX_LEN,
+               "the outer header is written over the signing prefix");
+_Static_assert(sizeof(SR_ENV_SIGCTX) == SR_ENV_SIGCTX_LEN, "prefix includes its NUL");
+
+static const char *const kind_names[] = {NULL, "workload", "result", "schedule"};
+
+const char *sr_kind_name(sr_kind kind)
+{
+    if ((int)kind >= SR_KIND_WORKLOAD && (int)kind <= SR_KIND_SCHEDULE) {
+        return kind_names[kind];
+    }
+    return "?";
+}
+
+void sr_envelope_new_id(uint8_t id[SR_ENV_IDBYTES])
+{
+    randombytes_buf(id, SR_ENV_IDBYTES);
+}
+
+static int fail(char *why, size_t whylen, int code, const char *fmt, ...) SR_PRINTF(4, 5);
+
+static int fail(char *why, size_t whylen, int code, const char *fmt, ...)
+{
+    if (why && whylen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, whylen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* Copies up to 24 bytes of untrusted text for a message, '?' for anything not
+ * printable ASCII. */
+static void printable(char *dst, size_t dstlen, const uint8_t *s, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 4 < dstlen; i++) {
+        if (i == 24) {
+            memcpy(dst + j, "...", 3);
+            j += 3;
+            break;
+        }
+        dst[j++] = (s[i] >= 0x20 && s[i] < 0x7f) ? (char)s[i] : '?';
+    }
+    dst[j] = '\0';
+}
+
+/* ===========================================================================
+ * Sealing
+ * ======================================================================== */
+
+struct pack_ctx {
+    sr_buf *b;
+    int err;
+};
+
+static int pack_write(void *data, const char *buf, size_t len)
+{
+    struct pack_ctx *c = data;
+    int rv = sr_buf_append(c->b, buf, len);
+    if (rv && !c->err) {
+        c->err = rv;
+    }
+    return rv ? -1 : 0;
+}
+
+static void pack_key(msgpack_packer *pk, const char *k)
+{
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+
+static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    pack_key(pk, k);
+    msgpack_pack_str_with_body(pk, v, strlen(v));
+}
+
+static void pack_kv_int(msgpack_packer *pk, const char *k, int64_t v)
+{
+    pack_key(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+/* True if |s| is NUL-terminated within |cap| bytes. */
+static bool fits(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+static int check_env(const struct sr_envelope *env)
+{
+    if ((int)env->kind < SR_KIND_WORKLOAD || (int)env->kind > SR_KIND_SCHEDULE) {
+        return SR_ERR_INVAL;
+    }
+    if (!fits(env->src, sizeof(env->src)) || !fits(env->dst, sizeof(env->dst)) ||
+        !fits(env->handler, sizeof(env->handler))) {
+        return SR_ERR_INVAL;
+    }
+    if ((env->flags & SR_ENV_HAS_ERROR) && !fits(env->error, sizeof(env->error))) {
+        return SR_ERR_INVAL;
+    }
+    if (!env->payload && env->payload_len) {
+        return SR_ERR_INVAL;
+    }
+    if ((env->flags & SR_ENV_HAS_WORK) && !(isfinite(env->work) && env->work >= 0)) {
+        return SR_ERR_INVAL;
+    }
+    if ((env->flags & SR_ENV_HAS_RESULT_BYTES) && env->result_bytes < 0) {
+        return SR_ERR_INVAL;
+    }
+    return 0;
+}
+
+/* Encodes the body map of |env| at the end of |b|. */
+static int pack_body(sr_buf *b, const struct sr_envelope *env)
+{
+    struct pack_ctx ctx = {b, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ctx, pack_write);
+
+    unsigned f = env->flags;
+    bool hints = f & (SR_ENV_HAS_WORK | SR_ENV_HAS_RESULT_BYTES);
+    size_t n = 8; /* v kind id iat exp src dst payload */
+    n += env->handler[0] != '\0';
+    n += hints;
+    n += !!(f & SR_ENV_HAS_STATUS) + !!(f & SR_ENV_HAS_ERROR);
+    n += !!(f & SR_ENV_HAS_T_RECV) + !!(f & SR_ENV_HAS_T_DONE);
+
+    msgpack_pack_map(&pk, n);
+    pack_kv_int(&pk, "v", 1);
+    pack_kv_str(&pk, "kind", kind_names[env->kind]);
+    pack_key(&pk, "id");
+    msgpack_pack_bin_with_body(&pk, env->id, SR_ENV_IDBYTES);
+    pack_kv_int(&pk, "iat", env->iat);
+    pack_kv_int(&pk, "exp", env->exp);
+    pack_kv_str(&pk, "src", env->src);
+    pack_kv_str(&pk, "dst", env->dst);
+    if (env->handler[0]) {
+        pack_kv_str(&pk, "handler", env->handler);
+    }
+    pack_key(&pk, "payload");
+    msgpack_pack_bin(&pk, env->payload_len);
+    if (env->payload_len) {
+        msgpack_pack_bin_body(&pk, env->payload, env->payload_len); /* the one copy */
+    }
+    if (hints) {
+        pack_key(&pk, "hints");
+        msgpack_pack_map(&pk, (size_t) !!(f & SR_ENV_HAS_WORK) + !!(f & SR_ENV_HAS_RESULT_BYTES));
+        if (f & SR_ENV_HAS_WORK) {
+            pack_key(&pk, "work");
+            msgpack_pack_double(&pk, env->work);
+        }
+        if (f & SR_ENV_HAS_RESULT_BYTES) {
+            pack_kv_int(&pk, "result_bytes", env->result_bytes);
+        }
+    }
+    if (f & SR_ENV_HAS_STATUS) {
+        pack_kv_int(&pk, "status", env->status);
+    }
+    if (f & SR_ENV_HAS_ERROR) {
+        pack_kv_str(&pk, "error", env->error);
+    }
+    if (f & SR_ENV_HAS_T_RECV) {
+        pack_kv_int(&pk, "t_recv", env->t_recv);
+    }
+    if (f & SR_ENV_HAS_T_DONE) {
+        pack_kv_int(&pk, "t_done", env->t_done);
+    }
+    return ctx.err;
+}
+
+/* |out| holds, from |start|, the signing prefix and then the body. Signs,
+ * writes the outer header over the prefix and appends signer and signature. */
+static int seal_finish(sr_buf *out, size_t start, const sr_key *key)
+{
+    size_t body_len = out->len - start - SR_ENV_HDRLEN;
+    if (body_len > UINT32_MAX) {
+        return SR_ERR_TOOBIG;
+    }
+    uint8_t tail[SR_ENV_TAILLEN];
+    tail[0] = 0xc4;
+    tail[1] = SR_KEYIDBYTES;
+    memcpy(tail + 2, sr_key_id(key), SR_KEYIDBYTES);
+    tail[2 + SR_KEYIDBYTES] = 0xc4;
+    tail[3 + SR_KEYIDBYTES] = SR_SIGBYTES;
+    sr_key_sign(key, tail + 4 + SR_KEYIDBYTES, out->data + start, SR_ENV_HDRLEN + body_len);
+
+    uint8_t *h = out->data + start;
+    h[0] = 0xdc;
+    h[1] = 0x00;
+    h[2] = 0x04;
+    h[3] = 0xa3;
+    h[4] = 'S';
+    h[5] = 'R';
+    h[6] = '1';
+    h[7] = 0xc6;
+    h[8] = (uint8_t)(body_len >> 24);
+    h[9] = (uint8_t)(body_len >> 16);
+    h[10] = (uint8_t)(body_len >> 8);
+    h[11] = (uint8_t)body_len;
+    return sr_buf_append(out, tail, sizeof(tail));
+}
+
+/* Reserves room for the whole envelope up front when the ceiling allows, so
+ * the encoder never reallocates midway. A failed estimate is not an error:
+ * the appends themselves enforce the ceiling. */
+static int reserve_for(sr_buf *out, size_t body_bound)
+{
+    if (body_bound > SIZE_MAX - SR_ENV_HDRLEN - SR_ENV_TAILLEN) {
+        return SR_ERR_TOOBIG;
+    }
+    int rv = sr_buf_reserve(out, SR_ENV_HDRLEN + body_bound + SR_ENV_TAILLEN);
+    return rv == SR_ERR_NOMEM ? rv : 0;
+}
+
+int sr_envelope_seal(sr_buf *out, const sr_key *key, const struct sr_envelope *env)
+{
+    if (!out || !key || !env) {
+        return SR_ERR_INVAL;
+    }
+    int rv = check_env(env);
+    if (rv) {
+        return rv;
+    }
+    size_t start = out->len;
+    if (env->payload_len > SIZE_MAX - SR_ENV_BODY_OVERHEAD) {
+        return SR_ERR_TOOBIG;
+    }
+    rv = reserve_for(out, env->payload_len + SR_ENV_BODY_OVERHEAD);
+    if (rv == 0) {
+        rv = sr_buf_append(out, SR_ENV_SIGCTX, SR_ENV_SIGCTX_LEN);
+    }
+    if (rv == 0) {
+        rv = pack_body(out, env);
+    }
+    if (rv == 0) {
+        rv = seal_finish(out, start, key);
+    }
+    if (rv) {
+        out->len = start;
+    }
+    return rv;
+}
+
+int sr_envelope_seal_raw(sr_buf *out, const sr_key *key, const uint8_t *body, size_t body_len)
+{
+    if (!out || !key || (!body && body_len)) {
+        return SR_ERR_INVAL;
+    }
+    size_t start = out->len;
+    int rv = reserve_for(out, body_len);
+    if (rv == 0) {
+        rv = sr_buf_append(out, SR_ENV_SIGCTX, SR_ENV_SIGCTX_LEN);
+    }
+    if (rv == 0) {
+        rv = sr_buf_append(out, body, body_len);
+    }
+    if (rv == 0) {
+        rv = seal_finish(out, start, key);
+    }
+    if (rv) {
+        out->len = start;
+    }
+    return rv;
+}
+
+/* ===========================================================================
+ * A bounded msgpack reader over [p, end)
+ * ======================================================================== */
+
+enum mp_type {
+    MP_NIL,
+    MP_BOOL,
+    MP_UINT,
+    MP_INT,
+    MP_FLOAT,
+    MP_STR,
+    MP_BIN,
+    MP_ARRAY,
+    MP_MAP,
+    MP_EXT
+};
+
+static const char *const mp_type_names[] = {"nil",    "boolean", "integer", "integer", "float",
+                                            "string", "bin",     "array",   "map",     "ext"};
+
+enum {
+    MP_OK = 0,
+    MP_TRUNC = -1,   /* input ends inside the value (o->len: declared length, 0 if unknown) */
+    MP_INVALID = -2, /* the never-used byte 0xc1 */
+    MP_DEEP = -3,    /* nesting deeper than SR_MP_MAXDEPTH */
+};
+
+struct mp_obj {
+    enum mp_type type;
+    uint64_t u;         /* MP_UINT, MP_BOOL */
+    int64_t i;          /* MP_INT (always negative) */
+    double f;           /* MP_FLOAT */
+    uint64_t len;       /* STR, BIN, EXT: bytes; ARRAY, MAP: entries */
+    const uint8_t *ptr; /* STR, BIN, EXT: the bytes, inside the input */
+};
+
+static uint64_t load_be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned k = 0; k < n; k++) {
+        v = (v << 8) | p[k];
+    }
+    return v;
+}
+
+/*
+ * Reads one value's header (and, for str/bin/ext, locates its bytes) at *pp,
+ * advancing *pp past what it read. Never reads at or beyond |end|. A declared
+ * length is checked against what remains before anything relies on it; an
+ * array or map needs at least one byte per element (two per map entry).
+ */
+static int mp_next(const uint8_t **pp, const uint8_t *end, struct mp_obj *o)
+{
+    const uint8_t *p = *pp;
+    o->len = 0;
+    if (p >= end) {
+        return MP_TRUNC;
+    }
+    uint8_t c = *p++;
+    size_t avail = (size_t)(end - p);
+    unsigned fw = 0; /* width of the length or value field after c */
+    bool has_ext_type = false;
+
+    if (c <= 0x7f) {
+        o->type = MP_UINT;
+        o->u = c;
+    } else if (c <= 0x8f) {
+        o->type = MP_MAP;
+        o->len = c & 0x0f;
+    } else if (c <= 0x9f) {
+        o->type = MP_ARRAY;
+        o->len = c & 0x0f;
+    } else if (c <= 0xbf) {
+        o->type = MP_STR;
+        o->len = c & 0x1f;
+    } else if (c >= 0xe0) {
+        o->type = MP_INT;
+        o->i = (int8_t)c;
+    } else {
+        switch (c) {
+        case 0xc0:
+            o->type = MP_NIL;
+            break;
+        case 0xc1:
+            return MP_INVALID;
+        case 0xc2:
+        case 0xc3:
+            o->type = MP_BOOL;
+            o->u = c & 1;
+            break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
+            o->type = MP_BIN;
+            fw = 1u << (c - 0xc4);
+            break;
+        case 0xc7:
+        case 0xc8:
+        case 0xc9:
+            o->type = MP_EXT;
+            fw = 1u << (c - 0xc7);
+            has_ext_type = true;
+            break;
+        case 0xca:
+        case 0xcb:
+            o->type = MP_FLOAT;
+            fw = c == 0xca ? 4 : 8;
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            o->type = MP_UINT;
+            fw = 1u << (c - 0xcc);
+            break;
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3:
+            o->type = MP_INT;
+            fw = 1u << (c - 0xd0);
+            break;
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
+            o->type = MP_EXT;
+            o->len = 1u << (c - 0xd4);
+            has_ext_type = true;
+            break;
+        case 0xd9:
+        case 0xda:
+        case 0xdb:
+            o->type = MP_STR;
+            fw = 1u << (c - 0xd9);
+            break;
+        case 0xdc:
+        case 0xdd:
+            o->type = MP_ARRAY;
+            fw = c == 0xdc ? 2 : 4;
+            break;
+        default: /* 0xde, 0xdf */
+            o->type = MP_MAP;
+            fw = c == 0xde ? 2 : 4;
+            break;
+        }
+    }
+
+    if (fw) {
+        if (avail < fw) {
+            return MP_TRUNC;
+        }
+        uint64_t v = load_be(p, fw);
+        p += fw;
+        avail -= fw;
+        switch (o->type) {
+        case MP_UINT:
+            o->u = v;
+            break;
+        case MP_INT:
+            /* sign-extend the fw-byte two's complement value */
+            o->i = fw == 8
+                       ? (int64_t)v
+                       : (int64_t)(v ^ (1ull << (8 * fw - 1))) - (int64_t)(1ull << (8 * fw - 1));
+            if (o->i >= 0) {
+                o->type = MP_UINT;
+                o->u = (uint64_t)o->i;
+            }
+            break;
+        case MP_FLOAT:
+            if (fw == 4) {
+                uint32_t w = (uint32_t)v;
+                float fl;
+                memcpy(&fl, &w, sizeof(fl));
+                o->f = fl;
+            } else {
+                memcpy(&o->f, &v, sizeof(o->f));
+            }
+            break;
+        default:
+            o->len = v;
+            break;
+        }
+    }
+    if (has_ext_type) {
+        if (avail < 1) {
+            return MP_TRUNC;
+        }
+        p++;
+        avail--;
+    }
+    switch (o->type) {
+    case MP_STR:
+    case MP_BIN:
+    case MP_EXT:
+        if (o->len > avail) {
+            return MP_TRUNC;
+        }
+        o->ptr = p;
+        p += o->len;
+        break;
+    case MP_ARRAY:
+        if (o->len > avail) {
+            return MP_TRUNC;
+        }
+        break;
+    case MP_MAP:
+        if (o->len > avail / 2) {
+            return MP_TRUNC;
+        }
+        break;
+    default:
+        break;
+    }
+    *pp = p;
+    return MP_OK;
+}
+
+static int mp_skip(const uint8_t **pp, const uint8_t *end, unsigned depth);
+
+/* Skips the elements of an array or map whose header was just read. */
+static int mp_skip_children(const uint8_t **pp, const uint8_t *end, const struct mp_obj *o,
+                            unsigned depth)
+{
+    if (o->type != MP_ARRAY && o->type != MP_MAP) {
+        return MP_OK;
+    }
+    if (depth >= SR_MP_MAXDEPTH) {
+        return MP_DEEP;
+    }
+    uint64_t n = o->type == MP_MAP ? 2 * o->len : o->len;
+    for (uint64_t k = 0; k < n; k++) {
+        int rv = mp_skip(pp, end, depth + 1);
+        if (rv) {
+            return rv;
+        }
+    }
+    return MP_OK;
+}
+
+/* Skips one value of any type. Each value consumes at least one byte and the
+ * depth is bounded, so this is linear in the input and shallow on the stack. */
+static int mp_skip(const uint8_t **pp, const uint8_t *end, unsigned depth)
+{
+    struct mp_obj o;
+    int rv = mp_next(pp, end, &o);
+    return rv ? rv : mp_skip_children(pp, end, &o, depth);
+}
+
+/* ===========================================================================
+ * Opening: the outer array
+ * ======================================================================== */
+
+/* Reads one element of the outer array, mapping reader errors to codes. */
+static int outer_next(const uint8_t **pp, const uint8_t *begin, const uint8_t *end, size_t max,
+                      struct mp_obj *o, const char *what, char *why, size_t whylen)
+{
+    size_t off = (size_t)(*pp - begin);
+    int rv = mp_next(pp, end, o);
+    if (rv == MP_OK) {
+        return 0;
+    }
+    if (rv == MP_INVALID) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT, "%s at offset %zu: invalid msgpack byte 0xc1",
+                    what, off);
+    }
+    if (o->len > max) {
+        return fail(why, whylen, SR_ERR_ENV_OVERSIZE,
+                    "%s at offset %zu declares length %llu, over the limit of %zu", what, off,
+                    (unsigned long long)o->len, max);
+    }
+    if (o->len) {
+        return fail(why, whylen, SR_ERR_ENV_TRUNCATED,
+                    "%s at offset %zu declares length %llu but only %zu bytes follow", what, off,
+                    (unsigned long long)o->len, (size_t)(end - *pp));
+    }
+    return fail(why, whylen, SR_ERR_ENV_TRUNCATED, "input ends inside %s at offset %zu", what, off);
+}
+
+/* ===========================================================================
+ * Opening: the body map (signature already verified)
+ * ======================================================================== */
+
+enum field {
+    F_V,
+    F_KIND,
+    F_ID,
+    F_IAT,
+    F_EXP,
+    F_SRC,
+    F_DST,
+    F_HANDLER,
+    F_PAYLOAD,
+    F_HINTS,
+    F_STATUS,
+    F_ERROR,
+    F_T_RECV,
+    F_T_DONE,
+    F_COUNT
+};
+
+static const char *const field_names[F_COUNT] = {
+    "v",       "kind",    "id",    "iat",    "exp",   "src",    "dst",
+    "handler", "payload", "hints", "status", "error", "t_recv", "t_done",
+};
+
+#define REQUIRED_FIELDS                                                                            \
+    ((1u << F_V) | (1u << F_KIND) | (1u << F_ID) | (1u << F_IAT) | (1u << F_EXP) | (1u << F_SRC) | \
+     (1u << F_DST))
+
+struct body_dec {
+    struct sr_envelope *env;
+    const uint8_t *p, *end;
+    unsigned seen;
+    int64_t v;
+    bool v_ok; /* v present and an integer */
+    int err;   /* first field-level error; decoding continues to find v */
+    char *why;
+    size_t whylen;
+    char kind_text[32];
+};
+
+static void field_err(struct body_dec *d, const char *fmt, ...) SR_PRINTF(2, 3);
+
+static void field_err(struct body_dec *d, const char *fmt, ...)
+{
+    if (d->err) {
+        return;
+    }
+    d->err = SR_ERR_ENV_BODY;
+    if (d->why && d->whylen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->why, d->whylen, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static int struct_err(struct body_dec *d, int rv, const char *where)
+{
+    const char *what = rv == MP_DEEP      ? "nested deeper than 32 levels"
+                       : rv == MP_INVALID ? "holds the invalid msgpack byte 0xc1"
+                                          : "is truncated";
+    return fail(d->why, d->whylen, SR_ERR_ENV_BODY, "body: %s %s", where, what);
+}
+
+static bool get_i64(const struct mp_obj *o, int64_t *out)
+{
+    if (o->type == MP_INT) {
+        *out = o->i;
+        return true;
+    }
+    if (o->type == MP_UINT && o->u <= INT64_MAX) {
+        *out = (int64_t)o->u;
+        return true;
+    }
+    return false;
+}
+
+static void get_int_field(struct body_dec *d, const struct mp_obj *o, const char *name,
+                          int64_t *out)
+{
+    if (!get_i64(o, out)) {
+        field_err(d, "body: '%s' must be a 64-bit signed integer, got a %s", name,
+                  o->type == MP_UINT ? "too large integer" : mp_type_names[o->type]);
+    }
+}
+
+static void get_str_field(struct body_dec *d, const struct mp_obj *o, const char *name, char *dst,
+                          size_t cap)
+{
+    if (o->type != MP_STR) {
+        field_err(d, "body: '%s' must be a string, got a %s", name, mp_type_names[o->type]);
+        return;
+    }
+    if (o->len >= cap) {
+        field_err(d, "body: '%s' is %llu bytes, at most %zu allowed", name,
+                  (unsigned long long)o->len, cap - 1);
+        return;
+    }
+    if (memchr(o->ptr, '\0', o->len)) {
+        field_err(d, "body: '%s' contains a NUL byte", name);
+        return;
+    }
+    memcpy(dst, o->ptr, o->len);
+    dst[o->len] = '\0';
+}
+
+static int decode_hints(struct body_dec *d, uint64_t n)
+{
+    struct sr_envelope *env = d->env;
+    for (uint64_t k = 0; k < n; k++) {
+        struct mp_obj key, val;
+        int rv = mp_next(&d->p, d->end, &key);
+        if (rv == 0) {
+            rv = mp_skip_children(&d->p, d->end, &key, 2);
+        }
+        if (rv == 0) {
+            rv = mp_next(&d->p, d->end, &val);
+        }
+        if (rv) {
+            return struct_err(d, rv, "'hints'");
+        }
+        bool is_work = key.type == MP_STR && key.len == 4 && !memcmp(key.ptr, "work", 4);
+        bool is_rb = key.type == MP_STR && key.len == 12 && !memcmp(key.ptr, "result_bytes", 12);
+        if (is_work) {
+            double w = val.type == MP_FLOAT  ? val.f
+                       : val.type == MP_UINT ? (double)val.u
+                       : val.type == MP_INT  ? (double)val.i
+                                             : NAN;
+            if (env->flags & SR_ENV_HAS_WORK) {
+                field_err(d, "body: duplicate key 'hints.work'");
+            } else if (val.type != MP_FLOAT && val.type != MP_UINT && val.type != MP_INT) {
+                field_err(d, "body: 'hints.work' must be a number, got a %s",
+                          mp_type_names[val.type]);
+            } else if (!isfinite(w) || w < 0) {
+                field_err(d, "body: 'hints.work' must be a finite number >= 0");
+            } else {
+                env->work = w;
+                env->flags |= SR_ENV_HAS_WORK;
+            }
+        } else if (is_rb) {
+            int64_t v = 0;
+            if (env->flags & SR_ENV_HAS_RESULT_BYTES) {
+                field_err(d, "body: duplicate key 'hints.result_bytes'");
+            } else if (!get_i64(&val, &v) || v < 0) {
+                field_err(d, "body: 'hints.result_bytes' must be an integer >= 0");
+            } else {
+                env->result_bytes = v;
+                env->flags |= SR_ENV_HAS_RESULT_BYTES;
+            }
+        }
+        rv = mp_skip_children(&d->p, d->end, &val, 2);
+        if (rv) {
+            return struct_err(d, rv, "'hints'");
+        }
+    }
+    return 0;
+}
+
+static int lookup_field(const struct mp_obj *key)
+{
+    if (key->type != MP_STR) {
+        return -1;
+    }
+    for (int k = 0; k < F_COUNT; k++) {
+        size_t n = strlen(field_names[k]);
+        if (key->len == n && memcmp(key->ptr, field_names[k], n) == 0) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+/* Decodes one known field from its value |o| (header already read). */
+static int decode_field(struct body_dec *d, int f, const struct mp_obj *o)
+{
+    struct sr_envelope *env = d->env;
+    const char *name = field_names[f];
+    switch (f) {
+    case F_V:
+        get_int_field(d, o, name, &d->v);
+        d->v_ok = get_i64(o, &d->v);
+        break;
+    case F_KIND:
+        if (o->type != MP_STR) {
+            field_err(d, "body: 'kind' must be a string, got a %s", mp_type_names[o->type]);
+            break;
+        }
+        for (int k = SR_KIND_WORKLOAD; k <= SR_KIND_SCHEDULE; k++) {
+            if (o->len == strlen(kind_names[k]) && !memcmp(o->ptr, kind_names[k], o->len)) {
+                env->kind = (sr_kind)k;
+            }
+        }
+        if (!env->kind) {
+            printable(d->kind_text, sizeof(d->kind_text), o->ptr, o->len);
+        }
+        break;
+    case F_ID:
+        if (o->type != MP_BIN || o->len != SR_ENV_IDBYTES) {
+            field_err(d, "body: 'id' must be bin(16), got a %s of length %llu",
+                      mp_type_names[o->type], (unsigned long long)o->len);
+        } else {
+            memcpy(env->id, o->ptr, SR_ENV_IDBYTES);
+        }
+        break;
+    case F_IAT:
+        get_int_field(d, o, name, &env->iat);
+        break;
+    case F_EXP:
+        get_int_field(d, o, name, &env->exp);
+        break;
+    case F_SRC:
+        get_str_field(d, o, name, env->src, sizeof(env->src));
+        break;
+    case F_DST:
+        get_str_field(d, o, name, env->dst, sizeof(env->dst));
+        break;
+    case F_HANDLER:
+        get_str_field(d, o, name, env->handler, sizeof(env->handler));
+        break;
+    case F_PAYLOAD:
+        if (o->type != MP_BIN) {
+            field_err(d, "body: 'payload' must be bin, got a %s", mp_type_names[o->type]);
+        } else {
+            env->payload = o->ptr;
+            env->payload_len = (size_t)o->len;
+        }
+        break;
+    case F_HINTS:
+        if (o->type != MP_MAP) {
+            field_err(d, "body: 'hints' must be a map, got a %s", mp_type_names[o->type]);
+            break;
+        }
+        return decode_hints(d, o->len);
+    case F_STATUS:
+        if (get_i64(o, &env->status)) {
+            env->flags |= SR_ENV_HAS_STATUS;
+        } else {
+            field_err(d, "body: 'status' must be a 64-bit signed integer");
+        }
+        break;
+    case F_ERROR:
+        get_str_field(d, o, name, env->error, sizeof(env->error));
+        if (o->type == MP_STR && !d->err) {
+            env->flags |= SR_ENV_HAS_ERROR;
+        }
+        break;
+    case F_T_RECV:
+        if (get_i64(o, &env->t_recv)) {
+            env->flags |= SR_ENV_HAS_T_RECV;
+        } else {
+            field_err(d, "body: 't_recv' must be a 64-bit signed integer");
+        }
+        break;
+    default: /* F_T_DONE */
+        if (get_i64(o, &env->t_done)) {
+            env->flags |= SR_ENV_HAS_T_DONE;
+        } else {
+            field_err(d, "body: 't_done' must be a 64-bit signed integer");
+        }
+        break;
+    }
+    /* a wrongly typed container value still has to be stepped over */
+    if (f != F_HINTS || o->type != MP_MAP) {
+        int rv = mp_skip_children(&d->p, d->end, o, 1);
+        if (rv) {
+            return struct_err(d, rv, "a value");
+        }
+    }
+    return 0;
+}
+
+static int decode_body(struct body_dec *d)
+{
+    struct mp_obj top;
+    int rv = mp_next(&d->p, d->end, &top);
+    if (rv) {
+        return struct_err(d, rv, "map header");
+    }
+    if (top.type != MP_MAP) {
+        return fail(d->why, d->whylen, SR_ERR_ENV_BODY, "body is a %s, expected a map",
+                    mp_type_names[top.type]);
+    }
+    for (uint64_t k = 0; k < top.len; k++) {
+        struct mp_obj key, val;
+        rv = mp_next(&d->p, d->end, &key);
+        if (rv == 0) {
+            rv = mp_skip_children(&d->p, d->end, &key, 1); /* non-string keys are unknown */
+        }
+        if (rv) {
+            return struct_err(d, rv, "a key");
+        }
+        int f = lookup_field(&key);
+        rv = mp_next(&d->p, d->end, &val);
+        if (rv) {
+            return struct_err(d, rv, f >= 0 ? field_names[f] : "a value");
+        }
+        if (f < 0) {
+            rv = mp_skip_children(&d->p, d->end, &val, 1);
+            if (rv) {
+                return struct_err(d, rv, "an unknown value");
+            }
+            continue;
+        }
+        if (d->seen & (1u << f)) {
+            field_err(d, "body: duplicate key '%s'", field_names[f]);
+        }
+        d->seen |= 1u << f;
+        rv = decode_field(d, f, &val);
+        if (rv) {
+            return rv;
+        }
+    }
+    if (d->p != d->end) {
+        field_err(d, "body: %zu bytes follow the body map", (size_t)(d->end - d->p));
+    }
+
+    /* A different version may mean different types: say so before anything else. */
+    if (d->v_ok && d->v != 1) {
+        return fail(d->why, d->whylen, SR_ERR_ENV_VERSION, "body version v=%lld, expected 1",
+                    (long long)d->v);
+    }
+    if (d->err) {
+        return d->err;
+    }
+    unsigned missing = REQUIRED_FIELDS & ~d->seen;
+    if (missing) {
+        int f = __builtin_ctz(missing);
+        return fail(d->why, d->whylen, SR_ERR_ENV_BODY, "body: missing required field '%s'",
+                    field_names[f]);
+    }
+    if (!d->env->kind) {
+        return fail(d->why, d->whylen, SR_ERR_ENV_KIND, "unknown kind '%s'", d->kind_text);
+    }
+    return 0;
+}
+
+/* ===========================================================================
+ * sr_envelope_open
+ * ======================================================================== */
+
+int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
+                     const struct sr_open_opts *opts, char *why, size_t whylen)
+{
+    if (why && whylen) {
+        why[0] = '\0';
+    }
+    if (!env || !opts || !opts->trust || (!data && len)) {
+        return fail(why, whylen, SR_ERR_INVAL, "invalid arguments");
+    }
+    size_t max = opts->max_len ? opts->max_len : SR_ENV_DEFAULT_MAX;
+    if (len > max) {
+        return fail(why, whylen, SR_ERR_ENV_OVERSIZE,
+                    "envelope is %zu bytes, over the limit of %zu", len, max);
+    }
+
+    /* ---- outer array: structure only ---- */
+    const uint8_t *p = data, *end = data + len;
+    struct mp_obj arr, magic, body, signer, sig;
+    int rv;
+    if (len == 0) {
+        return fail(why, whylen, SR_ERR_ENV_TRUNCATED, "empty input");
+    }
+    if ((rv = outer_next(&p, data, end, max, &arr, "the outer array", why, whylen))) {
+        return rv;
+    }
+    if (arr.type != MP_ARRAY) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT,
+                    "outer value is a %s, expected a 4-element array", mp_type_names[arr.type]);
+    }
+    if (arr.len != 4) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT, "outer array has %llu elements, expected 4",
+                    (unsigned long long)arr.len);
+    }
+    if ((rv = outer_next(&p, data, end, max, &magic, "the magic", why, whylen))) {
+        return rv;
+    }
+    if (magic.type != MP_STR) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT, "element 1 (magic) is a %s, expected \"SR1\"",
+                    mp_type_names[magic.type]);
+    }
+    if (magic.len != 3 || memcmp(magic.ptr, "SR1", 3) != 0) {
+        char text[32];
+        printable(text, sizeof(text), magic.ptr, (size_t)magic.len);
+        return fail(why, whylen, SR_ERR_ENV_VERSION, "magic is \"%s\", expected \"SR1\"", text);
+    }
+    if ((rv = outer_next(&p, data, end, max, &body, "the body", why, whylen))) {
+        return rv;
+    }
+    if (body.type != MP_BIN) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT, "element 2 (body) is a %s, expected bin",
+                    mp_type_names[body.type]);
+    }
+    if ((rv = outer_next(&p, data, end, max, &signer, "the signer", why, whylen))) {
+        return rv;
+    }
+    if (signer.type != MP_BIN || signer.len != SR_KEYIDBYTES) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT,
+                    "element 3 (signer) is a %s of length %llu, expected bin(8)",
+                    mp_type_names[signer.type], (unsigned long long)signer.len);
+    }
+    if ((rv = outer_next(&p, data, end, max, &sig, "the signature", why, whylen))) {
+        return rv;
+    }
+    if (sig.type != MP_BIN || sig.len != SR_SIGBYTES) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT,
+                    "element 4 (signature) is a %s of length %llu, expected bin(64)",
+                    mp_type_names[sig.type], (unsigned long long)sig.len);
+    }
+    if (p != end) {
+        return fail(why, whylen, SR_ERR_ENV_TRAILING, "%zu bytes follow the envelope",
+                    (size_t)(end - p));
+    }
+
+    /* ---- trust, then signature ---- */
+    const char *name = NULL;
+    const uint8_t *pk = sr_keyring_find(opts->trust, signer.ptr, &name);
+    char idhex[2 * SR_KEYIDBYTES + 1];
+    sr_hex(idhex, signer.ptr, SR_KEYIDBYTES);
+    if (!pk) {
+        return fail(why, whylen, SR_ERR_ENV_UNTRUSTED, "signer %s is not a trusted key", idhex);
+    }
+    uint8_t stackbuf[SR_ENV_VERIFY_STACK];
+    size_t mlen = SR_ENV_SIGCTX_LEN + (size_t)body.len;
+    uint8_t *msg = mlen <= sizeof(stackbuf) ? stackbuf : malloc(mlen);
+    if (!msg) {
+        return fail(why, whylen, SR_ERR_NOMEM, "no memory to verify a %zu-byte body",
+                    (size_t)body.len);
+    }
+    memcpy(msg, SR_ENV_SIGCTX, SR_ENV_SIGCTX_LEN);
+    if (body.len) {
+        memcpy(msg + SR_ENV_SIGCTX_LEN, body.ptr, (size_t)body.len);
+    }
+    rv = sr_verify(pk, sig.ptr, msg, mlen);
+    if (msg != stackbuf) {
+        free(msg);
+    }
+    if (rv) {
+        return fail(why, whylen, SR_ERR_ENV_BADSIG, "signature by %s (%s) does not verify",
+                    name && *name ? name : "trusted key", idhex);
+    }
+
+    /* ---- body: signed, so now worth decoding ---- */
+    memset(env, 0, sizeof(*env));
+    struct body_dec d = {
+        .env = env, .p = body.ptr, .end = body.ptr + body.len, .why = why, .whylen = whylen};
+    rv = decode_body(&d);
+    if (rv) {
+        return rv;
+    }
+    memcpy(env->signer, signer.ptr, SR_KEYIDBYTES);
+    env->signer_name = name;
+
+    /* ---- is it for us, and now? ---- */
+    if (opts->kinds && !(opts->kinds & (1u << env->kind))) {
+        return fail(why, whylen, SR_ERR_ENV_KIND, "kind '%s' is not accepted here",
+                    sr_kind_name(env->kind));
+    }
+    if (opts->self_id && strcmp(env->dst, opts->self_id) != 0) {
+        char dst[40];
+        printable(dst, sizeof(dst), (const uint8_t *)env->dst, strlen(env->dst));
+        return fail(why, whylen, SR_ERR_ENV_MISADDRESSED, "addressed to '%s', not to '%s'", dst,
+                    opts->self_id);
+    }
+    if (env->exp <= opts->now_ms) {
+        char e[SR_RFC3339_LEN], n[SR_RFC3339_LEN];
+        if (sr_time_format(e, env->exp) < 0) {
+            snprintf(e, sizeof(e), "%lld ms", (long long)env->exp);
+        }
+        if (sr_time_format(n, opts->now_ms) < 0) {
+            snprintf(n, sizeof(n), "%lld ms", (long long)opts->now_ms);
+        }
+        return fail(why, whylen, SR_ERR_ENV_EXPIRED, "expired at %s (now %s)", e, n);
+    }
+    return 0;
+}
