@@ -1,0 +1,325 @@
+/*
+ * skyrouted configuration: INI through inih, with every error naming its
+ * line. inih's stream interface hands us one line at a time through our own
+ * reader, so we always know which line a key came from, and checks that run
+ * after parsing (a missing key) can still point at the section's line.
+ */
+#include "gateway/gateway.h"
+#include "routing/routing.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+struct parse_ctx {
+    struct sr_config *cfg;
+    FILE *fp;
+    int line;
+    char err[512];
+    bool gateway_seen;
+    int gateway_line;
+};
+
+static char *reader(char *str, int num, void *stream)
+{
+    struct parse_ctx *ctx = stream;
+    char *r = fgets(str, num, ctx->fp);
+    if (r) {
+        ctx->line++;
+    }
+    return r;
+}
+
+static int fail(struct parse_ctx *ctx, const char *fmt, ...) SR_PRINTF(2, 3);
+
+static int fail(struct parse_ctx *ctx, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(ctx->err, sizeof(ctx->err), "%s:%d: %s", ctx->cfg->path, ctx->line, msg);
+    return 0;
+}
+
+static int set_str(struct parse_ctx *ctx, char *dst, size_t dstlen, const char *key,
+                   const char *value)
+{
+    if (!value[0]) {
+        return fail(ctx, "'%s' is empty%s", key, "");
+    }
+    if (strlen(value) >= dstlen) {
+        return fail(ctx, "'%s' is too long%s", key, "");
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 1;
+}
+
+static int set_path(struct parse_ctx *ctx, char *dst, const char *key, const char *value)
+{
+    if (!value[0]) {
+        return fail(ctx, "'%s' is empty%s", key, "");
+    }
+    if (sr_path_relative(dst, PATH_MAX, ctx->cfg->path, value) != 0) {
+        return fail(ctx, "'%s' is too long%s", key, "");
+    }
+    return 1;
+}
+
+static int set_num(struct parse_ctx *ctx, double *dst, const char *key, const char *value,
+                   double lo, double hi)
+{
+    double v;
+    if (sr_parse_double(&v, value, strlen(value)) != 0 || v < lo || v > hi) {
+        char range[96];
+        snprintf(range, sizeof(range), "a number in [%g, %g], got '%.40s'", lo, hi, value);
+        return fail(ctx, "'%s' must be %s", key, range);
+    }
+    *dst = v;
+    return 1;
+}
+
+static bool valid_id(const char *s)
+{
+    if (!*s || strlen(s) >= 64) {
+        return false;
+    }
+    for (; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static struct sr_target_cfg *target_for(struct parse_ctx *ctx, const char *section, int kind,
+                                        const char *id)
+{
+    struct sr_config *cfg = ctx->cfg;
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        if (!strcmp(cfg->targets[i].id, id)) {
+            if (cfg->targets[i].kind != kind) {
+                fail(ctx, "[%s]: target id already used by another section%s", section, "");
+                return NULL;
+            }
+            return &cfg->targets[i];
+        }
+    }
+    if (!valid_id(id)) {
+        fail(ctx, "[%s]: target id must be 1-63 characters of [A-Za-z0-9._-]%s", section, "");
+        return NULL;
+    }
+    struct sr_target_cfg *nt = realloc(cfg->targets, (cfg->ntargets + 1) * sizeof(*nt));
+    if (!nt) {
+        fail(ctx, "out of memory%s%s", "", "");
+        return NULL;
+    }
+    cfg->targets = nt;
+    struct sr_target_cfg *t = &nt[cfg->ntargets++];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    t->kind = kind;
+    t->line = ctx->line;
+    t->rtt_ms = kind == SR_TARGET_IDC ? 20 : 40;
+    t->gops = kind == SR_TARGET_IDC ? 100 : 10;
+    return t;
+}
+
+static int on_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_ctx *ctx = user;
+    struct sr_config *cfg = ctx->cfg;
+    if (!name) { /* new section (INI_CALL_HANDLER_ON_NEW_SECTION builds) */
+        return 1;
+    }
+    if (!strcmp(section, "gateway")) {
+        if (!ctx->gateway_seen) {
+            ctx->gateway_seen = true;
+            ctx->gateway_line = ctx->line;
+        }
+        double d;
+        if (!strcmp(name, "id")) {
+            if (!valid_id(value)) {
+                return fail(ctx, "'id' must be 1-63 characters of [A-Za-z0-9._-]%s%s", "", "");
+            }
+            return set_str(ctx, cfg->id, sizeof(cfg->id), name, value);
+        }
+        if (!strcmp(name, "listen")) {
+            return set_str(ctx, cfg->listen, sizeof(cfg->listen), name, value);
+        }
+        if (!strcmp(name, "admin")) {
+            return set_str(ctx, cfg->admin, sizeof(cfg->admin), name, value);
+        }
+        if (!strcmp(name, "key")) {
+            return set_path(ctx, cfg->key_path, name, value);
+        }
+        if (!strcmp(name, "state_dir")) {
+            return set_path(ctx, cfg->state_dir, name, value);
+        }
+        if (!strcmp(name, "log_level")) {
+            if (strcmp(value, "error") && strcmp(value, "warn") && strcmp(value, "info") &&
+                strcmp(value, "debug")) {
+                return fail(ctx, "'log_level' must be error, warn, info or debug, not '%.40s'%s",
+                            value, "");
+            }
+            return set_str(ctx, cfg->log_level, sizeof(cfg->log_level), name, value);
+        }
+        if (!strcmp(name, "max_body")) {
+            if (!set_num(ctx, &d, name, value, 0, 1 << 30)) {
+                return 0;
+            }
+            cfg->max_body = (size_t)d;
+            return 1;
+        }
+        if (!strcmp(name, "default_deadline_ms")) {
+            if (!set_num(ctx, &d, name, value, 1, 86400000.0 * 7)) {
+                return 0;
+            }
+            cfg->default_deadline_ms = (int64_t)d;
+            return 1;
+        }
+        if (!strcmp(name, "max_deadline_ms")) {
+            if (!set_num(ctx, &d, name, value, 1, 86400000.0 * 30)) {
+                return 0;
+            }
+            cfg->max_deadline_ms = (int64_t)d;
+            return 1;
+        }
+        if (!strcmp(name, "max_streams")) {
+            if (!set_num(ctx, &d, name, value, 1, 100000)) {
+                return 0;
+            }
+            cfg->max_streams = (uint32_t)d;
+            return 1;
+        }
+        return fail(ctx, "unknown key '%.60s' in [gateway]%s", name, "");
+    }
+    int kind = 0;
+    const char *id = NULL;
+    if (!strncmp(section, "idc.", 4)) {
+        kind = SR_TARGET_IDC;
+        id = section + 4;
+    } else if (!strncmp(section, "satellite.", 10)) {
+        kind = SR_TARGET_SATELLITE;
+        id = section + 10;
+    }
+    if (kind) {
+        struct sr_target_cfg *t = target_for(ctx, section, kind, id);
+        if (!t) {
+            return 0;
+        }
+        if (!strcmp(name, "url")) {
+            char e[200];
+            struct sockaddr_storage ss;
+            int sl;
+            if (sr_parse_hostport(&ss, &sl, value, e, sizeof(e)) != 0) {
+                return fail(ctx, "'url': %s%s", e, "");
+            }
+            return set_str(ctx, t->url, sizeof(t->url), name, value);
+        }
+        if (!strcmp(name, "pubkey")) {
+            return set_path(ctx, t->pubkey_path, name, value);
+        }
+        if (!strcmp(name, "rtt_ms")) {
+            return set_num(ctx, &t->rtt_ms, name, value, 0.001, 3600000);
+        }
+        if (!strcmp(name, "gops")) {
+            return set_num(ctx, &t->gops, name, value, 1e-6, 1e9);
+        }
+        return fail(ctx, "unknown key '%.60s' in [%.60s]", name, section);
+    }
+    return fail(ctx, "unknown section [%.60s]%s", section, "");
+}
+
+void sr_config_free(struct sr_config *cfg)
+{
+    if (cfg) {
+        free(cfg->targets);
+        free(cfg);
+    }
+}
+
+int sr_config_load(struct sr_config **out, const char *path, char *err, size_t errlen)
+{
+    struct sr_config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) {
+        snprintf(err, errlen, "out of memory");
+        return SR_ERR_NOMEM;
+    }
+    snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+    cfg->max_body = 32u << 20;
+    cfg->default_deadline_ms = 30000;
+    cfg->max_deadline_ms = 86400000;
+    cfg->max_streams = 1000;
+    snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
+    snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
+    struct parse_ctx ctx = {.cfg = cfg};
+    ctx.fp = fopen(path, "r");
+    if (!ctx.fp) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        sr_config_free(cfg);
+        return SR_ERR_IO;
+    }
+    int rv = ini_parse_stream(reader, &ctx, on_entry, &ctx);
+    fclose(ctx.fp);
+    if (rv != 0) {
+        if (!ctx.err[0]) {
+            snprintf(ctx.err, sizeof(ctx.err),
+                     "%s:%d: syntax error (expected [section] or key = value)", path,
+                     rv > 0 ? rv : ctx.line);
+        }
+        snprintf(err, errlen, "%s", ctx.err);
+        sr_config_free(cfg);
+        return SR_ERR_CONFIG;
+    }
+    /* whole-file checks */
+    if (!ctx.gateway_seen) {
+        snprintf(err, errlen, "%s:1: missing [gateway] section", path);
+        goto fail;
+    }
+    if (!cfg->id[0] || !cfg->key_path[0]) {
+        snprintf(err, errlen, "%s:%d: [gateway] needs '%s'", path, ctx.gateway_line,
+                 !cfg->id[0] ? "id" : "key");
+        goto fail;
+    }
+    if (!cfg->state_dir[0]) {
+        sr_path_relative(cfg->state_dir, sizeof(cfg->state_dir), path, "state");
+    }
+    char e[200];
+    struct sockaddr_storage ss;
+    int sl;
+    if (sr_parse_hostport(&ss, &sl, cfg->listen, e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "%s:%d: [gateway] listen: %s", path, ctx.gateway_line, e);
+        goto fail;
+    }
+    if (cfg->admin[0] && sr_parse_hostport(&ss, &sl, cfg->admin, e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "%s:%d: [gateway] admin: %s", path, ctx.gateway_line, e);
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        struct sr_target_cfg *t = &cfg->targets[i];
+        if (!t->url[0] || !t->pubkey_path[0]) {
+            snprintf(err, errlen, "%s:%d: [%s.%s] needs '%s'", path, t->line,
+                     t->kind == SR_TARGET_IDC ? "idc" : "satellite", t->id,
+                     !t->url[0] ? "url" : "pubkey");
+            goto fail;
+        }
+        char kerr[256];
+        if (sr_pubkey_load(t->pubkey, t->pubkey_path, kerr, sizeof(kerr)) != 0) {
+            snprintf(err, errlen, "%s:%d: [%s.%s] pubkey: %s", path, t->line,
+                     t->kind == SR_TARGET_IDC ? "idc" : "satellite", t->id, kerr);
+            goto fail;
+        }
+    }
+    *out = cfg;
+    return 0;
+fail:
+    sr_config_free(cfg);
+    return SR_ERR_CONFIG;
+}

@@ -1,0 +1,936 @@
+/*
+ * HTTP server over libevent: HTTP/2 with prior knowledge (h2c) through
+ * nghttp2, and, on listeners that allow it, HTTP/1.1 on the same port.
+ *
+ * Shape (after nghttp2's libevent-server example, written anew):
+ *   read callback -> nghttp2_session_mem_recv -> callbacks build sr_req
+ *   -> handler called at END_STREAM -> sr_req_respond submits a response
+ *   -> conn_flush pulls frames with nghttp2_session_mem_send into the
+ *      bufferevent, stopping above a watermark and resuming from the write
+ *      callback (backpressure, STYLE habit 9).
+ *
+ * A response may be given from inside the handler (we are then inside
+ * nghttp2_session_mem_recv) or later from any other event; in the first case
+ * we only mark the connection and flush once mem_recv has returned, because
+ * nghttp2 forbids re-entering the session from its callbacks (habit 10).
+ */
+#include "gateway/gateway.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+
+#define OUT_HIGH (256 * 1024) /* stop pulling frames above this much queued output */
+#define OUT_LOW (32 * 1024)   /* resume when output drains below this */
+#define MAX_HEADERS 100
+#define H1_MAX_HEAD (16 * 1024)
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN 24
+
+enum conn_mode { MODE_DETECT, MODE_H2, MODE_H1 };
+
+struct conn;
+
+struct sr_req {
+    struct conn *conn; /* NULL once the connection or stream is gone */
+    struct sr_req *prev, *next;
+    int32_t stream_id;
+    sr_buf hdrs; /* "name\0value\0" pairs, pseudo-headers included */
+    size_t nhdrs;
+    sr_buf body;
+    int64_t declared_len; /* content-length or -1 */
+    int64_t start_mono;
+    bool dispatched; /* handed to the handler */
+    bool responded;  /* sr_req_respond called */
+    bool too_big;    /* 413 already sent */
+    bool h1_close;   /* HTTP/1.1: close after this response */
+    void *data;
+    void (*on_abort)(sr_req *, void *);
+    /* response body being sent */
+    uint8_t *resp;
+    size_t resp_len, resp_off;
+    bool resp_owned;
+};
+
+struct conn {
+    sr_http_server *srv;
+    struct bufferevent *bev;
+    nghttp2_session *h2;
+    enum conn_mode mode;
+    struct sr_req *reqs;
+    bool in_recv;    /* inside nghttp2_session_mem_recv */
+    bool want_flush; /* a response was queued while in_recv */
+    bool closing;    /* close once output is drained */
+    char peer[64];
+    /* HTTP/1.1 */
+    sr_req *h1_req; /* request awaiting its response */
+    bool h1_reading_body;
+};
+
+struct sr_http_server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct sr_http_server_opts opts;
+    int port;
+    size_t inflight;
+};
+
+static void conn_free(struct conn *c);
+static int conn_flush(struct conn *c);
+static void h1_process(struct conn *c);
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static sr_req *req_new(struct conn *c)
+{
+    sr_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        return NULL;
+    }
+    r->conn = c;
+    sr_buf_init(&r->hdrs, c->srv->opts.max_header_list + 1024);
+    sr_buf_init(&r->body, c->srv->opts.max_body);
+    r->declared_len = -1;
+    r->start_mono = sr_mono_ms();
+    r->next = c->reqs;
+    if (c->reqs) {
+        c->reqs->prev = r;
+    }
+    c->reqs = r;
+    return r;
+}
+
+static void req_unlink(sr_req *r)
+{
+    struct conn *c = r->conn;
+    if (!c) {
+        return;
+    }
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        c->reqs = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    }
+    r->prev = r->next = NULL;
+    r->conn = NULL;
+}
+
+static void req_free(sr_req *r)
+{
+    if (!r) {
+        return;
+    }
+    req_unlink(r);
+    sr_buf_free(&r->hdrs);
+    sr_buf_free(&r->body);
+    if (r->resp_owned) {
+        free(r->resp);
+    }
+    free(r);
+}
+
+/* The stream died before a response: tell the owner, then free. */
+static void req_abort(sr_req *r)
+{
+    sr_http_server *srv = r->conn ? r->conn->srv : NULL;
+    req_unlink(r);
+    if (r->dispatched && !r->responded) {
+        if (srv && srv->inflight > 0) {
+            srv->inflight--;
+        }
+        if (r->on_abort) {
+            r->on_abort(r, r->data);
+        }
+    }
+    req_free(r);
+}
+
+static int req_add_header(sr_req *r, const uint8_t *name, size_t nlen, const uint8_t *value,
+                          size_t vlen)
+{
+    if (r->nhdrs >= MAX_HEADERS) {
+        return SR_ERR_TOOBIG;
+    }
+    size_t mark = r->hdrs.len;
+    int rv = sr_buf_reserve(&r->hdrs, nlen + vlen + 2);
+    if (rv) {
+        return rv;
+    }
+    for (size_t i = 0; i < nlen; i++) {
+        char ch = (char)name[i];
+        r->hdrs.data[r->hdrs.len++] = (uint8_t)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    r->hdrs.data[r->hdrs.len++] = 0;
+    if (vlen) {
+        memcpy(r->hdrs.data + r->hdrs.len, value, vlen);
+    }
+    r->hdrs.len += vlen;
+    r->hdrs.data[r->hdrs.len++] = 0;
+    r->nhdrs++;
+    (void)mark;
+    return 0;
+}
+
+const char *sr_req_header(const sr_req *r, const char *name)
+{
+    const char *p = (const char *)r->hdrs.data;
+    const char *end = p + r->hdrs.len;
+    while (p && p < end) {
+        const char *v = p + strlen(p) + 1;
+        if (!strcasecmp(p, name)) {
+            return v;
+        }
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
+const char *sr_req_method(const sr_req *r)
+{
+    const char *m = sr_req_header(r, ":method");
+    return m ? m : "";
+}
+
+const char *sr_req_path(const sr_req *r)
+{
+    const char *p = sr_req_header(r, ":path");
+    return p ? p : "";
+}
+
+const uint8_t *sr_req_body(const sr_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data ? r->body.data : (const uint8_t *)"";
+}
+
+void sr_req_set_data(sr_req *r, void *data)
+{
+    r->data = data;
+}
+
+void *sr_req_data(const sr_req *r)
+{
+    return r->data;
+}
+
+void sr_req_set_abort(sr_req *r, void (*on_abort)(sr_req *, void *))
+{
+    r->on_abort = on_abort;
+}
+
+const char *sr_req_peer(const sr_req *r)
+{
+    return r->conn ? r->conn->peer : "?";
+}
+
+int64_t sr_req_start_mono(const sr_req *r)
+{
+    return r->start_mono;
+}
+
+size_t sr_http_server_inflight(const sr_http_server *srv)
+{
+    return srv->inflight;
+}
+
+static void req_dispatch(sr_req *r)
+{
+    struct conn *c = r->conn;
+    r->dispatched = true;
+    c->srv->inflight++;
+    c->srv->opts.handler(r, c->srv->opts.arg);
+}
+
+/* ---- responses ------------------------------------------------------------------ */
+
+static ssize_t resp_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    (void)sid;
+    (void)ud;
+    sr_req *r = src->ptr;
+    size_t left = r->resp_len - r->resp_off;
+    size_t n = left < length ? left : length;
+    if (n) {
+        memcpy(buf, r->resp + r->resp_off, n);
+    }
+    r->resp_off += n;
+    if (r->resp_off == r->resp_len) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return (ssize_t)n;
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Status";
+    }
+}
+
+static int h1_respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs)
+{
+    struct conn *c = r->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\n", status,
+                        status_text(status), r->resp_len);
+    for (size_t i = 0; i < nhdrs; i++) {
+        evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+    }
+    if (r->h1_close) {
+        evbuffer_add(out, "connection: close\r\n", 19);
+    }
+    evbuffer_add(out, "\r\n", 2);
+    if (r->resp_len && strcmp(sr_req_method(r), "HEAD") != 0) {
+        evbuffer_add(out, r->resp, r->resp_len);
+    }
+    bool close_after = r->h1_close;
+    c->h1_req = NULL;
+    req_free(r);
+    if (close_after) {
+        c->closing = true;
+        bufferevent_disable(c->bev, EV_READ);
+    } else {
+        h1_process(c); /* a pipelined request may be waiting */
+    }
+    return 0;
+}
+
+int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
+                   const void *body, size_t len, bool take)
+{
+    if (r->responded) {
+        if (take) {
+            free((void *)body);
+        }
+        return SR_ERR_INVAL;
+    }
+    r->responded = true;
+    struct conn *c = r->conn;
+    if (c && r->dispatched && c->srv->inflight > 0) {
+        c->srv->inflight--;
+    }
+    if (take) {
+        r->resp = (uint8_t *)body;
+        r->resp_owned = true;
+    } else if (len) {
+        r->resp = malloc(len);
+        if (!r->resp) {
+            if (c && c->mode == MODE_H2) {
+                nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id,
+                                          NGHTTP2_INTERNAL_ERROR);
+                conn_flush(c);
+            }
+            return SR_ERR_NOMEM;
+        }
+        memcpy(r->resp, body, len);
+        r->resp_owned = true;
+    }
+    r->resp_len = len;
+    if (!c) { /* the client went away while we worked */
+        req_free(r);
+        return 0;
+    }
+    if (c->mode == MODE_H1) {
+        int rv = h1_respond(r, status, hdrs, nhdrs);
+        if (!c->in_recv) {
+            conn_flush(c);
+        }
+        return rv;
+    }
+
+    nghttp2_nv nva[MAX_HEADERS + 2];
+    char status_str[8], len_str[24];
+    snprintf(status_str, sizeof(status_str), "%d", status);
+    snprintf(len_str, sizeof(len_str), "%zu", len);
+    size_t n = 0;
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str),
+                            NGHTTP2_NV_FLAG_NONE};
+    nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, strlen(len_str),
+                            NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < nhdrs && n < MAX_HEADERS + 2; i++) {
+        nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value,
+                                strlen(hdrs[i].name), strlen(hdrs[i].value), NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_data_provider prd = {.source.ptr = r, .read_callback = resp_read_cb};
+    int rv = nghttp2_submit_response(c->h2, r->stream_id, nva, n,
+                                     len || strcmp(sr_req_method(r), "HEAD") ? &prd : NULL);
+    if (rv != 0) {
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
+    }
+    if (c->in_recv) {
+        c->want_flush = true;
+    } else {
+        conn_flush(c);
+    }
+    return rv ? SR_ERR_NOMEM : 0;
+}
+
+int sr_req_respond_error(sr_req *r, int status, const char *msg, const char *detail_json)
+{
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    int rv = sr_buf_append(&b, "{\"error\":", 9);
+    rv = rv ? rv : sr_buf_append_json_str(&b, msg, strlen(msg));
+    rv = rv ? rv : sr_buf_appendf(&b, ",\"detail\":%s}\n", detail_json ? detail_json : "null");
+    static const struct sr_http_header h[] = {{"content-type", "application/json"}};
+    if (rv) {
+        sr_buf_free(&b);
+        return sr_req_respond(r, status, h, 1, "{\"error\":\"internal\"}\n", 21, false);
+    }
+    return sr_req_respond(r, status, h, 1, b.data, b.len, true);
+}
+
+/* ---- nghttp2 server callbacks ------------------------------------------------------- */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct conn *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    sr_req *r = req_new(c);
+    if (!r) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    r->stream_id = f->hd.stream_id;
+    nghttp2_session_set_stream_user_data(s, f->hd.stream_id, r);
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    if (f->hd.type != NGHTTP2_HEADERS) {
+        return 0;
+    }
+    sr_req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (!r) {
+        return 0;
+    }
+    if (req_add_header(r, name, nlen, value, vlen) != 0) {
+        /* header list too large: refuse the stream, keep the connection */
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (nlen == 14 && !memcmp(name, "content-length", 14)) {
+        int64_t cl;
+        if (sr_parse_i64(&cl, (const char *)value, vlen) == 0 && cl >= 0) {
+            r->declared_len = cl;
+        }
+    }
+    return 0;
+}
+
+static void reject_too_big(sr_req *r)
+{
+    r->too_big = true;
+    r->dispatched = true;
+    r->conn->srv->inflight++;
+    char detail[96];
+    snprintf(detail, sizeof(detail), "{\"max_body_bytes\":%zu}", r->conn->srv->opts.max_body);
+    sr_req_respond_error(r, 413, "request body too large", detail);
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)ud;
+    sr_req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (!r || r->dispatched) {
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+        r->declared_len > (int64_t)r->conn->srv->opts.max_body) {
+        reject_too_big(r);
+        return 0;
+    }
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        req_dispatch(r);
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    sr_req *r = nghttp2_session_get_stream_user_data(s, sid);
+    if (!r || r->dispatched) {
+        return 0;
+    }
+    if (sr_buf_append(&r->body, data, len) != 0) {
+        reject_too_big(r);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code, void *ud)
+{
+    (void)code;
+    (void)ud;
+    sr_req *r = nghttp2_session_get_stream_user_data(s, sid);
+    if (r) {
+        nghttp2_session_set_stream_user_data(s, sid, NULL);
+        req_abort(r);
+    }
+    return 0;
+}
+
+/* ---- connection I/O ------------------------------------------------------------- */
+
+static int conn_flush(struct conn *c)
+{
+    if (c->mode == MODE_H2 && c->h2) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        while (evbuffer_get_length(out) < OUT_HIGH) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+            if (n < 0) {
+                c->closing = true;
+                break;
+            }
+            if (n == 0) {
+                break;
+            }
+            if (evbuffer_add(out, data, (size_t)n) != 0) {
+                c->closing = true;
+                break;
+            }
+        }
+        if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+            c->closing = true;
+        }
+    }
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static int conn_start_h2(struct conn *c)
+{
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) {
+        return -1;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+    int rv = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) {
+        return -1;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->srv->opts.max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->srv->opts.max_header_list},
+    };
+    nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    c->mode = MODE_H2;
+    return 0;
+}
+
+static void conn_free(struct conn *c)
+{
+    while (c->reqs) {
+        req_abort(c->reqs);
+    }
+    if (c->h2) {
+        nghttp2_session_del(c->h2);
+    }
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+/* ---- HTTP/1.1 (admin listeners) ---------------------------------------------------- */
+
+/* Parses one request head from the input buffer if complete. */
+static void h1_process(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!c->h1_req && !c->closing) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0) {
+            return;
+        }
+        struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+        if (end.pos < 0) {
+            if (avail > H1_MAX_HEAD) {
+                evbuffer_add_printf(bufferevent_get_output(c->bev),
+                                    "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                    "content-length: 0\r\nconnection: close\r\n\r\n");
+                c->closing = true;
+            }
+            return;
+        }
+        size_t head_len = (size_t)end.pos + 4;
+        char *head = malloc(head_len + 1);
+        if (!head) {
+            c->closing = true;
+            return;
+        }
+        evbuffer_copyout(in, head, head_len);
+        head[head_len] = 0;
+        sr_req *r = req_new(c);
+        if (!r) {
+            free(head);
+            c->closing = true;
+            return;
+        }
+        /* request line */
+        char *line_end = strstr(head, "\r\n");
+        *line_end = 0;
+        char *sp1 = strchr(head, ' ');
+        char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        bool bad = !sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0;
+        if (!bad) {
+            *sp1 = 0;
+            *sp2 = 0;
+            bad = req_add_header(r, (uint8_t *)":method", 7, (uint8_t *)head, strlen(head)) ||
+                  req_add_header(r, (uint8_t *)":path", 5, (uint8_t *)sp1 + 1, strlen(sp1 + 1));
+            if (!strcmp(sp2 + 1, "HTTP/1.0")) {
+                r->h1_close = true;
+            }
+        }
+        /* header lines */
+        char *p = line_end + 2;
+        while (!bad && *p && strncmp(p, "\r\n", 2) != 0) {
+            char *eol = strstr(p, "\r\n");
+            *eol = 0;
+            char *colon = strchr(p, ':');
+            if (!colon || colon == p) {
+                bad = true;
+                break;
+            }
+            *colon = 0;
+            char *v = colon + 1;
+            while (*v == ' ' || *v == '\t') {
+                v++;
+            }
+            size_t vl = strlen(v);
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) {
+                v[--vl] = 0;
+            }
+            if (req_add_header(r, (uint8_t *)p, strlen(p), (uint8_t *)v, vl) != 0) {
+                bad = true;
+            }
+            p = eol + 2;
+        }
+        free(head);
+        evbuffer_drain(in, head_len);
+        c->h1_req = r;
+        const char *conn_hdr = sr_req_header(r, "connection");
+        if (conn_hdr && !strcasecmp(conn_hdr, "close")) {
+            r->h1_close = true;
+        }
+        if (bad) {
+            r->h1_close = true;
+            r->dispatched = true;
+            c->srv->inflight++;
+            sr_req_respond_error(r, 400, "malformed HTTP/1.1 request", NULL);
+            return;
+        }
+        const char *te = sr_req_header(r, "transfer-encoding");
+        const char *cl = sr_req_header(r, "content-length");
+        int64_t clen = 0;
+        if (te) {
+            r->h1_close = true;
+            r->dispatched = true;
+            c->srv->inflight++;
+            sr_req_respond_error(r, 501, "chunked request bodies are not supported here", NULL);
+            return;
+        }
+        if (cl && (sr_parse_i64(&clen, cl, strlen(cl)) != 0 || clen < 0)) {
+            r->h1_close = true;
+            r->dispatched = true;
+            c->srv->inflight++;
+            sr_req_respond_error(r, 400, "bad content-length", NULL);
+            return;
+        }
+        if (clen > (int64_t)c->srv->opts.max_body) {
+            r->h1_close = true;
+            reject_too_big(r);
+            return;
+        }
+        r->declared_len = clen;
+        c->h1_reading_body = true;
+        break;
+    }
+    if (c->h1_req && c->h1_reading_body) {
+        sr_req *r = c->h1_req;
+        size_t need = (size_t)r->declared_len - r->body.len;
+        size_t avail = evbuffer_get_length(in);
+        size_t n = avail < need ? avail : need;
+        if (n) {
+            if (sr_buf_reserve(&r->body, n) != 0) {
+                c->closing = true;
+                return;
+            }
+            evbuffer_remove(in, r->body.data + r->body.len, n);
+            r->body.len += n;
+        }
+        if (r->body.len == (size_t)r->declared_len) {
+            c->h1_reading_body = false;
+            req_dispatch(r);
+        }
+    }
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->mode == MODE_DETECT) {
+        size_t avail = evbuffer_get_length(in);
+        size_t n = avail < H2_PREFACE_LEN ? avail : H2_PREFACE_LEN;
+        unsigned char head[H2_PREFACE_LEN];
+        evbuffer_copyout(in, head, n);
+        if (memcmp(head, h2_preface, n) != 0) {
+            if (c->srv->opts.allow_http1) {
+                c->mode = MODE_H1;
+            } else {
+                /* Say what this port speaks instead of a bare reset. */
+                static const char msg[] =
+                    "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+                    "content-type: text/plain\r\ncontent-length: 59\r\n"
+                    "connection: close\r\n\r\n"
+                    "this port speaks HTTP/2 only (h2c with prior knowledge)\r\n\r\n";
+                evbuffer_add(bufferevent_get_output(bev), msg, sizeof(msg) - 1);
+                c->closing = true;
+                bufferevent_disable(bev, EV_READ);
+                conn_flush(c);
+                return;
+            }
+        } else if (n < H2_PREFACE_LEN) {
+            return; /* wait for the rest of the preface */
+        } else if (conn_start_h2(c) != 0) {
+            conn_free(c);
+            return;
+        }
+    }
+    if (c->mode == MODE_H1) {
+        h1_process(c);
+        conn_flush(c);
+        return;
+    }
+    /* HTTP/2: feed nghttp2 straight from libevent's buffer segments. */
+    c->in_recv = true;
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) {
+            break;
+        }
+        ssize_t rv = nghttp2_session_mem_recv(c->h2, v.iov_base, v.iov_len);
+        if (rv < 0) {
+            sr_log(SR_LOG_DEBUG, "h2 %s: %s", c->peer, nghttp2_strerror((int)rv));
+            c->in_recv = false;
+            c->closing = true;
+            evbuffer_drain(in, evbuffer_get_length(in));
+            bufferevent_disable(bev, EV_READ);
+            conn_flush(c);
+            return;
+        }
+        evbuffer_drain(in, (size_t)rv);
+    }
+    c->in_recv = false;
+    c->want_flush = false;
+    conn_flush(c);
+}
+
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_flush(arg);
+}
+
+static void conn_eventcb(struct bufferevent *bev, short events, void *arg)
+{
+    struct conn *c = arg;
+    if (events & BEV_EVENT_TIMEOUT) {
+        if (c->reqs && !c->closing) {
+            /* work still in flight: not idle */
+            bufferevent_enable(bev, EV_READ);
+            return;
+        }
+        if (c->mode == MODE_H2 && c->h2 && !c->closing) {
+            nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+            c->closing = true;
+            conn_flush(c);
+            return;
+        }
+    }
+    conn_free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    (void)salen;
+    sr_http_server *srv = arg;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = srv;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+    struct timeval idle = {srv->opts.idle_timeout_s, 0};
+    bufferevent_set_timeouts(c->bev, &idle, NULL);
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+int sr_http_server_new(sr_http_server **out, struct event_base *base,
+                       const struct sr_http_server_opts *opts, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (sr_parse_hostport(&ss, &sslen, opts->listen, err, errlen) != 0) {
+        return SR_ERR_CONFIG;
+    }
+    sr_http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        return SR_ERR_NOMEM;
+    }
+    srv->base = base;
+    srv->opts = *opts;
+    if (!srv->opts.max_body) {
+        srv->opts.max_body = 32u << 20;
+    }
+    if (!srv->opts.max_streams) {
+        srv->opts.max_streams = 1000;
+    }
+    if (!srv->opts.max_header_list) {
+        srv->opts.max_header_list = 64 * 1024;
+    }
+    if (!srv->opts.idle_timeout_s) {
+        srv->opts.idle_timeout_s = 300;
+    }
+    srv->listener =
+        evconnlistener_new_bind(base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                1024, (struct sockaddr *)&ss, sslen);
+    if (!srv->listener) {
+        snprintf(err, errlen, "cannot listen on %s: %s", opts->listen, strerror(errno));
+        free(srv);
+        return SR_ERR_IO;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen);
+    srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = srv;
+    return 0;
+}
+
+int sr_http_server_port(const sr_http_server *srv)
+{
+    return srv->port;
+}
+
+void sr_http_server_stop_listening(sr_http_server *srv)
+{
+    if (srv->listener) {
+        evconnlistener_free(srv->listener);
+        srv->listener = NULL;
+    }
+}
+
+void sr_http_server_free(sr_http_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    sr_http_server_stop_listening(srv);
+    free(srv);
+}

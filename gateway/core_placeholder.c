@@ -1,1 +1,0 @@
-/* placeholder */ typedef int sr_gateway_placeholder;

@@ -1,0 +1,231 @@
+/*
+ * gateway: the I/O layer shared by skyrouted, skyroute-node and skyroute.
+ *
+ *   - an HTTP server (HTTP/2 h2c with prior knowledge, and optionally HTTP/1.1
+ *     on the same port for admin listeners) over libevent + nghttp2;
+ *   - an HTTP/2 client pool: one multiplexed connection per target, reused,
+ *     reconnected with backoff, per-request deadlines;
+ *   - Prometheus metrics, a tiny JSON/HTTP helper set, logging, and the
+ *     INI configuration of the gateway.
+ *
+ * Everything runs on one libevent base. Callbacks are never invoked
+ * re-entrantly from inside a call the user made (STYLE habit 10): completions
+ * are delivered from the event loop.
+ */
+#ifndef SR_GATEWAY_H
+#define SR_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "common/common.h"
+#include "crypto/crypto.h"
+
+/* ---- clock ------------------------------------------------------------------ */
+
+/* Wall clock, ms since the Unix epoch (CLOCK_REALTIME). Only gateway/ reads it. */
+int64_t sr_now_ms(void);
+/* Monotonic clock in ms, for measuring elapsed time. */
+int64_t sr_mono_ms(void);
+double sr_mono_s(void);
+
+/* ---- logging ------------------------------------------------------------------ */
+
+enum { SR_LOG_ERROR = 0, SR_LOG_WARN = 1, SR_LOG_INFO = 2, SR_LOG_DEBUG = 3 };
+extern int sr_log_level;
+void sr_log(int level, const char *fmt, ...) SR_PRINTF(2, 3);
+
+/* ---- addresses -------------------------------------------------------------- */
+
+/* Parses "HOST:PORT", "[V6]:PORT" or "http://HOST:PORT[/]" into a sockaddr.
+ * Host may be a name (resolved with getaddrinfo, first result). */
+struct sockaddr_storage;
+int sr_parse_hostport(struct sockaddr_storage *ss, int *sslen, const char *text, char *err,
+                      size_t errlen) SR_WARN_UNUSED;
+
+/* ---- HTTP server --------------------------------------------------------------- */
+
+typedef struct sr_http_server sr_http_server;
+typedef struct sr_req sr_req;
+
+struct sr_http_header {
+    const char *name; /* lowercase */
+    const char *value;
+};
+
+/* Called once a request is complete (headers and whole body). The handler must
+ * eventually call sr_req_respond() exactly once, now or later; if the client
+ * goes away first, the |on_abort| set with sr_req_set_abort() is called and
+ * the request must not be used after that call returns. */
+typedef void (*sr_http_handler)(sr_req *req, void *arg);
+
+struct sr_http_server_opts {
+    const char *listen;     /* HOST:PORT */
+    bool allow_http1;       /* also accept HTTP/1.1 (admin listeners) */
+    size_t max_body;        /* bodies above this get 413; 0 = 32 MiB */
+    uint32_t max_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS; 0 = 1000 */
+    size_t max_header_list; /* 0 = 64 KiB */
+    int idle_timeout_s;     /* 0 = 300 */
+    sr_http_handler handler;
+    void *arg;
+};
+
+int sr_http_server_new(sr_http_server **out, struct event_base *base,
+                       const struct sr_http_server_opts *opts, char *err,
+                       size_t errlen) SR_WARN_UNUSED;
+/* Stops listening; open connections stay until closed. */
+void sr_http_server_stop_listening(sr_http_server *srv);
+void sr_http_server_free(sr_http_server *srv);
+/* The port actually bound (useful with port 0). */
+int sr_http_server_port(const sr_http_server *srv);
+/* Number of requests accepted but not yet answered. */
+size_t sr_http_server_inflight(const sr_http_server *srv);
+
+const char *sr_req_method(const sr_req *req);
+const char *sr_req_path(const sr_req *req); /* including the query */
+/* Header value (first match, case-insensitive name) or NULL. */
+const char *sr_req_header(const sr_req *req, const char *name);
+const uint8_t *sr_req_body(const sr_req *req, size_t *len);
+/* Request-scoped user pointer. */
+void sr_req_set_data(sr_req *req, void *data);
+void *sr_req_data(const sr_req *req);
+/* Called (from the loop) if the stream or connection dies before a response. */
+void sr_req_set_abort(sr_req *req, void (*on_abort)(sr_req *req, void *data));
+/* Peer address as text, e.g. "127.0.0.1:53712". */
+const char *sr_req_peer(const sr_req *req);
+/* Monotonic ms at which the request headers began. */
+int64_t sr_req_start_mono(const sr_req *req);
+
+/* Sends the response and releases the request. |body| is copied unless
+ * |take| is true, in which case ownership of a malloc'd body passes to the
+ * server (freed when sent). Headers are copied. Returns 0 or SR_ERR_NOMEM (the
+ * stream is then reset). */
+int sr_req_respond(sr_req *req, int status, const struct sr_http_header *hdrs, size_t nhdrs,
+                   const void *body, size_t len, bool take);
+/* Convenience: JSON error body {"error": msg, "detail": detail_json or null}. */
+int sr_req_respond_error(sr_req *req, int status, const char *msg, const char *detail_json);
+
+/* ---- HTTP/2 client pool ---------------------------------------------------------- */
+
+typedef struct sr_h2_pool sr_h2_pool;
+
+struct sr_h2_response {
+    int error;  /* 0, or SR_ERR_TIMEOUT / SR_ERR_UNAVAILABLE (never sent: safe to
+                   retry) / SR_ERR_IO (lost after sending: may have run) */
+    bool sent;  /* the request left this process (false = safe to retry) */
+    int status; /* HTTP status if error == 0 */
+    const struct sr_http_header *headers;
+    size_t nheaders;
+    const uint8_t *body;
+    size_t body_len;
+    const char *detail; /* human reason when error != 0 */
+};
+
+/* Completion: the response and its memory are valid only during the call. */
+typedef void (*sr_h2_done)(const struct sr_h2_response *resp, void *arg);
+
+int sr_h2_pool_new(sr_h2_pool **out, struct event_base *base) SR_WARN_UNUSED;
+void sr_h2_pool_free(sr_h2_pool *pool); /* pending requests complete with SR_ERR_CANCELLED */
+
+/*
+ * Sends a request to |origin| ("http://HOST:PORT"). The body is copied.
+ * |timeout_ms| bounds the whole exchange. |done| is always called exactly
+ * once, from the event loop, unless the returned handle is cancelled first.
+ * Returns a handle (for sr_h2_cancel) or NULL on allocation failure.
+ */
+typedef struct sr_h2_call sr_h2_call;
+sr_h2_call *sr_h2_request(sr_h2_pool *pool, const char *origin, const char *method,
+                          const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
+                          const void *body, size_t len, int64_t timeout_ms, sr_h2_done done,
+                          void *arg);
+/* Cancels a pending call: |done| will not be called. */
+void sr_h2_cancel(sr_h2_call *call);
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+typedef struct sr_metrics sr_metrics;
+
+int sr_metrics_new(sr_metrics **out) SR_WARN_UNUSED;
+void sr_metrics_free(sr_metrics *m);
+/* Declares a family (help text and type "counter", "gauge" or "histogram"). */
+void sr_metrics_describe(sr_metrics *m, const char *name, const char *type, const char *help);
+/* Adds to a counter (or sets a gauge) for the label set |labels| (already
+ * formatted, e.g. "target=\"alpha\"", or "" for none). */
+void sr_metrics_add(sr_metrics *m, const char *name, const char *labels, double delta);
+void sr_metrics_set(sr_metrics *m, const char *name, const char *labels, double value);
+/* Observes a value (seconds) into a histogram with default latency buckets. */
+void sr_metrics_observe(sr_metrics *m, const char *name, const char *labels, double v);
+double sr_metrics_get(const sr_metrics *m, const char *name, const char *labels);
+/* Appends the Prometheus text exposition to |out|. */
+int sr_metrics_render(const sr_metrics *m, sr_buf *out) SR_WARN_UNUSED;
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+/* Parses "?a=1&b=x" query parameters: value of |key| (percent-decoded into
+ * |out|) or SR_ERR_NOTFOUND. */
+int sr_query_get(const char *path, const char *key, char *out, size_t outlen);
+/* Resolves |path| relative to the directory of |base_file| (absolute paths
+ * are kept). Writes into |out|. */
+int sr_path_relative(char *out, size_t outlen, const char *base_file, const char *path);
+
+#endif /* SR_GATEWAY_H */
+
+/* ---- configuration (skyrouted) --------------------------------------------------------- */
+
+#include <limits.h>
+
+#define SR_CFG_STR 160
+
+struct sr_target_cfg {
+    char id[64];
+    int kind;             /* SR_TARGET_IDC or SR_TARGET_SATELLITE (routing.h) */
+    char url[SR_CFG_STR]; /* http://HOST:PORT */
+    char pubkey_path[PATH_MAX];
+    uint8_t pubkey[SR_PUBLICKEYBYTES];
+    double rtt_ms; /* prior round trip; default 20 (IDC) / 40 (satellite) */
+    double gops;   /* compute rate; default 100 (IDC) / 10 (satellite) */
+    int line;      /* where its section starts */
+};
+
+struct sr_config {
+    char path[PATH_MAX];
+    char id[64];
+    char listen[SR_CFG_STR];
+    char admin[SR_CFG_STR];
+    char key_path[PATH_MAX];
+    char state_dir[PATH_MAX];
+    size_t max_body;             /* bytes; default 32 MiB */
+    int64_t default_deadline_ms; /* default 30000 */
+    int64_t max_deadline_ms;     /* default 24 h */
+    uint32_t max_streams;        /* per connection; default 1000 */
+    char log_level[16];
+    struct sr_target_cfg *targets;
+    size_t ntargets;
+};
+
+/*
+ * Loads and validates an INI configuration. Relative paths are resolved
+ * against the config file's directory; public keys are read. On failure
+ * returns SR_ERR_CONFIG (or SR_ERR_NOMEM / SR_ERR_IO) and writes
+ * "FILE:LINE: what is wrong" into |err|; |*out| is untouched.
+ */
+int sr_config_load(struct sr_config **out, const char *path, char *err,
+                   size_t errlen) SR_WARN_UNUSED;
+void sr_config_free(struct sr_config *cfg);
+
+/* ---- admin endpoints shared by the daemons ------------------------------------------ */
+
+/* Serves GET /healthz, /readyz and /metrics from |m|. Returns true if it
+ * answered the request, false if the path is not an admin path. */
+bool sr_admin_serve(sr_req *req, sr_metrics *m, bool ready);
+
+/* Maps an envelope refusal to the HTTP status a receiver answers with. */
+int sr_env_http_status(int code);
+
+/* Installs SIGTERM/SIGINT (and SIGHUP if |on_hup|) handlers on |base| that call
+ * |on_term(arg)|. SIGPIPE is ignored. */
+int sr_signals_install(struct event_base *base, void (*on_term)(void *), void (*on_hup)(void *),
+                       void *arg);

@@ -1,0 +1,781 @@
+/*
+ * skyroute-node: the target agent run at an IDC or on a satellite's onboard
+ * computer. It takes signed workload envelopes on POST /v1/exec, verifies
+ * them before parsing (crypto/), runs the named handler once per envelope id,
+ * and answers with a signed result envelope.
+ *
+ * A repeated id is refused with 409, and the stored result of the first run
+ * travels in that refusal's body, so a sender retrying after a lost response
+ * gets its answer while the handler still runs only once (DESIGN section 5).
+ */
+#include "gateway/gateway.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <ini.h>
+#include <sodium.h>
+
+#define MAX_TRUST 32
+#define MAX_EXEC 32
+
+static const char usage_text[] =
+    "usage: skyroute-node --id ID --listen HOST:PORT --key FILE.key --trust FILE.pub\n"
+    "                     [--trust FILE.pub ...] [--admin HOST:PORT] [--config FILE]\n"
+    "                     [--gops N] [--max-body BYTES] [--log-level LEVEL]\n"
+    "\n"
+    "Verifies signed workload envelopes on POST /v1/exec, runs the named handler\n"
+    "once per envelope id and answers with a signed result envelope.\n"
+    "Handlers: echo, digest (BLAKE2b-256 hex), compute (spends hints.work Gop at\n"
+    "--gops), exec:NAME (a command from [exec.NAME] in --config).\n"
+    "\n"
+    "  --id ID            this node's id (envelopes must be addressed to it)\n"
+    "  --listen HOST:PORT h2c listener for /v1/exec\n"
+    "  --key FILE.key     signing key for results\n"
+    "  --trust FILE.pub   a sender key to accept (repeatable)\n"
+    "  --admin HOST:PORT  admin listener: /metrics, /healthz (HTTP/1.1 and h2c)\n"
+    "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
+    "  --gops N           compute rate in giga-operations per second (default 10)\n"
+    "  --help, --version\n";
+
+struct exec_cfg {
+    char name[64];
+    char command[1024];
+    int64_t timeout_ms;
+    size_t max_output;
+};
+
+struct node {
+    struct event_base *base;
+    char id[SR_ENV_STRMAX];
+    sr_key *key;
+    sr_keyring *trust;
+    sr_replay *replay;
+    sr_metrics *metrics;
+    sr_http_server *main, *admin;
+    double gops;
+    size_t max_body;
+    struct exec_cfg execs[MAX_EXEC];
+    size_t nexec;
+    bool draining;
+    struct event *drain_timer;
+};
+
+/* One execution in progress (compute and exec run asynchronously). */
+struct job {
+    struct node *node;
+    sr_req *req; /* NULL once the client went away */
+    struct sr_envelope wl;
+    uint8_t *payload_copy; /* the workload payload, owned (req body may go away) */
+    int64_t t_recv;
+    struct event *timer;
+    /* exec */
+    pid_t pid;
+    int in_fd, out_fd;
+    struct event *in_ev, *out_ev;
+    size_t in_off;
+    sr_buf out;
+    bool out_capped, timed_out;
+    const struct exec_cfg *ec;
+};
+
+static void count_reject(struct node *n, const char *reason)
+{
+    char labels[96];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    sr_metrics_add(n->metrics, "skyroute_node_rejected_total", labels, 1);
+}
+
+/* Seals the result for |j| and answers (or just stores it if the client left). */
+static void job_finish(struct job *j, int64_t status, const char *error, const uint8_t *out,
+                       size_t outlen)
+{
+    struct node *n = j->node;
+    struct sr_envelope res;
+    memset(&res, 0, sizeof(res));
+    res.kind = SR_KIND_RESULT;
+    memcpy(res.id, j->wl.id, sizeof(res.id));
+    res.iat = sr_now_ms();
+    res.exp = j->wl.exp;
+    snprintf(res.src, sizeof(res.src), "%s", n->id);
+    snprintf(res.dst, sizeof(res.dst), "%s", j->wl.src);
+    snprintf(res.handler, sizeof(res.handler), "%s", j->wl.handler);
+    res.payload = out;
+    res.payload_len = outlen;
+    res.status = status;
+    res.flags = SR_ENV_HAS_STATUS | SR_ENV_HAS_T_RECV | SR_ENV_HAS_T_DONE;
+    if (error && *error) {
+        snprintf(res.error, sizeof(res.error), "%s", error);
+        res.flags |= SR_ENV_HAS_ERROR;
+    }
+    res.t_recv = j->t_recv;
+    res.t_done = sr_now_ms();
+    sr_buf env;
+    sr_buf_init(&env, n->max_body + 4096);
+    int rv = sr_envelope_seal(&env, n->key, &res);
+    if (rv == 0) {
+        if (sr_replay_store(n->replay, j->wl.id, env.data, env.len) != 0) {
+            sr_log(SR_LOG_WARN, "cannot store result for replay: out of memory");
+        }
+    }
+    if (j->req) {
+        sr_req_set_abort(j->req, NULL);
+        if (rv != 0) {
+            sr_req_respond_error(j->req, 500, "cannot seal result", NULL);
+        } else {
+            static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
+            sr_req_respond(j->req, 200, h, 1, env.data, env.len, true);
+            env.data = NULL;
+        }
+    }
+    sr_buf_free(&env);
+    if (j->timer) {
+        event_free(j->timer);
+    }
+    if (j->in_ev) {
+        event_free(j->in_ev);
+    }
+    if (j->out_ev) {
+        event_free(j->out_ev);
+    }
+    if (j->in_fd >= 0) {
+        close(j->in_fd);
+    }
+    if (j->out_fd >= 0) {
+        close(j->out_fd);
+    }
+    sr_buf_free(&j->out);
+    free(j->payload_copy);
+    free(j);
+}
+
+static void job_abort(sr_req *req, void *data)
+{
+    (void)req;
+    struct job *j = data;
+    j->req = NULL; /* the job runs to completion; its result is stored for a retry */
+}
+
+/* ---- compute: spends work/gops seconds, like a real accelerator would ------------------ */
+
+static void compute_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct job *j = arg;
+    char out[160];
+    int len = snprintf(out, sizeof(out), "{\"work_gop\":%.6g,\"gops\":%.6g,\"ms\":%lld}\n",
+                       j->wl.work, j->node->gops, (long long)(sr_now_ms() - j->t_recv));
+    job_finish(j, 0, NULL, (const uint8_t *)out, (size_t)len);
+}
+
+/* ---- exec:NAME: a configured command, payload on stdin, stdout is the result --------- */
+
+static void exec_reap(struct job *j)
+{
+    if (j->pid > 0) {
+        kill(j->pid, SIGKILL);
+        int st;
+        waitpid(j->pid, &st, 0);
+        j->pid = 0;
+    }
+}
+
+static void exec_complete(struct job *j)
+{
+    int st = 0;
+    bool ok = false;
+    if (j->pid > 0) {
+        if (j->timed_out || j->out_capped) {
+            exec_reap(j);
+        } else {
+            if (waitpid(j->pid, &st, 0) == j->pid) {
+                ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            }
+            j->pid = 0;
+        }
+    }
+    char err[200];
+    if (j->timed_out) {
+        snprintf(err, sizeof(err), "exec:%s exceeded its time limit of %lld ms", j->ec->name,
+                 (long long)j->ec->timeout_ms);
+        job_finish(j, 504, err, NULL, 0);
+    } else if (j->out_capped) {
+        snprintf(err, sizeof(err), "exec:%s wrote more than %zu bytes", j->ec->name,
+                 j->ec->max_output);
+        job_finish(j, 413, err, NULL, 0);
+    } else if (!ok) {
+        snprintf(err, sizeof(err), "exec:%s failed (%s %d)", j->ec->name,
+                 WIFSIGNALED(st) ? "signal" : "exit status",
+                 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        job_finish(j, 500, err, NULL, 0);
+    } else {
+        job_finish(j, 0, NULL, j->out.data, j->out.len);
+    }
+}
+
+static void exec_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct job *j = arg;
+    j->timed_out = true;
+    exec_complete(j);
+}
+
+static void exec_out_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct job *j = arg;
+    uint8_t buf[65536];
+    ssize_t r = read(fd, buf, sizeof(buf));
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    if (r > 0) {
+        if (sr_buf_append(&j->out, buf, (size_t)r) != 0) {
+            j->out_capped = true;
+            exec_complete(j);
+        }
+        return;
+    }
+    exec_complete(j); /* EOF or error: the child closed stdout */
+}
+
+static void exec_in_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct job *j = arg;
+    size_t left = j->wl.payload_len - j->in_off;
+    if (left > 0) {
+        ssize_t w = write(fd, j->payload_copy + j->in_off, left);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        if (w > 0) {
+            j->in_off += (size_t)w;
+            if (j->in_off < j->wl.payload_len) {
+                return;
+            }
+        }
+    }
+    /* all written, or the child stopped reading: close its stdin */
+    event_free(j->in_ev);
+    j->in_ev = NULL;
+    close(j->in_fd);
+    j->in_fd = -1;
+}
+
+static int exec_start(struct job *j, const struct exec_cfg *ec)
+{
+    int in_pipe[2], out_pipe[2];
+    if (pipe(in_pipe) != 0) {
+        return -1;
+    }
+    if (pipe(out_pipe) != 0) {
+        close(in_pipe[0]);
+        close(in_pipe[1]);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(in_pipe[0]);
+        close(in_pipe[1]);
+        close(out_pipe[0]);
+        close(out_pipe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(in_pipe[0], 0);
+        dup2(out_pipe[1], 1);
+        close(in_pipe[0]);
+        close(in_pipe[1]);
+        close(out_pipe[0]);
+        close(out_pipe[1]);
+        signal(SIGPIPE, SIG_DFL);
+        execl("/bin/sh", "sh", "-c", ec->command, (char *)NULL);
+        _exit(127);
+    }
+    close(in_pipe[0]);
+    close(out_pipe[1]);
+    j->pid = pid;
+    j->ec = ec;
+    j->in_fd = in_pipe[1];
+    j->out_fd = out_pipe[0];
+    fcntl(j->in_fd, F_SETFL, O_NONBLOCK);
+    fcntl(j->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(j->in_fd, F_SETFD, FD_CLOEXEC);
+    fcntl(j->out_fd, F_SETFD, FD_CLOEXEC);
+    sr_buf_init(&j->out, ec->max_output);
+    j->in_ev = event_new(j->node->base, j->in_fd, EV_WRITE | EV_PERSIST, exec_in_cb, j);
+    j->out_ev = event_new(j->node->base, j->out_fd, EV_READ | EV_PERSIST, exec_out_cb, j);
+    j->timer = evtimer_new(j->node->base, exec_timeout, j);
+    if (!j->in_ev || !j->out_ev || !j->timer) {
+        exec_reap(j);
+        return -1;
+    }
+    event_add(j->in_ev, NULL);
+    event_add(j->out_ev, NULL);
+    struct timeval tv = {(time_t)(ec->timeout_ms / 1000),
+                         (suseconds_t)(ec->timeout_ms % 1000) * 1000};
+    evtimer_add(j->timer, &tv);
+    return 0;
+}
+
+/* ---- POST /v1/exec ----------------------------------------------------------------------- */
+
+static void handle_exec(struct node *n, sr_req *req)
+{
+    size_t len;
+    const uint8_t *body = sr_req_body(req, &len);
+    struct sr_envelope wl;
+    char why[200] = "";
+    int64_t now = sr_now_ms();
+    struct sr_open_opts oo = {
+        .trust = n->trust,
+        .self_id = n->id,
+        .now_ms = now,
+        .max_len = n->max_body + 4096,
+        .kinds = 1u << SR_KIND_WORKLOAD,
+    };
+    int rv = sr_envelope_open(&wl, body, len, &oo, why, sizeof(why));
+    if (rv != 0) {
+        count_reject(n, sr_errname(rv));
+        char detail[320];
+        sr_buf d;
+        sr_buf_init(&d, 1024);
+        int e = sr_buf_appendf(&d, "{\"code\":\"%s\",\"why\":", sr_errname(rv));
+        e = e ? e : sr_buf_append_json_str(&d, why, strlen(why));
+        e = e ? e : sr_buf_append(&d, "}", 1);
+        e = e ? e : sr_buf_terminate(&d);
+        snprintf(detail, sizeof(detail), "%s", e ? "null" : (char *)d.data);
+        sr_buf_free(&d);
+        sr_req_respond_error(req, sr_env_http_status(rv), sr_strerror(rv), detail);
+        return;
+    }
+    const uint8_t *stored = NULL;
+    size_t stored_len = 0;
+    rv = sr_replay_check(n->replay, wl.id, wl.exp, now, &stored, &stored_len);
+    if (rv == SR_ERR_ENV_REPLAY) {
+        count_reject(n, "env_replay");
+        if (stored) {
+            /* Refused (the handler does not run again), with the first result attached. */
+            static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"},
+                                                      {"skyroute-replay", "stored-result"}};
+            sr_req_respond(req, 409, h, 2, stored, stored_len, false);
+        } else {
+            sr_req_respond_error(req, 409, sr_strerror(rv),
+                                 "{\"code\":\"env_replay\",\"why\":\"still running\"}");
+        }
+        return;
+    }
+    if (rv != 0) {
+        count_reject(n, "busy");
+        static const struct sr_http_header h[] = {{"retry-after", "1"}};
+        (void)h;
+        sr_req_respond_error(req, 503, "too many live envelope ids; retry later", NULL);
+        return;
+    }
+
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        sr_replay_forget(n->replay, wl.id);
+        sr_req_respond_error(req, 503, "out of memory", NULL);
+        return;
+    }
+    j->node = n;
+    j->req = req;
+    j->wl = wl;
+    j->t_recv = now;
+    j->in_fd = j->out_fd = -1;
+    j->payload_copy = malloc(wl.payload_len ? wl.payload_len : 1);
+    if (!j->payload_copy) {
+        free(j);
+        sr_replay_forget(n->replay, wl.id);
+        sr_req_respond_error(req, 503, "out of memory", NULL);
+        return;
+    }
+    memcpy(j->payload_copy, wl.payload, wl.payload_len);
+    j->wl.payload = j->payload_copy;
+    sr_req_set_data(req, j);
+    sr_req_set_abort(req, job_abort);
+
+    const char *h = wl.handler;
+    char label[96];
+    snprintf(label, sizeof(label), "handler=\"%.60s\"", h);
+    if (!strcmp(h, "echo")) {
+        sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 1);
+        sr_metrics_add(n->metrics, "skyroute_node_handler_runs_total", label, 1);
+        job_finish(j, 0, NULL, j->payload_copy, wl.payload_len);
+    } else if (!strcmp(h, "digest")) {
+        sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 1);
+        sr_metrics_add(n->metrics, "skyroute_node_handler_runs_total", label, 1);
+        uint8_t dg[32];
+        char hex[65];
+        crypto_generichash(dg, sizeof(dg), j->payload_copy, wl.payload_len, NULL, 0);
+        sr_hex(hex, dg, sizeof(dg));
+        job_finish(j, 0, NULL, (const uint8_t *)hex, 64);
+    } else if (!strcmp(h, "compute")) {
+        sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 1);
+        sr_metrics_add(n->metrics, "skyroute_node_handler_runs_total", label, 1);
+        double secs = (wl.flags & SR_ENV_HAS_WORK) ? wl.work / n->gops : 0;
+        j->timer = evtimer_new(n->base, compute_done, j);
+        if (!j->timer) {
+            job_finish(j, 500, "out of memory", NULL, 0);
+            return;
+        }
+        struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
+        evtimer_add(j->timer, &tv);
+    } else if (!strncmp(h, "exec:", 5)) {
+        const struct exec_cfg *ec = NULL;
+        for (size_t i = 0; i < n->nexec; i++) {
+            if (!strcmp(n->execs[i].name, h + 5)) {
+                ec = &n->execs[i];
+            }
+        }
+        char err[160];
+        if (!ec) {
+            snprintf(err, sizeof(err), "no command configured for handler '%.60s'", h);
+            job_finish(j, 404, err, NULL, 0);
+        } else if (exec_start(j, ec) != 0) {
+            snprintf(err, sizeof(err), "cannot start exec:%.60s: %s", ec->name, strerror(errno));
+            job_finish(j, 500, err, NULL, 0);
+        } else {
+            sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 1);
+            sr_metrics_add(n->metrics, "skyroute_node_handler_runs_total", label, 1);
+        }
+    } else {
+        char err[160];
+        snprintf(err, sizeof(err), "unknown handler '%.60s'", h);
+        job_finish(j, 404, err, NULL, 0);
+    }
+}
+
+static void main_handler(sr_req *req, void *arg)
+{
+    struct node *n = arg;
+    const char *path = sr_req_path(req);
+    sr_metrics_add(n->metrics, "skyroute_node_requests_total", "", 1);
+    if (!strcmp(path, "/v1/exec")) {
+        if (strcmp(sr_req_method(req), "POST") != 0) {
+            sr_req_respond_error(req, 405, "POST an envelope to /v1/exec", NULL);
+            return;
+        }
+        handle_exec(n, req);
+        return;
+    }
+    if (sr_admin_serve(req, n->metrics, !n->draining)) {
+        return;
+    }
+    sr_req_respond_error(req, 404, "no such path", NULL);
+}
+
+static void admin_handler(sr_req *req, void *arg)
+{
+    struct node *n = arg;
+    if (!sr_admin_serve(req, n->metrics, !n->draining)) {
+        sr_req_respond_error(req, 404, "no such path", NULL);
+    }
+}
+
+/* ---- config and main ----------------------------------------------------------------- */
+
+struct cfg_ctx {
+    struct node *n;
+    const char *path;
+    int line;
+    FILE *fp;
+    char err[300];
+};
+
+static char *cfg_reader(char *str, int num, void *stream)
+{
+    struct cfg_ctx *c = stream;
+    char *r = fgets(str, num, c->fp);
+    if (r) {
+        c->line++;
+    }
+    return r;
+}
+
+static int cfg_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct cfg_ctx *c = user;
+    struct node *n = c->n;
+    double d;
+    if (!strcmp(section, "node")) {
+        if (!strcmp(name, "gops") && sr_parse_double(&d, value, strlen(value)) == 0 && d > 0) {
+            n->gops = d;
+            return 1;
+        }
+        snprintf(c->err, sizeof(c->err), "%s:%d: bad or unknown key '%s' in [node]", c->path,
+                 c->line, name);
+        return 0;
+    }
+    if (!strncmp(section, "exec.", 5) && section[5]) {
+        struct exec_cfg *e = NULL;
+        for (size_t i = 0; i < n->nexec; i++) {
+            if (!strcmp(n->execs[i].name, section + 5)) {
+                e = &n->execs[i];
+            }
+        }
+        if (!e) {
+            if (n->nexec == MAX_EXEC || strlen(section + 5) >= sizeof(e->name)) {
+                snprintf(c->err, sizeof(c->err),
+                         "%s:%d: too many [exec.*] sections or name too long", c->path, c->line);
+                return 0;
+            }
+            e = &n->execs[n->nexec++];
+            snprintf(e->name, sizeof(e->name), "%s", section + 5);
+            e->timeout_ms = 10000;
+            e->max_output = 16u << 20;
+        }
+        if (!strcmp(name, "command") && value[0] && strlen(value) < sizeof(e->command)) {
+            snprintf(e->command, sizeof(e->command), "%s", value);
+            return 1;
+        }
+        if (!strcmp(name, "timeout_ms") && sr_parse_double(&d, value, strlen(value)) == 0 &&
+            d >= 1 && d <= 86400000) {
+            e->timeout_ms = (int64_t)d;
+            return 1;
+        }
+        if (!strcmp(name, "max_output") && sr_parse_double(&d, value, strlen(value)) == 0 &&
+            d >= 0 && d <= (1 << 30)) {
+            e->max_output = (size_t)d;
+            return 1;
+        }
+        snprintf(c->err, sizeof(c->err), "%s:%d: bad or unknown key '%s' in [%s]", c->path, c->line,
+                 name, section);
+        return 0;
+    }
+    snprintf(c->err, sizeof(c->err), "%s:%d: unknown section [%s]", c->path, c->line, section);
+    return 0;
+}
+
+static int load_node_config(struct node *n, const char *path)
+{
+    struct cfg_ctx c = {.n = n, .path = path};
+    c.fp = fopen(path, "r");
+    if (!c.fp) {
+        fprintf(stderr, "skyroute-node: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rv = ini_parse_stream(cfg_reader, &c, cfg_entry, &c);
+    fclose(c.fp);
+    if (rv != 0) {
+        fprintf(stderr, "skyroute-node: %s\n",
+                c.err[0] ? c.err : "syntax error in config (expected [section] or key = value)");
+        return -1;
+    }
+    for (size_t i = 0; i < n->nexec; i++) {
+        if (!n->execs[i].command[0]) {
+            fprintf(stderr, "skyroute-node: %s: [exec.%s] needs 'command'\n", path,
+                    n->execs[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct node *n = arg;
+    if (sr_http_server_inflight(n->main) == 0) {
+        event_base_loopexit(n->base, NULL);
+    }
+}
+
+static void on_term(void *arg)
+{
+    struct node *n = arg;
+    if (n->draining) {
+        event_base_loopexit(n->base, NULL);
+        return;
+    }
+    n->draining = true;
+    sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(n->main));
+    sr_http_server_stop_listening(n->main);
+    n->drain_timer = event_new(n->base, -1, EV_PERSIST, drain_check, n);
+    struct timeval tv = {0, 50000};
+    event_add(n->drain_timer, &tv);
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "skyroute-node: %s\n%s", msg, usage_text);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"id", required_argument, 0, 'i'},        {"listen", required_argument, 0, 'l'},
+        {"key", required_argument, 0, 'k'},       {"trust", required_argument, 0, 't'},
+        {"admin", required_argument, 0, 'a'},     {"config", required_argument, 0, 'c'},
+        {"gops", required_argument, 0, 'g'},      {"max-body", required_argument, 0, 'm'},
+        {"log-level", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0},
+    };
+    struct node n;
+    memset(&n, 0, sizeof(n));
+    n.gops = 10;
+    n.max_body = 32u << 20;
+    const char *listen = NULL, *admin = NULL, *keyfile = NULL, *config = NULL;
+    const char *trust[MAX_TRUST];
+    size_t ntrust = 0;
+    double d;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (!optarg[0] || strlen(optarg) >= sizeof(n.id)) {
+                return usage_error("--id must be 1-63 characters");
+            }
+            snprintf(n.id, sizeof(n.id), "%s", optarg);
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'k':
+            keyfile = optarg;
+            break;
+        case 'a':
+            admin = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 't':
+            if (ntrust == MAX_TRUST) {
+                return usage_error("too many --trust keys");
+            }
+            trust[ntrust++] = optarg;
+            break;
+        case 'g':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d <= 0) {
+                return usage_error("--gops must be a positive number");
+            }
+            n.gops = d;
+            break;
+        case 'm':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 0 || d > (1 << 30)) {
+                return usage_error("--max-body must be 0..1073741824");
+            }
+            n.max_body = (size_t)d;
+            break;
+        case 'L':
+            sr_log_level = !strcmp(optarg, "debug")   ? SR_LOG_DEBUG
+                           : !strcmp(optarg, "warn")  ? SR_LOG_WARN
+                           : !strcmp(optarg, "error") ? SR_LOG_ERROR
+                                                      : SR_LOG_INFO;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case 'V':
+            printf("skyroute-node %s\n", SR_VERSION);
+            return 0;
+        default: {
+            char msg[128];
+            if (optopt) {
+                snprintf(msg, sizeof(msg), "option '-%c' is unknown or needs an argument", optopt);
+            } else {
+                snprintf(msg, sizeof(msg), "option '%s' is unknown or needs an argument",
+                         argv[optind - 1]);
+            }
+            return usage_error(msg);
+        }
+        }
+    }
+    if (optind < argc) {
+        return usage_error("unexpected argument");
+    }
+    if (!n.id[0] || !listen || !keyfile || ntrust == 0) {
+        return usage_error(!n.id[0]   ? "missing --id"
+                           : !listen  ? "missing --listen"
+                           : !keyfile ? "missing --key"
+                                      : "missing --trust (at least one sender key)");
+    }
+    if (sr_crypto_init() != 0) {
+        fprintf(stderr, "skyroute-node: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (config && load_node_config(&n, config) != 0) {
+        return 1;
+    }
+    char err[300];
+    if (sr_key_load(&n.key, keyfile, err, sizeof(err)) != 0) {
+        fprintf(stderr, "skyroute-node: %s: %s\n", keyfile, err);
+        return 1;
+    }
+    if (sr_keyring_new(&n.trust) != 0 || sr_replay_new(&n.replay, 1u << 20) != 0 ||
+        sr_metrics_new(&n.metrics) != 0) {
+        fprintf(stderr, "skyroute-node: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < ntrust; i++) {
+        uint8_t pk[SR_PUBLICKEYBYTES];
+        if (sr_pubkey_load(pk, trust[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "skyroute-node: --trust %s: %s\n", trust[i], err);
+            return 1;
+        }
+        int rv = sr_keyring_add(n.trust, pk, trust[i]);
+        if (rv != 0 && rv != SR_ERR_EXISTS) {
+            fprintf(stderr, "skyroute-node: --trust %s: %s\n", trust[i], sr_strerror(rv));
+            return 1;
+        }
+    }
+    sr_metrics_describe(n.metrics, "skyroute_node_executed_total", "counter",
+                        "Handler runs actually executed (replays are not counted).");
+    sr_metrics_describe(n.metrics, "skyroute_node_rejected_total", "counter",
+                        "Envelopes refused, by reason.");
+    sr_metrics_add(n.metrics, "skyroute_node_executed_total", "", 0);
+
+    n.base = event_base_new();
+    if (!n.base) {
+        fprintf(stderr, "skyroute-node: cannot create event loop\n");
+        return 1;
+    }
+    struct sr_http_server_opts so = {
+        .listen = listen, .max_body = n.max_body + 4096, .handler = main_handler, .arg = &n};
+    if (sr_http_server_new(&n.main, n.base, &so, err, sizeof(err)) != 0) {
+        fprintf(stderr, "skyroute-node: %s\n", err);
+        return 1;
+    }
+    if (admin) {
+        struct sr_http_server_opts ao = {
+            .listen = admin, .allow_http1 = true, .handler = admin_handler, .arg = &n};
+        if (sr_http_server_new(&n.admin, n.base, &ao, err, sizeof(err)) != 0) {
+            fprintf(stderr, "skyroute-node: %s\n", err);
+            return 1;
+        }
+    }
+    sr_signals_install(n.base, on_term, NULL, &n);
+    sr_log(SR_LOG_INFO, "skyroute-node %s listening on %s (port %d), key id %02x%02x%02x%02x...",
+           n.id, listen, sr_http_server_port(n.main), sr_key_id(n.key)[0], sr_key_id(n.key)[1],
+           sr_key_id(n.key)[2], sr_key_id(n.key)[3]);
+    event_base_dispatch(n.base);
+    sr_log(SR_LOG_INFO, "skyroute-node %s stopped", n.id);
+    sr_http_server_free(n.main);
+    sr_http_server_free(n.admin);
+    if (n.drain_timer) {
+        event_free(n.drain_timer);
+    }
+    sr_metrics_free(n.metrics);
+    sr_replay_free(n.replay);
+    sr_keyring_free(n.trust);
+    sr_key_free(n.key);
+    event_base_free(n.base);
+    return 0;
+}

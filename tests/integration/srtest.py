@@ -1,0 +1,244 @@
+"""Shared harness for skyroute integration tests.
+
+Starts the real programs (skyrouted, skyroute-node) on loopback ports, waits
+for them, and stops only the processes it started, by PID. Every wait is
+bounded. Tests are plain functions registered with `run_tests`, which prints
+one line per test and a final 'N passed, N failed' line.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+
+SRC = os.environ.get("SR_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN = os.environ.get("SR_BINARY_DIR", os.path.join(SRC, "build"))
+SKYROUTE = os.path.join(BIN, "gateway", "skyroute")
+SKYROUTED = os.path.join(BIN, "gateway", "skyrouted")
+NODE = os.path.join(BIN, "gateway", "skyroute-node")
+
+
+def free_port():
+    """A port the kernel just handed out on 127.0.0.1 (closed again)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on port %d after %.0fs" % (port, timeout))
+
+
+def http_get(port, path, timeout=5.0):
+    """Plain HTTP/1.1 GET (admin listeners speak it). Returns (status, text)."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(port, name, labels=None):
+    """Sum of a Prometheus series (all label sets, or those containing `labels`)."""
+    _, text = http_get(port, "/metrics")
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        key, _, val = line.rpartition(" ")
+        base = key.split("{")[0]
+        if base != name:
+            continue
+        if labels and labels not in key:
+            continue
+        total += float(val)
+    return total
+
+
+class Env:
+    """A temporary directory with keys, processes and cleanup."""
+
+    def __init__(self, name):
+        self.dir = tempfile.mkdtemp(prefix="sr-%s-" % name)
+        self.procs = []
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def keygen(self, name):
+        prefix = self.path(name)
+        subprocess.run([SKYROUTE, "keygen", "--out", prefix], check=True,
+                       stdout=subprocess.DEVNULL)
+        return prefix + ".key", prefix + ".pub"
+
+    def start(self, argv, name, port=None, env=None):
+        log = open(self.path(name + ".log"), "ab")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        p.sr_name = name
+        p.sr_log = self.path(name + ".log")
+        self.procs.append(p)
+        if port:
+            wait_port(port, proc=p)
+        return p
+
+    def start_node(self, node_id, trust, admin=True, extra=()):
+        key, pub = self.keygen(node_id)
+        port = free_port()
+        aport = free_port() if admin else None
+        argv = [NODE, "--id", node_id, "--listen", "127.0.0.1:%d" % port, "--key", key]
+        for t in trust:
+            argv += ["--trust", t]
+        if aport:
+            argv += ["--admin", "127.0.0.1:%d" % aport]
+        argv += list(extra)
+        p = self.start(argv, node_id, port)
+        if aport:
+            wait_port(aport, proc=p)
+        return {"id": node_id, "port": port, "admin": aport, "key": key, "pub": pub, "proc": p,
+                "url": "http://127.0.0.1:%d" % port}
+
+    def start_gateway(self, gw_id, targets, extra_gateway="", sections=""):
+        key, pub = self.keygen(gw_id)
+        port, aport = free_port(), free_port()
+        lines = ["[gateway]", "id = %s" % gw_id, "listen = 127.0.0.1:%d" % port,
+                 "admin = 127.0.0.1:%d" % aport, "key = %s.key" % gw_id,
+                 "state_dir = state-%s" % gw_id, extra_gateway, ""]
+        for t in targets:
+            kind = t.get("kind", "idc")
+            lines += ["[%s.%s]" % (kind, t["id"]), "url = %s" % t["url"],
+                      "pubkey = %s" % os.path.basename(t["pub"])]
+            for k, v in t.get("extra", {}).items():
+                lines.append("%s = %s" % (k, v))
+            lines.append("")
+        lines.append(sections)
+        conf = self.path(gw_id + ".conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines))
+        p = self.start([SKYROUTED, "-c", conf], gw_id, port)
+        wait_port(aport, proc=p)
+        return {"id": gw_id, "port": port, "admin": aport, "key": key, "pub": pub, "proc": p,
+                "conf": conf, "url": "http://127.0.0.1:%d" % port}
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=10):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        return p.returncode
+
+    def close(self, keep=False):
+        for p in self.procs:
+            self.stop(p)
+        failed = [p for p in self.procs if p.returncode not in (0, -signal.SIGKILL, -9)]
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return failed
+
+    def log(self, p):
+        with open(p.sr_log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+def run(argv, input=None, timeout=120, check=False):
+    return subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, check=check)
+
+
+def nghttp_post(url, data_path, headers=(), timeout=120):
+    """POST with nghttp (h2c prior knowledge). Returns (status, headers dict, body bytes).
+
+    nghttp -O saves the body under the path's basename in its working
+    directory; -v prints the received header fields, which we parse."""
+    d = tempfile.mkdtemp()
+    argv = ["nghttp", "-v", "-O", "-d", data_path, url]
+    for h in headers:
+        argv += ["-H", h]
+    r = subprocess.run(argv, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    status, hdrs = None, {}
+    for line in r.stdout.decode(errors="replace").split("\n"):
+        if "recv (stream_id=1)" in line:
+            field = line.split(") ", 1)[1]
+            k, _, v = field.partition(": ")
+            if k == ":status":
+                status = int(v)
+            else:
+                hdrs[k.strip()] = v.strip()
+    name = url.rstrip("/").rsplit("/", 1)[1]
+    body = b""
+    if os.path.exists(os.path.join(d, name)):
+        with open(os.path.join(d, name), "rb") as f:
+            body = f.read()
+    shutil.rmtree(d, ignore_errors=True)
+    return status, hdrs, body
+
+
+def curl_post(url, data_path, headers=(), timeout=120, out_path=None):
+    """POST with curl --http2-prior-knowledge. Returns (status, headers dict, body bytes)."""
+    hdr_file = tempfile.mktemp()
+    body_file = out_path or tempfile.mktemp()
+    argv = ["curl", "-sS", "--http2-prior-knowledge", "--data-binary", "@" + data_path,
+            "-D", hdr_file, "-o", body_file, "-H", "content-type: application/octet-stream", url]
+    for h in headers:
+        argv += ["-H", h]
+    r = run(argv, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError("curl failed: %s" % r.stderr.decode())
+    status, hdrs = None, {}
+    with open(hdr_file) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("HTTP/"):
+                status = int(line.split()[1])
+            elif ":" in line:
+                k, _, v = line.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+    with open(body_file, "rb") as f:
+        body = f.read()
+    os.unlink(hdr_file)
+    if not out_path:
+        os.unlink(body_file)
+    return status, hdrs, body
+
+
+def run_tests(tests):
+    """Runs each test function; prints a ctest-readable summary; exits non-zero on failure."""
+    passed = failed = 0
+    for t in tests:
+        t0 = time.time()
+        try:
+            t()
+            passed += 1
+            print("ok   %-50s %.1fs" % (t.__name__, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %-50s %.1fs" % (t.__name__, time.time() - t0), flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
