@@ -20,6 +20,7 @@ struct parse_ctx {
     FILE *fp;
     int line;
     char err[512];
+    int section_line; /* line of the last [section] header */
     bool gateway_seen;
     int gateway_line;
 };
@@ -30,6 +31,13 @@ static char *reader(char *str, int num, void *stream)
     char *r = fgets(str, num, ctx->fp);
     if (r) {
         ctx->line++;
+        const char *p = r;
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        if (*p == '[') {
+            ctx->section_line = ctx->line;
+        }
     }
     return r;
 }
@@ -125,7 +133,7 @@ static struct sr_target_cfg *target_for(struct parse_ctx *ctx, const char *secti
     memset(t, 0, sizeof(*t));
     snprintf(t->id, sizeof(t->id), "%s", id);
     t->kind = kind;
-    t->line = ctx->line;
+    t->line = ctx->section_line ? ctx->section_line : ctx->line;
     t->rtt_ms = kind == SR_TARGET_IDC ? 20 : 40;
     t->gops = kind == SR_TARGET_IDC ? 100 : 10;
     return t;
@@ -141,7 +149,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     if (!strcmp(section, "gateway")) {
         if (!ctx->gateway_seen) {
             ctx->gateway_seen = true;
-            ctx->gateway_line = ctx->line;
+            ctx->gateway_line = ctx->section_line ? ctx->section_line : ctx->line;
         }
         double d;
         if (!strcmp(name, "id")) {
@@ -224,6 +232,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
             return set_str(ctx, t->url, sizeof(t->url), name, value);
         }
         if (!strcmp(name, "pubkey")) {
+            t->pubkey_line = ctx->line;
             return set_path(ctx, t->pubkey_path, name, value);
         }
         if (!strcmp(name, "rtt_ms")) {
@@ -234,6 +243,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         }
         return fail(ctx, "unknown key '%.60s' in [%.60s]", name, section);
     }
+    ctx->line = ctx->section_line ? ctx->section_line : ctx->line;
     return fail(ctx, "unknown section [%.60s]%s", section, "");
 }
 
@@ -312,7 +322,7 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
         }
         char kerr[256];
         if (sr_pubkey_load(t->pubkey, t->pubkey_path, kerr, sizeof(kerr)) != 0) {
-            snprintf(err, errlen, "%s:%d: [%s.%s] pubkey: %s", path, t->line,
+            snprintf(err, errlen, "%s:%d: [%s.%s] pubkey: %s", path, t->pubkey_line,
                      t->kind == SR_TARGET_IDC ? "idc" : "satellite", t->id, kerr);
             goto fail;
         }

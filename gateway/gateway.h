@@ -188,6 +188,7 @@ struct sr_target_cfg {
     double rtt_ms; /* prior round trip; default 20 (IDC) / 40 (satellite) */
     double gops;   /* compute rate; default 100 (IDC) / 10 (satellite) */
     int line;      /* where its section starts */
+    int pubkey_line;
 };
 
 struct sr_config {

@@ -211,7 +211,7 @@ static void exec_complete(struct job *j)
     } else if (j->out_capped) {
         snprintf(err, sizeof(err), "exec:%s wrote more than %zu bytes", j->ec->name,
                  j->ec->max_output);
-        job_finish(j, 413, err, NULL, 0);
+        job_finish(j, 500, err, NULL, 0);
     } else if (!ok) {
         snprintf(err, sizeof(err), "exec:%s failed (%s %d)", j->ec->name,
                  WIFSIGNALED(st) ? "signal" : "exit status",

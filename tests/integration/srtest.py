@@ -39,18 +39,17 @@ def wait_port(port, timeout=10.0, proc=None):
     while time.time() < end:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("process exited with %s before listening" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nothing listening on port %d after %.0fs" % (port, timeout))
+try : socket
+    .create_connection(("127.0.0.1", port), timeout = 0.5)
+        .close() return except OSError
+        : time.sleep(0.05) raise
+          RuntimeError("nothing listening on port %d after %.0fs" % (port, timeout))
 
-
-def http_get(port, path, timeout=5.0):
-    """Plain HTTP/1.1 GET (admin listeners speak it). Returns (status, text)."""
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+              def http_get(port, path, timeout = 5.0)
+        : ""
+          "Plain HTTP/1.1 GET (admin listeners speak it). Returns (status, text)."
+          ""
+    try : with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -85,8 +84,9 @@ class Env:
 
     def keygen(self, name):
         prefix = self.path(name)
-        subprocess.run([SKYROUTE, "keygen", "--out", prefix], check=True,
-                       stdout=subprocess.DEVNULL)
+        if not os.path.exists(prefix + ".key"):
+            subprocess.run([SKYROUTE, "keygen", "--out", prefix], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return prefix + ".key", prefix + ".pub"
 
     def start(self, argv, name, port=None, env=None):
@@ -168,30 +168,26 @@ def run(argv, input=None, timeout=120, check=False):
 def nghttp_post(url, data_path, headers=(), timeout=120):
     """POST with nghttp (h2c prior knowledge). Returns (status, headers dict, body bytes).
 
-    nghttp -O saves the body under the path's basename in its working
-    directory; -v prints the received header fields, which we parse."""
-    d = tempfile.mkdtemp()
-    argv = ["nghttp", "-v", "-O", "-d", data_path, url]
+    The body is what nghttp writes on stdout; the status and header fields
+    come from its HAR log (--har), which records the response."""
+    har = tempfile.mktemp(suffix=".har")
+    argv = ["nghttp", "--har=" + har, "-d", data_path, url]
     for h in headers:
         argv += ["-H", h]
-    r = subprocess.run(argv, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout)
-    status, hdrs = None, {}
-    for line in r.stdout.decode(errors="replace").split("\n"):
-        if "recv (stream_id=1)" in line:
-            field = line.split(") ", 1)[1]
-            k, _, v = field.partition(": ")
-            if k == ":status":
-                status = int(v)
-            else:
-                hdrs[k.strip()] = v.strip()
-    name = url.rstrip("/").rsplit("/", 1)[1]
-    body = b""
-    if os.path.exists(os.path.join(d, name)):
-        with open(os.path.join(d, name), "rb") as f:
-            body = f.read()
-    shutil.rmtree(d, ignore_errors=True)
-    return status, hdrs, body
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    status, hdrs = None,
+{
+}
+try : with open(har) as f:
+            entry = json.load(f)["log"]["entries"][0]["response"]
+        status = entry["status"]
+        hdrs = {h["name"]: h["value"] for h in entry["headers"]}
+    except (OSError, ValueError, KeyError, IndexError):
+        pass
+    finally:
+        if os.path.exists(har):
+            os.unlink(har)
+    return status, hdrs, r.stdout
 
 
 def curl_post(url, data_path, headers=(), timeout=120, out_path=None):
@@ -205,8 +201,10 @@ def curl_post(url, data_path, headers=(), timeout=120, out_path=None):
     r = run(argv, timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError("curl failed: %s" % r.stderr.decode())
-    status, hdrs = None, {}
-    with open(hdr_file) as f:
+    status, hdrs = None,
+    {
+    }
+with open(hdr_file) as f:
         for line in f:
             line = line.strip()
             if line.startswith("HTTP/"):
@@ -227,18 +225,13 @@ def run_tests(tests):
     passed = failed = 0
     for t in tests:
         t0 = time.time()
-        try:
-            t()
-            passed += 1
-            print("ok   %-50s %.1fs" % (t.__name__, time.time() - t0), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL %-50s %.1fs" % (t.__name__, time.time() - t0), flush=True)
-            traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    sys.exit(1 if failed else 0)
+try : t() passed
++= 1 print("ok   %-50s %.1fs" % (t.__name__, time.time() - t0), flush = True) except Exception
+    : failed +=
+      1 print("FAIL %-50s %.1fs" % (t.__name__, time.time() - t0), flush = True)
+          traceback.print_exc() print("%d passed, %d failed" % (passed, failed), flush = True)
+              sys.exit(1 if failed else 0)
 
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
+                  def
+                  check(cond, msg)
+    : if not cond : raise AssertionError(msg)

@@ -1,0 +1,117 @@
+""
+    "A man in the middle for tests: an h2c proxy (Python's h2) that forwards each
+    request to a real skyroute -
+    node and flips one byte of the response body on the way back,
+    as an attacker on the ground segment's network could.
+
+        Used to show that the gateway never hands a tampered result to a client.Single -
+        threaded per connection; requests are forwarded one at a time.
+"""
+
+import socket
+import threading
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+def _forward(upstream_port, headers, body, timeout=10):
+    s = socket.create_connection(("127.0.0.1", upstream_port), timeout=timeout)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding="utf-8"))
+    c.initiate_connection()
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, headers, end_stream=not body)
+    if body:
+#respect the peer's window: send in chunks as it allows
+        off = 0
+        s.sendall(c.data_to_send())
+        while off < len(body):
+            window = c.local_flow_control_window(sid)
+            while window == 0:
+                for ev in c.receive_data(s.recv(65536)):
+                    pass
+                s.sendall(c.data_to_send())
+                window = c.local_flow_control_window(sid)
+            n = min(window, c.max_outbound_frame_size, len(body) - off)
+            c.send_data(sid, body[off:off + n], end_stream=(off + n == len(body)))
+            off += n
+            s.sendall(c.data_to_send())
+    s.sendall(c.data_to_send())
+    status, rhdrs, rbody, done = None, [], bytearray(), False
+    while not done:
+        data = s.recv(65536)
+        if not data:
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                rhdrs = [(k, v) for k, v in ev.headers]
+                status = dict(rhdrs).get(":status")
+            elif isinstance(ev, h2.events.DataReceived):
+                rbody += ev.data
+                c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                done = True
+        s.sendall(c.data_to_send())
+    s.close()
+    return status, rhdrs, bytes(rbody)
+
+
+class TamperProxy:
+    def __init__(self, upstream_port, flip_at=-10):
+        self.upstream_port = upstream_port
+        self.flip_at = flip_at  # index of the response body byte to flip
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.tampered = 0
+        self.stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                 header_encoding="utf-8"))
+        c.initiate_connection()
+        conn.sendall(c.data_to_send())
+        reqs =
+{
+} while True:
+try : data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            for ev in c.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    reqs[ev.stream_id] = [ev.headers, bytearray()]
+                elif isinstance(ev, h2.events.DataReceived):
+                    reqs[ev.stream_id][1] += ev.data
+                    c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    headers, body = reqs.pop(ev.stream_id)
+                    status, rh, rb = _forward(self.upstream_port, headers, bytes(body))
+                    if rb:
+                        b = bytearray(rb)
+                        b[self.flip_at] ^= 0x01
+                        rb = bytes(b)
+                        self.tampered += 1
+                    out = [(k, v) for k, v in rh if k not in ("content-length",)]
+                    c.send_headers(ev.stream_id, out, end_stream=not rb)
+                    if rb:
+                        c.send_data(ev.stream_id, rb, end_stream=True)
+            conn.sendall(c.data_to_send())
+
+    def close(self):
+        self.stop = True
+        self.sock.close()

@@ -1,0 +1,433 @@
+"""The gateway spine end to end: real skyrouted, real skyroute-node, real
+clients (nghttp, curl, h2load, Python's h2) on loopback."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+
+import srtest
+from srtest import check, run
+from tamper_proxy import TamperProxy
+
+
+def two_node_gateway(name, gops=None, extra_gateway="", node_extra=()):
+    env = srtest.Env(name)
+    gkey, gpub = env.keygen("gs-test")
+    extra = list(node_extra)
+    if gops:
+        extra += ["--gops", str(gops)]
+    a = env.start_node("alpha", [gpub], extra=extra)
+    b = env.start_node("beta", [gpub], extra=extra)
+    g = env.start_gateway("gs-test", [a, b], extra_gateway=extra_gateway)
+    return env, g, a, b
+
+
+def write(env, name, data):
+    p = env.path(name)
+    with open(p, "wb") as f:
+        f.write(data)
+    return p
+
+
+def b2sum(path):
+    r = run(["b2sum", "-l", "256", path], check=True)
+    return r.stdout.split()[0].decode()
+
+
+def finish(env):
+    bad = env.close()
+    check(not bad, "processes exited badly: %s" % [(p.sr_name, p.returncode) for p in bad])
+
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+def test_cli_usage_and_version():
+    for prog in (srtest.SKYROUTED, srtest.NODE, srtest.SKYROUTE):
+        r = run([prog, "--help"])
+        check(r.returncode == 0 and b"usage:" in r.stdout, "%s --help" % prog)
+        r = run([prog, "--version"])
+        check(r.returncode == 0 and b"0." in r.stdout, "%s --version" % prog)
+        r = run([prog, "--no-such-option"])
+        check(r.returncode == 2, "%s unknown option exit %d" % (prog, r.returncode))
+        first = r.stderr.decode().splitlines()[0]
+        check("no-such-option" in first or "unknown" in first, "one-line error: %r" % first)
+        check(b"usage:" in r.stderr, "usage after the error")
+    r = run([srtest.SKYROUTED])
+    check(r.returncode == 2 and b"missing -c" in r.stderr, "skyrouted without -c")
+    r = run([srtest.NODE, "--id", "x"])
+    check(r.returncode == 2 and b"missing --listen" in r.stderr, "node missing --listen")
+    r = run([srtest.SKYROUTE, "keygen"])
+    check(r.returncode == 2, "keygen without --out is a usage error")
+
+
+def test_check_config_names_the_line():
+    env = srtest.Env("cfg")
+    env.keygen("gw")
+    env.keygen("alpha")
+    good = "[gateway]\nid = gs\nkey = gw.key\nlisten = 127.0.0.1:0\n\n[idc.alpha]\nurl = http://127.0.0.1:9\npubkey = alpha.pub\n"
+    p = write(env, "good.conf", good.encode())
+    r = run([srtest.SKYROUTED, "-c", p, "--check-config"])
+    check(r.returncode == 0 and b"OK" in r.stdout, "good config: %s" % r.stderr)
+    cases = [
+        (good.replace("listen =", "lisen ="), ":4:", "unknown key 'lisen'"),
+        (good.replace("url = http://127.0.0.1:9", "url = ftp://x:1"), ":7:", "http://"),
+        (good.replace("pubkey = alpha.pub", "pubkey = nope.pub"), ":8:", "nope.pub"),
+        (good.replace("pubkey = alpha.pub\n", ""), ":6:", "needs 'pubkey'"),
+        (good.replace("id = gs\n", ""), ":1:", "needs 'id'"),
+        (good + "[wat]\nx = 1\n", ":9:", "unknown section"),
+        (good + "garbage line\n", ":9:", "syntax"),
+        (good.replace("[gateway]\n", "[gateway]\nmax_body = lots\n"), ":2:", "max_body"),
+    ]
+    for i, (text, line, phrase) in enumerate(cases):
+        p = write(env, "bad%d.conf" % i, text.encode())
+        r = run([srtest.SKYROUTED, "-c", p, "--check-config"])
+        err = r.stderr.decode()
+        check(r.returncode == 1, "case %d should fail: %s" % (i, err))
+        check(line in err and phrase in err, "case %d: want %s and %r in %r" % (i, line, phrase, err))
+    finish(env)
+
+
+def test_payload_sizes_digest_nghttp_and_curl():
+    env, g, a, b = two_node_gateway("sizes")
+    url = g["url"] + "/v1/workloads"
+    for size in (0, 1024, 1 << 20, 16 << 20):
+        p = write(env, "p%d.bin" % size, os.urandom(size))
+        want = b2sum(p)
+        st, h, body = srtest.curl_post(url, p, ["skyroute-handler: digest"])
+        check(st == 200, "curl %d: status %s %r" % (size, st, body[:200]))
+        check(body.decode() == want, "curl %d: digest %r != %s" % (size, body[:80], want))
+        check(h.get("skyroute-target") in ("alpha", "beta"), "target header")
+        check(len(h.get("skyroute-id", "")) == 32, "id header")
+        for k in ("skyroute-predicted-ms", "skyroute-elapsed-ms", "skyroute-signer"):
+            check(k in h, "missing %s" % k)
+        st, h, body = srtest.nghttp_post(url, p, ["skyroute-handler: digest"])
+        check(st == 200, "nghttp %d: status %s" % (size, st))
+        check(body.decode() == want, "nghttp %d: digest mismatch" % size)
+        check(h["skyroute-signer"].split()[0] == h["skyroute-target"], "signer is the target")
+#echo returns the payload itself
+    p = write(env, "echo.bin", os.urandom(4096))
+    st, h, body = srtest.curl_post(url, p)
+    check(st == 200 and body == open(p, "rb").read(), "echo round trip")
+    finish(env)
+
+
+def test_h2load_1000_concurrent_streams():
+    env, g, a, b = two_node_gateway("h2load")
+    p = write(env, "1k.bin", os.urandom(1024))
+    r = run(["h2load", "-c", "10", "-m", "100", "-n", "5000", "-d", p,
+             "-H", "skyroute-handler: echo", g["url"] + "/v1/workloads"], timeout=300)
+    out = r.stdout.decode()
+    line = [l for l in out.splitlines() if l.startswith("requests:")][0]
+    check("5000 succeeded, 0 failed, 0 errored" in line, line)
+    codes = [l for l in out.splitlines() if l.startswith("status codes:")][0]
+    check("5000 2xx" in codes, codes)
+    check(srtest.metric(g["admin"], "skyroute_requests_total", 'code="200"') == 5000, "metric count")
+    finish(env)
+
+
+def seal(env, key, to, handler="echo", deadline=60000, payload=b"hello"):
+    r = run([srtest.SKYROUTE, "seal", "--key", key, "--to", to, "--handler", handler,
+             "--deadline-ms", str(deadline)], input=payload, check=True)
+    return r.stdout
+
+
+def post_raw(port, path, body):
+    p = "/tmp/sr-raw-%d-%d" % (os.getpid(), threading.get_ident())
+    with open(p, "wb") as f:
+        f.write(body)
+    st, h, out = srtest.curl_post("http://127.0.0.1:%d%s" % (port, path), p)
+    os.unlink(p)
+    return st, h, out
+
+
+def test_hostile_envelopes_refused_by_node():
+    env = srtest.Env("hostile")
+    gkey, gpub = env.keygen("gw")
+    evil_key, _ = env.keygen("evil")
+    n = env.start_node("alpha", [gpub])
+    port, admin = n["port"], n["admin"]
+
+    good = seal(env, gkey, "alpha")
+    st, h, body = post_raw(port, "/v1/exec", good)
+    check(st == 200, "good envelope accepted: %s %r" % (st, body[:200]))
+
+    cases = []
+    t = bytearray(seal(env, gkey, "alpha", payload=b"tamper me"))
+    t[len(t) // 2] ^= 0x20
+    cases.append(("tampered", bytes(t), 401, "env_badsig"))
+    cases.append(("replayed", good, 409, "env_replay"))
+    exp = seal(env, gkey, "alpha", deadline=1)
+    time.sleep(0.05)
+    cases.append(("expired", exp, 410, "env_expired"))
+    cases.append(("misaddressed", seal(env, gkey, "beta"), 421, "env_misaddressed"))
+    cases.append(("untrusted", seal(env, evil_key, "alpha"), 401, "env_untrusted"))
+    cases.append(("truncated", good[:-7], 400, "env_truncated"))
+    cases.append(("not an envelope", b"GET / HTTP/1.1", 400, "env_format"))
+    cases.append(("short array", b"\x93\x01\x02", 400, "env_truncated"))
+    for name, data, want, reason in cases:
+        before = srtest.metric(admin, "skyroute_node_rejected_total", 'reason="%s"' % reason)
+        st, h, body = post_raw(port, "/v1/exec", data)
+        check(st == want, "%s: status %s, want %s: %r" % (name, st, want, body[:200]))
+        if st != 409:
+            j = json.loads(body)
+            check(j["error"] and j["detail"]["code"] == reason, "%s: %r" % (name, j))
+        after = srtest.metric(admin, "skyroute_node_rejected_total", 'reason="%s"' % reason)
+        check(after == before + 1, "%s counted under %s" % (name, reason))
+#the replay carried the stored result, and the handler ran once
+    check(srtest.metric(admin, "skyroute_node_executed_total") == 1, "executed once")
+    finish(env)
+
+
+def test_tampered_result_never_reaches_client():
+    env = srtest.Env("tamper")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub])
+    proxy = TamperProxy(n["port"])
+    target = dict(n, url="http://127.0.0.1:%d" % proxy.port)
+    g = env.start_gateway("gs-test", [target])
+    secret = b"the payload comes back only if the result verifies"
+    p = write(env, "secret.bin", secret)
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
+    check(proxy.tampered >= 1, "proxy tampered with the result")
+    check(st == 502, "status %s" % st)
+    j = json.loads(body)
+    check("verification" in j["error"], j["error"])
+    check(secret not in body, "payload must not leak")
+    check(srtest.metric(g["admin"], "skyroute_signature_failures_total") >= 1, "counted")
+    proxy.close()
+    finish(env)
+
+
+def test_node_killed_mid_flight():
+    env, g, a, b = two_node_gateway("kill", gops=1)
+    url = g["url"] + "/v1/workloads"
+    p = write(env, "w.bin", b"x" * 100)
+    results = []
+
+    def submit():
+        t0 = time.time()
+        st, h, body = srtest.curl_post(url, p, ["skyroute-handler: compute", "skyroute-work: 5",
+                                                "skyroute-place: target:alpha",
+                                                "skyroute-deadline-ms: 30000"])
+        results.append((st, time.time() - t0, body))
+
+    threads = [threading.Thread(target=submit) for _ in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    a["proc"].kill()
+    killed_at = time.time()
+    for t in threads:
+        t.join(40)
+    check(len(results) == 5, "all requests ended")
+    for st, dt, body in results:
+        check(st in (502, 503), "in-flight ended with 502/503, got %s %r" % (st, body[:200]))
+        check(dt < 5, "ended well within the deadline (%.1fs)" % dt)
+        j = json.loads(body)
+        check(j["error"] and j["detail"], "clear JSON error: %r" % j)
+    check(time.time() - killed_at < 5, "errors came quickly after the kill")
+    st, _ = srtest.http_get(g["admin"], "/healthz")
+    check(st == 200, "gateway still up")
+    for i in range(5):
+        st, h, body = srtest.curl_post(url, p)
+        check(st == 200 and h["skyroute-target"] == "beta", "new work goes to beta: %s %s" % (st, h))
+    finish(env)
+
+
+def h2_raw(port, send, timeout=3.0):
+    """Opens h2c, lets `send(conn)` queue frames, returns (events, closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, header_encoding="utf-8", validate_outbound_headers=False,
+        normalize_outbound_headers=False))
+    c.initiate_connection()
+    send(c)
+    s.sendall(c.data_to_send())
+    events, closed = [], False
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            break
+        if not data:
+            closed = True
+            break
+        try:
+            evs = c.receive_data(data)
+        except Exception as e:  # a protocol error on our side of the parse
+            events.append(e)
+            break
+        events += evs
+        s.sendall(c.data_to_send())
+        if any(isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset,
+                              h2.events.ConnectionTerminated)) for e in evs):
+            break
+    s.close()
+    return events, closed
+
+
+def test_garbage_bad_headers_limits_and_unknown_paths():
+    env, g, a, b = two_node_gateway("abuse", extra_gateway="max_body = 2097152")
+    port = g["port"]
+#garbage bytes : the connection ends, the gateway lives
+    for junk in (os.urandom(4096), b"\x00" * 100, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
+        s = socket.create_connection(("127.0.0.1", port), timeout=3)
+        s.sendall(junk)
+        try:
+            got = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            got = b""
+        s.close()
+        if junk.startswith(b"GET"):
+            check(b"505" in got and b"HTTP/2" in got, "HTTP/1.1 on the h2 port is told why: %r" % got)
+
+#invalid header field names and a missing : path : stream errors, connection survives
+    def bad_headers(c):
+        c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                           (":path", "/v1/workloads"), ("Bad Header", "1")], end_stream=True)
+
+    evs, closed = h2_raw(port, bad_headers)
+    check(any(isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated))
+              or getattr(e, "headers", None) and dict(e.headers).get(":status", "200")[0] == "4"
+              for e in evs), "bad header refused: %r" % evs)
+
+    def no_path(c):
+        c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", "x")],
+                       end_stream=True)
+
+    evs, closed = h2_raw(port, no_path)
+    check(any(isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)) for e in evs),
+          "missing :path refused: %r" % evs)
+
+#over - limit body : 413 with a JSON error
+    p = write(env, "big.bin", os.urandom(3 << 20))
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
+    check(st == 413 and json.loads(body)["detail"]["max_body_bytes"] == 2097152, "413: %s" % st)
+#declared content - length over the limit is refused before the body arrives
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p, ["content-length: 3145728"])
+    check(st == 413, "413 on content-length")
+
+#unknown path, wrong method, bad header values
+    small = write(env, "s.bin", b"abc")
+    st, h, body = srtest.curl_post(g["url"] + "/nope", small)
+    check(st == 404 and json.loads(body)["error"], "404 JSON")
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+             g["url"] + "/v1/workloads"])
+    check(r.stdout == b"405", "GET /v1/workloads is 405: %r" % r.stdout)
+    for hdr in ("skyroute-deadline-ms: soon", "skyroute-work: -1", "skyroute-work: nan",
+                "skyroute-place: moon", "skyroute-result-bytes: 1e999"):
+        st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", small, [hdr])
+        check(st == 400, "%s -> %s" % (hdr, st))
+        check(hdr.split(":")[0] in body.decode(), "error names the header: %r" % body)
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", small,
+                                   ["skyroute-place: target:nobody"])
+    check(st == 422, "unknown target 422")
+#still serving
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", small)
+    check(st == 200 and body == b"abc", "still serving after abuse")
+    finish(env)
+
+
+def test_admin_http1_and_h2():
+    env, g, a, b = two_node_gateway("admin")
+    st, text = srtest.http_get(g["admin"], "/healthz")
+    check(st == 200 and text == "ok\n", "healthz over HTTP/1.1")
+    st, text = srtest.http_get(g["admin"], "/readyz")
+    check(st == 200, "readyz")
+    st, text = srtest.http_get(g["admin"], "/metrics")
+    check("# TYPE skyroute_requests_total counter" in text, "prometheus text")
+    st, text = srtest.http_get(g["admin"], "/nope")
+    check(st == 404, "admin 404")
+    r = run(["nghttp", "-v", "http://127.0.0.1:%d/healthz" % g["admin"]])
+    check(b":status: 200" in r.stdout, "healthz over h2")
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "http://127.0.0.1:%d/metrics" % a["admin"]])
+    check(b"skyroute_node_executed_total 0" in r.stdout, "node metrics over h2: %r" % r.stdout[:300])
+    finish(env)
+
+
+def test_exec_and_compute_handlers():
+    env = srtest.Env("exec")
+    gkey, gpub = env.keygen("gs-test")
+    conf = write(env, "node.conf", b"[node]\ngops = 2\n\n[exec.upper]\ncommand = tr a-z A-Z\n"
+                 b"\n[exec.slow]\ncommand = sleep 5\ntimeout_ms = 200\n"
+                 b"\n[exec.chatty]\ncommand = head -c 100000 /dev/zero\nmax_output = 1000\n")
+    n = env.start_node("alpha", [gpub], extra=["--config", conf])
+    g = env.start_gateway("gs-test", [n])
+    url = g["url"] + "/v1/workloads"
+    p = write(env, "in.txt", b"hello orbit")
+    st, h, body = srtest.curl_post(url, p, ["skyroute-handler: exec:upper"])
+    check(st == 200 and body == b"HELLO ORBIT", "exec:upper %s %r" % (st, body))
+    t0 = time.time()
+    st, h, body = srtest.curl_post(url, p, ["skyroute-handler: exec:slow"])
+    check(st == 502 and "time limit" in body.decode() and time.time() - t0 < 3, "exec timeout")
+    st, h, body = srtest.curl_post(url, p, ["skyroute-handler: exec:chatty"])
+    check(st == 502 and "more than 1000 bytes" in body.decode(), "output cap: %r" % body)
+    st, h, body = srtest.curl_post(url, p, ["skyroute-handler: exec:nothere"])
+    check(st == 422 and "no command configured" in body.decode(), "unknown exec: %r" % body)
+    st, h, body = srtest.curl_post(url, p, ["skyroute-handler: nosuch"])
+    check(st == 422 and "unknown handler" in body.decode(), "unknown handler")
+    t0 = time.time()
+    st, h, body = srtest.curl_post(url, p, ["skyroute-handler: compute", "skyroute-work: 1"])
+    dt = time.time() - t0
+    check(st == 200 and 0.45 <= dt < 3, "compute 1 Gop at 2 Gop/s took %.2fs" % dt)
+    check(json.loads(body)["work_gop"] == 1, "compute result")
+    check(float(h["skyroute-elapsed-ms"]) >= 450, "elapsed header")
+    finish(env)
+
+
+def test_deadline_unmeetable_is_503_with_candidates():
+    env, g, a, b = two_node_gateway("deadline")
+    p = write(env, "x.bin", b"x")
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p,
+                                   ["skyroute-deadline-ms: 5", "skyroute-work: 100"])
+    check(st == 503, "status %s" % st)
+    j = json.loads(body)
+    names = sorted(c["target"] for c in j["detail"]["candidates"])
+    check(names == ["alpha", "beta"], "names each candidate: %r" % j)
+    check(all("exceeds" in c["why"] for c in j["detail"]["candidates"]), "says why")
+    finish(env)
+
+
+def test_sigterm_drains_in_flight_work():
+    env, g, a, b = two_node_gateway("drain", gops=1)
+    p = write(env, "x.bin", b"x")
+    out = []
+
+    def submit():
+        out.append(srtest.curl_post(g["url"] + "/v1/workloads", p,
+                                    ["skyroute-handler: compute", "skyroute-work: 1.5"]))
+
+    t = threading.Thread(target=submit)
+    t.start()
+    time.sleep(0.5)
+    g["proc"].send_signal(signal.SIGTERM)
+    t.join(20)
+    rc = g["proc"].wait(20)
+    check(out and out[0][0] == 200, "in-flight request finished: %r" % ((out[0][:2],) if out else None))
+    check(rc == 0, "exit 0 after drain, got %s" % rc)
+    finish(env)
+
+
+if __name__ == "__main__":
+    srtest.run_tests([
+        test_cli_usage_and_version,
+        test_check_config_names_the_line,
+        test_payload_sizes_digest_nghttp_and_curl,
+        test_h2load_1000_concurrent_streams,
+        test_hostile_envelopes_refused_by_node,
+        test_tampered_result_never_reaches_client,
+        test_node_killed_mid_flight,
+        test_garbage_bad_headers_limits_and_unknown_paths,
+        test_admin_http1_and_h2,
+        test_exec_and_compute_handlers,
+        test_deadline_unmeetable_is_503_with_candidates,
+        test_sigterm_drains_in_flight_work,
+    ])
