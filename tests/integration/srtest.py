@@ -39,17 +39,18 @@ def wait_port(port, timeout=10.0, proc=None):
     while time.time() < end:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("process exited with %s before listening" % proc.returncode)
-try : socket
-    .create_connection(("127.0.0.1", port), timeout = 0.5)
-        .close() return except OSError
-        : time.sleep(0.05) raise
-          RuntimeError("nothing listening on port %d after %.0fs" % (port, timeout))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on port %d after %.0fs" % (port, timeout))
 
-              def http_get(port, path, timeout = 5.0)
-        : ""
-          "Plain HTTP/1.1 GET (admin listeners speak it). Returns (status, text)."
-          ""
-    try : with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+
+def http_get(port, path, timeout=5.0):
+    """Plain HTTP/1.1 GET (admin listeners speak it). Returns (status, text)."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -175,10 +176,9 @@ def nghttp_post(url, data_path, headers=(), timeout=120):
     for h in headers:
         argv += ["-H", h]
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    status, hdrs = None,
-{
-}
-try : with open(har) as f:
+    status, hdrs = None, {}
+    try:
+        with open(har) as f:
             entry = json.load(f)["log"]["entries"][0]["response"]
         status = entry["status"]
         hdrs = {h["name"]: h["value"] for h in entry["headers"]}
@@ -201,10 +201,8 @@ def curl_post(url, data_path, headers=(), timeout=120, out_path=None):
     r = run(argv, timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError("curl failed: %s" % r.stderr.decode())
-    status, hdrs = None,
-    {
-    }
-with open(hdr_file) as f:
+    status, hdrs = None, {}
+    with open(hdr_file) as f:
         for line in f:
             line = line.strip()
             if line.startswith("HTTP/"):
@@ -225,13 +223,18 @@ def run_tests(tests):
     passed = failed = 0
     for t in tests:
         t0 = time.time()
-try : t() passed
-+= 1 print("ok   %-50s %.1fs" % (t.__name__, time.time() - t0), flush = True) except Exception
-    : failed +=
-      1 print("FAIL %-50s %.1fs" % (t.__name__, time.time() - t0), flush = True)
-          traceback.print_exc() print("%d passed, %d failed" % (passed, failed), flush = True)
-              sys.exit(1 if failed else 0)
+        try:
+            t()
+            passed += 1
+            print("ok   %-50s %.1fs" % (t.__name__, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %-50s %.1fs" % (t.__name__, time.time() - t0), flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    sys.exit(1 if failed else 0)
 
-                  def
-                  check(cond, msg)
-    : if not cond : raise AssertionError(msg)
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)

@@ -1,11 +1,9 @@
-""
-    "A man in the middle for tests: an h2c proxy (Python's h2) that forwards each
-    request to a real skyroute -
-    node and flips one byte of the response body on the way back,
-    as an attacker on the ground segment's network could.
+"""A man in the middle for tests: an h2c proxy (Python's h2) that forwards each
+request to a real skyroute-node and flips one byte of the response body on the
+way back, as an attacker on the ground segment's network could.
 
-        Used to show that the gateway never hands a tampered result to a client.Single -
-        threaded per connection; requests are forwarded one at a time.
+Used to show that the gateway never hands a tampered result to a client.
+Single-threaded per connection; requests are forwarded one at a time.
 """
 
 import socket
@@ -24,7 +22,7 @@ def _forward(upstream_port, headers, body, timeout=10):
     sid = c.get_next_available_stream_id()
     c.send_headers(sid, headers, end_stream=not body)
     if body:
-#respect the peer's window: send in chunks as it allows
+        # respect the peer's window: send in chunks as it allows
         off = 0
         s.sendall(c.data_to_send())
         while off < len(body):
@@ -84,10 +82,10 @@ class TamperProxy:
                                                                  header_encoding="utf-8"))
         c.initiate_connection()
         conn.sendall(c.data_to_send())
-        reqs =
-{
-} while True:
-try : data = conn.recv(65536)
+        reqs = {}
+        while True:
+            try:
+                data = conn.recv(65536)
             except OSError:
                 return
             if not data:

@@ -46,7 +46,7 @@ def finish(env):
     bad = env.close()
     check(not bad, "processes exited badly: %s" % [(p.sr_name, p.returncode) for p in bad])
 
-#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+# --------------------------------------------------------------------------------------
 
 def test_cli_usage_and_version():
     for prog in (srtest.SKYROUTED, srtest.NODE, srtest.SKYROUTE):
@@ -111,7 +111,7 @@ def test_payload_sizes_digest_nghttp_and_curl():
         check(st == 200, "nghttp %d: status %s" % (size, st))
         check(body.decode() == want, "nghttp %d: digest mismatch" % size)
         check(h["skyroute-signer"].split()[0] == h["skyroute-target"], "signer is the target")
-#echo returns the payload itself
+# echo returns the payload itself
     p = write(env, "echo.bin", os.urandom(4096))
     st, h, body = srtest.curl_post(url, p)
     check(st == 200 and body == open(p, "rb").read(), "echo round trip")
@@ -180,7 +180,7 @@ def test_hostile_envelopes_refused_by_node():
             check(j["error"] and j["detail"]["code"] == reason, "%s: %r" % (name, j))
         after = srtest.metric(admin, "skyroute_node_rejected_total", 'reason="%s"' % reason)
         check(after == before + 1, "%s counted under %s" % (name, reason))
-#the replay carried the stored result, and the handler ran once
+# the replay carried the stored result, and the handler ran once
     check(srtest.metric(admin, "skyroute_node_executed_total") == 1, "executed once")
     finish(env)
 
@@ -277,7 +277,7 @@ def h2_raw(port, send, timeout=3.0):
 def test_garbage_bad_headers_limits_and_unknown_paths():
     env, g, a, b = two_node_gateway("abuse", extra_gateway="max_body = 2097152")
     port = g["port"]
-#garbage bytes : the connection ends, the gateway lives
+# garbage bytes: the connection ends, the gateway lives
     for junk in (os.urandom(4096), b"\x00" * 100, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
         s = socket.create_connection(("127.0.0.1", port), timeout=3)
         s.sendall(junk)
@@ -289,7 +289,7 @@ def test_garbage_bad_headers_limits_and_unknown_paths():
         if junk.startswith(b"GET"):
             check(b"505" in got and b"HTTP/2" in got, "HTTP/1.1 on the h2 port is told why: %r" % got)
 
-#invalid header field names and a missing : path : stream errors, connection survives
+# invalid header field names and a missing :path: stream errors, connection survives
     def bad_headers(c):
         c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", "x"),
                            (":path", "/v1/workloads"), ("Bad Header", "1")], end_stream=True)
@@ -307,15 +307,15 @@ def test_garbage_bad_headers_limits_and_unknown_paths():
     check(any(isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)) for e in evs),
           "missing :path refused: %r" % evs)
 
-#over - limit body : 413 with a JSON error
+# over-limit body: 413 with a JSON error
     p = write(env, "big.bin", os.urandom(3 << 20))
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
     check(st == 413 and json.loads(body)["detail"]["max_body_bytes"] == 2097152, "413: %s" % st)
-#declared content - length over the limit is refused before the body arrives
+# declared content-length over the limit is refused before the body arrives
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p, ["content-length: 3145728"])
     check(st == 413, "413 on content-length")
 
-#unknown path, wrong method, bad header values
+# unknown path, wrong method, bad header values
     small = write(env, "s.bin", b"abc")
     st, h, body = srtest.curl_post(g["url"] + "/nope", small)
     check(st == 404 and json.loads(body)["error"], "404 JSON")
@@ -330,7 +330,7 @@ def test_garbage_bad_headers_limits_and_unknown_paths():
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", small,
                                    ["skyroute-place: target:nobody"])
     check(st == 422, "unknown target 422")
-#still serving
+# still serving
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", small)
     check(st == 200 and body == b"abc", "still serving after abuse")
     finish(env)
