@@ -958,12 +958,12 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
     }
 
     /* ---- outer array: structure only ---- */
-    const uint8_t *p = data, *end = data + len;
-    struct mp_obj arr, magic, body, signer, sig;
-    int rv;
     if (len == 0) {
         return fail(why, whylen, SR_ERR_ENV_TRUNCATED, "empty input");
     }
+    const uint8_t *p = data, *end = data + len;
+    struct mp_obj arr, magic, body, signer, sig;
+    int rv;
     if ((rv = outer_next(&p, data, end, max, &arr, "the outer array", why, whylen))) {
         return rv;
     }
