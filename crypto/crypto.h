@@ -224,6 +224,10 @@ const char *sr_kind_name(sr_kind kind);
  */
 typedef struct sr_replay sr_replay;
 
+/* Sizes everything up front (about 100 bytes per id of |capacity|); nothing
+ * is allocated later except stored results. Ids are hashed with SipHash under
+ * a random per-guard key. 0, SR_ERR_INVAL (capacity 0 or over 2^30),
+ * SR_ERR_UNAVAILABLE (libsodium) or SR_ERR_NOMEM. */
 int sr_replay_new(sr_replay **out, size_t capacity) SR_WARN_UNUSED;
 void sr_replay_free(sr_replay *g);
 

@@ -22,7 +22,7 @@
 
 #include <sodium.h>
 
-#define SR_REPLAY_MAXCAP (UINT32_MAX / 4)
+#define SR_REPLAY_MAXCAP ((size_t)1 << 30)
 #define SR_REPLAY_DEFAULT_RESULT_LIMIT ((size_t)256 << 20)
 
 struct replay_ent {
