@@ -75,7 +75,11 @@ struct sigctx {
     void (*on_term)(void *);
     void (*on_hup)(void *);
     void *arg;
+    struct event *evs[3];
 };
+
+/* one context per process: the daemons install once and remove at exit */
+static struct sigctx sig_ctx;
 
 static void sig_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -94,20 +98,32 @@ int sr_signals_install(struct event_base *base, void (*on_term)(void *), void (*
                        void *arg)
 {
     signal(SIGPIPE, SIG_IGN);
-    /* one context per process: the daemons install once and live until exit */
-    static struct sigctx ctx;
-    ctx.on_term = on_term;
-    ctx.on_hup = on_hup;
-    ctx.arg = arg;
+    sig_ctx.on_term = on_term;
+    sig_ctx.on_hup = on_hup;
+    sig_ctx.arg = arg;
     int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
         if (sigs[i] == SIGHUP && !on_hup) {
             continue;
         }
-        struct event *ev = evsignal_new(base, sigs[i], sig_cb, &ctx);
+        struct event *ev = evsignal_new(base, sigs[i], sig_cb, &sig_ctx);
         if (!ev || evsignal_add(ev, NULL) != 0) {
+            if (ev) {
+                event_free(ev);
+            }
             return SR_ERR_IO;
         }
+        sig_ctx.evs[i] = ev;
     }
     return 0;
+}
+
+void sr_signals_remove(void)
+{
+    for (int i = 0; i < 3; i++) {
+        if (sig_ctx.evs[i]) {
+            event_free(sig_ctx.evs[i]);
+            sig_ctx.evs[i] = NULL;
+        }
+    }
 }

@@ -66,6 +66,7 @@ struct sr_req {
 
 struct conn {
     sr_http_server *srv;
+    struct conn *prev, *next; /* in srv->conns */
     struct bufferevent *bev;
     nghttp2_session *h2;
     enum conn_mode mode;
@@ -85,6 +86,7 @@ struct sr_http_server {
     struct sr_http_server_opts opts;
     int port;
     size_t inflight;
+    struct conn *conns;
 };
 
 static void conn_free(struct conn *c);
@@ -601,6 +603,14 @@ static int conn_start_h2(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        c->srv->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
     while (c->reqs) {
         req_abort(c->reqs);
     }
@@ -868,6 +878,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
     bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = srv->conns;
+    if (srv->conns) {
+        srv->conns->prev = c;
+    }
+    srv->conns = c;
 }
 
 int sr_http_server_new(sr_http_server **out, struct event_base *base,
@@ -932,5 +947,8 @@ void sr_http_server_free(sr_http_server *srv)
         return;
     }
     sr_http_server_stop_listening(srv);
+    while (srv->conns) {
+        conn_free(srv->conns);
+    }
     free(srv);
 }

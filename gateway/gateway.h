@@ -230,3 +230,5 @@ int sr_env_http_status(int code);
  * |on_term(arg)|. SIGPIPE is ignored. */
 int sr_signals_install(struct event_base *base, void (*on_term)(void *), void (*on_hup)(void *),
                        void *arg);
+/* Frees the signal events (call before event_base_free). */
+void sr_signals_remove(void);

@@ -776,6 +776,7 @@ int main(int argc, char **argv)
     sr_replay_free(n.replay);
     sr_keyring_free(n.trust);
     sr_key_free(n.key);
+    sr_signals_remove();
     event_base_free(n.base);
     return 0;
 }

@@ -743,6 +743,7 @@ int main(int argc, char **argv)
     sr_key_free(g.key);
     free(g.targets);
     sr_config_free(g.cfg);
+    sr_signals_remove();
     event_base_free(g.base);
     return 0;
 }
