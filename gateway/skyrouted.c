@@ -682,6 +682,7 @@ int main(int argc, char **argv)
     struct gw g;
     memset(&g, 0, sizeof(g));
     char err[600];
+    int rc = 1;
     if (sr_config_load(&g.cfg, config, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         return 1;
@@ -693,21 +694,22 @@ int main(int argc, char **argv)
                                           : SR_LOG_INFO;
     if (setup(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
-        return 1;
+        goto out;
     }
     if (check) {
         printf("%s: OK (gateway %s, %zu targets)\n", config, g.cfg->id, g.ntargets);
-        return 0;
+        rc = 0;
+        goto out;
     }
     if (mkdir(g.cfg->state_dir, 0750) != 0 && errno != EEXIST) {
         fprintf(stderr, "skyrouted: state_dir %s: %s\n", g.cfg->state_dir, strerror(errno));
-        return 1;
+        goto out;
     }
     describe_metrics(g.metrics);
     g.base = event_base_new();
     if (!g.base || sr_h2_pool_new(&g.pool, g.base) != 0) {
         fprintf(stderr, "skyrouted: cannot create the event loop\n");
-        return 1;
+        goto out;
     }
     struct sr_http_server_opts so = {.listen = g.cfg->listen,
                                      .max_body = g.cfg->max_body,
@@ -716,26 +718,36 @@ int main(int argc, char **argv)
                                      .arg = &g};
     if (sr_http_server_new(&g.main, g.base, &so, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
-        return 1;
+        goto out;
     }
     if (g.cfg->admin[0]) {
         struct sr_http_server_opts ao = {
             .listen = g.cfg->admin, .allow_http1 = true, .handler = admin_handler, .arg = &g};
         if (sr_http_server_new(&g.admin, g.base, &ao, err, sizeof(err)) != 0) {
             fprintf(stderr, "skyrouted: %s\n", err);
-            return 1;
+            goto out;
         }
     }
-    sr_signals_install(g.base, on_term, NULL, &g);
+    if (sr_signals_install(g.base, on_term, NULL, &g) != 0) {
+        fprintf(stderr, "skyrouted: cannot install signal handlers\n");
+        goto out;
+    }
     sr_log(SR_LOG_INFO, "skyrouted %s: gateway %s on %s (admin %s), %zu targets", SR_VERSION,
            g.cfg->id, g.cfg->listen, g.cfg->admin[0] ? g.cfg->admin : "off", g.ntargets);
     event_base_dispatch(g.base);
     sr_log(SR_LOG_INFO, "skyrouted stopped");
+    rc = 0;
+out:
+    /* reverse order of creation; every free accepts NULL */
     sr_http_server_free(g.main);
     sr_http_server_free(g.admin);
     sr_h2_pool_free(g.pool);
     if (g.drain_timer) {
         event_free(g.drain_timer);
+    }
+    sr_signals_remove();
+    if (g.base) {
+        event_base_free(g.base);
     }
     sr_metrics_free(g.metrics);
     sr_router_free(g.router);
@@ -743,7 +755,5 @@ int main(int argc, char **argv)
     sr_key_free(g.key);
     free(g.targets);
     sr_config_free(g.cfg);
-    sr_signals_remove();
-    event_base_free(g.base);
-    return 0;
+    return rc;
 }
