@@ -24,13 +24,29 @@ import srtest  # noqa: E402
 
 
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    """utime + stime of a process and its live children (nghttpx runs its
+    worker in a child process)."""
     tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def h2load(url, body, n, c, m, log):
+    if os.path.exists(log):
+        os.unlink(log)  # h2load appends
     argv = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m), "-t", "1", "-d", body,
             "--log-file", log, url]
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
@@ -85,7 +101,7 @@ def main():
         nghttpd = env.start(["nghttpd", "--no-tls", "-d", docroot, str(pd)], "nghttpd", pd)
         nghttpx = env.start(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % px,
                              "--backend=127.0.0.1,%d;;proto=h2" % pd, "--workers=1",
-                             "--frontend-max-requests=0", "--no-ocsp", "--conf=/dev/null",
+                             "--no-ocsp", "--conf=/dev/null",
                              "--errorlog-file=%s" % env.path("nghttpx.err"),
                              "--accesslog-file=/dev/null"], "nghttpx", px)
         body = env.path("body1k")
