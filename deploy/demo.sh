@@ -85,8 +85,14 @@ submit() { # client handler file [extra headers...]
         curl -sS --http2-prior-knowledge --data-binary @"$file" -D "$hdrs" -o "$body" "$@" "$url"
     else
         set -- -H "skyroute-handler: $handler" "$@"
-        (cd "$work" && nghttp -v -d "$file" "$@" "$url" >"$hdrs.raw" 2>&1 && mv workloads "$body") || true
-        sed -n 's/.*recv (stream_id=1) \(.*\)$/\1/p' "$hdrs.raw" | sed 's/^:status: /HTTP\/2 /' >"$hdrs"
+        nghttp --har="$hdrs.har" -d "$file" "$@" "$url" >"$body" 2>/dev/null || true
+        python3 - "$hdrs.har" >"$hdrs" 2>/dev/null <<'PY' || true
+import json, sys
+r = json.load(open(sys.argv[1]))["log"]["entries"][0]["response"]
+print("HTTP/2 %d" % r["status"])
+for h in r["headers"]:
+    print("%s: %s" % (h["name"], h["value"]))
+PY
     fi
     status=$(awk 'NR==1{print $2}' "$hdrs")
     get() { grep -i "^$1:" "$hdrs" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
