@@ -3,14 +3,98 @@
 
 Exits 77 (skipped) if the skyroute binary has not been built.
 """
+import base64
+import hashlib
 import os
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 
 BIN = os.path.join(os.environ.get("SR_BINARY_DIR", "build"), "gateway", "skyroute")
 failures = []
+
+
+def mp_decode(b, i=0):
+    """A minimal msgpack decoder, independent of the C one, for checking the wire format."""
+    c = b[i]
+    i += 1
+    if c <= 0x7F:
+        return c, i
+    if c >= 0xE0:
+        return c - 0x100, i
+    if 0x80 <= c <= 0x8F or c in (0xDE, 0xDF):
+        w = {0xDE: 2, 0xDF: 4}.get(c, 0)
+        n = c & 0x0F if not w else int.from_bytes(b[i:i + w], "big")
+        i += w
+        m = {}
+        for _ in range(n):
+            k, i = mp_decode(b, i)
+            v, i = mp_decode(b, i)
+            m[k] = v
+        return m, i
+    if 0x90 <= c <= 0x9F or c in (0xDC, 0xDD):
+        w = {0xDC: 2, 0xDD: 4}.get(c, 0)
+        n = c & 0x0F if not w else int.from_bytes(b[i:i + w], "big")
+        i += w
+        a = []
+        for _ in range(n):
+            v, i = mp_decode(b, i)
+            a.append(v)
+        return a, i
+    if 0xA0 <= c <= 0xBF or c in (0xD9, 0xDA, 0xDB):
+        w = {0xD9: 1, 0xDA: 2, 0xDB: 4}.get(c, 0)
+        n = c & 0x1F if not w else int.from_bytes(b[i:i + w], "big")
+        i += w
+        return b[i:i + n].decode(), i + n
+    if c in (0xC4, 0xC5, 0xC6):
+        w = {0xC4: 1, 0xC5: 2, 0xC6: 4}[c]
+        n = int.from_bytes(b[i:i + w], "big")
+        i += w
+        return bytes(b[i:i + n]), i + n
+    if c == 0xCB:
+        return struct.unpack(">d", b[i:i + 8])[0], i + 8
+    if 0xCC <= c <= 0xCF:
+        w = 1 << (c - 0xCC)
+        return int.from_bytes(b[i:i + w], "big"), i + w
+    if 0xD0 <= c <= 0xD3:
+        w = 1 << (c - 0xD0)
+        return int.from_bytes(b[i:i + w], "big", signed=True), i + w
+    raise ValueError("unexpected msgpack byte 0x%02x" % c)
+
+
+def check_independently(env, pub_path, key_path, payload):
+    """Checks the envelope with Python's own msgpack reading and OpenSSL's Ed25519."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+            Ed25519PrivateKey, Ed25519PublicKey)
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    except ImportError:
+        print("note: python3-cryptography missing, skipping the independent check")
+        return
+    with open(pub_path) as f:
+        pk = base64.b64decode(f.read().strip().split(":", 1)[1], validate=True)
+    with open(key_path) as f:
+        seed = base64.b64decode(f.read().strip().split(":", 1)[1], validate=True)
+    derived = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)
+    check(derived == pk, "the .key seed derives the .pub key (OpenSSL)")
+    outer, end = mp_decode(env)
+    check(end == len(env) and isinstance(outer, list) and len(outer) == 4, "outer is a 4-array")
+    magic, body, signer, sig = outer
+    check(magic == "SR1", "magic SR1")
+    check(signer == hashlib.blake2b(pk, digest_size=32).digest()[:8], "signer = BLAKE2b-256(pk)[:8]")
+    try:
+        Ed25519PublicKey.from_public_bytes(pk).verify(sig, b"skyroute/v1\0" + body)
+    except Exception:
+        check(False, "OpenSSL verifies Ed25519 over 'skyroute/v1\\0' || body")
+    m, end = mp_decode(body)
+    check(end == len(body), "body is one msgpack value")
+    check(m.get("v") == 1 and m.get("kind") == "workload" and m.get("dst") == "gs-1" and
+          m.get("src") == "cli" and m.get("handler") == "echo" and m.get("payload") == payload and
+          len(m.get("id", b"")) == 16 and m["exp"] - m["iat"] == 60000 and
+          m.get("hints") == {"work": 2.5, "result_bytes": 99}, "body fields as in DESIGN section 5")
 
 
 def run(args, stdin=b"", cwd=None):
@@ -48,6 +132,7 @@ def main():
         rc, env, err = run(["seal", "--key", a + ".key", "--to", "gs-1", "--handler", "echo",
                             "--work", "2.5", "--result-bytes", "99"], payload)
         check(rc == 0 and env[:8] == b"\xdc\x00\x04\xa3SR1\xc6", "seal writes an envelope")
+        check_independently(env, a + ".pub", a + ".key", payload)
         rc, out, err = run(["open", "--trust", b + ".pub", "--trust", a + ".pub", "--to", "gs-1"],
                            env)
         check(rc == 0 and out == payload and err == "", "open returns the payload, quietly")
@@ -81,6 +166,15 @@ def main():
         check(rc == 0 and sig.startswith(keyid + ":") and len(sig) == 105, "sign prints KEYID:SIG")
         rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", sig], body)
         check(rc == 0, "verify accepts")
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+            with open(a + ".pub") as f:
+                pk = base64.b64decode(f.read().strip().split(":", 1)[1])
+            Ed25519PublicKey.from_public_bytes(pk).verify(base64.b64decode(sig[17:]), body)
+        except ImportError:
+            pass
+        except Exception:
+            check(False, "OpenSSL verifies the sign header over the exact body")
         rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", sig], body + b" ")
         check(rc == 1 and "does not verify" in err, "verify refuses a changed body")
         rc, _, err = run(["verify", "--trust", b + ".pub", "--signature", sig], body)
