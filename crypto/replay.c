@@ -2,7 +2,10 @@
  * Replay guard: a bounded map from envelope id to (exp, stored result).
  *
  * Layout, all sized once at sr_replay_new():
- *   - ents[cap]: the records; free slots are chained through |next_free|;
+ *   - ents[cap]: the records; slots [0, used) have been handed out, and the
+ *     freed ones among them are chained through |next_free|. Slots past
+ *     |used| are never touched, so a large guard costs little until it fills
+ *     (calloc'd pages stay unmapped);
  *   - table[2^k >= 2 cap]: open addressing with linear probing, holding entry
  *     index + 1 (0 = empty). Load stays <= 1/2, and deletion shifts the probe
  *     run back instead of leaving tombstones, so lookups stay short forever;
@@ -39,7 +42,8 @@ struct replay_ent {
 struct sr_replay {
     size_t cap, count;
     struct replay_ent *ents;
-    uint32_t free_head; /* entry index + 1; 0 = none */
+    uint32_t free_head; /* freed entry index + 1; 0 = none */
+    size_t used;        /* entries ever handed out */
     uint32_t *table;
     size_t mask;
     uint32_t *heap;
@@ -82,10 +86,6 @@ int sr_replay_new(sr_replay **out, size_t capacity)
     g->cap = capacity;
     g->mask = tsize - 1;
     g->result_limit = SR_REPLAY_DEFAULT_RESULT_LIMIT;
-    for (size_t i = 0; i < capacity; i++) {
-        g->ents[i].next_free = i + 1 < capacity ? (uint32_t)(i + 2) : 0;
-    }
-    g->free_head = 1;
     randombytes_buf(g->hkey, sizeof(g->hkey));
     *out = g;
     return 0;
@@ -97,7 +97,7 @@ void sr_replay_free(sr_replay *g)
         return;
     }
     if (g->ents) {
-        for (size_t i = 0; i < g->cap; i++) {
+        for (size_t i = 0; i < g->used; i++) {
             free(g->ents[i].result);
         }
     }
@@ -268,9 +268,14 @@ int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_
         return SR_ERR_FULL;
     }
 
-    uint32_t ei = g->free_head - 1;
+    uint32_t ei;
+    if (g->free_head) {
+        ei = g->free_head - 1;
+        g->free_head = g->ents[ei].next_free;
+    } else {
+        ei = (uint32_t)g->used++; /* count < cap and no freed slot: used < cap */
+    }
     struct replay_ent *e = &g->ents[ei];
-    g->free_head = e->next_free;
     memset(e, 0, sizeof(*e));
     memcpy(e->id, id, SR_ENV_IDBYTES);
     e->exp = exp_ms;
