@@ -63,8 +63,10 @@ int sr_router_find(const sr_router *r, const char *id)
 
 int sr_router_add_target(sr_router *r, const struct sr_target_info *t)
 {
-    if (!t->id[0] || !(t->prior_rtt_ms > 0) || !(t->gops > 0) || t->uplink_bps < 0 ||
-        t->downlink_bps < 0) {
+    /* Negated comparisons so that NaN is refused too. */
+    if (!t->id[0] || !memchr(t->id, 0, sizeof(t->id)) ||
+        (t->kind != SR_TARGET_IDC && t->kind != SR_TARGET_SATELLITE) || !(t->prior_rtt_ms > 0) ||
+        !(t->gops > 0) || !(t->uplink_bps >= 0) || !(t->downlink_bps >= 0)) {
         return SR_ERR_INVAL;
     }
     if (sr_router_find(r, t->id) >= 0) {
@@ -225,9 +227,9 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
                       struct sr_candidate *out, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < r->n && n < max; i++) {
+    for (size_t i = 0; i < r->n && max > 0; i++) {
         const struct target *t = &r->t[i];
-        struct sr_candidate *c = &out[n++];
+        struct sr_candidate cand, *c = &cand;
         memset(c, 0, sizeof(*c));
         c->target = i;
         double xfer = 0;
@@ -259,6 +261,21 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
             c->feasible = false;
             snprintf(c->why, sizeof(c->why), "predicted %.0f ms exceeds the %.0f ms left",
                      c->predicted_ms, left);
+        }
+        /* Every target is ranked; once |out| is full a better candidate
+         * replaces the worst one kept, so the best |max| come out. */
+        if (n < max) {
+            out[n++] = cand;
+        } else {
+            size_t worst = 0;
+            for (size_t j = 1; j < n; j++) {
+                if (cand_cmp(&out[j], &out[worst]) > 0) {
+                    worst = j;
+                }
+            }
+            if (cand_cmp(&cand, &out[worst]) < 0) {
+                out[worst] = cand;
+            }
         }
     }
     qsort(out, n, sizeof(out[0]), cand_cmp);
