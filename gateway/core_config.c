@@ -19,40 +19,86 @@ struct parse_ctx {
     struct sr_config *cfg;
     FILE *fp;
     int line;
-    char err[512];
+    char err[512];    /* the first error only: inih keeps parsing after one */
+    int err_at;       /* the reader's line when err was written */
     int section_line; /* line of the last [section] header */
     bool gateway_seen;
     int gateway_line;
 };
 
+/* inih copies at most this many characters of a section name (its private
+ * MAX_SECTION is 50, NUL included) and drops the rest without a word. */
+#define INIH_SECTION_MAX 49
+
+static int vfail(struct parse_ctx *ctx, int line, const char *fmt, va_list ap) SR_PRINTF(3, 0);
+static int vfail(struct parse_ctx *ctx, int line, const char *fmt, va_list ap)
+{
+    if (!ctx->err[0]) {
+        char msg[400];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        snprintf(ctx->err, sizeof(ctx->err), "%s:%d: %s", ctx->cfg->path, line, msg);
+        ctx->err_at = ctx->line;
+    }
+    return 0;
+}
+
+/* Records an error at the current line; returns 0 (inih's "error"). */
+static int fail(struct parse_ctx *ctx, const char *fmt, ...) SR_PRINTF(2, 3);
+static int fail(struct parse_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(ctx, ctx->line, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* Records an error at the line of the current section's header. */
+static int fail_section(struct parse_ctx *ctx, const char *fmt, ...) SR_PRINTF(2, 3);
+static int fail_section(struct parse_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(ctx, ctx->section_line ? ctx->section_line : ctx->line, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
 static char *reader(char *str, int num, void *stream)
 {
     struct parse_ctx *ctx = stream;
+    if (ctx->err[0]) {
+        return NULL; /* stop at the first error */
+    }
     char *r = fgets(str, num, ctx->fp);
     if (r) {
         ctx->line++;
+        size_t len = strlen(r);
+        if (len == (size_t)num - 1 && r[len - 1] != '\n') {
+            int c = getc(ctx->fp);
+            if (c != EOF) {
+                /* inih would parse the rest of this line as a line of its own */
+                fail(ctx, "line longer than %d characters", num - 2);
+                return NULL;
+            }
+        }
         const char *p = r;
+        if (ctx->line == 1 && !strncmp(p, "\xef\xbb\xbf", 3)) {
+            p += 3; /* UTF-8 BOM, which inih skips */
+        }
         while (*p == ' ' || *p == '\t') {
             p++;
         }
         if (*p == '[') {
             ctx->section_line = ctx->line;
+            const char *close = strchr(p, ']');
+            if (close && close - p - 1 > INIH_SECTION_MAX) {
+                fail(ctx, "section name longer than %d characters", INIH_SECTION_MAX);
+                return NULL;
+            }
         }
     }
     return r;
-}
-
-static int fail(struct parse_ctx *ctx, const char *fmt, ...) SR_PRINTF(2, 3);
-
-static int fail(struct parse_ctx *ctx, const char *fmt, ...)
-{
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    snprintf(ctx->err, sizeof(ctx->err), "%s:%d: %s", ctx->cfg->path, ctx->line, msg);
-    return 0;
 }
 
 static int set_str(struct parse_ctx *ctx, char *dst, size_t dstlen, const char *key,
@@ -113,14 +159,14 @@ static struct sr_target_cfg *target_for(struct parse_ctx *ctx, const char *secti
     for (size_t i = 0; i < cfg->ntargets; i++) {
         if (!strcmp(cfg->targets[i].id, id)) {
             if (cfg->targets[i].kind != kind) {
-                fail(ctx, "[%s]: target id already used by another section%s", section, "");
+                fail_section(ctx, "[%s]: target id already used by another section", section);
                 return NULL;
             }
             return &cfg->targets[i];
         }
     }
     if (!valid_id(id)) {
-        fail(ctx, "[%s]: target id must be 1-63 characters of [A-Za-z0-9._-]%s", section, "");
+        fail_section(ctx, "[%s]: target id must be 1-63 characters of [A-Za-z0-9._-]", section);
         return NULL;
     }
     struct sr_target_cfg *nt = realloc(cfg->targets, (cfg->ntargets + 1) * sizeof(*nt));
@@ -243,8 +289,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         }
         return fail(ctx, "unknown key '%.60s' in [%.60s]", name, section);
     }
-    ctx->line = ctx->section_line ? ctx->section_line : ctx->line;
-    return fail(ctx, "unknown section [%.60s]%s", section, "");
+    return fail_section(ctx, "unknown section [%.60s]", section);
 }
 
 void sr_config_free(struct sr_config *cfg)
@@ -278,8 +323,9 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
     }
     int rv = ini_parse_stream(reader, &ctx, on_entry, &ctx);
     fclose(ctx.fp);
-    if (rv != 0) {
-        if (!ctx.err[0]) {
+    if (rv != 0 || ctx.err[0]) {
+        /* rv is the line of inih's first error, ours or a syntax error */
+        if (!ctx.err[0] || (rv > 0 && rv < ctx.err_at)) {
             snprintf(ctx.err, sizeof(ctx.err),
                      "%s:%d: syntax error (expected [section] or key = value)", path,
                      rv > 0 ? rv : ctx.line);
