@@ -87,6 +87,8 @@ struct sr_http_server {
     int port;
     size_t inflight;
     struct conn *conns;
+    struct sockaddr_storage addr; /* bound address, for resume_listening */
+    int addrlen;
 };
 
 static void conn_free(struct conn *c);
@@ -922,6 +924,8 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen);
+    srv->addr = bound;
+    srv->addrlen = (int)blen;
     srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     *out = srv;
@@ -938,6 +942,30 @@ void sr_http_server_stop_listening(sr_http_server *srv)
     if (srv->listener) {
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
+    }
+}
+
+int sr_http_server_resume_listening(sr_http_server *srv)
+{
+    if (srv->listener) {
+        return 0;
+    }
+    srv->listener = evconnlistener_new_bind(srv->base, on_accept, srv,
+                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+                                            (struct sockaddr *)&srv->addr, srv->addrlen);
+    return srv->listener ? 0 : SR_ERR_IO;
+}
+
+void sr_http_server_drop_connections(sr_http_server *srv)
+{
+    while (srv->conns) {
+        /* linger 0: the peer sees a reset, as when the link is cut */
+        struct linger lg = {1, 0};
+        evutil_socket_t fd = bufferevent_getfd(srv->conns->bev);
+        if (fd >= 0) {
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+        conn_free(srv->conns);
     }
 }
 

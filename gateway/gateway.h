@@ -78,6 +78,12 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
                        size_t errlen) SR_WARN_UNUSED;
 /* Stops listening; open connections stay until closed. */
 void sr_http_server_stop_listening(sr_http_server *srv);
+/* Listens again on the same address and port after stop_listening (used by
+ * link emulation when a satellite comes back into view). 0 or SR_ERR_IO. */
+int sr_http_server_resume_listening(sr_http_server *srv);
+/* Closes every open connection at once, as a lost RF link would: requests in
+ * flight are aborted (their on_abort runs). */
+void sr_http_server_drop_connections(sr_http_server *srv);
 void sr_http_server_free(sr_http_server *srv);
 /* The port actually bound (useful with port 0). */
 int sr_http_server_port(const sr_http_server *srv);

@@ -9,8 +9,10 @@
  * gets its answer while the handler still runs only once (DESIGN section 5).
  */
 #include "gateway/gateway.h"
+#include "linkmodels/linkmodels.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -44,6 +46,14 @@ static const char usage_text[] =
     "  --admin HOST:PORT  admin listener: /metrics, /healthz (HTTP/1.1 and h2c)\n"
     "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
+    "  --emulate-link FILE  behave like a satellite behind an RF link: FILE holds its\n"
+    "                     elements (TLE or OMM; --sat picks one by name or catalogue\n"
+    "                     number, else the first); each direction is delayed by the\n"
+    "                     light time of the moment, and below --min-el the node is\n"
+    "                     unreachable (listener closed, connections reset)\n"
+    "  --station LAT,LON,ALT_M  the ground station for --emulate-link\n"
+    "  --min-el DEG       elevation mask for --emulate-link (default 10)\n"
+    "  --sat NAME|NUMBER  which satellite of FILE this node is\n"
     "  --help, --version\n";
 
 struct exec_cfg {
@@ -67,7 +77,86 @@ struct node {
     size_t nexec;
     bool draining;
     struct event *drain_timer;
+    /* link emulation */
+    sr_sat *emu_sat;
+    sr_station emu_station;
+    double emu_min_el;
+    bool emu_up;
+    double emu_light_ms;
+    struct event *emu_timer;
 };
+
+/* A message in flight over the emulated space link. */
+struct delayed {
+    struct node *node;
+    sr_req *req;
+    struct event *timer;
+    uint8_t *body; /* response: sealed result to send; NULL for a request */
+    size_t len;
+};
+
+static void handle_exec(struct node *n, sr_req *req);
+
+static void delayed_free(struct delayed *d)
+{
+    if (d->timer) {
+        event_free(d->timer);
+    }
+    free(d->body);
+    free(d);
+}
+
+static void delayed_abort(sr_req *req, void *data)
+{
+    (void)req;
+    delayed_free(data);
+}
+
+static void delayed_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct delayed *d = arg;
+    sr_req *req = d->req;
+    sr_req_set_abort(req, NULL);
+    sr_req_set_data(req, NULL);
+    if (d->body) {
+        static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
+        sr_req_respond(req, 200, h, 1, d->body, d->len, true);
+        d->body = NULL;
+        delayed_free(d);
+    } else {
+        struct node *n = d->node;
+        delayed_free(d);
+        handle_exec(n, req);
+    }
+}
+
+/* Holds |req| (and, for a response, |body|, owned) for the current one-way
+ * light time. Returns false if it could not (the caller then goes on at once). */
+static bool delay_over_link(struct node *n, sr_req *req, uint8_t *body, size_t len)
+{
+    struct delayed *d = calloc(1, sizeof(*d));
+    if (!d) {
+        return false;
+    }
+    d->node = n;
+    d->req = req;
+    d->body = body;
+    d->len = len;
+    d->timer = evtimer_new(n->base, delayed_fire, d);
+    if (!d->timer) {
+        d->body = NULL;
+        delayed_free(d);
+        return false;
+    }
+    double ms = n->emu_light_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(fmod(ms, 1000.0) * 1000)};
+    sr_req_set_data(req, d);
+    sr_req_set_abort(req, delayed_abort);
+    evtimer_add(d->timer, &tv);
+    return true;
+}
 
 /* One execution in progress (compute and exec run asynchronously). */
 struct job {
@@ -130,6 +219,8 @@ static void job_finish(struct job *j, int64_t status, const char *error, const u
         sr_req_set_abort(j->req, NULL);
         if (rv != 0) {
             sr_req_respond_error(j->req, 500, "cannot seal result", NULL);
+        } else if (n->emu_sat && delay_over_link(n, j->req, env.data, env.len)) {
+            env.data = NULL; /* sent down after the light time */
         } else {
             static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
             sr_req_respond(j->req, 200, h, 1, env.data, env.len, true);
@@ -469,6 +560,9 @@ static void main_handler(sr_req *req, void *arg)
             sr_req_respond_error(req, 405, "POST an envelope to /v1/exec", NULL);
             return;
         }
+        if (n->emu_sat && delay_over_link(n, req, NULL, 0)) {
+            return; /* arrives after the light time */
+        }
         handle_exec(n, req);
         return;
     }
@@ -585,6 +679,99 @@ static int load_node_config(struct node *n, const char *path)
     return 0;
 }
 
+/* ---- link emulation -------------------------------------------------------------- */
+
+static void emu_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct node *n = arg;
+    sr_look_angles la;
+    int64_t now = sr_now_ms();
+    int rv = sr_look(&n->emu_station, n->emu_sat, now, &la);
+    bool visible = rv == 0 && la.el_deg >= n->emu_min_el;
+    if (rv == 0) {
+        n->emu_light_ms = sr_light_time_ms(la.range_km);
+        sr_metrics_set(n->metrics, "skyroute_node_link_elevation_degrees", "", la.el_deg);
+        sr_metrics_set(n->metrics, "skyroute_node_link_light_time_seconds", "",
+                       n->emu_light_ms / 1000.0);
+    }
+    if (visible && !n->emu_up && !n->draining) {
+        if (sr_http_server_resume_listening(n->main) == 0) {
+            n->emu_up = true;
+            sr_log(SR_LOG_INFO,
+                   "link up: AOS, elevation %.1f deg, range %.0f km, light time %.2f ms", la.el_deg,
+                   la.range_km, n->emu_light_ms);
+        }
+    } else if (!visible && n->emu_up) {
+        n->emu_up = false;
+        sr_http_server_stop_listening(n->main);
+        sr_http_server_drop_connections(n->main);
+        if (rv == 0) {
+            sr_log(SR_LOG_INFO, "link down: LOS, elevation %.1f deg", la.el_deg);
+        } else {
+            sr_log(SR_LOG_WARN, "link down: propagation failed: %s", sr_strerror(rv));
+        }
+    }
+    sr_metrics_set(n->metrics, "skyroute_node_link_up", "", n->emu_up ? 1 : 0);
+}
+
+static int emu_load(struct node *n, const char *file, const char *station, const char *which)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "skyroute-node: --emulate-link %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    sr_buf b;
+    sr_buf_init(&b, 64u << 20);
+    char chunk[65536];
+    size_t got;
+    int rv = 0;
+    while (rv == 0 && (got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        rv = sr_buf_append(&b, chunk, got);
+    }
+    fclose(f);
+    char err[300] = "";
+    sr_elements *els = NULL;
+    size_t nel = 0;
+    if (rv == 0) {
+        rv =
+            sr_elements_parse_text(&els, &nel, (const char *)b.data, b.len, 0, 0, err, sizeof(err));
+    }
+    sr_buf_free(&b);
+    if (rv != 0) {
+        fprintf(stderr, "skyroute-node: --emulate-link %s: %s\n", file,
+                err[0] ? err : sr_strerror(rv));
+        return -1;
+    }
+    const sr_elements *pick = NULL;
+    for (size_t i = 0; i < nel && !pick; i++) {
+        char num[16];
+        snprintf(num, sizeof(num), "%u", els[i].catnum);
+        if (!which || !strcmp(els[i].name, which) || !strcmp(num, which)) {
+            pick = &els[i];
+        }
+    }
+    if (!pick) {
+        fprintf(stderr, "skyroute-node: --sat %s: no such satellite in %s\n", which, file);
+        free(els);
+        return -1;
+    }
+    rv = sr_sat_new(&n->emu_sat, pick);
+    free(els);
+    if (rv != 0) {
+        fprintf(stderr, "skyroute-node: --emulate-link %s: %s\n", file, sr_strerror(rv));
+        return -1;
+    }
+    if (sr_station_parse(&n->emu_station, station) != 0) {
+        fprintf(stderr, "skyroute-node: --station '%s': expected LAT,LON,ALT_M in range\n",
+                station);
+        return -1;
+    }
+    return 0;
+}
+
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -624,12 +811,16 @@ int main(int argc, char **argv)
         {"admin", required_argument, 0, 'a'},     {"config", required_argument, 0, 'c'},
         {"gops", required_argument, 0, 'g'},      {"max-body", required_argument, 0, 'm'},
         {"log-level", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0},
+        {"version", no_argument, 0, 'V'},         {"emulate-link", required_argument, 0, 'E'},
+        {"station", required_argument, 0, 'S'},   {"min-el", required_argument, 0, 'M'},
+        {"sat", required_argument, 0, 'A'},       {0, 0, 0, 0},
     };
+    const char *emu_file = NULL, *emu_station = NULL, *emu_which = NULL;
     struct node n;
     memset(&n, 0, sizeof(n));
     n.gops = 10;
     n.max_body = 32u << 20;
+    n.emu_min_el = 10;
     const char *listen = NULL, *admin = NULL, *keyfile = NULL, *config = NULL;
     const char *trust[MAX_TRUST];
     size_t ntrust = 0;
@@ -680,6 +871,21 @@ int main(int argc, char **argv)
                            : !strcmp(optarg, "error") ? SR_LOG_ERROR
                                                       : SR_LOG_INFO;
             break;
+        case 'E':
+            emu_file = optarg;
+            break;
+        case 'S':
+            emu_station = optarg;
+            break;
+        case 'A':
+            emu_which = optarg;
+            break;
+        case 'M':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < -5 || d > 90) {
+                return usage_error("--min-el must be a number of degrees in [-5, 90]");
+            }
+            n.emu_min_el = d;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -707,8 +913,14 @@ int main(int argc, char **argv)
                            : !keyfile ? "missing --key"
                                       : "missing --trust (at least one sender key)");
     }
+    if ((emu_file != NULL) != (emu_station != NULL)) {
+        return usage_error("--emulate-link and --station go together");
+    }
     if (sr_crypto_init() != 0) {
         fprintf(stderr, "skyroute-node: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (emu_file && emu_load(&n, emu_file, emu_station, emu_which) != 0) {
         return 1;
     }
     if (config && load_node_config(&n, config) != 0) {
@@ -762,6 +974,16 @@ int main(int argc, char **argv)
         }
     }
     sr_signals_install(n.base, on_term, NULL, &n);
+    if (n.emu_sat) {
+        n.emu_up = true;
+        n.emu_timer = event_new(n.base, -1, EV_PERSIST, emu_tick, &n);
+        struct timeval tv = {0, 100000};
+        if (!n.emu_timer || event_add(n.emu_timer, &tv) != 0) {
+            fprintf(stderr, "skyroute-node: cannot start link emulation\n");
+            return 1;
+        }
+        emu_tick(-1, 0, &n);
+    }
     sr_log(SR_LOG_INFO, "skyroute-node %s listening on %s (port %d), key id %02x%02x%02x%02x...",
            n.id, listen, sr_http_server_port(n.main), sr_key_id(n.key)[0], sr_key_id(n.key)[1],
            sr_key_id(n.key)[2], sr_key_id(n.key)[3]);
@@ -772,6 +994,10 @@ int main(int argc, char **argv)
     if (n.drain_timer) {
         event_free(n.drain_timer);
     }
+    if (n.emu_timer) {
+        event_free(n.emu_timer);
+    }
+    sr_sat_free(n.emu_sat);
     sr_metrics_free(n.metrics);
     sr_replay_free(n.replay);
     sr_keyring_free(n.trust);

@@ -1,0 +1,114 @@
+"""skyroute-node --emulate-link: a satellite node is reachable only while the
+satellite is above the station's mask, and each direction is delayed by the
+light time of the moment. A synthetic satellite is placed overhead a few
+seconds from now with a steep mask, so the whole pass fits in the test."""
+
+import datetime
+import json
+import os
+import socket
+import time
+
+import srtest
+from srtest import check, run
+
+STATION = "48.85,2.35,35"
+
+
+def iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(s):
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def reachable(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(t):
+    while time.time() < t:
+        time.sleep(min(0.1, max(0.0, t - time.time())))
+
+
+def test_satellite_reachable_only_in_its_pass():
+    env = srtest.Env("emu")
+    gkey, gpub = env.keygen("gs-test")
+    tle = env.path("sat.tle")
+    r = run([srtest.SKYROUTE, "elements", "synth", "--overhead", STATION,
+             "--at", iso(time.time() + 14), "--alt-km", "550"], check=True)
+    with open(tle, "wb") as f:
+        f.write(r.stdout)
+    mask = 84.0
+    r = run([srtest.SKYROUTE, "passes", "--elements", tle, "--station", STATION,
+             "--from", iso(time.time()), "--to", iso(time.time() + 120), "--min-el", str(mask),
+             "--json"], check=True)
+    passes = json.loads(r.stdout)
+    check(len(passes) == 1, "one steep pass: %r" % passes)
+    aos, los = parse_iso(passes[0]["aos"]), parse_iso(passes[0]["los"])
+    check(aos > time.time() + 3 and los - aos > 5, "pass ahead of us: %r" % passes[0])
+
+    # the node's listener is closed before AOS, so start it without waiting for the port
+    key, pub = env.keygen("sat-1")
+    port, aport = srtest.free_port(), srtest.free_port()
+    p = env.start([srtest.NODE, "--id", "sat-1", "--listen", "127.0.0.1:%d" % port, "--key", key,
+                   "--trust", gpub, "--admin", "127.0.0.1:%d" % aport, "--emulate-link", tle,
+                   "--station", STATION, "--min-el", str(mask)], "sat-1")
+    srtest.wait_port(aport, proc=p)
+    check(not reachable(port), "below the mask: connection refused")
+    check(srtest.metric(aport, "skyroute_node_link_up") == 0, "link_up gauge is 0")
+
+    node = {"id": "sat-1", "url": "http://127.0.0.1:%d" % port, "pub": pub, "kind": "satellite"}
+    g = env.start_gateway("gs-test", [node])
+    payload = os.path.join(env.dir, "p.bin")
+    with open(payload, "wb") as f:
+        f.write(b"hello orbit")
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", payload,
+                                   ["skyroute-place: orbit"])
+    check(st in (502, 503), "before AOS the satellite cannot take work: %s" % st)
+
+    wait_until(aos + 1.0)
+    check(reachable(port), "after AOS: reachable")
+    check(srtest.metric(aport, "skyroute_node_link_up") == 1, "link_up gauge is 1")
+    light = srtest.metric(aport, "skyroute_node_link_light_time_seconds")
+    check(0.0018 < light < 0.0025, "light time near zenith at 550 km: %.4f s" % light)
+    # the gateway may still be backing off from the refused connection
+    deadline = time.time() + 8
+    while True:
+        st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", payload,
+                                       ["skyroute-place: orbit"])
+        if st == 200 or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    check(st == 200 and body == b"hello orbit" and h["skyroute-target"] == "sat-1",
+          "in the pass the satellite runs the work: %s %r" % (st, body[:200]))
+    check(float(h["skyroute-elapsed-ms"]) >= 2 * light * 1000 - 1,
+          "both directions delayed by the light time: %s ms" % h["skyroute-elapsed-ms"])
+
+    # an open connection is reset at LOS, and the listener closes
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    wait_until(los + 1.0)
+    check(not reachable(port), "after LOS: connection refused")
+    reset = False
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        s.settimeout(2)
+        reset = s.recv(100) == b""
+    except OSError:
+        reset = True
+    check(reset, "the open connection was cut at LOS")
+    s.close()
+    check(srtest.metric(aport, "skyroute_node_link_up") == 0, "link_up gauge back to 0")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+if __name__ == "__main__":
+    srtest.run_tests([test_satellite_reachable_only_in_its_pass])
