@@ -959,6 +959,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "skyroute-node: cannot create event loop\n");
         return 1;
     }
+    /* before listening: a SIGTERM that arrives once the port is open is caught */
+    if (sr_signals_install(n.base, on_term, NULL, &n) != 0) {
+        fprintf(stderr, "skyroute-node: cannot install signal handlers\n");
+        return 1;
+    }
     struct sr_http_server_opts so = {
         .listen = listen, .max_body = n.max_body + 4096, .handler = main_handler, .arg = &n};
     if (sr_http_server_new(&n.main, n.base, &so, err, sizeof(err)) != 0) {
@@ -973,7 +978,6 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    sr_signals_install(n.base, on_term, NULL, &n);
     if (n.emu_sat) {
         n.emu_up = true;
         n.emu_timer = event_new(n.base, -1, EV_PERSIST, emu_tick, &n);

@@ -711,6 +711,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "skyrouted: cannot create the event loop\n");
         goto out;
     }
+    /* before listening: a SIGTERM that arrives once the port is open is caught */
+    if (sr_signals_install(g.base, on_term, NULL, &g) != 0) {
+        fprintf(stderr, "skyrouted: cannot install signal handlers\n");
+        goto out;
+    }
     struct sr_http_server_opts so = {.listen = g.cfg->listen,
                                      .max_body = g.cfg->max_body,
                                      .max_streams = g.cfg->max_streams,
@@ -727,10 +732,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "skyrouted: %s\n", err);
             goto out;
         }
-    }
-    if (sr_signals_install(g.base, on_term, NULL, &g) != 0) {
-        fprintf(stderr, "skyrouted: cannot install signal handlers\n");
-        goto out;
     }
     sr_log(SR_LOG_INFO, "skyrouted %s: gateway %s on %s (admin %s), %zu targets", SR_VERSION,
            g.cfg->id, g.cfg->listen, g.cfg->admin[0] ? g.cfg->admin : "off", g.ntargets);
