@@ -49,16 +49,24 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
 
 static char path[96];
 
+static char dir[64];
+
+static void cleanup(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
 static void init(void)
 {
     /* tmpfs when there is one: the harness writes a file per input */
-    char dir[64];
     snprintf(dir, sizeof(dir), "%s/sr-fuzz-config-XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(dir)) {
         abort();
     }
     snprintf(path, sizeof(path), "%s/fuzz.ini", dir);
+    atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
