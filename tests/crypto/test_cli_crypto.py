@@ -84,7 +84,8 @@ def check_independently(env, pub_path, key_path, payload):
     check(end == len(env) and isinstance(outer, list) and len(outer) == 4, "outer is a 4-array")
     magic, body, signer, sig = outer
     check(magic == "SR1", "magic SR1")
-    check(signer == hashlib.blake2b(pk, digest_size=32).digest()[:8], "signer = BLAKE2b-256(pk)[:8]")
+    check(signer == hashlib.blake2b(pk, digest_size=32).digest()[:8],
+          "signer = BLAKE2b-256(pk)[:8]")
     try:
         Ed25519PublicKey.from_public_bytes(pk).verify(sig, b"skyroute/v1\0" + body)
     except Exception:
