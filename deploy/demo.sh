@@ -1,5 +1,6 @@
 #!/bin/bash
-# The skyroute demo: a ground-station gateway and two IDC nodes on loopback.
+# The skyroute demo: a ground-station gateway, two IDC nodes and one LEO
+# satellite node (its RF link emulated from orbital elements) on loopback.
 # Real HTTP/2 clients (curl, nghttp) submit workloads; for each, the demo
 # prints where it ran, the predicted and elapsed time, and who signed the
 # verified result. Everything it starts, it stops (by PID).
@@ -32,16 +33,24 @@ wait_port() {
     done
 }
 
-echo "[1/4] keys: gateway gs-demo, nodes alpha and beta"
-for k in gs-demo alpha beta; do "$B/skyroute" keygen --out "$work/$k" >/dev/null; done
+echo "[1/4] keys: gateway gs-demo, nodes alpha, beta and sat-1"
+for k in gs-demo alpha beta sat-1; do "$B/skyroute" keygen --out "$work/$k" >/dev/null; done
 
 echo "[2/4] starting IDC nodes alpha (50 Gop/s) and beta (20 Gop/s)"
-pa=$(free_port); pb=$(free_port); pg=$(free_port); padm=$(free_port)
+pa=$(free_port); pb=$(free_port); pg=$(free_port); padm=$(free_port); ps=$(free_port)
 "$B/skyroute-node" --id alpha --listen 127.0.0.1:$pa --key "$work/alpha.key" \
     --trust "$work/gs-demo.pub" --gops 50 2>"$work/alpha.log" &
 pids="$pids $!"
 "$B/skyroute-node" --id beta --listen 127.0.0.1:$pb --key "$work/beta.key" \
     --trust "$work/gs-demo.pub" --gops 20 2>"$work/beta.log" &
+pids="$pids $!"
+station=48.85,2.35,35
+echo "      satellite sat-1: synthetic 550 km orbit passing over the station ($station) now"
+"$B/skyroute" elements synth --overhead $station --at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --alt-km 550 >"$work/sat-1.tle"
+"$B/skyroute-node" --id sat-1 --listen 127.0.0.1:$ps --key "$work/sat-1.key" \
+    --trust "$work/gs-demo.pub" --gops 20 --emulate-link "$work/sat-1.tle" --station $station \
+    --min-el 10 2>"$work/sat-1.log" &
 pids="$pids $!"
 cat >"$work/gateway.conf" <<CONF
 [gateway]
@@ -60,11 +69,21 @@ gops = 50
 url = http://127.0.0.1:$pb
 pubkey = beta.pub
 gops = 20
+
+[satellite.sat-1]
+url = http://127.0.0.1:$ps
+pubkey = sat-1.pub
+gops = 20
+rtt_ms = 10
 CONF
 echo "[3/4] starting skyrouted on 127.0.0.1:$pg (admin 127.0.0.1:$padm)"
 "$B/skyrouted" -c "$work/gateway.conf" 2>"$work/gateway.log" &
 pids="$pids $!"
-wait_port $pa; wait_port $pb; wait_port $pg; wait_port $padm
+wait_port $pa; wait_port $pb; wait_port $ps; wait_port $pg; wait_port $padm
+"$B/skyroute" passes --elements "$work/sat-1.tle" --station $station \
+    --from "$(date -u -d '-15 minutes' +%Y-%m-%dT%H:%M:%SZ)" --to "$(date -u -d '+15 minutes' +%Y-%m-%dT%H:%M:%SZ)" \
+    --min-el 10 | sed 's/^/      /'
+
 
 echo "[4/4] submitting workloads over HTTP/2"
 printf 'hello from the ground segment\n' >"$work/hello.txt"
@@ -112,6 +131,8 @@ submit nghttp digest "$work/image.bin"
 submit curl compute "$work/frame.bin" -H "skyroute-work: 10"
 submit nghttp compute "$work/frame.bin" -H "skyroute-work: 25"
 submit curl digest "$work/frame.bin" -H "skyroute-place: target:beta"
+submit curl digest "$work/frame.bin" -H "skyroute-place: orbit"
+submit nghttp compute "$work/frame.bin" -H "skyroute-place: orbit" -H "skyroute-work: 4"
 submit curl echo "$work/hello.txt" -H "skyroute-deadline-ms: 2000"
 submit curl compute "$work/hello.txt" -H "skyroute-work: 500" -H "skyroute-deadline-ms: 1000"
 
@@ -121,6 +142,7 @@ echo
 echo "gateway metrics:"
 curl -sS "http://127.0.0.1:$padm/metrics" | grep -E '^skyroute_(requests|dispatch)_total' | sed 's/^/  /'
 echo
-echo "demo summary: $ok of $n workloads completed with verified signed results" \
-    "(the last asks for 500 Gop in 1 s, which no target can do: 503 naming each candidate)."
+echo "demo summary: $ok of $n workloads completed with verified signed results; the"
+echo "'orbit' ones ran on sat-1 through its emulated link (light time each way), and the"
+echo "last asks for 500 Gop in 1 s, which no target can do: 503 naming each candidate."
 echo "stopping gateway and nodes"

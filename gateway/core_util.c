@@ -123,6 +123,9 @@ static int hexv(char c)
 
 int sr_query_get(const char *path, const char *key, char *out, size_t outlen)
 {
+    if (outlen == 0) {
+        return SR_ERR_TOOBIG;
+    }
     const char *q = strchr(path, '?');
     if (!q) {
         return SR_ERR_NOTFOUND;
