@@ -35,6 +35,8 @@ struct sr_sat {
         sgh4, sh2, sh3, si2, si3, sl2, sl3, sl4, gsto, xfact, xgh2, xgh3, xgh4, xh2, xh3, xi2, xi3,
         xl2, xl3, xl4, xlamo, zmol, zmos, xli, xni;
 
+    double ao_pow; /* pow(xke / no, 2/3), the near-earth am before drag */
+
     /* derived, for pass finding and eclipse search */
     double period_min;
     double apogee_km, perigee_km;
