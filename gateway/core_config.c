@@ -26,6 +26,94 @@ struct parse_ctx {
     int gateway_line;
 };
 
+/*
+ * Keys that belong to other parts of the gateway (operator feeds, the router's
+ * energy and link profiles, the spool, ...). The parser knows their names, so
+ * a typo is still an error at load time, but stores their values as text with
+ * their line; the part that owns a key validates it through sr_config_get()
+ * and sr_config_num(), naming the same line. A section "x.*" matches every
+ * section with that prefix; a key "*" matches every key of the section.
+ * To add a key: add a row here and read it where it is used.
+ */
+static const struct {
+    const char *section;
+    const char *key;
+} ext_keys[] = {
+    {"gateway", "station"},        /* LAT,LON,ALT_M of this ground station */
+    {"gateway", "min_el_deg"},     /* elevation mask for predicted passes */
+    {"operator.*", "pubkey"},      /* operator feeds: who may upload */
+    {"operator.*", "satellites"},  /* ID, ID, ... or * */
+    {"satellite.*", "catnum"},     /* NORAD catalogue number in feeds */
+    {"satellite.*", "arn"},        /* AWS Ground Station satellite ARN */
+    {"satellite.*", "ion_node"},   /* ION contact-plan node number */
+    {"satellite.*", "uplink_bps"}, /* link profile */
+    {"satellite.*", "downlink_bps"},
+    {"satellite.*", "eirp_dbw"},
+    {"satellite.*", "gt_dbk"},
+    {"satellite.*", "freq_hz"},
+    {"satellite.*", "symbol_rate"},
+    {"satellite.*", "joules_per_gop"}, /* energy profile */
+    {"satellite.*", "battery_cost"},
+    {"idc.*", "uplink_bps"},
+    {"idc.*", "downlink_bps"},
+    {"idc.*", "joules_per_gop"},
+    {"idc.*", "pue"},
+    {"idc.*", "power"}, /* grid | pv */
+    {"idc.*", "price_per_kwh"},
+    {"idc.*", "carbon_g_per_kwh"},
+    {"idc.*", "queue_ms"},
+    {"policy", "*"},
+    {"spool", "*"},
+    {"cluster", "*"},
+    {"tls", "*"},
+    {"client.*", "*"},
+};
+
+static bool ext_match(const char *pat, const char *name)
+{
+    size_t n = strlen(pat);
+    if (n >= 2 && pat[n - 1] == '*' && pat[n - 2] == '.') {
+        return !strncmp(pat, name, n - 1) && name[n - 1] != '\0';
+    }
+    return !strcmp(pat, "*") || !strcmp(pat, name);
+}
+
+static bool ext_known(const char *section, const char *key, bool *section_known)
+{
+    bool found = false;
+    for (size_t i = 0; i < sizeof(ext_keys) / sizeof(ext_keys[0]); i++) {
+        if (ext_match(ext_keys[i].section, section)) {
+            *section_known = true;
+            if (ext_match(ext_keys[i].key, key)) {
+                found = true;
+            }
+        }
+    }
+    return found;
+}
+
+static int ext_store(struct sr_config *cfg, const char *section, const char *key, const char *value,
+                     int line, int section_line)
+{
+    struct sr_cfg_kv *kv = realloc(cfg->kv, (cfg->nkv + 1) * sizeof(*kv));
+    if (!kv) {
+        return SR_ERR_NOMEM;
+    }
+    cfg->kv = kv;
+    struct sr_cfg_kv *e = &kv[cfg->nkv];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->section, sizeof(e->section), "%s", section);
+    snprintf(e->key, sizeof(e->key), "%s", key);
+    e->value = strdup(value);
+    if (!e->value) {
+        return SR_ERR_NOMEM;
+    }
+    e->line = line;
+    e->section_line = section_line;
+    cfg->nkv++;
+    return 0;
+}
+
 /* inih copies at most this many characters of a section name (its private
  * MAX_SECTION is 50, NUL included) and drops the rest without a word. */
 #define INIH_SECTION_MAX 49
@@ -252,6 +340,12 @@ static int on_entry(void *user, const char *section, const char *name, const cha
             cfg->max_streams = (uint32_t)d;
             return 1;
         }
+        bool sk = false;
+        if (ext_known(section, name, &sk)) {
+            return ext_store(cfg, section, name, value, ctx->line, ctx->gateway_line) == 0
+                       ? 1
+                       : fail(ctx, "out of memory");
+        }
         return fail(ctx, "unknown key '%.60s' in [gateway]%s", name, "");
     }
     int kind = 0;
@@ -287,14 +381,92 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         if (!strcmp(name, "gops")) {
             return set_num(ctx, &t->gops, name, value, 1e-6, 1e9);
         }
+        bool sk = false;
+        if (ext_known(section, name, &sk)) {
+            return ext_store(cfg, section, name, value, ctx->line, t->line) == 0
+                       ? 1
+                       : fail(ctx, "out of memory");
+        }
+        return fail(ctx, "unknown key '%.60s' in [%.60s]", name, section);
+    }
+    bool section_known = false;
+    if (ext_known(section, name, &section_known)) {
+        return ext_store(cfg, section, name, value, ctx->line, ctx->section_line) == 0
+                   ? 1
+                   : fail(ctx, "out of memory");
+    }
+    if (section_known) {
         return fail(ctx, "unknown key '%.60s' in [%.60s]", name, section);
     }
     return fail_section(ctx, "unknown section [%.60s]", section);
 }
 
+const char *sr_config_get(const struct sr_config *cfg, const char *section, const char *key,
+                          int *line)
+{
+    for (size_t i = cfg->nkv; i-- > 0;) { /* the last occurrence wins */
+        if (!strcmp(cfg->kv[i].section, section) && !strcmp(cfg->kv[i].key, key)) {
+            if (line) {
+                *line = cfg->kv[i].line;
+            }
+            return cfg->kv[i].value;
+        }
+    }
+    return NULL;
+}
+
+const char *sr_config_section(const struct sr_config *cfg, const char *prefix, size_t idx,
+                              int *line)
+{
+    size_t plen = strlen(prefix), seen = 0;
+    for (size_t i = 0; i < cfg->nkv; i++) {
+        const char *sec = cfg->kv[i].section;
+        if (strncmp(sec, prefix, plen) != 0) {
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
+            dup = !strcmp(cfg->kv[j].section, sec);
+        }
+        if (dup) {
+            continue;
+        }
+        if (seen++ == idx) {
+            if (line) {
+                *line = cfg->kv[i].section_line;
+            }
+            return sec;
+        }
+    }
+    return NULL;
+}
+
+int sr_config_num(const struct sr_config *cfg, const char *section, const char *key, double def,
+                  double lo, double hi, double *out, char *err, size_t errlen)
+{
+    int line = 0;
+    const char *v = sr_config_get(cfg, section, key, &line);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    double d;
+    if (sr_parse_double(&d, v, strlen(v)) != 0 || d < lo || d > hi) {
+        snprintf(err, errlen, "%s:%d: '%s' in [%s] must be a number in [%g, %g], got '%.40s'",
+                 cfg->path, line, key, section, lo, hi, v);
+        return SR_ERR_CONFIG;
+    }
+    *out = d;
+    return 0;
+}
+
 void sr_config_free(struct sr_config *cfg)
 {
     if (cfg) {
+        for (size_t i = 0; i < cfg->nkv; i++) {
+            free(cfg->kv[i].value);
+        }
+        free(cfg->kv);
         free(cfg->targets);
         free(cfg);
     }

@@ -197,6 +197,16 @@ struct sr_target_cfg {
     int pubkey_line;
 };
 
+/* A key owned by another part of the gateway, kept as text (see ext_keys in
+ * core_config.c). */
+struct sr_cfg_kv {
+    char section[128];
+    char key[64];
+    char *value;
+    int line;
+    int section_line;
+};
+
 struct sr_config {
     char path[PATH_MAX];
     char id[64];
@@ -211,6 +221,8 @@ struct sr_config {
     char log_level[16];
     struct sr_target_cfg *targets;
     size_t ntargets;
+    struct sr_cfg_kv *kv; /* extension keys, in file order */
+    size_t nkv;
 };
 
 /*
@@ -222,6 +234,20 @@ struct sr_config {
 int sr_config_load(struct sr_config **out, const char *path, char *err,
                    size_t errlen) SR_WARN_UNUSED;
 void sr_config_free(struct sr_config *cfg);
+
+/* Value of an extension key (registered in core_config.c's ext_keys) or NULL;
+ * |*line| (if non-NULL) gets the line it came from. */
+const char *sr_config_get(const struct sr_config *cfg, const char *section, const char *key,
+                          int *line);
+/* The |idx|-th distinct extension section whose name starts with |prefix|
+ * (e.g. "operator."), in file order, or NULL past the end; |*line| gets the
+ * line of its header. */
+const char *sr_config_section(const struct sr_config *cfg, const char *prefix, size_t idx,
+                              int *line);
+/* Reads a number: |def| if absent; SR_ERR_CONFIG with "FILE:LINE: ..." in
+ * |err| if it is not a finite number in [lo, hi]. */
+int sr_config_num(const struct sr_config *cfg, const char *section, const char *key, double def,
+                  double lo, double hi, double *out, char *err, size_t errlen) SR_WARN_UNUSED;
 
 /* ---- admin endpoints shared by the daemons ------------------------------------------ */
 

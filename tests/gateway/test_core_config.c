@@ -521,6 +521,48 @@ static void test_bom(void **state)
     sr_config_free(cfg);
 }
 
+/* Keys owned by other modules: names checked at load, values kept as text
+ * with their lines for the owner to validate. */
+static void test_extension_keys(void **state)
+{
+    (void)state;
+    struct sr_config *cfg = load_ok(GW "station = 48.85,2.35,35\n"   /* 4 */
+                                       "\n"                          /* 5 */
+                                       "[operator.acme]\n"           /* 6 */
+                                       "pubkey = alpha.pub\n"        /* 7 */
+                                       "satellites = sat-1, sat-2\n" /* 8 */
+                                       "[operator.zeta]\n"           /* 9 */
+                                       "satellites = *\n"            /* 10 */
+                                       "[policy]\n"                  /* 11 */
+                                       "w_energy = lots\n");         /* 12 */
+    int line = 0;
+    assert_string_equal(sr_config_get(cfg, "gateway", "station", &line), "48.85,2.35,35");
+    assert_int_equal(line, 4);
+    assert_string_equal(sr_config_get(cfg, "operator.acme", "satellites", &line), "sat-1, sat-2");
+    assert_int_equal(line, 8);
+    assert_null(sr_config_get(cfg, "operator.acme", "nothing", NULL));
+    assert_string_equal(sr_config_section(cfg, "operator.", 0, &line), "operator.acme");
+    assert_int_equal(line, 6);
+    assert_string_equal(sr_config_section(cfg, "operator.", 1, &line), "operator.zeta");
+    assert_int_equal(line, 9);
+    assert_null(sr_config_section(cfg, "operator.", 2, NULL));
+    double d = 0;
+    char err[512];
+    assert_int_equal(sr_config_num(cfg, "policy", "w_time", 1.5, 0, 10, &d, err, sizeof(err)), 0);
+    assert_true(d == 1.5);
+    assert_int_equal(sr_config_num(cfg, "policy", "w_energy", 1, 0, 10, &d, err, sizeof(err)),
+                     SR_ERR_CONFIG);
+    char want[PATH_MAX + 128];
+    snprintf(want, sizeof(want),
+             "%s:12: 'w_energy' in [policy] must be a number in [0, 10], "
+             "got 'lots'",
+             path);
+    assert_string_equal(err, want);
+    sr_config_free(cfg);
+    /* a misspelt key in a known extension section is still an error, at its line */
+    load_bad(GW "[operator.acme]\npubkee = x\n", 5, "unknown key 'pubkee' in [operator.acme]");
+}
+
 static void test_err_buffer_small(void **state)
 {
     (void)state;
@@ -553,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_long_section_name),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_bom),
+        cmocka_unit_test(test_extension_keys),
         cmocka_unit_test(test_err_buffer_small),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
