@@ -290,6 +290,7 @@ int sr_cli_propagate(int argc, char **argv)
     double step_s = 60.0;
     int c;
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'V':
@@ -313,7 +314,8 @@ int sr_cli_propagate(int argc, char **argv)
             fputs(propagate_usage, stdout);
             return 0;
         default:
-            return sr_cli_usage_error("propagate", propagate_usage, "unknown option");
+            return sr_cli_usage_error("propagate", propagate_usage,
+                                      "unknown option or missing argument '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) {
@@ -404,6 +406,7 @@ int sr_cli_passes(int argc, char **argv)
     double min_el = 0.0;
     int json = 0, c;
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'e':
@@ -430,7 +433,8 @@ int sr_cli_passes(int argc, char **argv)
             fputs(passes_usage, stdout);
             return 0;
         default:
-            return sr_cli_usage_error("passes", passes_usage, "unknown option");
+            return sr_cli_usage_error("passes", passes_usage,
+                                      "unknown option or missing argument '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) {
@@ -628,6 +632,7 @@ static int elements_synth(int argc, char **argv)
     int descending = 0, omm = 0, c;
     int64_t first = 90000;
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'w':
@@ -674,7 +679,8 @@ static int elements_synth(int argc, char **argv)
             fputs(elements_usage, stdout);
             return 0;
         default:
-            return sr_cli_usage_error("elements", elements_usage, "unknown option");
+            return sr_cli_usage_error("elements", elements_usage,
+                                      "unknown option or missing argument '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) {
@@ -756,6 +762,7 @@ static int elements_file(int argc, char **argv, int convert)
                                          {NULL, 0, NULL, 0}};
     int omm = 0, c;
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'F':
@@ -771,7 +778,8 @@ static int elements_file(int argc, char **argv, int convert)
             fputs(elements_usage, stdout);
             return 0;
         default:
-            return sr_cli_usage_error("elements", elements_usage, "unknown option");
+            return sr_cli_usage_error("elements", elements_usage,
+                                      "unknown option or missing argument '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1) {
