@@ -13,8 +13,7 @@
  * candidate under the same envelope id. One lost after it was sent may have
  * run, so it ends in 502 rather than running twice somewhere else.
  */
-#include "gateway/gateway.h"
-#include "routing/routing.h"
+#include "gateway/gw.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -37,27 +36,6 @@ static const char usage_text[] =
     "  --check-config      validate the configuration, name the line of any error, exit\n"
     "  --log-level LEVEL   error, warn, info or debug (overrides the config)\n"
     "  --help, --version\n";
-
-struct target_rt {
-    struct sr_target_cfg *cfg;
-    int router_idx;
-};
-
-struct gw {
-    struct event_base *base;
-    struct sr_config *cfg;
-    sr_key *key;
-    sr_keyring *ring;
-    sr_router *router;
-    sr_h2_pool *pool;
-    sr_metrics *metrics;
-    sr_http_server *main, *admin;
-    struct target_rt *targets;
-    size_t ntargets;
-    bool draining;
-    struct event *drain_timer;
-    int64_t drain_deadline_mono;
-};
 
 struct attempt {
     size_t target;
@@ -525,6 +503,9 @@ static void main_handler(sr_req *req, void *arg)
         targets_json(g, req);
         return;
     }
+    if (gw_feeds_handle(g, req) || gw_route_handle(g, req)) {
+        return;
+    }
     count_request(g, 404, NULL);
     sr_req_respond_error(req, 404, "no such path", NULL);
 }
@@ -696,6 +677,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
     }
+    if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0) {
+        fprintf(stderr, "skyrouted: %s\n", err);
+        goto out;
+    }
     if (check) {
         printf("%s: OK (gateway %s, %zu targets)\n", config, g.cfg->id, g.ntargets);
         rc = 0;
@@ -746,6 +731,8 @@ out:
     if (g.drain_timer) {
         event_free(g.drain_timer);
     }
+    gw_route_free(&g);
+    gw_feeds_free(&g);
     sr_signals_remove();
     if (g.base) {
         event_base_free(g.base);

@@ -7,7 +7,7 @@
  * that gets slow is avoided immediately and trusted again only gradually. The
  * cost multiplies by (in-flight + 1) so load spreads before queues build.
  */
-#include "routing/routing.h"
+#include "routing/routing_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,24 +19,6 @@
 #define EJECT_MAX_MS 60000
 #define ERR_ALPHA 0.1
 
-struct target {
-    struct sr_target_info info;
-    double ewma_ms;
-    int64_t ewma_stamp;
-    bool observed;
-    unsigned inflight;
-    unsigned consecutive_failures;
-    unsigned ejections;
-    int64_t ejected_until;
-    uint64_t successes, failures;
-    double err_mean, err_abs;
-};
-
-struct sr_router {
-    struct target *t;
-    size_t n, cap;
-};
-
 int sr_router_new(sr_router **out)
 {
     *out = calloc(1, sizeof(**out));
@@ -47,6 +29,7 @@ void sr_router_free(sr_router *r)
 {
     if (r) {
         free(r->t);
+        free(r->passes);
         free(r);
     }
 }

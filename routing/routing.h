@@ -48,6 +48,35 @@ const struct sr_target_info *sr_router_target(const sr_router *r, size_t idx);
 /* Index of the target named |id|, or SR_ERR_NOTFOUND. */
 int sr_router_find(const sr_router *r, const char *id);
 
+/* ---- pass schedule ---------------------------------------------------------------- */
+
+/* One contact window between this station and a satellite target. Passes come
+ * from operator feeds (DESIGN section 7) or from the gateway's own prediction
+ * from orbital elements; |source| says which ("json", "aws", "satnogs", "ion",
+ * "predicted", ...). */
+struct sr_pass_rec {
+    char sat[SR_TARGET_IDMAX]; /* target id */
+    int64_t aos_ms, tca_ms, los_ms;
+    double max_el_deg; /* NAN if unknown */
+    double uplink_bps; /* 0 = use the target's link profile */
+    double downlink_bps;
+    double light_ms; /* one-way light time; 0 = unknown */
+    char source[16];
+};
+
+/*
+ * Replaces, for satellite |sat|, every stored pass that overlaps
+ * [from_ms, to_ms) with the |n| passes in |recs| (copied; all must be for
+ * |sat| and have aos < los). All or nothing: on failure the schedule is
+ * unchanged. Returns 0, SR_ERR_INVAL or SR_ERR_NOMEM.
+ */
+int sr_router_set_passes(sr_router *r, const char *sat, int64_t from_ms, int64_t to_ms,
+                         const struct sr_pass_rec *recs, size_t n) SR_WARN_UNUSED;
+/* Copies up to |max| passes of |sat| (every satellite if NULL) that overlap
+ * [from_ms, to_ms), ordered by AOS; returns how many exist (may exceed max). */
+size_t sr_router_passes(const sr_router *r, const char *sat, int64_t from_ms, int64_t to_ms,
+                        struct sr_pass_rec *out, size_t max);
+
 /* ---- feedback ----------------------------------------------------------------- */
 
 /* A dispatch to |idx| started / ended (keeps the in-flight count that

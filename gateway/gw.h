@@ -1,0 +1,54 @@
+/*
+ * Private to skyrouted: the daemon's state and the hooks by which its parts
+ * (operator feeds, routing explanations, ...) plug into it. Each part lives in
+ * its own gw_*.c file with an init / handle / free triple; skyrouted.c owns
+ * the workload path, the listeners and the order of start-up and shut-down.
+ */
+#ifndef SR_GATEWAY_GW_H
+#define SR_GATEWAY_GW_H
+
+#include "gateway/gateway.h"
+#include "routing/routing.h"
+
+struct target_rt {
+    struct sr_target_cfg *cfg;
+    int router_idx;
+};
+
+struct gw_feeds; /* gw_feeds.c: operator uploads, schedules, elements, store */
+struct gw_route; /* gw_route.c: explanations and energy feeds */
+
+struct gw {
+    struct event_base *base;
+    struct sr_config *cfg;
+    sr_key *key;
+    sr_keyring *ring;
+    sr_router *router;
+    sr_h2_pool *pool;
+    sr_metrics *metrics;
+    sr_http_server *main, *admin;
+    struct target_rt *targets;
+    size_t ntargets;
+    bool draining;
+    struct event *drain_timer;
+    int64_t drain_deadline_mono;
+    struct gw_feeds *feeds;
+    struct gw_route *route;
+};
+
+/*
+ * Each part: init runs after the router, keys and targets exist and before
+ * the listeners open (0, or non-zero with "FILE:LINE: ..." or another clear
+ * reason in |err|); handle answers a request on the main listener and returns
+ * true if the path is its own (it must then respond, now or later); free
+ * releases everything (safe after a failed or skipped init).
+ */
+int gw_feeds_init(struct gw *g, char *err, size_t errlen);
+bool gw_feeds_handle(struct gw *g, sr_req *req);
+void gw_feeds_free(struct gw *g);
+
+int gw_route_init(struct gw *g, char *err, size_t errlen);
+bool gw_route_handle(struct gw *g, sr_req *req);
+void gw_route_free(struct gw *g);
+
+#endif
