@@ -50,6 +50,10 @@ void sr_lm_jd_from_yday(int year, double days, double *jd, double *jdfrac);
 void sr_lm_jday(int year, int mon, int day, int hr, int minute, double sec, double *jd,
                 double *jdfrac);
 
+/* Sum of the differences between sgp4.c's constant literals and their
+ * defining expressions (0 when they agree), for the unit tests. */
+double sr_lm_check_constants(void);
+
 /* Formats a message into err (if not NULL). */
 void sr_lm_err(char *err, size_t errlen, const char *fmt, ...) SR_PRINTF(3, 4);
 

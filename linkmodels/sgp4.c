@@ -31,18 +31,22 @@
 #define J4 (-0.00000165597)
 #define X2O3 (2.0 / 3.0)
 
-static double g_xke;   /* sqrt(mu / re^3) in er^1.5/min */
-static double g_tumin; /* 1 / xke */
-static double g_j3oj2;
-static double g_vkmpersec;
+/* Derived constants, written out so that they are compile-time constants
+ * (no initialisation race): xke = 60 / sqrt(re^3 / mu) in er^(3/2)/min, its
+ * inverse, J3/J2, and re * xke / 60 in km/s. The literals are the exact
+ * doubles those expressions give in Vallado's order of operations;
+ * test_sgp4_constants() recomputes them. */
+static const double g_xke = 0.07436691613317342;
+static const double g_tumin = 13.446839696959309;
+static const double g_j3oj2 = -0.002345069720011528;
+static const double g_vkmpersec = 7.905370510517634;
 
-static void consts_init(void)
+double sr_lm_check_constants(void)
 {
-    /* Idempotent: concurrent first callers write the same values. */
-    g_xke = 60.0 / sqrt(RE_KM * RE_KM * RE_KM / MU);
-    g_tumin = 1.0 / g_xke;
-    g_j3oj2 = J3 / J2;
-    g_vkmpersec = RE_KM * g_xke / 60.0;
+    double xke = 60.0 / sqrt(RE_KM * RE_KM * RE_KM / MU);
+    double err = fabs(xke - g_xke) + fabs(1.0 / xke - g_tumin) + fabs(J3 / J2 - g_j3oj2) +
+                 fabs(RE_KM * xke / 60.0 - g_vkmpersec);
+    return err;
 }
 
 void sr_lm_err(char *err, size_t errlen, const char *fmt, ...)
@@ -880,8 +884,6 @@ static int sat_init(struct sr_sat *s)
     const double temp4 = 1.5e-12;
     const double xpdotp = 1440.0 / (2.0 * LM_PI);
     const sr_elements *e = &s->el;
-
-    consts_init();
 
     s->bstar = e->bstar;
     s->ecco = e->ecc;

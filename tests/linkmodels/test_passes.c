@@ -1,6 +1,7 @@
 /* linkmodels/passes.c and frames.c: look angles, passes (overhead, in progress
  * at window start, grazing), next AOS/LOS, handover. */
 #include "lm_test.h"
+#include "linkmodels/lm_internal.h"
 
 #include <math.h>
 
@@ -243,6 +244,12 @@ static void test_handover(void **state)
     }
 }
 
+static void test_sgp4_constants(void **state)
+{
+    (void)state;
+    assert_true(sr_lm_check_constants() == 0.0);
+}
+
 static void test_sgp4_errors(void **state)
 {
     (void)state;
@@ -275,9 +282,10 @@ static void test_sgp4_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frames),   cmocka_unit_test(test_overhead_pass),
-        cmocka_unit_test(test_grazing),  cmocka_unit_test(test_bruteforce),
-        cmocka_unit_test(test_handover), cmocka_unit_test(test_sgp4_errors),
+        cmocka_unit_test(test_frames),         cmocka_unit_test(test_overhead_pass),
+        cmocka_unit_test(test_grazing),        cmocka_unit_test(test_bruteforce),
+        cmocka_unit_test(test_handover),       cmocka_unit_test(test_sgp4_errors),
+        cmocka_unit_test(test_sgp4_constants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
