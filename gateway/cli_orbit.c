@@ -379,7 +379,15 @@ static const char passes_usage[] =
     "  --from, --to     RFC 3339 UTC window\n"
     "  --min-el DEG     elevation mask (default 0)\n"
     "  --json           JSON array of {sat, norad, aos, tca, los, max_el_deg,\n"
-    "                   aos_az_deg, los_az_deg}; otherwise a table\n";
+    "                   aos_az_deg, los_az_deg}; otherwise a table\n"
+    "\n"
+    "A pass in progress at --from is reported with its true AOS, one in progress at\n"
+    "--to with its true LOS, each searched up to 3 days away
+    "\n"
+    "A pass in progress at --from is reported with its true AOS, one in progress at\n"
+    "--to with its true LOS, each searched up to 3 days away; beyond that (e.g. a\n"
+    "geostationary satellite) the JSON adds \"aos_clipped\" / \"los_clipped\": true.\n"; beyond that (e.g. a\n"
+    "geostationary satellite) the JSON adds \"aos_clipped\" / \"los_clipped\": true.\n";
 
 struct pass_row {
     sr_pass p;
@@ -525,14 +533,17 @@ int sr_cli_passes(int argc, char **argv)
                 sr_buf_terminate(&b) == 0) {
                 printf("%s\n  {\"sat\": %s, \"norad\": %u, \"aos\": \"%s\", \"tca\": \"%s\", "
                        "\"los\": \"%s\", \"max_el_deg\": %.3f, \"aos_az_deg\": %.3f, "
-                       "\"los_az_deg\": %.3f}",
+                       "\"los_az_deg\": %.3f%s%s}",
                        i ? "," : "", (char *)b.data, sr_sat_elements(sats[rows[i].sat])->catnum, a,
-                       t, l, p->max_el_deg, p->aos_az_deg, p->los_az_deg);
+                       t, l, p->max_el_deg, p->aos_az_deg, p->los_az_deg,
+                       (p->flags & SR_PASS_AOS_CLIPPED) ? ", \"aos_clipped\": true" : "",
+                       (p->flags & SR_PASS_LOS_CLIPPED) ? ", \"los_clipped\": true" : "");
             }
             sr_buf_free(&b);
         } else {
-            printf("%-24.24s %-24s %-24s %-24s %7.2f %7.2f %7.2f\n", label, a, t, l, p->max_el_deg,
-                   p->aos_az_deg, p->los_az_deg);
+            printf("%-24.24s %-24s %-24s %-24s %7.2f %7.2f %7.2f%s\n", label, a, t, l,
+                   p->max_el_deg, p->aos_az_deg, p->los_az_deg,
+                   p->flags ? "  (up beyond the 3-day search)" : "");
         }
     }
     if (json) {
