@@ -382,11 +382,7 @@ static const char passes_usage[] =
     "                   aos_az_deg, los_az_deg}; otherwise a table\n"
     "\n"
     "A pass in progress at --from is reported with its true AOS, one in progress at\n"
-    "--to with its true LOS, each searched up to 3 days away
-    "\n"
-    "A pass in progress at --from is reported with its true AOS, one in progress at\n"
     "--to with its true LOS, each searched up to 3 days away; beyond that (e.g. a\n"
-    "geostationary satellite) the JSON adds \"aos_clipped\" / \"los_clipped\": true.\n"; beyond that (e.g. a\n"
     "geostationary satellite) the JSON adds \"aos_clipped\" / \"los_clipped\": true.\n";
 
 struct pass_row {
