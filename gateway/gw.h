@@ -32,14 +32,16 @@ struct gw {
     bool draining;
     struct event *drain_timer;
     int64_t drain_deadline_mono;
+    bool check_only; /* --check-config: validate, open no store, start nothing */
     struct gw_feeds *feeds;
     struct gw_route *route;
 };
 
 /*
- * Each part: init runs after the router, keys and targets exist and before
- * the listeners open (0, or non-zero with "FILE:LINE: ..." or another clear
- * reason in |err|); handle answers a request on the main listener and returns
+ * Each part: init runs after the event loop (g->base, g->pool), the router,
+ * keys, targets and metrics exist, and before the listeners open; with
+ * g->check_only it validates its configuration and opens nothing (0, or non-zero with "FILE:LINE:
+ * ..." or another clear reason in |err|); handle answers a request on the main listener and returns
  * true if the path is its own (it must then respond, now or later); free
  * releases everything (safe after a failed or skipped init).
  */

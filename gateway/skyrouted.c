@@ -673,10 +673,21 @@ int main(int argc, char **argv)
                    : !strcmp(lv, "warn")  ? SR_LOG_WARN
                    : !strcmp(lv, "error") ? SR_LOG_ERROR
                                           : SR_LOG_INFO;
+    g.check_only = check;
+    g.base = event_base_new();
+    if (!g.base || sr_h2_pool_new(&g.pool, g.base) != 0) {
+        fprintf(stderr, "skyrouted: cannot create the event loop\n");
+        goto out;
+    }
     if (setup(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
     }
+    if (!check && mkdir(g.cfg->state_dir, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "skyrouted: state_dir %s: %s\n", g.cfg->state_dir, strerror(errno));
+        goto out;
+    }
+    describe_metrics(g.metrics);
     if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
@@ -684,16 +695,6 @@ int main(int argc, char **argv)
     if (check) {
         printf("%s: OK (gateway %s, %zu targets)\n", config, g.cfg->id, g.ntargets);
         rc = 0;
-        goto out;
-    }
-    if (mkdir(g.cfg->state_dir, 0750) != 0 && errno != EEXIST) {
-        fprintf(stderr, "skyrouted: state_dir %s: %s\n", g.cfg->state_dir, strerror(errno));
-        goto out;
-    }
-    describe_metrics(g.metrics);
-    g.base = event_base_new();
-    if (!g.base || sr_h2_pool_new(&g.pool, g.base) != 0) {
-        fprintf(stderr, "skyrouted: cannot create the event loop\n");
         goto out;
     }
     /* before listening: a SIGTERM that arrives once the port is open is caught */
@@ -727,12 +728,12 @@ out:
     /* reverse order of creation; every free accepts NULL */
     sr_http_server_free(g.main);
     sr_http_server_free(g.admin);
+    gw_route_free(&g);
+    gw_feeds_free(&g);
     sr_h2_pool_free(g.pool);
     if (g.drain_timer) {
         event_free(g.drain_timer);
     }
-    gw_route_free(&g);
-    gw_feeds_free(&g);
     sr_signals_remove();
     if (g.base) {
         event_base_free(g.base);
