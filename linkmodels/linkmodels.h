@@ -67,15 +67,18 @@ typedef struct sr_elements {
 #define SR_ELEM_NO_CHECKSUM 1u /* accept TLE checksum mismatches (verification files) */
 
 /* Parses one TLE from its lines. |line0| (the name line, with or without a
- * leading "0 ") may be NULL. Lines may carry trailing whitespace or CR; line 2
- * may carry extra text after column 69 (Vallado's verification format keeps
- * start/stop/step there), which is ignored. Fields are checked: column layout,
- * digits, catalogue numbers equal on both lines, checksums (unless
- * SR_ELEM_NO_CHECKSUM), eccentricity in [0,1), inclination in [0,180], angles
- * in [0,360], mean motion > 0 and < 20 rev/day... (anything finite and > 0 is
- * accepted for mean motion; SGP4 reports the rest).
- * Returns 0, SR_ERR_ELEM_FORMAT or SR_ERR_ELEM_CHECKSUM; |out| is undefined on
- * failure. */
+ * leading "0 ") may be NULL. Lines may carry trailing whitespace or CR. Line 1
+ * must be exactly 69 columns; line 2 may carry extra text after column 69
+ * (Vallado's verification format keeps start/stop/step there), which is
+ * ignored. Checked: line numbers, column layout and the characters each field
+ * may hold (no "nan"/"inf", no exponents where the format has none), equal
+ * catalogue numbers (5 digits or Alpha-5) on both lines, checksums (unless
+ * SR_ELEM_NO_CHECKSUM), epoch day in [1, 367), eccentricity as 7 digits with
+ * the implied point, inclination in [0, 180], the other angles in [0, 360],
+ * mean motion > 0. Whether SGP4 can use the orbit is sr_sat_new()'s business.
+ * Two-digit years 57..99 are 19xx, 00..56 are 20xx.
+ * Returns 0, SR_ERR_ELEM_FORMAT or SR_ERR_ELEM_CHECKSUM, with the message in
+ * |err| naming the line and field; |out| is undefined on failure. */
 int sr_tle_parse(sr_elements *out, const char *line0, const char *line1, const char *line2,
                  unsigned flags, char *err, size_t errlen) SR_WARN_UNUSED;
 
