@@ -205,12 +205,39 @@ static void test_text(void **state)
                      SR_ERR_TOOBIG);
 }
 
+static void test_set_epoch(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *iso;
+        int year;
+        double days;
+    } cases[] = {
+        {"2026-01-01T00:00:00Z", 2026, 1.0},
+        {"2024-12-31T12:00:00Z", 2024, 366.5},
+        {"2000-03-01T06:00:00Z", 2000, 61.25},
+        {"1999-12-31T23:59:59.999Z", 1999, 365.0 + 86399.999 / 86400.0},
+        {"1970-01-01T00:00:00Z", 1970, 1.0},
+        {"1957-10-04T19:28:34Z", 1957, 277.0 + (19 * 3600 + 28 * 60 + 34) / 86400.0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t ms;
+        sr_elements e;
+        memset(&e, 0, sizeof e);
+        assert_int_equal(sr_time_parse(&ms, cases[i].iso, (size_t)-1), 0);
+        sr_elements_set_epoch(&e, (double)ms);
+        assert_int_equal(e.epoch_year, cases[i].year);
+        assert_true(fabs(e.epoch_days - cases[i].days) < 1e-9);
+        assert_true(e.epoch_ms == (double)ms);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_good), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_alpha5),     cmocka_unit_test(test_format_roundtrip),
-        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_text),       cmocka_unit_test(test_set_epoch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
