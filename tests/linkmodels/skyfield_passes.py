@@ -25,7 +25,7 @@ from skyfield.api import EarthSatellite, load, wgs84
 TOL_S = 1.0
 EPOCH = datetime(2026, 11, 20, 6, 0, 0, tzinfo=timezone.utc)
 FROM = datetime(2026, 11, 21, 0, 0, 0, tzinfo=timezone.utc)
-TO = datetime(2026, 11, 24, 0, 0, 0, tzinfo=timezone.utc)
+TO = datetime(2026, 11, 26, 0, 0, 0, tzinfo=timezone.utc)
 
 # name, catnum, inclination deg, eccentricity, argp deg, raan deg, M deg, rev/day, bstar
 ORBITS = [
@@ -34,6 +34,8 @@ ORBITS = [
     ('MEO-GPS', 90003, 55.00, 0.0050, 30.0, 80.0, 120.0, 2.0056, 0.0),
     ('MOLNIYA', 90004, 63.40, 0.7200, 270.0, 40.0, 300.0, 2.0060, 0.0),
     ('LEO-LOW', 90005, 28.50, 0.0001, 0.0, 10.0, 50.0, 15.95, 5.0e-5),
+    ('LEO-RETRO', 90006, 142.0, 0.0100, 200.0, 250.0, 80.0, 14.20, 1.0e-5),
+    ('MEO-O3B', 90007, 0.05, 0.0002, 10.0, 20.0, 30.0, 5.0, 0.0),
 ]
 STATIONS = [
     ('delft', 52.0, 4.37, 10.0, 10.0),
