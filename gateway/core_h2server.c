@@ -25,16 +25,21 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #define OUT_HIGH (256 * 1024) /* stop pulling frames above this much queued output */
 #define OUT_LOW (32 * 1024)   /* resume when output drains below this */
 #define MAX_HEADERS 100
 #define H1_MAX_HEAD (16 * 1024)
+
+void *sr_tls_new_ssl(sr_tls *tls); /* core_tls.c */
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN 24
@@ -75,6 +80,9 @@ struct conn {
     bool want_flush; /* a response was queued while in_recv */
     bool closing;    /* close once output is drained */
     char peer[64];
+    bool tls;
+    int cert_state; /* 0 unknown, 1 verified client certificate, -1 none */
+    char cert_cn[128];
     /* HTTP/1.1 */
     sr_req *h1_req; /* request awaiting its response */
     bool h1_reading_body;
@@ -235,6 +243,28 @@ void *sr_req_data(const sr_req *r)
 void sr_req_set_abort(sr_req *r, void (*on_abort)(sr_req *, void *))
 {
     r->on_abort = on_abort;
+}
+
+const char *sr_req_client_cert(const sr_req *r)
+{
+    struct conn *c = r->conn;
+    if (!c || !c->tls) {
+        return NULL;
+    }
+    if (c->cert_state == 0) {
+        c->cert_state = -1;
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        X509 *x = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+        if (x && SSL_get_verify_result(ssl) == X509_V_OK) {
+            X509_NAME *name = X509_get_subject_name(x);
+            if (name && X509_NAME_get_text_by_NID(name, NID_commonName, c->cert_cn,
+                                                  (int)sizeof(c->cert_cn)) > 0) {
+                c->cert_state = 1;
+            }
+        }
+        X509_free(x);
+    }
+    return c->cert_state == 1 ? c->cert_cn : NULL;
 }
 
 const char *sr_req_peer(const sr_req *r)
@@ -827,6 +857,9 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
 static void conn_eventcb(struct bufferevent *bev, short events, void *arg)
 {
     struct conn *c = arg;
+    if (events & BEV_EVENT_CONNECTED) {
+        return; /* TLS handshake done; the first bytes decide the protocol */
+    }
     if (events & BEV_EVENT_TIMEOUT) {
         if (c->reqs && !c->closing) {
             /* work still in flight: not idle */
@@ -857,7 +890,21 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->srv = srv;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (srv->opts.tls) {
+        SSL *ssl = sr_tls_new_ssl(srv->opts.tls);
+        c->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (!c->bev && ssl) {
+            SSL_free(ssl);
+        }
+        if (c->bev) {
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        }
+        c->tls = true;
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
         evutil_closesocket(fd);
         free(c);
@@ -943,6 +990,11 @@ void sr_http_server_stop_listening(sr_http_server *srv)
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
     }
+}
+
+void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls)
+{
+    srv->opts.tls = tls;
 }
 
 int sr_http_server_resume_listening(sr_http_server *srv)

@@ -51,6 +51,17 @@ int sr_parse_hostport(struct sockaddr_storage *ss, int *sslen, const char *text,
 typedef struct sr_http_server sr_http_server;
 typedef struct sr_req sr_req;
 
+/* A server TLS context (OpenSSL through libevent_openssl): TLS 1.2 or newer
+ * (1.3 preferred by OpenSSL's defaults), ALPN "h2", no renegotiation, no
+ * compression. Built from PEM files; replaced whole on reload. */
+typedef struct sr_tls sr_tls;
+/* Loads |cert| (a PEM chain) and |key|; if |client_ca| is non-NULL, clients
+ * may present a certificate signed by it (checked; see sr_req_client_cert).
+ * 0 or SR_ERR_CONFIG with the OpenSSL reason in |err|. */
+int sr_tls_new(sr_tls **out, const char *cert, const char *key, const char *client_ca, char *err,
+               size_t errlen) SR_WARN_UNUSED;
+void sr_tls_free(sr_tls *tls); /* connections already open keep their context */
+
 struct sr_http_header {
     const char *name; /* lowercase */
     const char *value;
@@ -69,6 +80,7 @@ struct sr_http_server_opts {
     uint32_t max_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS; 0 = 1000 */
     size_t max_header_list; /* 0 = 64 KiB */
     int idle_timeout_s;     /* 0 = 300 */
+    sr_tls *tls;            /* non-NULL: a TLS listener (not owned; see set_tls) */
     sr_http_handler handler;
     void *arg;
 };
@@ -76,6 +88,9 @@ struct sr_http_server_opts {
 int sr_http_server_new(sr_http_server **out, struct event_base *base,
                        const struct sr_http_server_opts *opts, char *err,
                        size_t errlen) SR_WARN_UNUSED;
+/* Uses |tls| for connections accepted from now on (certificate reload without
+ * a restart); connections already open are not touched. */
+void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls);
 /* Stops listening; open connections stay until closed. */
 void sr_http_server_stop_listening(sr_http_server *srv);
 /* Listens again on the same address and port after stop_listening (used by
@@ -100,6 +115,8 @@ void sr_req_set_data(sr_req *req, void *data);
 void *sr_req_data(const sr_req *req);
 /* Called (from the loop) if the stream or connection dies before a response. */
 void sr_req_set_abort(sr_req *req, void (*on_abort)(sr_req *req, void *data));
+/* Subject CN of a verified TLS client certificate, or NULL. */
+const char *sr_req_client_cert(const sr_req *req);
 /* Peer address as text, e.g. "127.0.0.1:53712". */
 const char *sr_req_peer(const sr_req *req);
 /* Monotonic ms at which the request headers began. */

@@ -35,7 +35,14 @@ struct gw {
     bool check_only; /* --check-config: validate, open no store, start nothing */
     struct gw_feeds *feeds;
     struct gw_route *route;
+    sr_tls *tls; /* gw_tls.c: [tls] front door */
+    sr_http_server *tls_server;
+    char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_client_ca[PATH_MAX];
 };
+
+/* The main listener's request handler (skyrouted.c), shared by the h2c and
+ * TLS listeners. */
+void gw_main_handler(sr_req *req, void *arg);
 
 /*
  * Each part: init runs after the event loop (g->base, g->pool), the router,
@@ -48,6 +55,14 @@ struct gw {
 int gw_feeds_init(struct gw *g, char *err, size_t errlen);
 bool gw_feeds_handle(struct gw *g, sr_req *req);
 void gw_feeds_free(struct gw *g);
+
+/* [tls]: init validates and loads the certificate; listen opens the TLS
+ * listener (after the h2c one); reload (SIGHUP) swaps in a freshly loaded
+ * certificate and key, keeping the old ones if the new ones do not load. */
+int gw_tls_init(struct gw *g, char *err, size_t errlen);
+int gw_tls_listen(struct gw *g, char *err, size_t errlen);
+void gw_tls_reload(struct gw *g);
+void gw_tls_free(struct gw *g);
 
 int gw_route_init(struct gw *g, char *err, size_t errlen);
 bool gw_route_handle(struct gw *g, sr_req *req);

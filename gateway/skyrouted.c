@@ -480,7 +480,7 @@ static void targets_json(struct gw *g, sr_req *req)
     sr_req_respond(req, 200, h, 1, b.data, b.len, true);
 }
 
-static void main_handler(sr_req *req, void *arg)
+void gw_main_handler(sr_req *req, void *arg)
 {
     struct gw *g = arg;
     const char *path = sr_req_path(req);
@@ -523,7 +523,9 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw *g = arg;
-    if (sr_http_server_inflight(g->main) == 0 || sr_mono_ms() > g->drain_deadline_mono) {
+    size_t inflight = sr_http_server_inflight(g->main) +
+                      (g->tls_server ? sr_http_server_inflight(g->tls_server) : 0);
+    if (inflight == 0 || sr_mono_ms() > g->drain_deadline_mono) {
         event_base_loopexit(g->base, NULL);
     }
 }
@@ -538,10 +540,21 @@ static void on_term(void *arg)
     g->draining = true;
     sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(g->main));
     sr_http_server_stop_listening(g->main);
+    if (g->tls_server) {
+        sr_http_server_stop_listening(g->tls_server);
+    }
     g->drain_deadline_mono = sr_mono_ms() + g->cfg->max_deadline_ms;
     g->drain_timer = event_new(g->base, -1, EV_PERSIST, drain_check, g);
     struct timeval tv = {0, 50000};
     event_add(g->drain_timer, &tv);
+}
+
+/* SIGHUP: reload what can change without a restart. */
+static void on_hup(void *arg)
+{
+    struct gw *g = arg;
+    sr_log(SR_LOG_INFO, "SIGHUP: reloading");
+    gw_tls_reload(g);
 }
 
 static int usage_error(const char *msg)
@@ -688,7 +701,8 @@ int main(int argc, char **argv)
         goto out;
     }
     describe_metrics(g.metrics);
-    if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0) {
+    if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0 ||
+        gw_tls_init(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
     }
@@ -698,14 +712,14 @@ int main(int argc, char **argv)
         goto out;
     }
     /* before listening: a SIGTERM that arrives once the port is open is caught */
-    if (sr_signals_install(g.base, on_term, NULL, &g) != 0) {
+    if (sr_signals_install(g.base, on_term, on_hup, &g) != 0) {
         fprintf(stderr, "skyrouted: cannot install signal handlers\n");
         goto out;
     }
     struct sr_http_server_opts so = {.listen = g.cfg->listen,
                                      .max_body = g.cfg->max_body,
                                      .max_streams = g.cfg->max_streams,
-                                     .handler = main_handler,
+                                     .handler = gw_main_handler,
                                      .arg = &g};
     if (sr_http_server_new(&g.main, g.base, &so, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
@@ -719,6 +733,10 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (gw_tls_listen(&g, err, sizeof(err)) != 0) {
+        fprintf(stderr, "skyrouted: [tls] %s\n", err);
+        goto out;
+    }
     sr_log(SR_LOG_INFO, "skyrouted %s: gateway %s on %s (admin %s), %zu targets", SR_VERSION,
            g.cfg->id, g.cfg->listen, g.cfg->admin[0] ? g.cfg->admin : "off", g.ntargets);
     event_base_dispatch(g.base);
@@ -728,6 +746,7 @@ out:
     /* reverse order of creation; every free accepts NULL */
     sr_http_server_free(g.main);
     sr_http_server_free(g.admin);
+    gw_tls_free(&g);
     gw_route_free(&g);
     gw_feeds_free(&g);
     sr_h2_pool_free(g.pool);
