@@ -330,8 +330,11 @@ int sr_handover_predict(const sr_station *st, const sr_sat *const *sats, size_t 
 
 /* Best satellite in each slot of |slot_ms| from |from_ms|: best[k] gets the
  * index of the satellite with the highest elevation at the middle of slot k
- * (k < nslots), or (size_t)-1 when none is above the mask. Satellites that
- * error are skipped. Returns 0 or SR_ERR_INVAL. */
+ * (k < nslots), or (size_t)-1 when none is above the mask. Passes are found
+ * first so only satellites that are up are looked at; if that search fails
+ * (an SGP4 error or no memory) every satellite is looked at in every slot and
+ * satellites that error are skipped. Returns 0 or SR_ERR_INVAL (slot_ms <= 0,
+ * mask outside [-5, 89]). */
 #define SR_HANDOVER_SLOT_MS 15000
 int sr_best_per_slot(const sr_station *st, const sr_sat *const *sats, size_t n, int64_t from_ms,
                      int64_t slot_ms, size_t nslots, double min_el_deg, size_t *best);

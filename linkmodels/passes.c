@@ -570,12 +570,23 @@ int sr_handover_predict(const sr_station *st, const sr_sat *const *sats, size_t 
     return 0;
 }
 
-int sr_best_per_slot(const sr_station *st, const sr_sat *const *sats, size_t n, int64_t from_ms,
-                     int64_t slot_ms, size_t nslots, double min_el_deg, size_t *best)
+/* A pass of satellite |sat| as an interval, for the slot sweep. */
+struct span {
+    int64_t aos, los;
+    size_t sat;
+};
+
+static int cmp_span(const void *a, const void *b)
 {
-    if (slot_ms <= 0) {
-        return SR_ERR_INVAL;
-    }
+    const struct span *x = a, *y = b;
+    return x->aos < y->aos ? -1 : (x->aos > y->aos);
+}
+
+/* Brute force: every satellite at every slot. Used when the pass search
+ * cannot be (a satellite errors or memory runs out). */
+static void best_brute(const sr_station *st, const sr_sat *const *sats, size_t n, int64_t from_ms,
+                       int64_t slot_ms, size_t nslots, double min_el_deg, size_t *best)
+{
     for (size_t k = 0; k < nslots; k++) {
         int64_t t = from_ms + (int64_t)k * slot_ms + slot_ms / 2;
         double best_el = min_el_deg;
@@ -591,5 +602,84 @@ int sr_best_per_slot(const sr_station *st, const sr_sat *const *sats, size_t n, 
             }
         }
     }
+}
+
+/* The passes of every satellite over the whole span are found first (cheap:
+ * the search skips time a satellite cannot be up), then the slots are swept
+ * in time order and only the satellites whose pass covers a slot's middle are
+ * looked at. For a shell of thousands of satellites that is a few looks per
+ * slot instead of thousands. */
+int sr_best_per_slot(const sr_station *st, const sr_sat *const *sats, size_t n, int64_t from_ms,
+                     int64_t slot_ms, size_t nslots, double min_el_deg, size_t *best)
+{
+    if (slot_ms <= 0 || !(min_el_deg >= -5.0 && min_el_deg <= 89.0)) {
+        return SR_ERR_INVAL;
+    }
+    if (nslots == 0) {
+        return 0;
+    }
+    int64_t to_ms = from_ms + (int64_t)nslots * slot_ms;
+    struct span *spans = NULL;
+    size_t ns = 0, cap = 0;
+    int brute = 0;
+    for (size_t i = 0; i < n && !brute; i++) {
+        sr_pass *p;
+        size_t np;
+        if (sr_find_passes(st, sats[i], from_ms, to_ms, min_el_deg, &p, &np) != 0) {
+            brute = 1;
+            break;
+        }
+        for (size_t k = 0; k < np; k++) {
+            if (ns == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                struct span *nv = realloc(spans, nc * sizeof(*nv));
+                if (nv == NULL) {
+                    brute = 1;
+                    break;
+                }
+                spans = nv;
+                cap = nc;
+            }
+            spans[ns].aos = p[k].aos_ms;
+            spans[ns].los = p[k].los_ms;
+            spans[ns].sat = i;
+            ns++;
+        }
+        free(p);
+    }
+    size_t *active = brute ? NULL : malloc((ns ? ns : 1) * sizeof(*active));
+    if (brute || active == NULL) {
+        free(spans);
+        free(active);
+        best_brute(st, sats, n, from_ms, slot_ms, nslots, min_el_deg, best);
+        return 0;
+    }
+    if (ns > 1) {
+        qsort(spans, ns, sizeof(*spans), cmp_span);
+    }
+    size_t next = 0, nact = 0;
+    for (size_t k = 0; k < nslots; k++) {
+        int64_t t = from_ms + (int64_t)k * slot_ms + slot_ms / 2;
+        while (next < ns && spans[next].aos <= t) {
+            active[nact++] = next++;
+        }
+        double best_el = min_el_deg;
+        best[k] = (size_t)-1;
+        for (size_t j = 0; j < nact;) {
+            const struct span *sp = &spans[active[j]];
+            if (sp->los < t) {
+                active[j] = active[--nact]; /* expired */
+                continue;
+            }
+            sr_look_angles la;
+            if (sr_look(st, sats[sp->sat], t, &la) == 0 && la.el_deg >= best_el) {
+                best_el = la.el_deg;
+                best[k] = sp->sat;
+            }
+            j++;
+        }
+    }
+    free(active);
+    free(spans);
     return 0;
 }
