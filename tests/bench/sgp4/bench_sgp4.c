@@ -137,6 +137,21 @@ int main(int argc, char **argv)
     double t_pass = now() - t0;
     fprintf(stderr, "\r  passes: 100%%\n");
     printf("passes %zu seconds %.6f sats %zu\n", npasses, t_pass, n);
+
+    /* handover: best satellite in each 15-s slot of the same span */
+    size_t nslots = (size_t)(steps * step_ms / SR_HANDOVER_SLOT_MS);
+    size_t *best = calloc(nslots ? nslots : 1, sizeof(*best));
+    size_t covered = 0;
+    t0 = now();
+    if (sr_best_per_slot(&st, (const sr_sat *const *)sats, n, start, SR_HANDOVER_SLOT_MS, nslots,
+                         min_el, best) == 0) {
+        for (size_t k = 0; k < nslots; k++) {
+            covered += best[k] != (size_t)-1;
+        }
+    }
+    double t_slots = now() - t0;
+    printf("slots %zu seconds %.6f covered %zu\n", nslots, t_slots, covered);
+    free(best);
     for (size_t i = 0; i < n; i++) {
         sr_sat_free(sats[i]);
     }

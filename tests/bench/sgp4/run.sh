@@ -82,3 +82,8 @@ printf 'propagating every 60-s step (C):           %8.3f s\n' "$C_SECS"
 printf 'pass prediction, 1 day, station %s, mask %s deg: %8.3f s (%s passes)\n' \
     "$STATION" "$MASK" "$P_SECS" "$P_N"
 awk -v a="$C_SECS" -v b="$P_SECS" 'BEGIN { printf "pass prediction / propagating every step: %.2f\n", b / a }'
+S_SECS=$(field "$WORK/c.out" slots seconds)
+S_N=$(field "$WORK/c.out" slots slots)
+S_COV=$(field "$WORK/c.out" slots covered)
+printf 'handover: best satellite in each of %s 15-s slots: %8.3f s (%s slots covered)\n' \
+    "$S_N" "$S_SECS" "$S_COV"
