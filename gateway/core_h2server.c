@@ -805,7 +805,7 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
                     "HTTP/1.1 505 HTTP Version Not Supported\r\n"
                     "content-type: text/plain\r\ncontent-length: 59\r\n"
                     "connection: close\r\n\r\n"
-                    "this port speaks HTTP/2 only (h2c with prior knowledge)\r\n\r\n";
+                    "this port speaks HTTP/2 only (prior knowledge or ALPN h2)\r\n";
                 evbuffer_add(bufferevent_get_output(bev), msg, sizeof(msg) - 1);
                 c->closing = true;
                 bufferevent_disable(bev, EV_READ);

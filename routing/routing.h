@@ -139,4 +139,131 @@ struct sr_candidate {
 size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t now_ms,
                       struct sr_candidate *out, size_t max);
 
+/* ==== operator feeds (routing/feeds.c) ==================================================== */
+
+/*
+ * Pure parsers for the pass schedules satellite operators upload (DESIGN
+ * section 7): bytes and a content type in, an array of struct sr_pass_rec out.
+ * No I/O, no clock: |now_ms| is a parameter. Rates are bytes per second, as
+ * everywhere in routing/.
+ *
+ *   SR_FEED_JSON     the project's own: {"station": "...", "passes": [{"sat",
+ *                    "aos", "los", "tca"?, "max_el_deg"?, "uplink_bps"?,
+ *                    "downlink_bps"?, "light_ms"?}]}, times RFC 3339
+ *   SR_FEED_AWS      AWS Ground Station ListContacts / DescribeContact output:
+ *                    {"contactList": [{satelliteArn, groundStation, startTime,
+ *                    endTime, contactStatus, maximumElevation{value, unit}}]}
+ *                    (a single contact object is accepted too); times ISO 8601
+ *                    or epoch seconds (a JSON number, as the API emits). Only
+ *                    SCHEDULED, PREPASS, PASS, POSTPASS and COMPLETED contacts
+ *                    are passes; AVAILABLE, SCHEDULING, CANCELLING, CANCELLED,
+ *                    AWS_CANCELLED, FAILED, AWS_FAILED and FAILED_TO_SCHEDULE
+ *                    are skipped; any other status is refused. Units:
+ *                    DEGREE_ANGLE or RADIAN.
+ *   SR_FEED_SATNOGS  SatNOGS Network observations: an array of {start, end,
+ *                    norad_cat_id, max_altitude?, ground_station?, status?}
+ *                    (or {"results": [...]}); status "failed" is skipped.
+ *   SR_FEED_ION      ION contact-plan lines: "a contact START END FROM TO RATE
+ *                    [CONFIDENCE]" (RATE bytes/s) and "a range START END FROM
+ *                    TO OWLT" (seconds); START/END "+SECONDS" from |epoch_ms|
+ *                    or absolute "YYYY/MM/DD-HH:MM:SS[.fff]" UTC. '#' comments
+ *                    and blank lines are ignored; any other command is refused.
+ *                    Contacts are directional: station->satellite gives
+ *                    uplink_bps, satellite->station downlink_bps; overlapping
+ *                    contacts of the two directions merge into one pass (their
+ *                    union). Contacts between two satellites are skipped. A
+ *                    range covering a pass sets its light_ms.
+ *
+ * Every pass is checked: AOS < LOS, both within [now - max_past, now +
+ * max_future], at most SR_FEED_MAX_PASS_MS long, elevation finite and in
+ * [-90, 90], rates finite and >= 0, and no two passes of one satellite
+ * overlap. The upload is refused whole on the first problem.
+ */
+typedef enum {
+    SR_FEED_AUTO = 0,
+    SR_FEED_JSON = 1,
+    SR_FEED_AWS = 2,
+    SR_FEED_SATNOGS = 3,
+    SR_FEED_ION = 4,
+} sr_feed_format;
+
+/* "auto", "json", "aws", "satnogs", "ion" (also the sr_pass_rec source). */
+const char *sr_feed_format_name(sr_feed_format f);
+
+/* The identities feeds use for satellites and stations. */
+typedef enum {
+    SR_FEED_ID_TARGET = 0,   /* a target id ("sat" in the project's JSON) */
+    SR_FEED_ID_ARN = 1,      /* AWS satelliteArn */
+    SR_FEED_ID_NORAD = 2,    /* NORAD catalogue number, decimal text */
+    SR_FEED_ID_ION_NODE = 3, /* ION node number, decimal text */
+    SR_FEED_ID_STATION = 4,  /* a station name or number named by the feed */
+} sr_feed_id_kind;
+
+/* Maps a feed identity to the id of a configured satellite target (for
+ * SR_FEED_ID_STATION: any non-NULL value means "this station"; NULL means the
+ * entry is for another station and is skipped). Returns NULL when unknown.
+ * The returned string must stay valid until sr_feed_parse() returns. */
+typedef const char *(*sr_feed_lookup)(void *arg, sr_feed_id_kind kind, const char *value);
+
+#define SR_FEED_MAX_PASS_MS (7 * 86400000LL)
+
+struct sr_feed_opts {
+    sr_feed_format format;    /* SR_FEED_AUTO: detect */
+    const char *content_type; /* may be NULL */
+    int64_t now_ms;
+    int64_t epoch_ms;      /* ION "+SECONDS" base; 0 = now_ms */
+    int64_t max_past_ms;   /* 0 = 31 days */
+    int64_t max_future_ms; /* 0 = 366 days */
+    size_t max_passes;     /* 0 = 100000; more is SR_ERR_TOOBIG */
+    sr_feed_lookup lookup; /* required */
+    void *lookup_arg;
+};
+
+/* Where and why a feed was refused. */
+struct sr_feed_error {
+    long index;     /* JSON array index, or -1 */
+    long line;      /* ION line (1-based), or -1 */
+    char field[48]; /* e.g. "los", "maximumElevation.unit", "RATE"; "" if none */
+    char msg[256];  /* one English line naming index/line and field */
+};
+
+struct sr_feed_result {
+    sr_feed_format format;     /* what was parsed (detected or forced) */
+    struct sr_pass_rec *passes; /* malloc'd, sorted by (sat, aos); NULL when n == 0 */
+    size_t n;
+    size_t skipped;   /* entries that are not passes here (cancelled, other station, ...) */
+    char station[64]; /* the station the feed names, if any (truncated) */
+};
+
+/*
+ * Detects the format from |content_type| (a "json" type: by shape; "text/plain"
+ * or anything mentioning "ion": ION) and, failing that, from the body (first
+ * non-blank byte '{' or '[': JSON, by shape: "contactList" or "contactId" ->
+ * aws, "passes" -> json, objects with "norad_cat_id" -> satnogs). Returns the
+ * format or SR_FEED_AUTO when it cannot tell.
+ */
+sr_feed_format sr_feed_detect(const char *body, size_t len, const char *content_type);
+
+/*
+ * Parses |body| (|len| bytes, need not be NUL-terminated). On success fills
+ * |res| (the caller releases it with sr_feed_result_free()); the source of
+ * every pass is the format's name. On failure |res| holds no allocation and
+ * |err| (if non-NULL) says where and why. Returns:
+ *   0
+ *   SR_ERR_INVAL        NULL arguments, no lookup
+ *   SR_ERR_UNSUPPORTED  format not recognised
+ *   SR_ERR_PARSE        malformed: not JSON, wrong type, missing field, bad
+ *                       time text, malformed ION line                 (HTTP 400)
+ *   SR_ERR_RANGE        valid but unusable: LOS not after AOS, times too far
+ *                       from now, NaN/out-of-range numbers, unknown units or
+ *                       status, overlapping passes of one satellite     (422)
+ *   SR_ERR_NOTFOUND     a satellite the lookup does not know            (422)
+ *   SR_ERR_TOOBIG       more than max_passes entries                     (413)
+ *   SR_ERR_NOMEM
+ */
+int sr_feed_parse(struct sr_feed_result *res, const char *body, size_t len,
+                  const struct sr_feed_opts *opts, struct sr_feed_error *err) SR_WARN_UNUSED;
+
+void sr_feed_result_free(struct sr_feed_result *res); /* NULL and zeroed results are fine */
+
 #endif /* SR_ROUTING_H */

@@ -1,0 +1,153 @@
+"""Ready for a ground station: the TLS front door (ALPN h2, certificate reload
+on SIGHUP without dropping connections) with real clients (nghttp, curl,
+openssl s_client, Python's h2 over ssl)."""
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+
+import srtest
+from srtest import check, run
+
+
+def make_cert(env, name, cn):
+    crt, key = env.path(name + ".crt"), env.path(name + ".key")
+    r = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + cn,
+             "-addext", "subjectAltName=IP:127.0.0.1"])
+    check(r.returncode == 0, "openssl req: %s" % r.stderr.decode())
+    return crt, key
+
+
+def served_cn(port):
+    """The subject CN of the certificate a fresh TLS connection gets."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with ctx.wrap_socket(s) as t:
+            der = t.getpeercert(binary_form=True)
+    r = run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"], input=der)
+    return r.stdout.decode().strip()
+
+
+def tls_gateway(name):
+    env = srtest.Env(name)
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub])
+    make_cert(env, "tls", "skyroute-one")
+    tport = srtest.free_port()
+    g = env.start_gateway("gs-test", [n], sections="[tls]\nlisten = 127.0.0.1:%d\n"
+                          "cert = tls.crt\nkey = tls.key\n" % tport)
+    srtest.wait_port(tport, proc=g["proc"])
+    return env, g, n, tport
+
+
+def h2_tls_conn(port):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5))
+    check(s.selected_alpn_protocol() == "h2", "ALPN h2")
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding="utf-8"))
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    return s, c
+
+
+def h2_post(s, c, body):
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(":method", "POST"), (":scheme", "https"), (":authority", "x"),
+                         (":path", "/v1/workloads"), ("content-length", str(len(body)))])
+    c.send_data(sid, body, end_stream=True)
+    s.sendall(c.data_to_send())
+    status, data = None, b""
+    end = time.time() + 10
+    while time.time() < end:
+        raw = s.recv(65536)
+        if not raw:
+            break
+        for ev in c.receive_data(raw):
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                status = int(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                data += ev.data
+                c.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                s.sendall(c.data_to_send())
+                return status, data
+        s.sendall(c.data_to_send())
+    return status, data
+
+
+def test_tls_front_door_nghttp_and_curl():
+    env, g, n, tport = tls_gateway("tls")
+    p = env.path("p.txt")
+    with open(p, "wb") as f:
+        f.write(b"over tls")
+    r = run(["nghttp", "-v", "-d", p, "https://127.0.0.1:%d/v1/workloads" % tport])
+    out = r.stdout.decode()
+    check("The negotiated protocol: h2" in out, "nghttp negotiated h2")
+    check(":status: 200" in out and "over tls" in out, "workload completed over TLS")
+    r = run(["curl", "-sS", "--cacert", env.path("tls.crt"), "--http2", "--data-binary", "@" + p,
+             "-w", "\n%{http_version}", "https://127.0.0.1:%d/v1/workloads" % tport])
+    check(r.stdout.decode().endswith("over tls\n2"), "curl over TLS with h2: %r" % r.stdout)
+    # TLS 1.1 is refused; 1.2 and 1.3 work
+    r = run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tport, "-tls1_1"],
+            input=b"", timeout=20)
+    check(b"Cipher is (NONE)" in r.stdout or r.returncode != 0, "TLS 1.1 refused")
+    r = run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tport, "-tls1_2", "-alpn", "h2"],
+            input=b"", timeout=20)
+    check(b"ALPN protocol: h2" in r.stdout, "TLS 1.2 with ALPN h2")
+    # h2c stays available on the cleartext listener
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
+    check(st == 200 and body == b"over tls", "h2c still served")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+def test_sighup_reloads_certificate_without_dropping_connections():
+    env, g, n, tport = tls_gateway("reload")
+    check("skyroute-one" in served_cn(tport), "first certificate served")
+    s, c = h2_tls_conn(tport)
+    st, body = h2_post(s, c, b"before")
+    check(st == 200 and body == b"before", "request on the open connection")
+    # new certificate on disk, then SIGHUP
+    crt2, key2 = make_cert(env, "tls2", "skyroute-two")
+    os.replace(crt2, env.path("tls.crt"))
+    os.replace(key2, env.path("tls.key"))
+    g["proc"].send_signal(signal.SIGHUP)
+    end = time.time() + 5
+    while "skyroute-two" not in served_cn(tport) and time.time() < end:
+        time.sleep(0.1)
+    check("skyroute-two" in served_cn(tport), "new connections get the new certificate")
+    st, body = h2_post(s, c, b"after")
+    check(st == 200 and body == b"after", "the connection opened before the reload still works")
+    s.close()
+    # a broken certificate on reload keeps the old one serving
+    with open(env.path("tls.crt"), "w") as f:
+        f.write("not a certificate\n")
+    g["proc"].send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    check(g["proc"].poll() is None, "a bad reload does not kill the gateway")
+    check("skyroute-two" in served_cn(tport), "the last good certificate keeps serving")
+    check(srtest.metric(g["admin"], "skyroute_reloads_total", 'outcome="failed"') == 1,
+          "failed reload counted")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+if __name__ == "__main__":
+    srtest.run_tests([
+        test_tls_front_door_nghttp_and_curl,
+        test_sighup_reloads_certificate_without_dropping_connections,
+    ])
