@@ -678,10 +678,13 @@ static inline void small_sincos(double x, double *s, double *c)
         sincos(x, s, c);
         return;
     }
+    /* Taylor coefficients 1/3!, 1/5!, ... and 1/2!, 1/4!, ... */
+    static const double s3 = 1.0 / 6.0, s5 = 1.0 / 120.0, s7 = 1.0 / 5040.0, s9 = 1.0 / 362880.0;
+    static const double c2 = 0.5, c4 = 1.0 / 24.0, c6 = 1.0 / 720.0, c8 = 1.0 / 40320.0,
+                        c10 = 1.0 / 3628800.0;
     double x2 = x * x;
-    *s = x * (1.0 - x2 / 6.0 * (1.0 - x2 / 20.0 * (1.0 - x2 / 42.0 * (1.0 - x2 / 72.0))));
-    *c = 1.0 -
-         x2 / 2.0 * (1.0 - x2 / 12.0 * (1.0 - x2 / 30.0 * (1.0 - x2 / 56.0 * (1.0 - x2 / 90.0))));
+    *s = x - x * x2 * (s3 - x2 * (s5 - x2 * (s7 - x2 * s9)));
+    *c = 1.0 - x2 * (c2 - x2 * (c4 - x2 * (c6 - x2 * (c8 - x2 * c10))));
 }
 
 static int sgp4_core(const struct sr_sat *s, double t, double r[3], double v[3])
@@ -793,14 +796,28 @@ static int sgp4_core(const struct sr_sat *s, double t, double r[3], double v[3])
     double eo1 = u;
     double tem5 = 9999.9;
     double sineo1 = 0.0, coseo1 = 0.0;
+    /* After a small correction the new sine and cosine come from the old ones
+     * by angle addition (equal to rounding) instead of a fresh evaluation. */
+    int have_sc = 0;
+    double dlast = 0.0;
     for (int ktr = 1; fabs(tem5) >= 1.0e-12 && ktr <= 10; ktr++) {
-        fast_sincos(eo1, &sineo1, &coseo1);
+        if (have_sc && fabs(dlast) < 0.05) {
+            double sd, cd;
+            small_sincos(dlast, &sd, &cd);
+            double s1 = sineo1 * cd + coseo1 * sd;
+            coseo1 = coseo1 * cd - sineo1 * sd;
+            sineo1 = s1;
+        } else {
+            fast_sincos(eo1, &sineo1, &coseo1);
+        }
+        have_sc = 1;
         tem5 = 1.0 - coseo1 * axnl - sineo1 * aynl;
         tem5 = (u - aynl * coseo1 + axnl * sineo1 - eo1) / tem5;
         if (fabs(tem5) >= 0.95) {
             tem5 = tem5 > 0.0 ? 0.95 : -0.95;
         }
         eo1 = eo1 + tem5;
+        dlast = tem5;
     }
 
     /* short-period preliminary quantities */
