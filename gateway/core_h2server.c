@@ -37,6 +37,14 @@
 #define OUT_HIGH (256 * 1024) /* stop pulling frames above this much queued output */
 #define OUT_LOW (32 * 1024)   /* resume when output drains below this */
 #define MAX_HEADERS 100
+/* Abuse limits (per connection). nghttp2 itself caps CONTINUATION frames per
+ * header block, RST_STREAM rate (rapid reset, CVE-2023-44487), queued
+ * SETTINGS/PING ACKs and flow-control window overflow; these add the rest. */
+#define CTRL_FRAMES_PER_S 200 /* PING + SETTINGS + PRIORITY + empty DATA per second */
+#define HEADER_ABUSE_MAX 4    /* oversized header lists before the connection goes */
+#define RST_BURST 200         /* RST_STREAM token bucket: burst ... */
+#define RST_RATE 50           /* ... and tokens per second */
+#define FIRST_REQUEST_S 10    /* a connection must send a request within this */
 #define H1_MAX_HEAD (16 * 1024)
 
 void *sr_tls_new_ssl(sr_tls *tls); /* core_tls.c */
@@ -63,6 +71,9 @@ struct sr_req {
     bool h1_close;   /* HTTP/1.1: close after this response */
     void *data;
     void (*on_abort)(sr_req *, void *);
+    sr_http_server *srv;
+    size_t counted;    /* body bytes counted in srv->body_bytes */
+    size_t unconsumed; /* received but not yet given back to flow control */
     /* response body being sent */
     uint8_t *resp;
     size_t resp_len, resp_off;
@@ -83,6 +94,12 @@ struct conn {
     bool tls;
     int cert_state; /* 0 unknown, 1 verified client certificate, -1 none */
     char cert_cn[128];
+    /* abuse accounting */
+    int64_t ctrl_window_start; /* monotonic ms */
+    unsigned ctrl_frames;
+    unsigned header_abuse;
+    bool got_request;
+    struct event *first_req_timer;
     /* HTTP/1.1 */
     sr_req *h1_req; /* request awaiting its response */
     bool h1_reading_body;
@@ -97,6 +114,9 @@ struct sr_http_server {
     struct conn *conns;
     struct sockaddr_storage addr; /* bound address, for resume_listening */
     int addrlen;
+    size_t nconns;
+    size_t body_bytes; /* request body bytes buffered, all connections */
+    bool starved;      /* some stream waits for body budget */
 };
 
 static void conn_free(struct conn *c);
@@ -112,6 +132,7 @@ static sr_req *req_new(struct conn *c)
         return NULL;
     }
     r->conn = c;
+    r->srv = c->srv;
     sr_buf_init(&r->hdrs, c->srv->opts.max_header_list + 1024);
     sr_buf_init(&r->body, c->srv->opts.max_body);
     r->declared_len = -1;
@@ -148,6 +169,9 @@ static void req_free(sr_req *r)
         return;
     }
     req_unlink(r);
+    if (r->srv) {
+        r->srv->body_bytes -= r->counted;
+    }
     sr_buf_free(&r->hdrs);
     sr_buf_free(&r->body);
     if (r->resp_owned) {
@@ -286,6 +310,7 @@ static void req_dispatch(sr_req *r)
 {
     struct conn *c = r->conn;
     r->dispatched = true;
+    c->got_request = true;
     c->srv->inflight++;
     c->srv->opts.handler(r, c->srv->opts.arg);
 }
@@ -502,7 +527,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
         return 0;
     }
     if (req_add_header(r, name, nlen, value, vlen) != 0) {
-        /* header list too large: refuse the stream, keep the connection */
+        /* header list too large: refuse the stream, and after a few the
+         * connection (HPACK bombs expand small frames into huge lists) */
+        struct conn *c = r->conn;
+        if (c && ++c->header_abuse >= HEADER_ABUSE_MAX) {
+            nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (nlen == 14 && !memcmp(name, "content-length", 14)) {
@@ -524,9 +554,32 @@ static void reject_too_big(sr_req *r)
     sr_req_respond_error(r, 413, "request body too large", detail);
 }
 
+/* Too many control frames per second (PING, SETTINGS, PRIORITY, empty DATA
+ * floods): the peer is costing us work for nothing. */
+static bool ctrl_flood(struct conn *c)
+{
+    int64_t now = sr_mono_ms();
+    if (now - c->ctrl_window_start >= 1000) {
+        c->ctrl_window_start = now;
+        c->ctrl_frames = 0;
+    }
+    return ++c->ctrl_frames > CTRL_FRAMES_PER_S;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
-    (void)ud;
+    struct conn *c = ud;
+    bool ctrl = (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK)) ||
+                (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) ||
+                f->hd.type == NGHTTP2_PRIORITY ||
+                (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 &&
+                 !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) ||
+                (f->hd.type == NGHTTP2_WINDOW_UPDATE);
+    if (ctrl && ctrl_flood(c)) {
+        sr_log(SR_LOG_INFO, "h2 %s: control-frame flood, closing", c->peer);
+        nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+    }
     sr_req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (!r || r->dispatched) {
         return 0;
@@ -548,14 +601,53 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
 {
     (void)flags;
     (void)ud;
+    struct conn *c = ud;
     sr_req *r = nghttp2_session_get_stream_user_data(s, sid);
     if (!r || r->dispatched) {
+        nghttp2_session_consume_connection(s, len);
         return 0;
     }
     if (sr_buf_append(&r->body, data, len) != 0) {
+        nghttp2_session_consume_connection(s, len);
         reject_too_big(r);
+        return 0;
+    }
+    /* Give the window back only while the server-wide body budget allows:
+     * past it, senders stall on flow control instead of growing our memory. */
+    sr_http_server *srv = c->srv;
+    r->counted += len;
+    srv->body_bytes += len;
+    if (srv->body_bytes <= srv->opts.max_buffered) {
+        nghttp2_session_consume(s, sid, len);
+    } else {
+        r->unconsumed += len;
+        srv->starved = true;
     }
     return 0;
+}
+
+/* Budget freed: return withheld window to waiting streams (outside callbacks). */
+static void budget_release(sr_http_server *srv)
+{
+    if (!srv->starved || srv->body_bytes > srv->opts.max_buffered) {
+        return;
+    }
+    srv->starved = false;
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        bool any = false;
+        for (sr_req *r = c->reqs; r; r = r->next) {
+            if (r->unconsumed && c->h2 && !c->in_recv) {
+                nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
+                r->unconsumed = 0;
+                any = true;
+            } else if (r->unconsumed) {
+                srv->starved = true;
+            }
+        }
+        if (any && !c->in_recv) {
+            conn_flush(c);
+        }
+    }
 }
 
 static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code, void *ud)
@@ -616,6 +708,11 @@ static int conn_start_h2(struct conn *c)
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+    nghttp2_option_set_no_auto_window_update(opt, 1); /* see on_data_chunk */
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_stream_reset_rate_limit(opt, RST_BURST, RST_RATE);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    nghttp2_option_set_max_settings(opt, 32);
     int rv = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
@@ -635,6 +732,10 @@ static int conn_start_h2(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
+    c->srv->nconns--;
+    if (c->first_req_timer) {
+        event_free(c->first_req_timer);
+    }
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -845,13 +946,33 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
     }
     c->in_recv = false;
     c->want_flush = false;
-    conn_flush(c);
+    sr_http_server *srv = c->srv;
+    if (conn_flush(c) == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) > 4 * OUT_HIGH) {
+        /* the peer is not reading what we send: stop reading what it sends */
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    budget_release(srv);
 }
 
 static void conn_writecb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    conn_flush(arg);
+    struct conn *c = arg;
+    sr_http_server *srv = c->srv;
+    if (conn_flush(c) == 0 && !c->closing && !(bufferevent_get_enabled(bev) & EV_READ)) {
+        bufferevent_enable(bev, EV_READ);
+    }
+    budget_release(srv);
+}
+
+static void first_request_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (!c->got_request && !c->reqs) {
+        sr_log(SR_LOG_DEBUG, "%s: no request within %d s, closing", c->peer, FIRST_REQUEST_S);
+        conn_free(c);
+    }
 }
 
 static void conn_eventcb(struct bufferevent *bev, short events, void *arg)
@@ -882,12 +1003,17 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)salen;
     sr_http_server *srv = arg;
+    if (srv->nconns >= srv->opts.max_conns) {
+        evutil_closesocket(fd); /* over the connection limit */
+        return;
+    }
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
         evutil_closesocket(fd);
         return;
     }
     c->srv = srv;
+    srv->nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (srv->opts.tls) {
@@ -907,6 +1033,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     if (!c->bev) {
         evutil_closesocket(fd);
+        srv->nconns--;
         free(c);
         return;
     }
@@ -932,6 +1059,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         srv->conns->prev = c;
     }
     srv->conns = c;
+    /* slow or silent clients (slowloris) do not keep a connection for free */
+    c->first_req_timer = evtimer_new(srv->base, first_request_timeout, c);
+    if (c->first_req_timer) {
+        struct timeval tv = {FIRST_REQUEST_S, 0};
+        evtimer_add(c->first_req_timer, &tv);
+    }
 }
 
 int sr_http_server_new(sr_http_server **out, struct event_base *base,
@@ -959,6 +1092,12 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
     }
     if (!srv->opts.idle_timeout_s) {
         srv->opts.idle_timeout_s = 300;
+    }
+    if (!srv->opts.max_buffered) {
+        srv->opts.max_buffered = 256u << 20;
+    }
+    if (!srv->opts.max_conns) {
+        srv->opts.max_conns = 4096;
     }
     srv->listener =
         evconnlistener_new_bind(base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,

@@ -81,6 +81,9 @@ struct sr_http_server_opts {
     size_t max_header_list; /* 0 = 64 KiB */
     int idle_timeout_s;     /* 0 = 300 */
     sr_tls *tls;            /* non-NULL: a TLS listener (not owned; see set_tls) */
+    size_t max_buffered;    /* request body bytes held, all connections; past it
+                               flow control stalls senders; 0 = 256 MiB */
+    size_t max_conns;       /* open connections; more are closed; 0 = 4096 */
     sr_http_handler handler;
     void *arg;
 };
