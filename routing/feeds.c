@@ -892,7 +892,7 @@ static int parse_ion(const char *body, size_t len, const struct sr_feed_opts *op
         ic->line = line;
         ncs++;
     }
-    if (rv == 0) {
+    if (rv == 0 && ncs > 0) {
         /* no two contacts of one satellite and direction may overlap */
         qsort(cs, ncs, sizeof(*cs), contact_cmp);
         for (size_t i = 1; i < ncs && rv == 0; i++) {
@@ -905,7 +905,7 @@ static int parse_ion(const char *body, size_t len, const struct sr_feed_opts *op
             }
         }
     }
-    if (rv == 0) {
+    if (rv == 0 && ncs > 0) {
         /* merge the two directions into passes */
         qsort(cs, ncs, sizeof(*cs), contact_cmp_start);
         size_t i = 0;
