@@ -1,37 +1,95 @@
 /*
- * The first router: peak-EWMA latency plus compute time, with outlier
- * ejection.
+ * The target registry, feedback (peak-EWMA, prediction error, ejection), the
+ * policy and the ranking. The prediction itself is in predict.c, the pass
+ * store and its index in schedule.c.
  *
  * Peak-EWMA: the estimate jumps up to any observation above it at once and
  * decays towards lower observations with time constant TAU_MS, so a target
- * that gets slow is avoided immediately and trusted again only gradually. The
- * cost multiplies by (in-flight + 1) so load spreads before queues build.
+ * that gets slow is avoided immediately and trusted again only gradually.
+ * While nothing is observed it relaxes back to the configured prior with time
+ * constant PRIOR_TAU_MS: an old observation says less and less about now.
+ * The cost multiplies time by (in-flight + 1) so load spreads before queues
+ * build.
+ *
+ * Ranking: every ground target (and every satellite without a schedule) is
+ * evaluated; satellites with a schedule are found through the pass index (in
+ * view now, then the next windows, at most policy.max_windows of them), so a
+ * decision costs the same with 100 or 10,000 satellites. When the output has
+ * room for more, the remaining satellites are evaluated too, so small setups
+ * (and explanations) see every target.
  */
 #include "routing/routing_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TAU_MS 10000.0
+#define PRIOR_TAU_MS 300000.0
 #define EJECT_BASE_MS 2000
 #define EJECT_MAX_MS 60000
 #define ERR_ALPHA 0.1
 
+void sr_policy_default(struct sr_policy *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->time_weight = 1;
+    p->energy_weight = 1;
+    p->price_weight = 1000;
+    p->carbon_weight = 1;
+    p->margin_ms = 0;
+    p->margin_k = 2;
+    p->max_windows = 16;
+}
+
 int sr_router_new(sr_router **out)
 {
     *out = calloc(1, sizeof(**out));
-    return *out ? 0 : SR_ERR_NOMEM;
+    if (!*out) {
+        return SR_ERR_NOMEM;
+    }
+    sr_policy_default(&(*out)->pol);
+    return 0;
 }
 
 void sr_router_free(sr_router *r)
 {
     if (r) {
+        for (size_t i = 0; i < r->n; i++) {
+            free(r->t[i].es);
+            free(r->t[i].ecl);
+        }
         free(r->t);
-        free(r->passes);
+        free(r->plain);
+        sr__schedule_free(r);
         free(r);
     }
+}
+
+static bool finite_nonneg(double x)
+{
+    return x >= 0 && isfinite(x);
+}
+
+int sr_router_set_policy(sr_router *r, const struct sr_policy *p)
+{
+    if (!finite_nonneg(p->time_weight) || !finite_nonneg(p->energy_weight) ||
+        !finite_nonneg(p->price_weight) || !finite_nonneg(p->carbon_weight) ||
+        !finite_nonneg(p->margin_ms) || !finite_nonneg(p->margin_k) || p->max_windows > 4096) {
+        return SR_ERR_INVAL;
+    }
+    r->pol = *p;
+    if (!r->pol.max_windows) {
+        r->pol.max_windows = 16;
+    }
+    return 0;
+}
+
+void sr_router_get_policy(const sr_router *r, struct sr_policy *out)
+{
+    *out = r->pol;
 }
 
 int sr_router_find(const sr_router *r, const char *id)
@@ -44,12 +102,20 @@ int sr_router_find(const sr_router *r, const char *id)
     return SR_ERR_NOTFOUND;
 }
 
+static bool energy_ok(const struct sr_energy_profile *e)
+{
+    return finite_nonneg(e->joules_per_gop) && (e->pue == 0 || (e->pue >= 1 && isfinite(e->pue))) &&
+           finite_nonneg(e->price_per_kwh) && finite_nonneg(e->carbon_g_per_kwh) &&
+           finite_nonneg(e->battery_cost) && (e->pv == 0 || e->pv == 1);
+}
+
 int sr_router_add_target(sr_router *r, const struct sr_target_info *t)
 {
     /* Negated comparisons so that NaN is refused too. */
     if (!t->id[0] || !memchr(t->id, 0, sizeof(t->id)) ||
         (t->kind != SR_TARGET_IDC && t->kind != SR_TARGET_SATELLITE) || !(t->prior_rtt_ms > 0) ||
-        !(t->gops > 0) || !(t->uplink_bps >= 0) || !(t->downlink_bps >= 0)) {
+        !(t->gops > 0) || !(t->uplink_bps >= 0) || !(t->downlink_bps >= 0) ||
+        !finite_nonneg(t->queue_ms) || !energy_ok(&t->energy)) {
         return SR_ERR_INVAL;
     }
     if (sr_router_find(r, t->id) >= 0) {
@@ -62,13 +128,37 @@ int sr_router_add_target(sr_router *r, const struct sr_target_info *t)
             return SR_ERR_NOMEM;
         }
         r->t = nt;
+        uint32_t *np = realloc(r->plain, ncap * sizeof(*np));
+        if (!np) {
+            return SR_ERR_NOMEM;
+        }
+        r->plain = np;
         r->cap = ncap;
     }
     struct target *x = &r->t[r->n];
     memset(x, 0, sizeof(*x));
     x->info = *t;
     x->ewma_ms = t->prior_rtt_ms;
-    return (int)r->n++;
+    x->slot = -1;
+    x->plain_pos = r->nplain;
+    r->plain[r->nplain++] = (uint32_t)r->n;
+    r->n++;
+    sr__link_target(r, r->n - 1);
+    return (int)(r->n - 1);
+}
+
+void sr__mark_scheduled(sr_router *r, size_t idx)
+{
+    struct target *t = &r->t[idx];
+    if (t->scheduled || t->info.kind != SR_TARGET_SATELLITE) {
+        return;
+    }
+    t->scheduled = true;
+    /* swap-remove from the plain list (order does not matter: ties go by index) */
+    size_t pos = t->plain_pos;
+    uint32_t last = r->plain[--r->nplain];
+    r->plain[pos] = last;
+    r->t[last].plain_pos = pos;
 }
 
 size_t sr_router_count(const sr_router *r)
@@ -80,6 +170,69 @@ const struct sr_target_info *sr_router_target(const sr_router *r, size_t idx)
 {
     return idx < r->n ? &r->t[idx].info : NULL;
 }
+
+int sr_router_set_energy(sr_router *r, size_t idx, const struct sr_energy_profile *e)
+{
+    if (idx >= r->n || !energy_ok(e)) {
+        return SR_ERR_INVAL;
+    }
+    r->t[idx].info.energy = *e;
+    return 0;
+}
+
+int sr_router_set_energy_series(sr_router *r, size_t idx, const struct sr_energy_point *pts,
+                                size_t n)
+{
+    if (idx >= r->n) {
+        return SR_ERR_INVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct sr_energy_point *p = &pts[i];
+        if ((i > 0 && p->t_ms <= pts[i - 1].t_ms) || !finite_nonneg(p->pv_surplus_w) ||
+            !(isnan(p->price_per_kwh) || finite_nonneg(p->price_per_kwh)) ||
+            !(isnan(p->carbon_g_per_kwh) || finite_nonneg(p->carbon_g_per_kwh))) {
+            return SR_ERR_INVAL;
+        }
+    }
+    struct sr_energy_point *copy = NULL;
+    if (n) {
+        copy = malloc(n * sizeof(*copy));
+        if (!copy) {
+            return SR_ERR_NOMEM;
+        }
+        memcpy(copy, pts, n * sizeof(*copy));
+    }
+    free(r->t[idx].es);
+    r->t[idx].es = copy;
+    r->t[idx].nes = n;
+    return 0;
+}
+
+int sr_router_set_eclipses(sr_router *r, size_t idx, const int64_t (*iv)[2], size_t n)
+{
+    if (idx >= r->n) {
+        return SR_ERR_INVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (iv[i][0] >= iv[i][1] || (i > 0 && iv[i][0] < iv[i - 1][1])) {
+            return SR_ERR_INVAL;
+        }
+    }
+    int64_t(*copy)[2] = NULL;
+    if (n) {
+        copy = malloc(n * sizeof(*copy));
+        if (!copy) {
+            return SR_ERR_NOMEM;
+        }
+        memcpy(copy, iv, n * sizeof(*copy));
+    }
+    free(r->t[idx].ecl);
+    r->t[idx].ecl = copy;
+    r->t[idx].necl = n;
+    return 0;
+}
+
+/* ---- feedback ------------------------------------------------------------------------ */
 
 void sr_router_begin(sr_router *r, size_t idx)
 {
@@ -100,11 +253,14 @@ static double compute_ms(const struct target *t, double work_gop)
     return work_gop > 0 ? work_gop / t->info.gops * 1000.0 : 0.0;
 }
 
-/* The EWMA as seen at |now|: decayed towards the prior while unobserved. */
-static double ewma_at(const struct target *t, int64_t now_ms)
+double sr__ewma_at(const struct target *t, int64_t now_ms)
 {
-    (void)now_ms;
-    return t->ewma_ms;
+    if (!t->observed || now_ms <= t->ewma_stamp) {
+        return t->ewma_ms;
+    }
+    double prior = t->info.prior_rtt_ms;
+    double w = exp(-(double)(now_ms - t->ewma_stamp) / PRIOR_TAU_MS);
+    return prior + (t->ewma_ms - prior) * w;
 }
 
 void sr_router_success(sr_router *r, size_t idx, double elapsed_ms, double predicted_ms,
@@ -118,25 +274,28 @@ void sr_router_success(sr_router *r, size_t idx, double elapsed_ms, double predi
     if (rtt < 0) {
         rtt = 0;
     }
-    if (!t->observed || rtt > t->ewma_ms) {
+    double cur = sr__ewma_at(t, now_ms);
+    if (!t->observed || rtt > cur) {
         t->ewma_ms = rtt;
     } else {
         double dt = (double)(now_ms - t->ewma_stamp);
         double w = exp(-(dt > 0 ? dt : 0) / TAU_MS);
-        t->ewma_ms = t->ewma_ms * w + rtt * (1 - w);
+        t->ewma_ms = cur * w + rtt * (1 - w);
     }
     t->observed = true;
     t->ewma_stamp = now_ms;
     t->consecutive_failures = 0;
     t->ejections = 0;
     t->successes++;
-    double err = elapsed_ms - predicted_ms;
-    if (t->successes == 1) {
-        t->err_mean = err;
-        t->err_abs = fabs(err);
-    } else {
-        t->err_mean += ERR_ALPHA * (err - t->err_mean);
-        t->err_abs += ERR_ALPHA * (fabs(err) - t->err_abs);
+    if (isfinite(predicted_ms)) {
+        double err = elapsed_ms - predicted_ms;
+        if (t->successes == 1) {
+            t->err_mean = err;
+            t->err_abs = fabs(err);
+        } else {
+            t->err_mean += ERR_ALPHA * (err - t->err_mean);
+            t->err_abs += ERR_ALPHA * (fabs(err) - t->err_abs);
+        }
     }
 }
 
@@ -166,7 +325,7 @@ void sr_router_state(const sr_router *r, size_t idx, int64_t now_ms, struct sr_t
         return;
     }
     const struct target *t = &r->t[idx];
-    out->ewma_ms = ewma_at(t, now_ms);
+    out->ewma_ms = sr__ewma_at(t, now_ms);
     out->inflight = t->inflight;
     out->consecutive_failures = t->consecutive_failures;
     out->successes = t->successes;
@@ -194,6 +353,64 @@ int sr_place_parse(struct sr_workload *w, const char *v)
     return 0;
 }
 
+/* ---- commit (reservations) -------------------------------------------------------------- */
+
+static struct pass *pass_at(sr_router *r, int slot, int64_t aos)
+{
+    if (slot < 0 || !aos) {
+        return NULL;
+    }
+    struct slot *sl = &r->slots[slot];
+    struct pass *p = (struct pass *)sr__pass_after(sl, aos);
+    for (; p && p < sl->p + sl->n; p++) {
+        if (p->aos == aos) {
+            return p;
+        }
+        if (p->aos > aos) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+int sr_router_commit(sr_router *r, const struct sr_workload *w, const struct sr_candidate *c,
+                     int64_t now_ms)
+{
+    if (c->target >= r->n || c->predicted_ms < 0) {
+        return SR_ERR_INVAL;
+    }
+    struct target *t = &r->t[c->target];
+    bool onboard = w->data_at[0] && !strcmp(w->data_at, t->info.id);
+    struct pass *up = pass_at(r, t->slot, c->up_aos_ms);
+    if (up && !onboard) {
+        up->res_up += (double)w->bytes_in;
+    }
+    struct pass *down = pass_at(r, t->slot, c->down_aos_ms);
+    if (down) {
+        down->res_down += (double)w->result_bytes;
+    }
+    if (w->data_at[0] && !onboard && c->fetch_ms > 0) {
+        /* the fetch used the data satellite's downlink: find its pass */
+        int ds = sr__slot_find(r, w->data_at);
+        if (ds >= 0) {
+            struct slot *sl = &r->slots[ds];
+            int64_t t_end = now_ms + (int64_t)c->fetch_ms;
+            struct pass *p = (struct pass *)sr__pass_after(sl, t_end - 1);
+            if (p && p->aos <= t_end) {
+                p->res_down += (double)w->bytes_in;
+            }
+        }
+    }
+    double arrive = (double)now_ms + c->fetch_ms + c->wait_ms + c->uplink_ms + c->light_up_ms;
+    double end = arrive + c->queue_ms + c->compute_ms;
+    if (end > (double)t->backlog_until && c->compute_ms > 0) {
+        t->backlog_until = (int64_t)end;
+    }
+    return 0;
+}
+
+/* ---- ranking ------------------------------------------------------------------------------- */
+
 static int cand_cmp(const void *a, const void *b)
 {
     const struct sr_candidate *x = a, *y = b;
@@ -206,61 +423,182 @@ static int cand_cmp(const void *a, const void *b)
     return x->target < y->target ? -1 : x->target > y->target;
 }
 
+struct topk {
+    struct sr_candidate *out;
+    size_t n, max, worst;
+};
+
+static void topk_add(struct topk *k, const struct sr_candidate *c)
+{
+    if (k->n < k->max) {
+        k->out[k->n] = *c;
+        if (k->n == 0 || cand_cmp(c, &k->out[k->worst]) > 0) {
+            k->worst = k->n;
+        }
+        k->n++;
+        return;
+    }
+    if (cand_cmp(c, &k->out[k->worst]) >= 0) {
+        return;
+    }
+    k->out[k->worst] = *c;
+    k->worst = 0;
+    for (size_t j = 1; j < k->n; j++) {
+        if (cand_cmp(&k->out[j], &k->out[k->worst]) > 0) {
+            k->worst = j;
+        }
+    }
+}
+
+/* A small set of target indexes seen in this decision (open addressing). */
+#define SEEN_MAX 8192
+struct seen {
+    uint32_t *v; /* index + 1 */
+    size_t cap, n;
+};
+
+static bool seen_add(struct seen *s, uint32_t idx)
+{
+    size_t mask = s->cap - 1;
+    for (size_t i = (idx * 2654435761u) & mask;; i = (i + 1) & mask) {
+        if (s->v[i] == idx + 1) {
+            return false;
+        }
+        if (!s->v[i]) {
+            s->v[i] = idx + 1;
+            s->n++;
+            return true;
+        }
+    }
+}
+
+static bool seen_has(const struct seen *s, uint32_t idx)
+{
+    size_t mask = s->cap - 1;
+    for (size_t i = (idx * 2654435761u) & mask;; i = (i + 1) & mask) {
+        if (s->v[i] == idx + 1) {
+            return true;
+        }
+        if (!s->v[i]) {
+            return false;
+        }
+    }
+}
+
+/* Satellites picked from the pass index: those in view at now with the
+ * latest LOS first, then the next windows to open. */
+struct pick {
+    const sr_router *r;
+    int64_t now;
+    size_t max;
+    uint32_t sat[SEEN_MAX / 2];
+    int64_t los[SEEN_MAX / 2];
+    size_t n;
+    struct seen seen;
+};
+
+static bool pick_one(void *arg, const struct ient *e)
+{
+    struct pick *p = arg;
+    int tgt = p->r->slots[e->slot].target;
+    if (tgt < 0 || !p->r->t[tgt].scheduled) {
+        return true;
+    }
+    if (e->aos > p->now && p->n >= p->max) {
+        return false; /* in-view ones are all seen; enough upcoming windows */
+    }
+    if (seen_has(&p->seen, (uint32_t)tgt)) {
+        return true;
+    }
+    if (e->aos <= p->now) {
+        /* in view: keep the |max| with the latest LOS, sorted by LOS descending */
+        if (p->n == p->max && e->los <= p->los[p->n - 1]) {
+            return true;
+        }
+        size_t j = p->n < p->max ? p->n++ : p->max - 1;
+        while (j > 0 && p->los[j - 1] < e->los) {
+            p->sat[j] = p->sat[j - 1];
+            p->los[j] = p->los[j - 1];
+            j--;
+        }
+        p->sat[j] = (uint32_t)tgt;
+        p->los[j] = e->los;
+        seen_add(&p->seen, (uint32_t)tgt);
+        return true;
+    }
+    p->sat[p->n] = (uint32_t)tgt;
+    p->los[p->n++] = e->los;
+    seen_add(&p->seen, (uint32_t)tgt);
+    return true;
+}
+
+void sr__why_text(const sr_router *r, const struct sr_workload *w, int64_t now,
+                  struct sr_candidate *c);
+
 size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t now_ms,
                       struct sr_candidate *out, size_t max)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < r->n && max > 0; i++) {
-        const struct target *t = &r->t[i];
-        struct sr_candidate cand, *c = &cand;
-        memset(c, 0, sizeof(*c));
-        c->target = i;
-        double xfer = 0;
-        if (t->info.uplink_bps > 0) {
-            xfer += (double)w->bytes_in / t->info.uplink_bps * 1000.0;
-        }
-        if (t->info.downlink_bps > 0) {
-            xfer += (double)w->result_bytes / t->info.downlink_bps * 1000.0;
-        }
-        double base = ewma_at(t, now_ms);
-        c->predicted_ms = base + compute_ms(t, w->work_gop) + xfer;
-        c->cost = c->predicted_ms * (double)(t->inflight + 1);
-        c->feasible = true;
-        double left = (double)(w->deadline_ms - now_ms);
-        if (w->place == SR_PLACE_TARGET && strcmp(w->place_target, t->info.id) != 0) {
-            c->feasible = false;
-            snprintf(c->why, sizeof(c->why), "not the requested target");
-        } else if (w->place == SR_PLACE_ORBIT && t->info.kind != SR_TARGET_SATELLITE) {
-            c->feasible = false;
-            snprintf(c->why, sizeof(c->why), "placement 'orbit' excludes ground targets");
-        } else if (w->place == SR_PLACE_GROUND && t->info.kind != SR_TARGET_IDC) {
-            c->feasible = false;
-            snprintf(c->why, sizeof(c->why), "placement 'ground' excludes satellites");
-        } else if (t->ejected_until > now_ms) {
-            c->feasible = false;
-            snprintf(c->why, sizeof(c->why), "ejected after repeated failures for %lld ms more",
-                     (long long)(t->ejected_until - now_ms));
-        } else if (c->predicted_ms > left) {
-            c->feasible = false;
-            snprintf(c->why, sizeof(c->why), "predicted %.0f ms exceeds the %.0f ms left",
-                     c->predicted_ms, left);
-        }
-        /* Every target is ranked; once |out| is full a better candidate
-         * replaces the worst one kept, so the best |max| come out. */
-        if (n < max) {
-            out[n++] = cand;
-        } else {
-            size_t worst = 0;
-            for (size_t j = 1; j < n; j++) {
-                if (cand_cmp(&out[j], &out[worst]) > 0) {
-                    worst = j;
+    if (max == 0 || r->n == 0) {
+        return 0;
+    }
+    int data_slot = w->data_at[0] ? sr__slot_find(r, w->data_at) : -1;
+    struct topk k = {out, 0, max, 0};
+    struct sr_candidate c;
+    for (size_t i = 0; i < r->nplain; i++) {
+        sr__evaluate(r, r->plain[i], w, now_ms, data_slot, &c);
+        topk_add(&k, &c);
+    }
+    size_t nsched = r->n - r->nplain;
+    if (nsched) {
+        uint32_t seenbuf[SEEN_MAX];
+        struct pick *p = malloc(sizeof(*p));
+        if (p) {
+            size_t mw = r->pol.max_windows < SEEN_MAX / 4 ? r->pol.max_windows : SEEN_MAX / 4;
+            p->r = r;
+            p->now = now_ms;
+            p->max = mw;
+            p->n = 0;
+            p->seen.v = seenbuf;
+            p->seen.cap = 1;
+            while (p->seen.cap < 4 * mw) {
+                p->seen.cap *= 2;
+            }
+            p->seen.n = 0;
+            memset(seenbuf, 0, p->seen.cap * sizeof(uint32_t));
+            int64_t to = w->store_and_forward
+                             ? (w->deadline_ms > now_ms ? w->deadline_ms : now_ms + 1)
+                             : now_ms + 1;
+            sr__index_scan(r, now_ms, to, pick_one, p);
+            for (size_t i = 0; i < p->n; i++) {
+                sr__evaluate(r, p->sat[i], w, now_ms, data_slot, &c);
+                topk_add(&k, &c);
+            }
+            size_t evaluated = p->n;
+            /* Room left: evaluate the other satellites too (small setups,
+             * explanations). */
+            if (k.n < max && evaluated < nsched) {
+                for (size_t i = 0; i < r->n; i++) {
+                    if (r->t[i].scheduled && !seen_has(&p->seen, (uint32_t)i)) {
+                        sr__evaluate(r, i, w, now_ms, data_slot, &c);
+                        topk_add(&k, &c);
+                    }
                 }
             }
-            if (cand_cmp(&cand, &out[worst]) < 0) {
-                out[worst] = cand;
+            free(p);
+        } else {
+            for (size_t i = 0; i < r->n; i++) {
+                if (r->t[i].scheduled) {
+                    sr__evaluate(r, i, w, now_ms, data_slot, &c);
+                    topk_add(&k, &c);
+                }
             }
         }
     }
-    qsort(out, n, sizeof(out[0]), cand_cmp);
-    return n;
+    qsort(out, k.n, sizeof(out[0]), cand_cmp);
+    for (size_t i = 0; i < k.n; i++) {
+        if (!out[i].feasible) {
+            sr__why_text(r, w, now_ms, &out[i]);
+        }
+    }
+    return k.n;
 }

@@ -18,6 +18,17 @@
 
 #include "common/common.h"
 
+/* The energy profile of a target (see "energy-aware routing" below). All zero
+ * means "unknown": the target's work costs no energy in the ranking. */
+struct sr_energy_profile {
+    double joules_per_gop;   /* energy per giga-operation at the chip (>= 0) */
+    double pue;              /* power usage effectiveness (0 = 1.0; else >= 1) */
+    double price_per_kwh;    /* grid price, currency units per kWh (>= 0) */
+    double carbon_g_per_kwh; /* grid carbon intensity (>= 0) */
+    double battery_cost;     /* satellites: price per kWh drawn from the battery in eclipse */
+    int pv;                  /* 1: PV-powered, forecast surplus is free and carbon-free */
+};
+
 typedef enum {
     SR_TARGET_IDC = 1,
     SR_TARGET_SATELLITE = 2,
@@ -32,6 +43,9 @@ struct sr_target_info {
     double gops;         /* compute rate, giga-operations per second (> 0) */
     double uplink_bps;   /* bytes/s towards the target; 0 = unlimited */
     double downlink_bps; /* bytes/s back; 0 = unlimited */
+    /* Added by the energy-aware router (zero = as before): */
+    double queue_ms;                 /* fixed queueing delay at the target (>= 0) */
+    struct sr_energy_profile energy; /* see "energy-aware routing" below; zero = no energy cost */
 };
 
 typedef struct sr_router sr_router;
@@ -120,11 +134,28 @@ struct sr_workload {
     int64_t deadline_ms;  /* absolute, ms since epoch */
     sr_place_kind place;
     char place_target[SR_TARGET_IDMAX];
+    /* Added by the energy-aware router (zero = as before): */
+    char data_at[SR_TARGET_IDMAX]; /* satellite already holding the input ("" = the caller) */
+    /* The caller can hold work for a later window and take a result from a
+     * later pass; false: only plans that start now and return within the pass
+     * in progress are feasible (synchronous dispatch). */
+    bool store_and_forward;
 };
 
 /* Parses a skyroute-place header value: "any", "orbit", "ground" or
  * "target:ID". 0 or SR_ERR_PARSE. */
 int sr_place_parse(struct sr_workload *w, const char *value);
+
+/* Why a candidate is not feasible (SR_WHY_NONE when it is). */
+typedef enum {
+    SR_WHY_NONE = 0,
+    SR_WHY_PLACE,     /* excluded by skyroute-place */
+    SR_WHY_EJECTED,   /* ejected after repeated failures */
+    SR_WHY_DEADLINE,  /* predicted completion + margin exceeds the time left */
+    SR_WHY_NO_WINDOW, /* no pass can carry the uplink (or the result) before the deadline */
+    SR_WHY_WAIT,      /* needs a later window but the caller cannot hold the work */
+    SR_WHY_DATA,      /* the satellite holding the input data has no usable window */
+} sr_why;
 
 struct sr_candidate {
     size_t target;
@@ -132,12 +163,153 @@ struct sr_candidate {
     double predicted_ms; /* completion time from now */
     double cost;         /* lower is better; feasible ones first */
     char why[128];       /* why it is not feasible, or "" */
+    /* Added by the energy-aware router: every component of predicted_ms (they
+     * sum to it), the windows used, and the energy bill. */
+    sr_why why_code;
+    double fetch_ms;       /* data gravity: bringing the input down from data_at */
+    double wait_ms;        /* until the uplink window opens */
+    double uplink_ms;      /* bytes_in over the uplink rate */
+    double light_up_ms;    /* one-way light / network time towards the target */
+    double queue_ms;       /* queueing at the target */
+    double compute_ms;     /* work / capacity */
+    double result_wait_ms; /* compute end until the downlink window opens */
+    double downlink_ms;    /* result_bytes over the downlink rate */
+    double light_down_ms;  /* one-way light / network time back */
+    double margin_ms;      /* safety margin learned from past prediction error */
+    int64_t up_aos_ms, up_los_ms;     /* uplink pass (0, 0 for ground targets) */
+    int64_t down_aos_ms, down_los_ms; /* pass carrying the result back */
+    bool result_next_pass;            /* the result comes down in a later pass */
+    bool eclipse;                     /* satellite: computes in Earth's shadow (battery) */
+    double energy_j;                  /* work x joules per Gop x PUE */
+    double energy_price;              /* currency units */
+    double carbon_g;
+    double green_frac; /* share of the energy from PV surplus or sunlight */
 };
 
 /* Ranks every target for |w| at |now_ms|: feasible candidates first, by cost.
  * Writes up to |max| candidates and returns how many were written. */
 size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t now_ms,
                       struct sr_candidate *out, size_t max);
+
+/* ---- energy-aware, handover-aware routing (issue 5) ---------------------------------- */
+
+/*
+ * The predictor. For workload w and target k at now (DESIGN section 9):
+ *
+ *   T = fetch + wait + uplink + light_up + queue + compute + result_wait + downlink + light_down
+ *
+ * Ground targets (and satellites with no schedule: no pass stored and no orbit
+ * set) are always reachable: light_up = light_down = half the peak-EWMA
+ * latency, links at the target's uplink_bps / downlink_bps (0 = unlimited).
+ * A satellite with a schedule is reachable only in its passes: the uplink
+ * uses the first pass (at or after now, or after the fetch) whose rest can
+ * carry bytes_in, net of bytes already reserved, and where the last byte lands
+ * before LOS; the result comes down in the first pass after the compute ends
+ * (the same pass when it is still open and has room, else a later one). Rates
+ * and light time come from the pass record when set, else from the target.
+ * queue = the target's fixed queue_ms + the compute backlog committed with
+ * sr_router_commit. Data gravity: with data_at = satellite S, input bytes cost
+ * nothing to upload to S, and for any other target they must first come down
+ * from S in one of its passes (fetch).
+ *
+ * Energy: E = work x joules_per_gop x PUE. An IDC pays its grid price and
+ * carbon, except for the share covered by PV surplus when pv is set (from the
+ * forecast series at compute start: share = min(1, surplus W / draw W), draw =
+ * gops x joules_per_gop x PUE); the series can also move the grid price and
+ * carbon over time. A satellite in sunlight pays nothing; in Earth's shadow it
+ * pays battery_cost per kWh (eclipse intervals from sr_router_set_eclipses or
+ * predicted from elements with sr_router_set_orbit).
+ *
+ * The policy: feasible = placement allowed, not ejected, a plan exists, and
+ * T + margin <= deadline - now, where margin = margin_ms + margin_k x the
+ * target's mean absolute prediction error + max(0, its mean signed error).
+ * Feasible candidates are ordered by
+ *   cost = time_weight x T x (inflight + 1) + energy_weight x E/kJ
+ *        + price_weight x price + carbon_weight x grams.
+ */
+struct sr_policy {
+    double time_weight;   /* per ms of predicted completion (default 1) */
+    double energy_weight; /* per kJ (default 1) */
+    double price_weight;  /* per currency unit (default 1000) */
+    double carbon_weight; /* per gram of CO2 (default 1) */
+    double margin_ms;     /* fixed safety margin (default 0) */
+    double margin_k;      /* multiples of the observed mean |error| (default 2) */
+    unsigned max_windows; /* scheduled satellites evaluated per decision via the
+                             pass index, earliest windows first (default 32) */
+};
+
+/* Fills |p| with the defaults above. */
+void sr_policy_default(struct sr_policy *p);
+/* Replaces the router's policy (copied). 0 or SR_ERR_INVAL (negative or
+ * non-finite weights). */
+int sr_router_set_policy(sr_router *r, const struct sr_policy *p) SR_WARN_UNUSED;
+void sr_router_get_policy(const sr_router *r, struct sr_policy *out);
+
+/* Replaces the energy profile / fixed queue of target |idx|. 0, SR_ERR_INVAL. */
+int sr_router_set_energy(sr_router *r, size_t idx,
+                         const struct sr_energy_profile *e) SR_WARN_UNUSED;
+
+/* One point of an energy forecast for an IDC: from t_ms until the next
+ * point, the grid price and carbon intensity (NAN = the profile's) and the
+ * PV surplus available (W, >= 0). */
+struct sr_energy_point {
+    int64_t t_ms;
+    double price_per_kwh;
+    double carbon_g_per_kwh;
+    double pv_surplus_w;
+};
+/* Replaces target |idx|'s forecast with |n| points (copied; strictly
+ * increasing t_ms). Before the first point the profile's constants apply
+ * with no surplus. 0, SR_ERR_INVAL or SR_ERR_NOMEM (unchanged on failure). */
+int sr_router_set_energy_series(sr_router *r, size_t idx, const struct sr_energy_point *pts,
+                                size_t n) SR_WARN_UNUSED;
+
+/* Replaces satellite |idx|'s eclipse (umbra) intervals: |n| pairs
+ * [entry, exit) sorted and disjoint. 0, SR_ERR_INVAL, SR_ERR_NOMEM. */
+int sr_router_set_eclipses(sr_router *r, size_t idx, const int64_t (*iv)[2],
+                           size_t n) SR_WARN_UNUSED;
+
+/* Gives satellite |idx| orbital elements and predicts, with linkmodels, its
+ * passes over |st| above |min_el_deg| in [from_ms, to_ms) (stored with source
+ * "predicted", replacing stored passes there; light time at the mask's slant
+ * range; rates from |link| averaged over each pass when not NULL, else the
+ * target's) and its eclipses in the same window. 0, SR_ERR_INVAL,
+ * SR_ERR_NOMEM or an SGP4 error. */
+struct sr_elements;
+struct sr_station;
+struct sr_link_cfg;
+int sr_router_set_orbit(sr_router *r, size_t idx, const struct sr_elements *e,
+                        const struct sr_station *st, double min_el_deg,
+                        const struct sr_link_cfg *up, const struct sr_link_cfg *down,
+                        int64_t from_ms, int64_t to_ms) SR_WARN_UNUSED;
+
+/* Records that |c| (from sr_router_rank for |w| at |now_ms|) was dispatched:
+ * reserves its uplink bytes in the uplink pass and its result bytes in the
+ * downlink pass, so later decisions do not oversubscribe a pass, and adds its
+ * compute to the target's backlog. 0 or SR_ERR_INVAL. */
+int sr_router_commit(sr_router *r, const struct sr_workload *w, const struct sr_candidate *c,
+                     int64_t now_ms);
+
+/* Bytes already reserved in |sat|'s pass that contains |t_ms| (uplink and
+ * downlink). SR_ERR_NOTFOUND if no such pass. */
+int sr_router_pass_reserved(const sr_router *r, const char *sat, int64_t t_ms, double *up,
+                            double *down);
+
+/* ---- explanations ---------------------------------------------------------------- */
+
+/* Renders ranked candidates |c| (as sr_router_rank wrote them) for |w| at
+ * |now_ms|: every predicted component, the windows used, energy, carbon,
+ * margin, the choice, and why each loser lost (infeasible: the reason; else
+ * the cost terms by which it trails the winner). JSON: one object
+ * {"now", "deadline", "workload": {...}, "choice", "candidates": [...]}.
+ * Text: an aligned table for people. 0, SR_ERR_NOMEM or SR_ERR_TOOBIG. */
+int sr_explain_json(sr_buf *b, const sr_router *r, const struct sr_workload *w, int64_t now_ms,
+                    const struct sr_candidate *c, size_t n) SR_WARN_UNUSED;
+int sr_explain_text(sr_buf *b, const sr_router *r, const struct sr_workload *w, int64_t now_ms,
+                    const struct sr_candidate *c, size_t n) SR_WARN_UNUSED;
+
+/* Bytes of router memory per stored pass (index included), for benchmarks. */
+size_t sr_router_pass_bytes(const sr_router *r);
 
 /* ==== operator feeds (routing/feeds.c) ==================================================== */
 

@@ -4,6 +4,39 @@
 
 #include "routing/routing.h"
 
+/* One stored pass (kept per satellite, sorted by AOS). */
+struct pass {
+    int64_t aos, tca, los;
+    double up_bps, down_bps; /* 0 = the target's */
+    double res_up, res_down; /* bytes reserved by committed decisions */
+    float max_el;            /* NAN if unknown */
+    float light_ms;          /* 0 = unknown */
+    uint8_t src;             /* index into sr_router.srcs */
+};
+
+/* The schedule of one satellite name (a target or not: feeds may name
+ * satellites the router does not route to). */
+struct slot {
+    char name[SR_TARGET_IDMAX];
+    int target; /* router index, or -1 */
+    struct pass *p;
+    uint32_t n, cap;
+};
+
+/* The pass index: passes bucketed by AOS (bucket = aos / BUCKET_MS), buckets
+ * sorted by key, entries sorted by AOS inside a bucket. It answers "in view
+ * at t" (scan back over the longest pass duration seen) and "next windows
+ * after t" (scan forward) without touching satellites that have neither. */
+struct ient {
+    int64_t aos, los;
+    uint32_t slot;
+};
+struct bucket {
+    int64_t key;
+    struct ient *e;
+    uint32_t n, cap;
+};
+
 struct target {
     struct sr_target_info info;
     double ewma_ms;
@@ -15,13 +48,52 @@ struct target {
     int64_t ejected_until;
     uint64_t successes, failures;
     double err_mean, err_abs;
+    /* energy-aware router */
+    int slot;                   /* schedule slot, or -1 */
+    bool scheduled;             /* satellite with passes or an orbit: windows apply */
+    int64_t backlog_until;      /* committed compute ends here */
+    struct sr_energy_point *es; /* energy forecast */
+    size_t nes;
+    int64_t (*ecl)[2]; /* eclipse intervals */
+    size_t necl;
+    size_t plain_pos; /* position in sr_router.plain while not scheduled */
 };
 
 struct sr_router {
     struct target *t;
     size_t n, cap;
-    struct sr_pass_rec *passes; /* sorted by (sat, aos) */
+    struct sr_policy pol;
+    uint32_t *plain; /* targets evaluated on every decision: IDCs, unscheduled satellites */
+    size_t nplain;
+    /* schedule */
+    struct slot *slots;
+    size_t nslots, slotcap;
+    uint32_t *shash; /* open addressing: slot index + 1, 0 = empty */
+    size_t shcap;
+    struct bucket *b;
+    size_t nb, bcap;
+    int64_t maxdur; /* longest pass duration stored */
     size_t npasses;
+    char srcs[16][16];
+    unsigned nsrcs;
 };
+
+#define SR_BUCKET_MS 600000LL
+
+/* schedule.c */
+int sr__slot_find(const sr_router *r, const char *name);
+const struct pass *sr__pass_after(const struct slot *s, int64_t t); /* first with los > t */
+void sr__schedule_free(sr_router *r);
+/* Calls |fn| for every indexed pass with los > from and aos < to, in AOS
+ * order, until it returns false. */
+void sr__index_scan(const sr_router *r, int64_t from, int64_t to,
+                    bool (*fn)(void *arg, const struct ient *e), void *arg);
+void sr__link_target(sr_router *r, size_t idx); /* after add_target */
+void sr__mark_scheduled(sr_router *r, size_t idx);
+
+/* predict.c */
+void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, int64_t now,
+                  int data_slot, struct sr_candidate *c);
+double sr__ewma_at(const struct target *t, int64_t now_ms);
 
 #endif

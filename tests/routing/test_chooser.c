@@ -271,6 +271,13 @@ static void test_ewma_first_observation_replaces_prior(void **state)
     assert_near(ewma(r, 1), 50);
 }
 
+/* The estimate as the next observation sees it: relaxed towards the prior
+ * (PRIOR_TAU_MS = 300 s in chooser.c) for the time since the last one. */
+static double relaxed(double prior, double ewma_ms, double dt_ms)
+{
+    return prior + (ewma_ms - prior) * exp(-dt_ms / 300000.0);
+}
+
 static void test_ewma_peak_and_decay(void **state)
 {
     sr_router *r = *state;
@@ -278,19 +285,21 @@ static void test_ewma_peak_and_decay(void **state)
     sr_router_success(r, 0, 50, 20, 0, T0);
     assert_near(ewma(r, 0), 50);
 
-    /* one time constant later, a faster 10 ms: 50 e^-1 + 10 (1 - e^-1) */
-    double e1 = 50 * exp(-1.0) + 10 * (1 - exp(-1.0));
+    /* one time constant later, a faster 10 ms: the estimate first relaxes
+     * towards the prior for 10 s, then blends: cur e^-1 + 10 (1 - e^-1) */
+    double cur = relaxed(20, 50, 10000);
+    double e1 = cur * exp(-1.0) + 10 * (1 - exp(-1.0));
     sr_router_success(r, 0, 10, 50, 0, T0 + 10000);
     assert_near(ewma(r, 0), e1);
-    assert_near(e1, 24.715177646857693);
+    assert_near(e1, 24.35336196783468);
 
     /* a slower observation is taken at once, whatever the elapsed time */
     sr_router_success(r, 0, 100, 25, 0, T0 + 10001);
     assert_near(ewma(r, 0), 100);
 
-    /* 5 s later a 0 ms one: 100 e^-0.5 */
+    /* 5 s later a 0 ms one: relaxed(100) e^-0.5 */
     sr_router_success(r, 0, 0, 100, 0, T0 + 15001);
-    assert_near(ewma(r, 0), 100 * exp(-0.5));
+    assert_near(ewma(r, 0), relaxed(20, 100, 5000) * exp(-0.5));
 
     /* at the same instant (dt = 0) a faster one changes nothing */
     double before = ewma(r, 0);
@@ -303,7 +312,30 @@ static void test_ewma_peak_and_decay(void **state)
 
     /* 20 s after that (the stamp is now T0) towards 30: */
     sr_router_success(r, 0, 30, 100, 0, T0 + 20000);
-    assert_near(ewma(r, 0), before * exp(-2.0) + 30 * (1 - exp(-2.0)));
+    assert_near(ewma(r, 0), relaxed(20, before, 20000) * exp(-2.0) + 30 * (1 - exp(-2.0)));
+}
+
+/* Behaviour change (issue 5): an estimate nobody refreshes drifts back to the
+ * configured prior, so one slow sample an hour ago does not keep a target
+ * out of favour forever. */
+static void test_ewma_relaxes_to_prior_when_unobserved(void **state)
+{
+    sr_router *r = *state;
+    add(r, "a", SR_TARGET_IDC, 20, 100);
+    sr_router_success(r, 0, 80, 80, 0, T0);
+    struct sr_target_state st;
+    sr_router_state(r, 0, T0, &st);
+    assert_near(st.ewma_ms, 80);
+    sr_router_state(r, 0, T0 + 300000, &st);
+    assert_near(st.ewma_ms, 20 + 60 * exp(-1.0));
+    sr_router_state(r, 0, T0 + 3600000, &st);
+    assert_true(fabs(st.ewma_ms - 20) < 0.01);
+    /* the ranking sees the same relaxed value */
+    struct sr_workload w = workload(0, T0 + 4000000);
+    assert_near(cand_for(r, &w, T0 + 300000, 0).predicted_ms, 20 + 60 * exp(-1.0));
+    /* before the observation's stamp nothing is relaxed */
+    sr_router_state(r, 0, T0 - 1000, &st);
+    assert_near(st.ewma_ms, 80);
 }
 
 static void test_ewma_subtracts_compute(void **state)
@@ -313,12 +345,13 @@ static void test_ewma_subtracts_compute(void **state)
     /* 230 ms end to end of which 2 Gop at 100 Gop/s = 20 ms compute: 210 ms overhead */
     sr_router_success(r, 0, 230, 230, 2, T0);
     assert_near(ewma(r, 0), 210);
-    /* compute longer than elapsed: overhead clamps to 0, decaying from 210 over 10 s */
+    /* compute longer than elapsed: overhead clamps to 0, decaying from 210
+     * (relaxed towards the prior for 10 s) over 10 s */
     sr_router_success(r, 0, 5, 5, 1, T0 + 10000);
-    assert_near(ewma(r, 0), 210 * exp(-1.0));
+    assert_near(ewma(r, 0), relaxed(20, 210, 10000) * exp(-1.0));
     /* the rank uses the estimate */
     struct sr_workload w = workload(0, T0 + 60000);
-    assert_near(cand_for(r, &w, T0 + 10000, 0).predicted_ms, 210 * exp(-1.0));
+    assert_near(cand_for(r, &w, T0 + 10000, 0).predicted_ms, relaxed(20, 210, 10000) * exp(-1.0));
 }
 
 static void test_ewma_ignores_bad_observations(void **state)
@@ -670,6 +703,7 @@ int main(void)
         T(test_cost_inflight),
         T(test_ewma_first_observation_replaces_prior),
         T(test_ewma_peak_and_decay),
+        T(test_ewma_relaxes_to_prior_when_unobserved),
         T(test_ewma_subtracts_compute),
         T(test_ewma_ignores_bad_observations),
         T(test_eject_after_consecutive_failures),
