@@ -72,6 +72,8 @@ struct sr_req {
     void *data;
     void (*on_abort)(sr_req *, void *);
     sr_http_server *srv;
+    void (*done_fn)(void *);
+    void *done_arg;
     size_t counted;    /* body bytes counted in srv->body_bytes */
     size_t unconsumed; /* received but not yet given back to flow control */
     /* response body being sent */
@@ -172,6 +174,9 @@ static void req_free(sr_req *r)
     if (r->srv) {
         r->srv->body_bytes -= r->counted;
     }
+    if (r->done_fn) {
+        r->done_fn(r->done_arg);
+    }
     sr_buf_free(&r->hdrs);
     sr_buf_free(&r->body);
     if (r->resp_owned) {
@@ -267,6 +272,12 @@ void *sr_req_data(const sr_req *r)
 void sr_req_set_abort(sr_req *r, void (*on_abort)(sr_req *, void *))
 {
     r->on_abort = on_abort;
+}
+
+void sr_req_set_done(sr_req *r, void (*fn)(void *), void *arg)
+{
+    r->done_fn = fn;
+    r->done_arg = arg;
 }
 
 const char *sr_req_client_cert(const sr_req *r)

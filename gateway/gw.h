@@ -35,7 +35,8 @@ struct gw {
     bool check_only; /* --check-config: validate, open no store, start nothing */
     struct gw_feeds *feeds;
     struct gw_route *route;
-    sr_tls *tls; /* gw_tls.c: [tls] front door */
+    struct gw_auth *auth; /* gw_auth.c: [client.NAME] tokens, certificates, limits */
+    sr_tls *tls;          /* gw_tls.c: [tls] front door */
     sr_http_server *tls_server;
     char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_client_ca[PATH_MAX];
 };
@@ -63,6 +64,17 @@ int gw_tls_init(struct gw *g, char *err, size_t errlen);
 int gw_tls_listen(struct gw *g, char *err, size_t errlen);
 void gw_tls_reload(struct gw *g);
 void gw_tls_free(struct gw *g);
+
+/* Client authentication and limits. With no [client.*] section the API is
+ * open (loopback development); with any, every request must present a
+ * bearer token whose SHA-256 is configured, or a verified TLS client
+ * certificate whose CN is. gw_auth_check answers 401 or 429 itself and
+ * returns false, or returns true and sets *client (a name, "" when open).
+ * reload re-reads the [client.*] sections from the config file (SIGHUP). */
+int gw_auth_init(struct gw *g, char *err, size_t errlen);
+bool gw_auth_check(struct gw *g, sr_req *req, const char **client);
+void gw_auth_reload(struct gw *g);
+void gw_auth_free(struct gw *g);
 
 int gw_route_init(struct gw *g, char *err, size_t errlen);
 bool gw_route_handle(struct gw *g, sr_req *req);

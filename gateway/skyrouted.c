@@ -486,6 +486,12 @@ void gw_main_handler(sr_req *req, void *arg)
     const char *path = sr_req_path(req);
     size_t plen = strcspn(path, "?");
     const char *m = sr_req_method(req);
+    /* operator uploads carry their own signature; everything else needs a client */
+    const char *client = "";
+    bool signed_upload = !strcmp(m, "PUT") && sr_req_header(req, "skyroute-signature");
+    if (!signed_upload && !gw_auth_check(g, req, &client)) {
+        return; /* answered 401 or 429 */
+    }
     if (plen == 13 && !strncmp(path, "/v1/workloads", 13)) {
         if (strcmp(m, "POST") != 0) {
             count_request(g, 405, NULL);
@@ -555,6 +561,7 @@ static void on_hup(void *arg)
     struct gw *g = arg;
     sr_log(SR_LOG_INFO, "SIGHUP: reloading");
     gw_tls_reload(g);
+    gw_auth_reload(g);
 }
 
 static int usage_error(const char *msg)
@@ -702,7 +709,7 @@ int main(int argc, char **argv)
     }
     describe_metrics(g.metrics);
     if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0 ||
-        gw_tls_init(&g, err, sizeof(err)) != 0) {
+        gw_tls_init(&g, err, sizeof(err)) != 0 || gw_auth_init(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
     }
@@ -747,6 +754,7 @@ out:
     sr_http_server_free(g.main);
     sr_http_server_free(g.admin);
     gw_tls_free(&g);
+    gw_auth_free(&g);
     gw_route_free(&g);
     gw_feeds_free(&g);
     sr_h2_pool_free(g.pool);

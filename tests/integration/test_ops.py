@@ -146,8 +146,110 @@ def test_sighup_reloads_certificate_without_dropping_connections():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def make_ca_and_client(env, cn):
+    ca_key, ca_crt = env.path("ca.key"), env.path("ca.crt")
+    if not os.path.exists(ca_crt):
+        check(run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca_crt,
+                   "-days", "2", "-subj", "/CN=skyroute test CA"]).returncode == 0, "CA")
+    key, csr, crt = env.path(cn + ".key"), env.path(cn + ".csr"), env.path(cn + ".crt")
+    check(run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn]).returncode == 0, "csr")
+    check(run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+               "-CAcreateserial", "-out", crt, "-days", "2"]).returncode == 0, "sign")
+    return crt, key
+
+
+def sha256(text):
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def curl(url, data, headers=(), extra=()):
+    argv = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--data-binary", "@" + data]
+    for h in headers:
+        argv += ["-H", h]
+    argv += list(extra) + [url]
+    r = run(argv)
+    body, _, code = r.stdout.rpartition(b"\n")
+    return int(code or 0), body
+
+
+def test_client_tokens_certificates_and_limits():
+    env = srtest.Env("auth")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--gops", "1"])
+    make_cert(env, "tls", "skyroute-one")
+    make_ca_and_client(env, "edge-1")
+    make_ca_and_client(env, "intruder")
+    tport = srtest.free_port()
+    clients = ("[tls]\nlisten = 127.0.0.1:%d\ncert = tls.crt\nkey = tls.key\nclient_ca = ca.crt\n\n"
+               "[client.app]\ntoken_sha256 = %s\nrate = 4\nburst = 4\nstreams = 2\n\n"
+               "[client.edge]\ncert_cn = edge-1\n" % (tport, sha256("s3cret-token")))
+    g = env.start_gateway("gs-test", [n], sections=clients)
+    srtest.wait_port(tport, proc=g["proc"])
+    url = g["url"] + "/v1/workloads"
+    p = env.path("p.txt")
+    with open(p, "wb") as f:
+        f.write(b"hello")
+    # no credentials, a wrong token, a malformed header: 401 and nothing else
+    for hdrs in ((), ("authorization: Bearer wrong",), ("authorization: Basic eDp5",)):
+        code, body = curl(url, p, hdrs, ["--http2-prior-knowledge"])
+        check(code == 401 and b"authentication required" in body and b"hello" not in body,
+              "401 for %r: %s %r" % (hdrs, code, body))
+    check(srtest.metric(n["admin"], "skyroute_node_executed_total") == 0, "nothing ran")
+    code, body = curl(url, p, ("authorization: Bearer s3cret-token",), ["--http2-prior-knowledge"])
+    check(code == 200 and body == b"hello", "the right token works: %s" % code)
+    # rate: a burst of 4, refilled at 4/s: 12 quick requests see 429 with retry-after
+    codes = []
+    for _ in range(12):
+        r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null",
+                 "-H", "authorization: Bearer s3cret-token", "--data-binary", "@" + p, url])
+        head = r.stdout.decode().lower()
+        codes.append(int(head.split()[1]))
+        if codes[-1] == 429:
+            check("retry-after: 1" in head, "429 carries retry-after: %r" % head)
+    check(429 in codes and 200 in codes, "rate limit applied: %r" % codes)
+    time.sleep(1.5)
+    # streams: two slow requests in flight, the third is refused
+    slow = ("authorization: Bearer s3cret-token", "skyroute-handler: compute", "skyroute-work: 1.5")
+    procs = [subprocess.Popen(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                               "%{http_code}", "--data-binary", "@" + p] +
+                              sum((["-H", h] for h in slow), []) + [url],
+                              stdout=subprocess.PIPE) for _ in range(2)]
+    time.sleep(0.5)
+    code, body = curl(url, p, ("authorization: Bearer s3cret-token",), ["--http2-prior-knowledge"])
+    check(code == 429 and b"streams" in body, "third concurrent request refused: %s %r" % (code, body))
+    outs = [pr.communicate(timeout=20)[0] for pr in procs]
+    check(outs == [b"200", b"200"], "the two in flight finished: %r" % outs)
+    # TLS client certificates: the configured CN is a client, another CN is not
+    turl = "https://127.0.0.1:%d/v1/workloads" % tport
+    tls = ["--http2", "--cacert", env.path("tls.crt")]
+    code, body = curl(turl, p, (), tls + ["--cert", env.path("edge-1.crt"), "--key",
+                                          env.path("edge-1.key")])
+    check(code == 200 and body == b"hello", "client certificate edge-1 accepted: %s" % code)
+    code, body = curl(turl, p, (), tls + ["--cert", env.path("intruder.crt"), "--key",
+                                          env.path("intruder.key")])
+    check(code == 401, "a certificate with another CN is not a client: %s" % code)
+    # SIGHUP: a new client's token works without a restart
+    with open(g["conf"], "a") as f:
+        f.write("\n[client.late]\ntoken_sha256 = %s\n" % sha256("late-token"))
+    g["proc"].send_signal(signal.SIGHUP)
+    end = time.time() + 5
+    code = 0
+    while code != 200 and time.time() < end:
+        time.sleep(0.2)
+        code, body = curl(url, p, ("authorization: Bearer late-token",),
+                          ["--http2-prior-knowledge"])
+    check(code == 200, "token added by SIGHUP accepted")
+    check(srtest.metric(g["admin"], "skyroute_auth_failures_total") >= 4, "401s counted")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_tls_front_door_nghttp_and_curl,
         test_sighup_reloads_certificate_without_dropping_connections,
+        test_client_tokens_certificates_and_limits,
     ])
