@@ -397,12 +397,61 @@ static void list_init(struct set_list *l, size_t max_sets)
 
 /* ---- JSON ---------------------------------------------------------------------- */
 
-static int json_one(struct set_list *l, json_t *obj, size_t k, char *err, size_t errlen)
+/* Line on which the |k|-th element (0-based) of the top-level array starts,
+ * or the line of the top-level value itself when |text| is not an array:
+ * jansson does not keep positions, so messages get them from this scan of the
+ * already-validated text. */
+static size_t json_elem_line(const char *text, size_t len, size_t k)
 {
-    char where[32];
+    size_t line = 1, idx = 0;
+    int depth = 0, in_str = 0, esc = 0, seen_value = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '\n') {
+            line++;
+        }
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+            } else if (c == '\\') {
+                esc = 1;
+            } else if (c == '"') {
+                in_str = 0;
+            }
+            continue;
+        }
+        if (depth == 0 && c == '{') {
+            return line; /* a single object */
+        }
+        if (c == '"') {
+            in_str = 1;
+        }
+        if (depth == 1 && !seen_value && c != ' ' && c != '\t' && c != '\r' && c != '\n' &&
+            c != ',' && c != ']') {
+            if (idx == k) {
+                return line;
+            }
+            seen_value = 1;
+        }
+        if (c == '[' || c == '{') {
+            depth++;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        } else if (c == ',' && depth == 1) {
+            seen_value = 0;
+            idx++;
+        }
+    }
+    return line;
+}
+
+static int json_one(struct set_list *l, json_t *obj, size_t k, size_t line, char *err,
+                    size_t errlen)
+{
+    char where[48];
     struct omm_set set;
     memset(&set, 0, sizeof set);
-    snprintf(where, sizeof where, "object %zu", k + 1);
+    snprintf(where, sizeof where, "JSON object %zu (line %zu)", k + 1, line);
     if (!json_is_object(obj)) {
         sr_lm_err(err, errlen, "OMM %s: not a JSON object", where);
         return SR_ERR_ELEM_FORMAT;
@@ -464,13 +513,13 @@ int sr_omm_parse_json(sr_elements **out, size_t *n, const char *text, size_t len
         json_t *v;
         json_array_foreach(root, i, v)
         {
-            rc = json_one(&l, v, i, err, errlen);
+            rc = json_one(&l, v, i, json_elem_line(text, len, i), err, errlen);
             if (rc != 0) {
                 break;
             }
         }
     } else {
-        rc = json_one(&l, root, 0, err, errlen);
+        rc = json_one(&l, root, 0, json_elem_line(text, len, 0), err, errlen);
     }
     json_decref(root);
     return list_done(&l, rc, out, n, err, errlen);
