@@ -27,8 +27,9 @@ struct gw {
     sr_h2_pool *pool;
     sr_metrics *metrics;
     sr_http_server *main, *admin;
-    struct target_rt *targets;
+    struct target_rt *targets; /* point into tcfg */
     size_t ntargets;
+    struct sr_config *tcfg; /* the config the targets come from (cfg, or a reload's) */
     bool draining;
     struct event *drain_timer;
     int64_t drain_deadline_mono;

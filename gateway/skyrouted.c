@@ -555,6 +555,8 @@ static void on_term(void *arg)
     event_add(g->drain_timer, &tv);
 }
 
+static void reload_targets(struct gw *g);
+
 /* SIGHUP: reload what can change without a restart. */
 static void on_hup(void *arg)
 {
@@ -562,12 +564,71 @@ static void on_hup(void *arg)
     sr_log(SR_LOG_INFO, "SIGHUP: reloading");
     gw_tls_reload(g);
     gw_auth_reload(g);
+    reload_targets(g);
 }
 
 static int usage_error(const char *msg)
 {
     fprintf(stderr, "skyrouted: %s\n%s", msg, usage_text);
     return 2;
+}
+
+/*
+ * Builds the target table and the ring of their keys from |cfg|: targets the
+ * router already knows keep their index (and their observed state); new ones
+ * are added. Used at start-up and by SIGHUP. On failure nothing is changed
+ * (the router may have gained entries, which stay unused).
+ */
+static int build_targets(struct gw *g, struct sr_config *cfg, struct target_rt **out, size_t *nout,
+                         sr_keyring **ring_out, char *err, size_t errlen)
+{
+    sr_keyring *ring = NULL;
+    struct target_rt *tt = calloc(cfg->ntargets ? cfg->ntargets : 1, sizeof(*tt));
+    if (!tt || sr_keyring_new(&ring) != 0) {
+        free(tt);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        struct sr_target_cfg *tc = &cfg->targets[i];
+        int rv = sr_keyring_add(ring, tc->pubkey, tc->id);
+        if (rv == SR_ERR_EXISTS) {
+            snprintf(err, errlen, "%s:%d: [%s] uses a public key another target already uses",
+                     cfg->path, tc->line, tc->id);
+            goto fail;
+        }
+        if (rv != 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        int idx = sr_router_find(g->router, tc->id);
+        if (idx < 0) {
+            struct sr_target_info ti;
+            memset(&ti, 0, sizeof(ti));
+            snprintf(ti.id, sizeof(ti.id), "%s", tc->id);
+            ti.kind = (sr_target_kind)tc->kind;
+            ti.prior_rtt_ms = tc->rtt_ms;
+            ti.gops = tc->gops;
+            idx = sr_router_add_target(g->router, &ti);
+        }
+        if (idx < 0) {
+            snprintf(err, errlen, "%s:%d: target %s: %s", cfg->path, tc->line, tc->id,
+                     sr_strerror(idx));
+            goto fail;
+        }
+        tt[n].cfg = tc;
+        tt[n].router_idx = idx;
+        n++;
+    }
+    *out = tt;
+    *nout = n;
+    *ring_out = ring;
+    return 0;
+fail:
+    free(tt);
+    sr_keyring_free(ring);
+    return -1;
 }
 
 static int setup(struct gw *g, char *err, size_t errlen)
@@ -579,41 +640,46 @@ static int setup(struct gw *g, char *err, size_t errlen)
         snprintf(err, errlen, "%s", tmp);
         return -1;
     }
-    if (sr_keyring_new(&g->ring) != 0 || sr_router_new(&g->router) != 0 ||
-        sr_metrics_new(&g->metrics) != 0) {
+    if (sr_router_new(&g->router) != 0 || sr_metrics_new(&g->metrics) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    g->targets = calloc(cfg->ntargets ? cfg->ntargets : 1, sizeof(*g->targets));
-    if (!g->targets) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+    g->tcfg = cfg;
+    return build_targets(g, cfg, &g->targets, &g->ntargets, &g->ring, err, errlen);
+}
+
+/*
+ * SIGHUP: targets and their keys from the config file as it is now. Added
+ * targets are used at once; removed ones get no new work; a changed url or
+ * key applies to the next dispatch. Work in flight is not touched. A config
+ * that does not load changes nothing.
+ */
+static void reload_targets(struct gw *g)
+{
+    struct sr_config *cfg = NULL;
+    char err[600];
+    struct target_rt *tt = NULL;
+    size_t n = 0;
+    sr_keyring *ring = NULL;
+    if (sr_config_load(&cfg, g->cfg->path, err, sizeof(err)) != 0 ||
+        build_targets(g, cfg, &tt, &n, &ring, err, sizeof(err)) != 0) {
+        sr_log(SR_LOG_ERROR, "target reload failed, keeping the current targets: %s", err);
+        sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"targets\",outcome=\"failed\"",
+                       1);
+        sr_config_free(cfg);
+        return;
     }
-    for (size_t i = 0; i < cfg->ntargets; i++) {
-        struct sr_target_cfg *tc = &cfg->targets[i];
-        int rv = sr_keyring_add(g->ring, tc->pubkey, tc->id);
-        if (rv == SR_ERR_EXISTS) {
-            snprintf(err, errlen, "%s:%d: [%s] uses a public key another target already uses",
-                     cfg->path, tc->line, tc->id);
-            return -1;
-        }
-        struct sr_target_info ti;
-        memset(&ti, 0, sizeof(ti));
-        snprintf(ti.id, sizeof(ti.id), "%s", tc->id);
-        ti.kind = (sr_target_kind)tc->kind;
-        ti.prior_rtt_ms = tc->rtt_ms;
-        ti.gops = tc->gops;
-        int idx = sr_router_add_target(g->router, &ti);
-        if (idx < 0) {
-            snprintf(err, errlen, "%s:%d: target %s: %s", cfg->path, tc->line, tc->id,
-                     sr_strerror(idx));
-            return -1;
-        }
-        g->targets[g->ntargets].cfg = tc;
-        g->targets[g->ntargets].router_idx = idx;
-        g->ntargets++;
+    free(g->targets);
+    sr_keyring_free(g->ring);
+    if (g->tcfg != g->cfg) {
+        sr_config_free(g->tcfg);
     }
-    return 0;
+    g->targets = tt;
+    g->ntargets = n;
+    g->ring = ring;
+    g->tcfg = cfg;
+    sr_log(SR_LOG_INFO, "targets reloaded: %zu", n);
+    sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"targets\",outcome=\"ok\"", 1);
 }
 
 static void describe_metrics(sr_metrics *m)
@@ -768,6 +834,9 @@ out:
     sr_metrics_free(g.metrics);
     sr_router_free(g.router);
     sr_keyring_free(g.ring);
+    if (g.tcfg != g.cfg) {
+        sr_config_free(g.tcfg);
+    }
     sr_key_free(g.key);
     free(g.targets);
     sr_config_free(g.cfg);

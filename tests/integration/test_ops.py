@@ -247,9 +247,82 @@ def test_client_tokens_certificates_and_limits():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def test_sighup_under_load_adds_targets_without_dropping_connections():
+    env = srtest.Env("hupload")
+    gkey, gpub = env.keygen("gs-test")
+    a = env.start_node("alpha", [gpub])
+    b = env.start_node("beta", [gpub])
+    g = env.start_gateway("gs-test", [a])
+    p = env.path("p.bin")
+    with open(p, "wb") as f:
+        f.write(os.urandom(1024))
+    load = subprocess.Popen(["h2load", "-c", "4", "-m", "8", "-D", "6", "-d", p,
+                             g["url"] + "/v1/workloads"], stdout=subprocess.PIPE)
+    time.sleep(2)
+    with open(g["conf"], "a") as f:
+        f.write("\n[idc.beta]\nurl = %s\npubkey = beta.pub\nrtt_ms = 0.01\n" % b["url"])
+    g["proc"].send_signal(signal.SIGHUP)
+    out = load.communicate(timeout=60)[0].decode()
+    line = [l for l in out.splitlines() if l.startswith("requests:")][0]
+    codes = [l for l in out.splitlines() if l.startswith("status codes:")][0]
+    check(" 0 failed, 0 errored" in line, "no request failed, no connection dropped: " + line)
+    check(" 0 4xx, 0 5xx" in codes, codes)
+    used = srtest.metric(g["admin"], "skyroute_dispatch_total", 'target="beta",outcome="ok"')
+    check(used > 0, "the target added by SIGHUP takes work (%d dispatches)" % used)
+    check(srtest.metric(g["admin"], "skyroute_reloads_total",
+                        'part="targets",outcome="ok"') == 1, "reload counted")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+def test_sigterm_under_load_loses_no_accepted_request():
+    env = srtest.Env("termload")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--gops", "5"])
+    g = env.start_gateway("gs-test", [n])
+    p = env.path("p.bin")
+    with open(p, "wb") as f:
+        f.write(b"x" * 256)
+    results = []
+    stop = [False]
+
+    def loop():
+        while not stop[0]:
+            r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                                "%{http_code}", "-H", "skyroute-handler: compute", "-H",
+                                "skyroute-work: 1", "--data-binary", "@" + p,
+                                g["url"] + "/v1/workloads"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+            results.append((r.returncode, r.stdout.decode()))
+            if r.returncode == 7:  # connection refused: the listener is closed
+                break
+
+    import threading
+    threads = [threading.Thread(target=loop) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    g["proc"].send_signal(signal.SIGTERM)
+    rc = g["proc"].wait(30)
+    stop[0] = True
+    for t in threads:
+        t.join(30)
+    done = [r for r in results if r[0] == 0]
+    cut = [r for r in results if r[0] not in (0, 7)]
+    check(rc == 0, "gateway exit status after drain: %s" % rc)
+    check(not cut, "no request cut mid-flight: %r" % cut)
+    check(done and all(code in ("200", "503") for _, code in done),
+          "answers are results or a clean 503: %r" % sorted(set(c for _, c in done)))
+    check(sum(1 for _, c in done if c == "200") >= 6, "work in flight finished")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_tls_front_door_nghttp_and_curl,
         test_sighup_reloads_certificate_without_dropping_connections,
         test_client_tokens_certificates_and_limits,
+        test_sighup_under_load_adds_targets_without_dropping_connections,
+        test_sigterm_under_load_loses_no_accepted_request,
     ])
