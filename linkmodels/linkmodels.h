@@ -16,6 +16,12 @@
  * All functions are reentrant; an sr_sat is immutable after sr_sat_new() and
  * may be shared between threads.
  *
+ * Verified by tests/linkmodels: every row of Vallado's tcppver.out for
+ * SGP4-VER.TLE within 1.2e-7 km (the worst is 20413 after 3.5 years; the rest
+ * agree to the 1e-8 km printed) with his error codes; AOS and LOS within
+ * 0.6 s of skyfield's find_events (the difference is mostly skyfield's
+ * UT1 - UTC) for LEO, polar, retrograde, MEO and Molniya orbits.
+ *
  * Errors are the negative sr_error codes of common/common.h. Functions that
  * parse text take |err|/|errlen|: on failure a NUL-terminated English message
  * naming the line and field is written there (if |err| is not NULL).
