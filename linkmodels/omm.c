@@ -378,6 +378,9 @@ static int list_done(struct set_list *l, int rc, sr_elements **out, size_t *n, c
         sr_lm_err(err, errlen, "no element sets found");
         rc = SR_ERR_ELEM_FORMAT;
     }
+    if (rc == SR_ERR_NOMEM) {
+        sr_lm_err(err, errlen, "out of memory after %zu element sets", l->n);
+    }
     if (rc != 0) {
         free(l->v);
         *out = NULL;

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     sr_elements *els = NULL;
     size_t n = 0;
-    char err[256];
+    char err[256] = "";
     int rc;
 
     switch (mode) {

@@ -76,6 +76,7 @@ static void test_parse_oom(void **state)
             break;
         }
         assert_int_equal(rc, SR_ERR_NOMEM);
+        assert_non_null(strstr(err, "out of memory"));
         assert_null(els);
         assert_int_equal(n, 0);
         saw_nomem = 1;
