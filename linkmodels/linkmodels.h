@@ -134,7 +134,9 @@ typedef struct sr_sat sr_sat;
 /* Initialises SGP4 for |e| (copied). On success *out owns a new satellite to
  * release with sr_sat_free(). Returns 0, SR_ERR_NOMEM, SR_ERR_INVAL, or the
  * SGP4 error met at epoch: SR_ERR_SGP4_ECC, _MEANMOTION, _PERTECC, _SEMILATUS,
- * _DECAYED (then *out is NULL). */
+ * _DECAYED (then *out is NULL). Vallado's error 5 (sub-orbital epoch
+ * elements, SR_ERR_SGP4_SUBORBITAL) is never returned: his code has had that
+ * check disabled since 2006 and tcppver.out depends on it being so. */
 int sr_sat_new(sr_sat **out, const sr_elements *e) SR_WARN_UNUSED;
 
 /* Like sr_sat_new() but keeps the satellite even when SGP4 reports an error at
