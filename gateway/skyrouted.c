@@ -448,38 +448,6 @@ static void handle_workload(struct gw *g, sr_req *req)
     dispatch(wl);
 }
 
-static void targets_json(struct gw *g, sr_req *req)
-{
-    sr_buf b;
-    sr_buf_init(&b, 4u << 20);
-    int64_t now = sr_now_ms();
-    int rv = sr_buf_append(&b, "{\"targets\":[", 12);
-    for (size_t i = 0; rv == 0 && i < g->ntargets; i++) {
-        struct target_rt *t = &g->targets[i];
-        struct sr_target_state st;
-        sr_router_state(g->router, (size_t)t->router_idx, now, &st);
-        rv = sr_buf_appendf(&b, "%s{\"id\":", i ? "," : "");
-        rv = rv ? rv : sr_buf_append_json_str(&b, t->cfg->id, strlen(t->cfg->id));
-        rv = rv ? rv
-                : sr_buf_appendf(&b,
-                                 ",\"kind\":\"%s\",\"url\":\"%s\",\"observed_ms\":%.1f,"
-                                 "\"inflight\":%u,\"successes\":%llu,\"failures\":%llu,"
-                                 "\"ejected\":%s,\"prediction_error_ms\":%.1f}",
-                                 t->cfg->kind == SR_TARGET_IDC ? "idc" : "satellite", t->cfg->url,
-                                 st.ewma_ms, st.inflight, (unsigned long long)st.successes,
-                                 (unsigned long long)st.failures,
-                                 st.ejected_until > now ? "true" : "false", st.err_abs_ms);
-    }
-    rv = rv ? rv : sr_buf_append(&b, "]}\n", 3);
-    static const struct sr_http_header h[] = {{"content-type", "application/json"}};
-    if (rv) {
-        sr_buf_free(&b);
-        sr_req_respond_error(req, 503, "out of memory", NULL);
-        return;
-    }
-    sr_req_respond(req, 200, h, 1, b.data, b.len, true);
-}
-
 void gw_main_handler(sr_req *req, void *arg)
 {
     struct gw *g = arg;
@@ -499,14 +467,6 @@ void gw_main_handler(sr_req *req, void *arg)
             return;
         }
         handle_workload(g, req);
-        return;
-    }
-    if (plen == 11 && !strncmp(path, "/v1/targets", 11)) {
-        if (strcmp(m, "GET") != 0) {
-            sr_req_respond_error(req, 405, "use GET", NULL);
-            return;
-        }
-        targets_json(g, req);
         return;
     }
     if (gw_feeds_handle(g, req) || gw_route_handle(g, req)) {
