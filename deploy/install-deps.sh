@@ -10,7 +10,7 @@ BASE="build-essential cmake pkg-config git ca-certificates curl
       libevent-dev libnghttp2-dev libsodium-dev libmsgpack-dev libjansson-dev
       libinih-dev libsqlite3-dev libssl-dev nghttp2-client coreutils procps python3"
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-h2 python3-sgp4
-      python3-skyfield nghttp2-proxy nghttp2-server nodejs npm valgrind openssl"
+      python3-skyfield nghttp2-proxy nghttp2-server nodejs npm valgrind openssl chromium"
 
 want="$BASE"
 [ "${1:-}" = "--test" ] && want="$BASE $TEST"

@@ -36,6 +36,8 @@ struct gw {
     bool check_only; /* --check-config: validate, open no store, start nothing */
     struct gw_feeds *feeds;
     struct gw_route *route;
+    struct gw_status *status;
+    int64_t started_ms;
     struct gw_auth *auth; /* gw_auth.c: [client.NAME] tokens, certificates, limits */
     sr_tls *tls;          /* gw_tls.c: [tls] front door */
     sr_http_server *tls_server;
@@ -76,6 +78,30 @@ int gw_auth_init(struct gw *g, char *err, size_t errlen);
 bool gw_auth_check(struct gw *g, sr_req *req, const char **client);
 void gw_auth_reload(struct gw *g);
 void gw_auth_free(struct gw *g);
+
+/* One finished request on the workload API, for the JSON access log and the
+ * status page (gw_status.c). */
+struct gw_event {
+    int64_t t_ms;
+    const char *id; /* envelope id hex, or "" */
+    const char *peer;
+    const char *method, *path;
+    int status;
+    const char *handler; /* "" if none */
+    const char *target;  /* "" if not dispatched */
+    const char *kind;    /* "idc", "satellite" or "" */
+    double predicted_ms, elapsed_ms;
+    size_t bytes_in;
+    int attempts;
+};
+
+/* The access log (one JSON line per request on stdout) and the admin status
+ * page (GET /status on the admin listener: HTML, no external assets, with
+ * the pass timeline of the next hours and where recent workloads went). */
+int gw_status_init(struct gw *g, char *err, size_t errlen);
+void gw_status_record(struct gw *g, const struct gw_event *ev);
+bool gw_status_handle(struct gw *g, sr_req *req);
+void gw_status_free(struct gw *g);
 
 int gw_route_init(struct gw *g, char *err, size_t errlen);
 bool gw_route_handle(struct gw *g, sr_req *req);

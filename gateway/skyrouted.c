@@ -52,6 +52,7 @@ struct workload {
     size_t ncands, next;
     size_t cur_target;
     double cur_predicted;
+    bool dispatched; /* cur_target / cur_predicted are set */
     sr_h2_call *call;
     struct attempt attempts[8];
     size_t nattempts;
@@ -64,8 +65,30 @@ static void count_request(struct gw *g, int status, const struct workload *wl)
     snprintf(labels, sizeof(labels), "code=\"%d\"", status);
     sr_metrics_add(g->metrics, "skyroute_requests_total", labels, 1);
     if (wl) {
-        sr_metrics_observe(g->metrics, "skyroute_request_duration_seconds", "",
-                           (double)(sr_mono_ms() - wl->start_mono) / 1000.0);
+        double elapsed = (double)(sr_mono_ms() - wl->start_mono);
+        sr_metrics_observe(g->metrics, "skyroute_request_duration_seconds", "", elapsed / 1000.0);
+        const struct sr_target_info *ti =
+            wl->dispatched ? sr_router_target(g->router, wl->cur_target) : NULL;
+        size_t blen;
+        sr_req_body(wl->req, &blen);
+        struct gw_event ev = {
+            .t_ms = sr_now_ms(),
+            .id = wl->idhex,
+            .peer = sr_req_peer(wl->req),
+            .method = sr_req_method(wl->req),
+            .path = sr_req_path(wl->req),
+            .status = status,
+            .handler = wl->env.handler,
+            .target = ti ? ti->id : "",
+            .kind = !ti                               ? ""
+                    : ti->kind == SR_TARGET_SATELLITE ? "satellite"
+                                                      : "idc",
+            .predicted_ms = wl->dispatched ? wl->cur_predicted : 0,
+            .elapsed_ms = elapsed,
+            .bytes_in = blen,
+            .attempts = (int)wl->nattempts + (wl->dispatched && status != 499 ? 1 : 0),
+        };
+        gw_status_record(g, &ev);
     }
 }
 
@@ -321,6 +344,7 @@ static void dispatch(struct workload *wl)
         }
         wl->cur_target = c->target;
         wl->cur_predicted = c->predicted_ms;
+        wl->dispatched = true;
         static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
         sr_router_begin(g->router, c->target);
         wl->call = sr_h2_request(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, env.data, env.len,
@@ -479,7 +503,7 @@ void gw_main_handler(sr_req *req, void *arg)
 static void admin_handler(sr_req *req, void *arg)
 {
     struct gw *g = arg;
-    if (!sr_admin_serve(req, g->metrics, !g->draining)) {
+    if (!sr_admin_serve(req, g->metrics, !g->draining) && !gw_status_handle(g, req)) {
         sr_req_respond_error(req, 404, "no such path", NULL);
     }
 }
@@ -735,7 +759,8 @@ int main(int argc, char **argv)
     }
     describe_metrics(g.metrics);
     if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0 ||
-        gw_tls_init(&g, err, sizeof(err)) != 0 || gw_auth_init(&g, err, sizeof(err)) != 0) {
+        gw_tls_init(&g, err, sizeof(err)) != 0 || gw_auth_init(&g, err, sizeof(err)) != 0 ||
+        gw_status_init(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
     }
@@ -781,6 +806,7 @@ out:
     sr_http_server_free(g.admin);
     gw_tls_free(&g);
     gw_auth_free(&g);
+    gw_status_free(&g);
     gw_route_free(&g);
     gw_feeds_free(&g);
     sr_h2_pool_free(g.pool);
