@@ -1048,9 +1048,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         free(c);
         return;
     }
-    char host[INET6_ADDRSTRLEN] = "?";
+    char host[INET6_ADDRSTRLEN] = "local";
     int port = 0;
-    if (sa->sa_family == AF_INET) {
+    if (!sa) {
+        /* adopted socket: no address */
+    } else if (sa->sa_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
         port = ntohs(in->sin_port);
@@ -1082,8 +1084,8 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
                        const struct sr_http_server_opts *opts, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    int sslen;
-    if (sr_parse_hostport(&ss, &sslen, opts->listen, err, errlen) != 0) {
+    int sslen = 0;
+    if (opts->listen && sr_parse_hostport(&ss, &sslen, opts->listen, err, errlen) != 0) {
         return SR_ERR_CONFIG;
     }
     sr_http_server *srv = calloc(1, sizeof(*srv));
@@ -1110,6 +1112,10 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
     if (!srv->opts.max_conns) {
         srv->opts.max_conns = 4096;
     }
+    if (!opts->listen) {
+        *out = srv; /* no listener: connections come through sr_http_server_adopt() */
+        return 0;
+    }
     srv->listener =
         evconnlistener_new_bind(base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
                                 1024, (struct sockaddr *)&ss, sslen);
@@ -1127,6 +1133,14 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     *out = srv;
     return 0;
+}
+
+int sr_http_server_adopt(sr_http_server *srv, int fd)
+{
+    evutil_make_socket_nonblocking(fd);
+    size_t before = srv->nconns;
+    on_accept(NULL, fd, NULL, 0, srv);
+    return srv->nconns > before ? 0 : SR_ERR_NOMEM;
 }
 
 int sr_http_server_port(const sr_http_server *srv)

@@ -74,7 +74,7 @@ struct sr_http_header {
 typedef void (*sr_http_handler)(sr_req *req, void *arg);
 
 struct sr_http_server_opts {
-    const char *listen;     /* HOST:PORT */
+    const char *listen;     /* HOST:PORT, or NULL (see sr_http_server_adopt) */
     bool allow_http1;       /* also accept HTTP/1.1 (admin listeners) */
     size_t max_body;        /* bodies above this get 413; 0 = 32 MiB */
     uint32_t max_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS; 0 = 1000 */
@@ -103,6 +103,10 @@ int sr_http_server_resume_listening(sr_http_server *srv);
  * flight are aborted (their on_abort runs). */
 void sr_http_server_drop_connections(sr_http_server *srv);
 void sr_http_server_free(sr_http_server *srv);
+/* Serves an already-connected socket (socket activation, tests, fuzzing).
+ * The server owns |fd| from now on. 0 or SR_ERR_NOMEM. A server created with
+ * opts.listen == NULL has no listener and serves only adopted sockets. */
+int sr_http_server_adopt(sr_http_server *srv, int fd);
 /* The port actually bound (useful with port 0). */
 int sr_http_server_port(const sr_http_server *srv);
 /* Number of requests accepted but not yet answered. */
