@@ -229,9 +229,12 @@ static int req_add_header(sr_req *r, const uint8_t *name, size_t nlen, const uin
 
 const char *sr_req_header(const sr_req *r, const char *name)
 {
+    if (!r->hdrs.data) {
+        return NULL;
+    }
     const char *p = (const char *)r->hdrs.data;
     const char *end = p + r->hdrs.len;
-    while (p && p < end) {
+    while (p < end) {
         const char *v = p + strlen(p) + 1;
         if (!strcasecmp(p, name)) {
             return v;
@@ -800,12 +803,17 @@ static void h1_process(struct conn *c)
             c->closing = true;
             return;
         }
-        /* request line */
-        char *line_end = strstr(head, "\r\n");
-        *line_end = 0;
-        char *sp1 = strchr(head, ' ');
-        char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-        bool bad = !sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0;
+        /* request line; a NUL anywhere in the head is malformed (and would
+         * hide the rest of it from the string functions below) */
+        bool bad = memchr(head, 0, head_len) != NULL;
+        char *line_end = bad ? NULL : strstr(head, "\r\n");
+        char *sp1 = NULL, *sp2 = NULL;
+        if (line_end) {
+            *line_end = 0;
+            sp1 = strchr(head, ' ');
+            sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        }
+        bad = bad || !line_end || !sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0;
         if (!bad) {
             *sp1 = 0;
             *sp2 = 0;
@@ -816,7 +824,7 @@ static void h1_process(struct conn *c)
             }
         }
         /* header lines */
-        char *p = line_end + 2;
+        char *p = bad ? head : line_end + 2;
         while (!bad && *p && strncmp(p, "\r\n", 2) != 0) {
             char *eol = strstr(p, "\r\n");
             *eol = 0;
