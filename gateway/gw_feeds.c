@@ -667,6 +667,13 @@ static int append_num(sr_buf *b, double v)
     return isfinite(v) ? sr_buf_appendf(b, "%.17g", v) : sr_buf_append(b, "null", 4);
 }
 
+/* Elevation and light time: the router keeps them as floats, so seven
+ * significant digits is all there is (and 63.4 reads back as 63.4). */
+static int append_float(sr_buf *b, double v)
+{
+    return isfinite(v) ? sr_buf_appendf(b, "%.7g", v) : sr_buf_append(b, "null", 4);
+}
+
 /* Verifies the signature header; on failure answers 401 and returns NULL. */
 static const struct operator*
     authenticate(struct gw_feeds *f, sr_req *req, const char *kind, const uint8_t *body, size_t len)
@@ -1099,13 +1106,13 @@ static int append_pass(sr_buf *b, const struct sr_pass_rec *p)
     e = e ? e : sr_buf_append(b, ",\"tca\":", 7);
     e = e ? e : (p->tca_ms ? append_time(b, p->tca_ms) : sr_buf_append(b, "null", 4));
     e = e ? e : sr_buf_append(b, ",\"max_el_deg\":", 14);
-    e = e ? e : append_num(b, p->max_el_deg);
+    e = e ? e : append_float(b, p->max_el_deg);
     e = e ? e : sr_buf_append(b, ",\"uplink_bps\":", 14);
     e = e ? e : append_num(b, p->uplink_bps);
     e = e ? e : sr_buf_append(b, ",\"downlink_bps\":", 16);
     e = e ? e : append_num(b, p->downlink_bps);
     e = e ? e : sr_buf_append(b, ",\"light_ms\":", 12);
-    e = e ? e : append_num(b, p->light_ms);
+    e = e ? e : append_float(b, p->light_ms);
     e = e ? e : sr_buf_append(b, ",\"source\":", 10);
     e = e ? e : sr_buf_append_json_str(b, p->source, strlen(p->source));
     e = e ? e : sr_buf_append(b, "}", 1);

@@ -207,6 +207,19 @@ static int pass_cmp(const void *a, const void *b)
     return x->los_ms < y->los_ms ? -1 : x->los_ms > y->los_ms;
 }
 
+struct pair {
+    struct sr_pass_rec rec;
+    size_t i;
+};
+
+/* By (satellite, AOS, LOS), then input order, so refusals name the later entry. */
+static int pair_cmp(const void *a, const void *b)
+{
+    const struct pair *x = a, *y = b;
+    int c = pass_cmp(&x->rec, &y->rec);
+    return c ? c : (x->i < y->i ? -1 : x->i > y->i);
+}
+
 /* Sorts by (satellite, AOS) keeping origins alongside; refuses overlaps. */
 static int finish(struct coll *c, struct sr_feed_result *res, struct sr_feed_error *err)
 {
@@ -217,10 +230,7 @@ static int finish(struct coll *c, struct sr_feed_result *res, struct sr_feed_err
         free(sorted);
         return SR_ERR_NOMEM;
     }
-    struct pair {
-        struct sr_pass_rec rec;
-        size_t i;
-    } *pairs = malloc((c->n ? c->n : 1) * sizeof(*pairs));
+    struct pair *pairs = malloc((c->n ? c->n : 1) * sizeof(*pairs));
     if (!pairs) {
         free(ord);
         free(sorted);
@@ -230,8 +240,7 @@ static int finish(struct coll *c, struct sr_feed_result *res, struct sr_feed_err
         pairs[i].rec = c->p[i];
         pairs[i].i = i;
     }
-    /* pass_cmp only looks at the leading struct sr_pass_rec */
-    qsort(pairs, c->n, sizeof(*pairs), pass_cmp);
+    qsort(pairs, c->n, sizeof(*pairs), pair_cmp);
     for (size_t i = 0; i < c->n; i++) {
         sorted[i] = pairs[i].rec;
         ord[i] = pairs[i].i;
@@ -998,10 +1007,24 @@ static sr_feed_format detect_from_type(const char *ct)
         }
         return SR_FEED_AUTO; /* by shape */
     }
-    if (ci_contains(ct, "ion") || ci_contains(ct, "text/plain")) {
+    /* not "ion": application/x-www-form-urlencoded (curl's default) contains it */
+    if (!strncmp(ct, "text/", 5) || ci_contains(ct, "contact-plan")) {
         return SR_FEED_ION;
     }
     return SR_FEED_AUTO;
+}
+
+/* ION plans start with a comment, "a ..." or one of the control commands. */
+static bool looks_ion(const char *p, const char *end)
+{
+    if (*p == '#') {
+        return true;
+    }
+    size_t n = 0;
+    while (p + n < end && p[n] != ' ' && p[n] != '\t' && p[n] != '\r' && p[n] != '\n') {
+        n++;
+    }
+    return tok_eq(p, n, "a") || ion_ignorable(p, n);
 }
 
 static const char *first_nonblank(const char *body, size_t len)
@@ -1030,10 +1053,7 @@ sr_feed_format sr_feed_detect(const char *body, size_t len, const char *content_
         json_decref(root);
         return f;
     }
-    if (*p == 'a' || *p == '#' || ci_contains(content_type ? content_type : "", "text")) {
-        return SR_FEED_ION;
-    }
-    return SR_FEED_AUTO;
+    return looks_ion(p, body + len) ? SR_FEED_ION : SR_FEED_AUTO;
 }
 
 int sr_feed_parse(struct sr_feed_result *res, const char *body, size_t len,
@@ -1074,7 +1094,7 @@ int sr_feed_parse(struct sr_feed_result *res, const char *body, size_t len,
         if (f == SR_FEED_AUTO) {
             f = detect_json(root);
         }
-    } else if (f == SR_FEED_AUTO && p && (*p == 'a' || *p == '#')) {
+    } else if (f == SR_FEED_AUTO && p && looks_ion(p, body + len)) {
         f = SR_FEED_ION;
     }
     int rv;
