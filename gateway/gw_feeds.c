@@ -847,35 +847,39 @@ static void put_passes(struct gw_feeds *f, sr_req *req)
         sr_buf_free(&d);
         return;
     }
-    /* authorise every satellite before anything is stored */
-    for (size_t i = 0; i < res.n; i++) {
-        if (!op_owns(op, res.passes[i].sat)) {
-            refuse_forbidden(f, req, "passes", op, res.passes[i].sat);
+    /* authorise every satellite named, withdrawn entries included, before anything is stored */
+    for (size_t i = 0; i < res.nspans; i++) {
+        if (!op_owns(op, res.spans[i].sat)) {
+            refuse_forbidden(f, req, "passes", op, res.spans[i].sat);
             sr_feed_result_free(&res);
             return;
         }
     }
-    /* one window per satellite: [first AOS, last LOS] (passes are sorted by sat, aos) */
-    struct sr_store_window *w = calloc(res.n ? res.n : 1, sizeof(*w));
+    /* one window per satellite: the span the feed speaks about (first to last time of its
+     * passes and withdrawn entries), with that satellite's passes (contiguous, sorted) */
+    struct sr_store_window *w = calloc(res.nspans ? res.nspans : 1, sizeof(*w));
     if (!w) {
         sr_feed_result_free(&res);
         refuse(f, req, "passes", 503, "nomem", "out of memory", NULL);
         return;
     }
     size_t nw = 0;
-    for (size_t i = 0; i < res.n; i++) {
-        const struct sr_pass_rec *p = &res.passes[i];
-        if (nw == 0 || strcmp(w[nw - 1].sat, p->sat) != 0) {
-            w[nw].sat = p->sat;
-            w[nw].passes = p;
-            w[nw].from_ms = p->aos_ms;
-            w[nw].to_ms = p->los_ms;
-            nw++;
+    for (size_t i = 0; i < res.nspans; i++) {
+        const struct sr_feed_span *sp = &res.spans[i];
+        if (sp->to_ms <= sp->from_ms) {
+            continue;
         }
-        struct sr_store_window *cur = &w[nw - 1];
-        cur->n++;
-        if (p->los_ms > cur->to_ms) {
-            cur->to_ms = p->los_ms;
+        struct sr_store_window *cur = &w[nw++];
+        cur->sat = sp->sat;
+        cur->from_ms = sp->from_ms;
+        cur->to_ms = sp->to_ms;
+        for (size_t k = 0; k < res.n; k++) {
+            if (!strcmp(res.passes[k].sat, sp->sat)) {
+                if (!cur->passes) {
+                    cur->passes = &res.passes[k];
+                }
+                cur->n++;
+            }
         }
     }
     size_t changed = 0;

@@ -98,7 +98,32 @@ struct coll {
     struct origin *o;
     size_t n, cap, max;
     size_t skipped;
+    struct sr_feed_span *x; /* withdrawn entries (cancelled, failed) of our satellites */
+    size_t nx, capx;
 };
+
+/* Remembers the time span of a withdrawn entry, so the schedule's window
+ * covers it and an earlier upload's pass there is replaced by nothing. Best
+ * effort: an entry whose identity or times do not parse is just skipped. */
+static void note_withdrawn(struct coll *c, const char *sat, int64_t a, int64_t b)
+{
+    if (!sat || !*sat || strlen(sat) >= SR_TARGET_IDMAX || b <= a || c->nx >= c->max) {
+        return;
+    }
+    if (c->nx == c->capx) {
+        size_t ncap = c->capx ? c->capx * 2 : 8;
+        struct sr_feed_span *nx = realloc(c->x, ncap * sizeof(*nx));
+        if (!nx) {
+            return; /* only widens a window: losing it is safe */
+        }
+        c->x = nx;
+        c->capx = ncap;
+    }
+    struct sr_feed_span *sp = &c->x[c->nx++];
+    memcpy(sp->sat, sat, strlen(sat) + 1);
+    sp->from_ms = a;
+    sp->to_ms = b;
+}
 
 static int coll_push(struct coll *c, const struct sr_pass_rec *rec, const struct origin *o,
                      struct sr_feed_error *err)
@@ -130,6 +155,7 @@ static void coll_free(struct coll *c)
 {
     free(c->p);
     free(c->o);
+    free(c->x);
     memset(c, 0, sizeof(*c));
 }
 
@@ -265,12 +291,43 @@ static int finish(struct coll *c, struct sr_feed_result *res, struct sr_feed_err
         }
     }
     free(ord);
+    /* one span per satellite: its passes and its withdrawn entries */
+    struct sr_feed_span *spans = malloc((c->n + c->nx + 1) * sizeof(*spans));
+    if (!spans) {
+        free(sorted);
+        return SR_ERR_NOMEM;
+    }
+    size_t ns = 0;
+    for (size_t i = 0; i < c->n + c->nx; i++) {
+        const char *sat = i < c->n ? sorted[i].sat : c->x[i - c->n].sat;
+        int64_t a = i < c->n ? sorted[i].aos_ms : c->x[i - c->n].from_ms;
+        int64_t b = i < c->n ? sorted[i].los_ms : c->x[i - c->n].to_ms;
+        size_t k = 0;
+        while (k < ns && strcmp(spans[k].sat, sat) != 0) {
+            k++;
+        }
+        if (k == ns) {
+            memcpy(spans[ns].sat, sat, strlen(sat) + 1);
+            spans[ns].from_ms = a;
+            spans[ns].to_ms = b;
+            ns++;
+            continue;
+        }
+        spans[k].from_ms = a < spans[k].from_ms ? a : spans[k].from_ms;
+        spans[k].to_ms = b > spans[k].to_ms ? b : spans[k].to_ms;
+    }
     if (c->n == 0) {
         free(sorted);
         sorted = NULL;
     }
+    if (ns == 0) {
+        free(spans);
+        spans = NULL;
+    }
     res->passes = sorted;
     res->n = c->n;
+    res->spans = spans;
+    res->nspans = ns;
     res->skipped = c->skipped;
     return 0;
 }
@@ -463,6 +520,19 @@ static int parse_aws_contact(json_t *it, const struct origin *o, const struct sr
     const char *status = json_string_value(st);
     if (in_list(status, aws_skip_status, sizeof(aws_skip_status) / sizeof(aws_skip_status[0]))) {
         c->skipped++;
+        json_t *arn = json_object_get(it, "satelliteArn");
+        json_t *gs = json_object_get(it, "groundStation");
+        int64_t a, b;
+        if (json_is_string(arn) &&
+            (!json_is_string(gs) ||
+             opts->lookup(opts->lookup_arg, SR_FEED_ID_STATION, json_string_value(gs))) &&
+            json_time(&a, json_object_get(it, "startTime"), true, o, NULL, NULL) == 0 &&
+            json_time(&b, json_object_get(it, "endTime"), true, o, NULL, NULL) == 0 &&
+            check_time(a, opts, past, future, o, NULL, NULL) == 0 &&
+            check_time(b, opts, past, future, o, NULL, NULL) == 0 && b - a <= SR_FEED_MAX_PASS_MS) {
+            note_withdrawn(
+                c, opts->lookup(opts->lookup_arg, SR_FEED_ID_ARN, json_string_value(arn)), a, b);
+        }
         return 0;
     }
     if (!in_list(status, aws_pass_status, sizeof(aws_pass_status) / sizeof(aws_pass_status[0]))) {
@@ -578,6 +648,18 @@ static int parse_satnogs(json_t *root, const struct sr_feed_opts *opts, int64_t 
         }
         if (json_is_string(st) && !strcmp(json_string_value(st), "failed")) {
             c->skipped++;
+            json_t *nv = json_object_get(it, "norad_cat_id");
+            int64_t a, b;
+            if (json_is_integer(nv) &&
+                json_time(&a, json_object_get(it, "start"), false, &o, NULL, NULL) == 0 &&
+                json_time(&b, json_object_get(it, "end"), false, &o, NULL, NULL) == 0 &&
+                check_time(a, opts, past, future, &o, NULL, NULL) == 0 &&
+                check_time(b, opts, past, future, &o, NULL, NULL) == 0 &&
+                b - a <= SR_FEED_MAX_PASS_MS) {
+                char norad[32];
+                snprintf(norad, sizeof(norad), "%" JSON_INTEGER_FORMAT, json_integer_value(nv));
+                note_withdrawn(c, opts->lookup(opts->lookup_arg, SR_FEED_ID_NORAD, norad), a, b);
+            }
             continue;
         }
         bool here;
@@ -1134,6 +1216,7 @@ void sr_feed_result_free(struct sr_feed_result *res)
 {
     if (res) {
         free(res->passes);
+        free(res->spans);
         memset(res, 0, sizeof(*res));
     }
 }

@@ -399,10 +399,22 @@ struct sr_feed_error {
     char msg[256];  /* one English line naming index/line and field */
 };
 
+/* The time a feed speaks about for one satellite: from the first to the last
+ * time of every entry naming it, its passes and also its withdrawn entries
+ * (cancelled or failed contacts and observations, whose times parse). A
+ * schedule replaces what was known for this span: a cancelled contact removes
+ * the pass an earlier upload announced there. */
+struct sr_feed_span {
+    char sat[SR_TARGET_IDMAX];
+    int64_t from_ms, to_ms;
+};
+
 struct sr_feed_result {
-    sr_feed_format format;     /* what was parsed (detected or forced) */
+    sr_feed_format format;      /* what was parsed (detected or forced) */
     struct sr_pass_rec *passes; /* malloc'd, sorted by (sat, aos); NULL when n == 0 */
     size_t n;
+    struct sr_feed_span *spans; /* malloc'd, one per satellite named; NULL when nspans == 0 */
+    size_t nspans;
     size_t skipped;   /* entries that are not passes here (cancelled, other station, ...) */
     char station[64]; /* the station the feed names, if any (truncated) */
 };

@@ -376,6 +376,26 @@ def test_malformed_after_good_leaves_the_good_one():
     finish(env)
 
 
+def test_cancelled_contact_withdraws_the_pass():
+    env, g = gateway("cancel")
+    path, text = shifted_sample(env, "aws-contacts.json")
+    doc = json.loads(text)
+    cancelled = [c for c in doc["contactList"] if c["contactStatus"] == "CANCELLED"][0]
+    for c in doc["contactList"]:
+        c["contactStatus"] = "SCHEDULED" if c is cancelled else c["contactStatus"]
+    p = write(env, "scheduled.json", json.dumps(doc))
+    st, body = upload(g, "passes", p, key(env, "acme"), "application/json")
+    check(st == 200 and body["accepted"] == 4, "all scheduled: %r" % body)
+    aos = iso(ms_of(cancelled["startTime"]))
+    check(aos in [x["aos"] for x in passes(g, "sat-1")], "the contact is a pass")
+    # the operator cancels it: the next contact list withdraws the pass
+    st, body = upload(g, "passes", path, key(env, "acme"), "application/json")
+    check(st == 200 and body["accepted"] == 3 and body["skipped"] == 2, "cancelled: %r" % body)
+    check(aos not in [x["aos"] for x in passes(g, "sat-1")], "the cancelled pass is gone")
+    check(len(passes(g, "sat-1")) == 2, "the others stay")
+    finish(env)
+
+
 def test_restart_keeps_what_was_accepted():
     env, g = gateway("restart")
     path, _ = shifted_sample(env, "aws-contacts.json")
@@ -501,6 +521,7 @@ if __name__ == "__main__":
         test_each_format_is_served_to_the_millisecond,
         test_trust_failures_store_nothing,
         test_malformed_after_good_leaves_the_good_one,
+        test_cancelled_contact_withdraws_the_pass,
         test_restart_keeps_what_was_accepted,
         test_elements_tle_and_omm_predict_passes,
         test_config_errors_name_the_line,

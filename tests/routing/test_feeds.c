@@ -128,6 +128,14 @@ static void test_aws_sample(void **state)
     assert_true(r.passes[2].aos_ms == t("2026-11-23T08:11:12.750Z"));
     assert_true(fabs(r.passes[2].max_el_deg - 40.0) < 1e-9); /* RADIAN */
     assert_string_equal(r.passes[2].source, "aws");
+    /* the spans include the withdrawn contacts (CANCELLED, FAILED_TO_SCHEDULE) */
+    assert_int_equal(r.nspans, 2);
+    assert_string_equal(r.spans[0].sat, "sat-1");
+    assert_true(r.spans[0].from_ms == t("2026-11-22T15:58:16.442Z"));
+    assert_true(r.spans[0].to_ms == t("2026-11-23T09:17:40Z"));
+    assert_string_equal(r.spans[1].sat, "sat-2");
+    assert_true(r.spans[1].from_ms == t("2026-11-23T08:11:12.750Z"));
+    assert_true(r.spans[1].to_ms == t("2026-11-23T11:02:10Z"));
     sr_feed_result_free(&r);
     free(body);
 
@@ -163,6 +171,8 @@ static void test_satnogs_sample(void **state)
     assert_true(r.passes[0].max_el_deg == 47.0);
     assert_string_equal(r.passes[1].sat, "sat-2");
     assert_true(r.passes[1].max_el_deg == 72.0);
+    assert_int_equal(r.nspans, 2);
+    assert_true(r.spans[0].to_ms == t("2026-11-23T16:45:21Z")); /* the failed observation */
     sr_feed_result_free(&r);
     free(body);
 }
@@ -353,6 +363,16 @@ static void test_other_station_and_limits(void **state)
     assert_int_equal(parse_str(&r, aws, &o, &e), 0);
     assert_int_equal(r.n, 0);
     assert_int_equal(r.skipped, 1);
+    sr_feed_result_free(&r);
+    /* a cancelled contact alone still speaks for its span */
+    const char *cancelled =
+        "{\"contactList\":[{\"contactStatus\":\"CANCELLED\",\"satelliteArn\":\"" ARN2
+        "\",\"startTime\":1795390000,\"endTime\":1795390600}]}";
+    assert_int_equal(parse_str(&r, cancelled, &o, &e), 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(r.nspans, 1);
+    assert_string_equal(r.spans[0].sat, "sat-2");
+    assert_true(r.spans[0].from_ms == 1795390000000LL && r.spans[0].to_ms == 1795390600000LL);
     sr_feed_result_free(&r);
     /* ION: contacts with station node 9 (another station) are skipped */
     assert_int_equal(parse_str(&r, "a contact +0 +600 9 21 100\n", &o, &e), 0);
