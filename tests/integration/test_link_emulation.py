@@ -65,8 +65,19 @@ def test_satellite_reachable_only_in_its_pass():
     check(not reachable(port), "below the mask: connection refused")
     check(srtest.metric(aport, "skyroute_node_link_up") == 0, "link_up gauge is 0")
 
-    node = {"id": "sat-1", "url": "http://127.0.0.1:%d" % port, "pub": pub, "kind": "satellite"}
-    g = env.start_gateway("gs-test", [node])
+    # the gateway learns the satellite's passes from its elements, uploaded
+    # signed by the operator that speaks for it
+    okey, opub = env.keygen("ops")
+    node = {"id": "sat-1", "url": "http://127.0.0.1:%d" % port, "pub": pub, "kind": "satellite",
+            "extra": {"catnum": "90000"}}
+    g = env.start_gateway("gs-test", [node],
+                          extra_gateway="station = %s\nmin_el_deg = %s" % (STATION, mask),
+                          sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1\n")
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(tle, "rb").read(), check=True)
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + tle,
+             "-H", "content-type: text/plain", "-H",
+             "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
+    check(b'"accepted"' in r.stdout, "elements accepted: %r" % r.stdout)
     payload = os.path.join(env.dir, "p.bin")
     with open(payload, "wb") as f:
         f.write(b"hello orbit")
