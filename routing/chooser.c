@@ -494,8 +494,19 @@ struct pick {
     uint32_t sat[SEEN_MAX / 2];
     int64_t los[SEEN_MAX / 2];
     size_t n;
+    bool inview_done;
     struct seen seen;
 };
+
+static void pick_seal_in_view(struct pick *p)
+{
+    if (!p->inview_done) {
+        p->inview_done = true;
+        for (size_t i = 0; i < p->n; i++) {
+            seen_add(&p->seen, p->sat[i]);
+        }
+    }
+}
 
 static bool pick_one(void *arg, const struct ient *e)
 {
@@ -504,14 +515,9 @@ static bool pick_one(void *arg, const struct ient *e)
     if (tgt < 0 || !p->r->t[tgt].scheduled) {
         return true;
     }
-    if (e->aos > p->now && p->n >= p->max) {
-        return false; /* in-view ones are all seen; enough upcoming windows */
-    }
-    if (seen_has(&p->seen, (uint32_t)tgt)) {
-        return true;
-    }
     if (e->aos <= p->now) {
-        /* in view: keep the |max| with the latest LOS, sorted by LOS descending */
+        /* In view. A satellite's passes do not overlap, so each appears once
+         * here: keep the |max| with the latest LOS, sorted by LOS descending. */
         if (p->n == p->max && e->los <= p->los[p->n - 1]) {
             return true;
         }
@@ -523,12 +529,16 @@ static bool pick_one(void *arg, const struct ient *e)
         }
         p->sat[j] = (uint32_t)tgt;
         p->los[j] = e->los;
-        seen_add(&p->seen, (uint32_t)tgt);
         return true;
     }
-    p->sat[p->n] = (uint32_t)tgt;
-    p->los[p->n++] = e->los;
-    seen_add(&p->seen, (uint32_t)tgt);
+    pick_seal_in_view(p);
+    if (p->n >= p->max) {
+        return false; /* enough upcoming windows */
+    }
+    if (seen_add(&p->seen, (uint32_t)tgt)) {
+        p->sat[p->n] = (uint32_t)tgt;
+        p->los[p->n++] = e->los;
+    }
     return true;
 }
 
@@ -568,7 +578,9 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
             int64_t to = w->store_and_forward
                              ? (w->deadline_ms > now_ms ? w->deadline_ms : now_ms + 1)
                              : now_ms + 1;
+            p->inview_done = false;
             sr__index_scan(r, now_ms, to, pick_one, p);
+            pick_seal_in_view(p);
             for (size_t i = 0; i < p->n; i++) {
                 sr__evaluate(r, p->sat[i], w, now_ms, data_slot, &c);
                 topk_add(&k, &c);

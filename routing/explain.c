@@ -101,7 +101,7 @@ int sr_explain_json(sr_buf *b, const sr_router *r, const struct sr_workload *w, 
         rv = rv ? rv : num(b, "predicted_ms", x->predicted_ms >= 0 ? x->predicted_ms : NAN);
         rv = rv ? rv : num(b, "margin_ms", x->margin_ms);
         rv = rv ? rv : num(b, "cost", x->cost < 1e300 ? x->cost : NAN);
-        rv = rv ? rv : sr_buf_appendf(b, ",\"components\":{\"fetch_ms\":%.3f", x->fetch_ms);
+        rv = rv ? rv : sr_buf_appendf(b, ",\"components\":{\"fetch_ms\":%.6g", x->fetch_ms);
         rv = rv ? rv : num(b, "wait_ms", x->wait_ms);
         rv = rv ? rv : num(b, "uplink_ms", x->uplink_ms);
         rv = rv ? rv : num(b, "light_up_ms", x->light_up_ms);

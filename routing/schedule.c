@@ -354,10 +354,12 @@ int sr_router_set_passes(sr_router *r, const char *sat, int64_t from_ms, int64_t
         p->down_bps = rc->downlink_bps;
         p->light_ms = (float)rc->light_ms;
         p->src = (uint8_t)src_code(r, rc->source);
-        /* a re-fed pass keeps the bytes already promised in it */
+        /* a re-fed pass (AOS within a minute) keeps the bytes already promised in it */
+        int64_t best = 60000;
         for (uint32_t j = 0; j < sl->n; j++) {
             const struct pass *o = &sl->p[j];
-            if (overlaps(o->aos, o->los, from_ms, to_ms) && llabs(o->aos - p->aos) < 60000) {
+            if (overlaps(o->aos, o->los, from_ms, to_ms) && llabs(o->aos - p->aos) < best) {
+                best = llabs(o->aos - p->aos);
                 p->res_up = o->res_up;
                 p->res_down = o->res_down;
             }
