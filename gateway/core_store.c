@@ -396,6 +396,38 @@ int sr_store_put_passes(sr_store *st, const char *op, int64_t now_ms,
     return rv;
 }
 
+int sr_store_prune(sr_store *st, int64_t before_ms, size_t *deleted)
+{
+    if (deleted) {
+        *deleted = 0;
+    }
+    int rv = begin(st);
+    if (rv) {
+        return rv;
+    }
+    sqlite3_stmt *s;
+    rv = prepare(st, &s, "DELETE FROM passes WHERE los < ?1");
+    if (rv == 0) {
+        sqlite3_bind_int64(s, 1, before_ms);
+        rv = step_done(st, s, "prune passes");
+        sqlite3_finalize(s);
+    }
+    size_t n = rv == 0 ? (size_t)sqlite3_changes(st->db) : 0;
+    if (rv == 0) {
+        rv = prepare(st, &s, "DELETE FROM windows WHERE to_ms < ?1");
+    }
+    if (rv == 0) {
+        sqlite3_bind_int64(s, 1, before_ms);
+        rv = step_done(st, s, "prune windows");
+        sqlite3_finalize(s);
+    }
+    rv = end(st, rv);
+    if (rv == 0 && deleted) {
+        *deleted = n;
+    }
+    return rv;
+}
+
 int sr_store_windows(sr_store *st, const char *sat, struct sr_store_span **out, size_t *n)
 {
     *out = NULL;

@@ -341,6 +341,12 @@ int sr_store_put_passes(sr_store *st, const char *op, int64_t now_ms,
 int sr_store_passes(sr_store *st, const char *sat, int64_t from_ms, int64_t to_ms,
                     struct sr_pass_rec **out, size_t *n) SR_WARN_UNUSED;
 
+/* Forgets passes and operator windows that ended before |before_ms| (the
+ * gateway calls it hourly with now - 31 days, so the store does not grow
+ * without bound). *deleted (may be NULL) gets the number of passes removed.
+ * 0, SR_ERR_IO or SR_ERR_NOMEM; on failure nothing is removed. */
+int sr_store_prune(sr_store *st, int64_t before_ms, size_t *deleted) SR_WARN_UNUSED;
+
 /* A span covered by operator schedules. */
 struct sr_store_span {
     char sat[SR_TARGET_IDMAX];

@@ -51,6 +51,7 @@
 #define DEFAULT_LIST_MS (7 * 86400 * 1000LL) /* GET /v1/passes without &to= */
 #define MAX_LIST 100000
 #define MAX_ELEMENT_SETS 100000
+#define PRUNE_AFTER_MS (31 * 86400 * 1000LL) /* as far back as a feed may reach */
 
 struct sat_info {
     char id[SR_TARGET_IDMAX];
@@ -419,11 +420,21 @@ static void refresh_predictions(struct gw_feeds *f)
     sr_metrics_set(f->g->metrics, "skyroute_feed_predicted_passes", "", (double)total);
 }
 
+/* Hourly: forget passes older than a feed may mention, and move the
+ * prediction horizon on. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    refresh_predictions(arg);
+    struct gw_feeds *f = arg;
+    size_t gone = 0;
+    if (sr_store_prune(f->store, sr_now_ms() - PRUNE_AFTER_MS, &gone) == 0 && gone) {
+        sr_log(SR_LOG_INFO, "feeds: forgot %zu passes older than 31 days", gone);
+        for (size_t i = 0; i < f->nsats; i++) {
+            (void)resync(f, &f->sats[i]);
+        }
+    }
+    refresh_predictions(f);
 }
 
 static bool has_word(const char *s, size_t n, const char *w)

@@ -130,6 +130,17 @@ static void test_passes_persist_and_replace(void **state)
     assert_int_equal(n, 2);
     free(sp);
 
+    /* pruning forgets what ended before the cut, passes and windows */
+    size_t gone = 0;
+    assert_int_equal(sr_store_prune(st, T0 + 600001, &gone), 0);
+    assert_int_equal(gone, 1); /* sat-2's pass ended at T0 + 500000 */
+    assert_int_equal(sr_store_passes(st, NULL, INT64_MIN, INT64_MAX, &out, &n), 0);
+    assert_int_equal(n, 2);
+    free(out);
+    assert_int_equal(sr_store_windows(st, "sat-2", &sp, &n), 0);
+    assert_int_equal(n, 0);
+    free(sp);
+
     /* bad windows are refused before anything is written */
     struct sr_store_window bad = {"sat-2", T0, T0 + 10, c, 1}; /* a sat-1 pass in a sat-2 window */
     assert_int_equal(sr_store_put_passes(st, "acme", T0, &bad, 1, NULL), SR_ERR_INVAL);
