@@ -21,6 +21,8 @@ static const char usage_text[] =
     "  propagate --verify FILE         Vallado verification output (tcppver.out)\n"
     "  passes --elements FILE --station LAT,LON,ALT_M --from T --to T [--json]\n"
     "  elements synth ...              synthetic Walker shells and overhead passes\n"
+    "  route --config FILE [WORKLOAD]  explain a routing decision (no daemon needed)\n"
+    "  sim SCENARIO [--seed N] [--json]  compare routing policies in simulation\n"
     "\n"
     "Each command answers --help. Options: --help, --version.\n";
 
@@ -32,7 +34,8 @@ struct sub {
 static const struct sub subs[] = {
     {"keygen", sr_cli_keygen}, {"seal", sr_cli_seal},         {"open", sr_cli_open},
     {"sign", sr_cli_sign},     {"verify", sr_cli_verify},     {"propagate", sr_cli_propagate},
-    {"passes", sr_cli_passes}, {"elements", sr_cli_elements},
+    {"passes", sr_cli_passes}, {"elements", sr_cli_elements}, {"route", sr_cli_route},
+    {"sim", sr_cli_sim},
 };
 
 int sr_cli_usage_error(const char *sub, const char *usage, const char *fmt, ...)

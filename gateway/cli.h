@@ -21,6 +21,10 @@ int sr_cli_propagate(int argc, char **argv);
 int sr_cli_passes(int argc, char **argv);
 int sr_cli_elements(int argc, char **argv); /* "elements synth ..." */
 
+/* cli_route.c, cli_sim.c */
+int sr_cli_route(int argc, char **argv); /* explain a routing decision from a config */
+int sr_cli_sim(int argc, char **argv);   /* policy evaluation on a virtual clock */
+
 /* Shared helper: prints "skyroute SUB: MSG" and |usage| to stderr; returns 2. */
 int sr_cli_usage_error(const char *sub, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -311,6 +311,54 @@ int sr_explain_text(sr_buf *b, const sr_router *r, const struct sr_workload *w, 
 /* Bytes of router memory per stored pass (index included), for benchmarks. */
 size_t sr_router_pass_bytes(const sr_router *r);
 
+/* ---- simulator (skyroute sim) ---------------------------------------------------------- */
+
+/*
+ * Runs a routing policy over a scenario on a virtual clock against a "truth"
+ * that differs from what the router is told: latency and compute jitter
+ * (log-normal), target outages, link fades per pass, and element ageing (each
+ * satellite's real passes are shifted by a few seconds from the predicted
+ * ones). The same seed gives the same workloads and the same truth for every
+ * policy, so policies are compared on identical traffic. Pure: no I/O, no
+ * clock; the caller reads the scenario file and feeds its keys.
+ *
+ * Policies: "skyroute" (this router, store-and-forward), "ground-only" (the
+ * same predictor over IDCs only), "least-rtt" (lowest current RTT among IDCs
+ * and satellites in view now, dispatched at once, no pass prediction),
+ * "random" (a uniformly random allowed target, planned by the predictor) and
+ * "oracle" (clairvoyant: evaluates every target against the truth). A failed
+ * dispatch is retried (at most 3 attempts) while the deadline allows.
+ */
+typedef struct sr_sim sr_sim;
+
+struct sr_sim_result {
+    char name[32];
+    size_t workloads, met, completed;
+    double deadline_met; /* met / workloads */
+    double p50_ms, p99_ms; /* completion latency of completed workloads */
+    double energy_kwh, carbon_kg, bytes_moved;
+};
+
+/* 0 or SR_ERR_NOMEM. */
+int sr_sim_new(sr_sim **out) SR_WARN_UNUSED;
+void sr_sim_free(sr_sim *s);
+/* Sets one scenario key (see deploy/scenarios/README.md for the format).
+ * 0, or SR_ERR_PARSE / SR_ERR_RANGE / SR_ERR_NOTFOUND (unknown key) with a
+ * message in |err|. */
+int sr_sim_set(sr_sim *s, const char *section, const char *key, const char *value, char *err,
+               size_t errlen) SR_WARN_UNUSED;
+/* Adds satellites from element sets (copied). 0 or SR_ERR_NOMEM. */
+int sr_sim_add_elements(sr_sim *s, const struct sr_elements *e, size_t n) SR_WARN_UNUSED;
+/* Predicts passes and eclipses for the scenario. Call after the keys, before
+ * running. 0 or an error with a message. */
+int sr_sim_prepare(sr_sim *s, char *err, size_t errlen) SR_WARN_UNUSED;
+/* Policy names, NULL-terminated. */
+const char *const *sr_sim_policies(void);
+/* Runs |policy| with |seed|. |progress| (may be NULL) is called now and then
+ * with the fraction done. 0, SR_ERR_NOTFOUND (unknown policy), SR_ERR_NOMEM. */
+int sr_sim_run(sr_sim *s, const char *policy, uint64_t seed, struct sr_sim_result *out,
+               void (*progress)(void *arg, double frac), void *arg) SR_WARN_UNUSED;
+
 /* ==== operator feeds (routing/feeds.c) ==================================================== */
 
 /*
