@@ -11,8 +11,6 @@ import json
 import math
 import os
 import re
-import signal
-import subprocess
 import tempfile
 import time
 
@@ -63,9 +61,10 @@ def shift_days():
     return (datetime.datetime.now(datetime.timezone.utc).date() - SAMPLE_NOW).days
 
 
-def _regroup(m):
+def _shift_date(m, days):
+    """A date matched as (YYYY)(sep)(MM)(DD)(T, '-' or ' ') moved by |days|."""
     d = datetime.date(int(m.group(1)), int(m.group(3)), int(m.group(4)))
-    d += datetime.timedelta(days=_regroup.days)
+    d += datetime.timedelta(days=days)
     sep = m.group(2)
     return "%04d%s%02d%s%02d%s" % (d.year, sep, d.month, sep, d.day, m.group(5))
 
@@ -76,11 +75,13 @@ def _shift_epoch(num, days):
 
 
 def shifted_sample(env, name, days=None):
+    """The sample moved by whole days to sit around today: ISO dates
+    (2026-11-23T...), ION dates (2026/11/23-...) and AWS epoch seconds."""
     days = shift_days() if days is None else days
-    _regroup.days = days
     with open(os.path.join(FEEDS, name)) as f:
         text = f.read()
-    text = re.sub(r"(\d{4})([-/])(\d\d)\2(\d\d)([T\- ])(?=\d\d:\d\d:\d\d)", _regroup, text)
+    text = re.sub(r"(\d{4})([-/])(\d\d)\2(\d\d)([T\- ])(?=\d\d:\d\d:\d\d)",
+                  lambda m: _shift_date(m, days), text)
     text = re.sub(r'("(?:startTime|endTime|prePassStartTime|postPassEndTime)": )(\d+(?:\.\d+)?)',
                   lambda m: m.group(1) + _shift_epoch(m.group(2), days), text)
     p = env.path("shifted-" + name)
