@@ -41,6 +41,7 @@ static const struct {
 } ext_keys[] = {
     {"gateway", "station"},        /* LAT,LON,ALT_M of this ground station */
     {"gateway", "min_el_deg"},     /* elevation mask for predicted passes */
+    {"gateway", "station_names"},  /* how operator feeds name this station (gw_feeds.c) */
     {"operator.*", "pubkey"},      /* operator feeds: who may upload */
     {"operator.*", "satellites"},  /* ID, ID, ... or * */
     {"satellite.*", "catnum"},     /* NORAD catalogue number in feeds */

@@ -82,6 +82,8 @@ struct gw_feeds {
     size_t nsats;
     bool has_station;
     sr_station station;
+    char **names; /* [gateway] station_names: how feeds name this station; none = any */
+    size_t nnames;
     double min_el_deg;
     struct event *timer;
 };
@@ -168,6 +170,45 @@ static int load_sats(struct gw_feeds *f, char *err, size_t errlen)
                 return SR_ERR_CONFIG;
             }
         }
+    }
+    return 0;
+}
+
+/* "Ohio 1, 2741, 1": the names and numbers feeds use for this station. */
+static int load_station_names(struct gw_feeds *f, char *err, size_t errlen)
+{
+    const struct sr_config *cfg = f->g->cfg;
+    int line = 0;
+    const char *v = sr_config_get(cfg, "gateway", "station_names", &line);
+    while (v && *v) {
+        while (*v == ' ' || *v == '\t' || *v == ',') {
+            v++;
+        }
+        const char *e = v;
+        while (*e && *e != ',') {
+            e++;
+        }
+        const char *t = e;
+        while (t > v && (t[-1] == ' ' || t[-1] == '\t')) {
+            t--;
+        }
+        if (t > v) {
+            char **nn = realloc(f->names, (f->nnames + 1) * sizeof(*nn));
+            if (!nn || !(nn[f->nnames] = strndup(v, (size_t)(t - v)))) {
+                if (nn) {
+                    f->names = nn;
+                }
+                snprintf(err, errlen, "out of memory");
+                return SR_ERR_NOMEM;
+            }
+            f->names = nn;
+            f->nnames++;
+        }
+        v = e;
+    }
+    if (sr_config_get(cfg, "gateway", "station_names", &line) && f->nnames == 0) {
+        snprintf(err, errlen, "%s:%d: 'station_names' in [gateway] lists no name", cfg->path, line);
+        return SR_ERR_CONFIG;
     }
     return 0;
 }
@@ -581,7 +622,8 @@ int gw_feeds_init(struct gw *g, char *err, size_t errlen)
                       errlen) != 0) {
         return -1;
     }
-    if (load_sats(f, err, errlen) != 0 || load_operators(f, err, errlen) != 0) {
+    if (load_sats(f, err, errlen) != 0 || load_operators(f, err, errlen) != 0 ||
+        load_station_names(f, err, errlen) != 0) {
         return -1;
     }
     if (g->check_only) {
@@ -623,6 +665,10 @@ void gw_feeds_free(struct gw *g)
         free(f->ops[i].sats);
     }
     free(f->ops);
+    for (size_t i = 0; i < f->nnames; i++) {
+        free(f->names[i]);
+    }
+    free(f->names);
     for (size_t i = 0; i < f->nsats; i++) {
         sr_sat_free(f->sats[i].sat);
         free(f->sats[i].pred);
@@ -745,7 +791,13 @@ static const char *feed_lookup(void *arg, sr_feed_id_kind kind, const char *v)
 {
     struct gw_feeds *f = arg;
     if (kind == SR_FEED_ID_STATION) {
-        return ""; /* every station a feed names is taken to be this one */
+        /* without [gateway] station_names every station a feed names is this one */
+        for (size_t i = 0; i < f->nnames; i++) {
+            if (!strcmp(f->names[i], v)) {
+                return "";
+            }
+        }
+        return f->nnames ? NULL : "";
     }
     uint64_t num = 0;
     if (kind == SR_FEED_ID_NORAD || kind == SR_FEED_ID_ION_NODE) {

@@ -144,7 +144,7 @@ def passes(g, sat=None, frm=None, to=None):
     return body["passes"]
 
 
-def gateway(name, extra_ops=""):
+def gateway(name, extra_ops="", extra_gateway=""):
     env = srtest.Env(name)
     targets = []
     for sid, ids in SATS.items():
@@ -156,7 +156,9 @@ def gateway(name, extra_ops=""):
     ops = ("[operator.acme]\npubkey = acme.pub\nsatellites = sat-1, sat-2\n\n"
            "[operator.zeta]\npubkey = zeta.pub\nsatellites = sat-3\n" + extra_ops)
     g = env.start_gateway("gs-test", targets,
-                          extra_gateway="station = %s\nmin_el_deg = 10" % STATION, sections=ops)
+                          extra_gateway="station = %s\nmin_el_deg = 10\n%s" % (STATION,
+                                                                                extra_gateway),
+                          sections=ops)
     return env, g
 
 
@@ -397,6 +399,23 @@ def test_cancelled_contact_withdraws_the_pass():
     finish(env)
 
 
+def test_other_stations_are_skipped():
+    env, g = gateway("stations", extra_gateway="station_names = Ohio 1, 2741, 1")
+    path, text = shifted_sample(env, "aws-contacts.json")
+    doc = json.loads(text)
+    doc["contactList"][1]["groundStation"] = "Ohio 2"  # a SCHEDULED sat-1 contact elsewhere
+    st, body = upload(g, "passes", write(env, "two.json", json.dumps(doc)), key(env, "acme"),
+                      "application/json")
+    check(st == 200 and body["accepted"] == 2 and body["skipped"] == 3, "AWS: %r" % body)
+    plan = "a contact +60 +600 1 21 100\na contact +700 +1200 5 21 100\n"
+    st, body = upload(g, "passes", write(env, "plan.txt", plan), key(env, "acme"), "text/plain")
+    check(st == 200 and body["accepted"] == 1 and body["skipped"] == 1, "ION: %r" % body)
+    sched = {"station": "Somewhere Else", "passes": []}
+    st, body = upload(g, "passes", write(env, "else.json", json.dumps(sched)), key(env, "acme"))
+    check(st == 422 and body["detail"]["field"] == "station", "JSON for another station: %r" % body)
+    finish(env)
+
+
 def test_restart_keeps_what_was_accepted():
     env, g = gateway("restart")
     path, _ = shifted_sample(env, "aws-contacts.json")
@@ -507,6 +526,7 @@ def test_config_errors_name_the_line():
         (good.replace("pubkey = acme.pub", "pubkey = nope.pub"), ":13:", "nope.pub"),
         (good.replace("satellites = sat-1\n", ""), ":12:", "needs 'satellites'"),
         (good.replace("station =", "min_el_deg = 95\nstation ="), ":5:", "min_el_deg"),
+        (good.replace("station =", "station_names = ,\nstation ="), ":5:", "station_names"),
     ]
     for i, (text, line, phrase) in enumerate(cases):
         p = write(env, "bad%d.conf" % i, text)
@@ -523,6 +543,7 @@ if __name__ == "__main__":
         test_trust_failures_store_nothing,
         test_malformed_after_good_leaves_the_good_one,
         test_cancelled_contact_withdraws_the_pass,
+        test_other_stations_are_skipped,
         test_restart_keeps_what_was_accepted,
         test_elements_tle_and_omm_predict_passes,
         test_config_errors_name_the_line,
