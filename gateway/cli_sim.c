@@ -229,12 +229,15 @@ int sr_cli_sim(int argc, char **argv)
     sr_sim_free(ctx.sim);
     FILE *table = json ? stderr : stdout;
     if (!(json && quiet)) {
-        fprintf(table, "\n%-12s %9s %9s %10s %10s %11s %10s %12s\n", "policy", "workloads",
-                "deadline", "p50_ms", "p99_ms", "energy_kWh", "carbon_kg", "bytes_moved");
+        fprintf(table, "\n%-12s %9s %9s %10s %10s %11s %10s %12s %7s %6s %6s %6s\n", "policy",
+                "workloads", "deadline", "p50_ms", "p99_ms", "energy_kWh", "carbon_kg",
+                "bytes_moved", "refused", "failed", "late", "orbit");
         for (size_t i = 0; i < npol; i++) {
-            fprintf(table, "%-12s %9zu %8.2f%% %10.0f %10.0f %11.4f %10.4f %12.4g\n", res[i].name,
-                    res[i].workloads, res[i].deadline_met * 100, res[i].p50_ms, res[i].p99_ms,
-                    res[i].energy_kwh, res[i].carbon_kg, res[i].bytes_moved);
+            fprintf(table,
+                    "%-12s %9zu %8.2f%% %10.0f %10.0f %11.4f %10.4f %12.4g %7zu %6zu %6zu %6zu\n",
+                    res[i].name, res[i].workloads, res[i].deadline_met * 100, res[i].p50_ms,
+                    res[i].p99_ms, res[i].energy_kwh, res[i].carbon_kg, res[i].bytes_moved,
+                    res[i].refused, res[i].failures, res[i].late, res[i].on_orbit);
         }
     }
     if (json) {

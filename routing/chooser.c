@@ -42,6 +42,7 @@ void sr_policy_default(struct sr_policy *p)
     p->margin_ms = 0;
     p->margin_k = 2;
     p->max_windows = 16;
+    p->inflight_weight = 1;
 }
 
 int sr_router_new(sr_router **out)
@@ -60,6 +61,7 @@ void sr_router_free(sr_router *r)
         for (size_t i = 0; i < r->n; i++) {
             free(r->t[i].es);
             free(r->t[i].ecl);
+            free(r->t[i].cal.iv);
         }
         free(r->t);
         free(r->plain);
@@ -77,7 +79,8 @@ int sr_router_set_policy(sr_router *r, const struct sr_policy *p)
 {
     if (!finite_nonneg(p->time_weight) || !finite_nonneg(p->energy_weight) ||
         !finite_nonneg(p->price_weight) || !finite_nonneg(p->carbon_weight) ||
-        !finite_nonneg(p->margin_ms) || !finite_nonneg(p->margin_k) || p->max_windows > 4096) {
+        !finite_nonneg(p->margin_ms) || !finite_nonneg(p->margin_k) || p->max_windows > 4096 ||
+        !finite_nonneg(p->inflight_weight) || !finite_nonneg(p->link_margin)) {
         return SR_ERR_INVAL;
     }
     r->pol = *p;
@@ -299,6 +302,34 @@ void sr_router_success(sr_router *r, size_t idx, double elapsed_ms, double predi
     }
 }
 
+void sr_router_observe(sr_router *r, const struct sr_candidate *c, double elapsed_ms,
+                       double work_gop, int64_t now_ms)
+{
+    if (c->target >= r->n || !(elapsed_ms >= 0)) {
+        return;
+    }
+    double other =
+        c->fetch_ms + c->wait_ms + c->uplink_ms + c->queue_ms + c->result_wait_ms + c->downlink_ms;
+    double net = elapsed_ms - other;
+    /* sr_router_success subtracts the compute itself; the error is taken on the whole */
+    struct target *t = &r->t[c->target];
+    double err_mean = t->err_mean, err_abs = t->err_abs;
+    uint64_t n = t->successes;
+    sr_router_success(r, c->target, net > 0 ? net : 0, NAN, work_gop, now_ms);
+    t->err_mean = err_mean;
+    t->err_abs = err_abs;
+    if (c->predicted_ms >= 0) {
+        double err = elapsed_ms - c->predicted_ms;
+        if (n == 0) {
+            t->err_mean = err;
+            t->err_abs = fabs(err);
+        } else {
+            t->err_mean += ERR_ALPHA * (err - t->err_mean);
+            t->err_abs += ERR_ALPHA * (fabs(err) - t->err_abs);
+        }
+    }
+}
+
 void sr_router_failure(sr_router *r, size_t idx, int64_t now_ms)
 {
     if (idx >= r->n) {
@@ -402,10 +433,57 @@ int sr_router_commit(sr_router *r, const struct sr_workload *w, const struct sr_
         }
     }
     double arrive = (double)now_ms + c->fetch_ms + c->wait_ms + c->uplink_ms + c->light_up_ms;
-    double end = arrive + c->queue_ms + c->compute_ms;
-    if (end > (double)t->backlog_until && c->compute_ms > 0) {
-        t->backlog_until = (int64_t)end;
+    if (c->compute_ms > 0) {
+        double start = arrive + c->queue_ms - t->info.queue_ms;
+        return sr__cal_add(&t->cal, start, c->compute_ms, (double)now_ms - 60000.0);
     }
+    return 0;
+}
+
+double sr__cal_fit(const struct cal *c, double arrive, double dur)
+{
+    double start = arrive;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->iv[i][1] <= start) {
+            continue;
+        }
+        if (c->iv[i][0] >= start + dur) {
+            break;
+        }
+        start = c->iv[i][1];
+    }
+    return start;
+}
+
+int sr__cal_add(struct cal *c, double start, double dur, double forget)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->iv[i][1] >= forget) {
+            c->iv[keep][0] = c->iv[i][0];
+            c->iv[keep][1] = c->iv[i][1];
+            keep++;
+        }
+    }
+    c->n = keep;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        double(*ni)[2] = realloc(c->iv, ncap * sizeof(*ni));
+        if (!ni) {
+            return SR_ERR_NOMEM;
+        }
+        c->iv = ni;
+        c->cap = ncap;
+    }
+    size_t j = c->n;
+    while (j > 0 && c->iv[j - 1][0] > start) {
+        c->iv[j][0] = c->iv[j - 1][0];
+        c->iv[j][1] = c->iv[j - 1][1];
+        j--;
+    }
+    c->iv[j][0] = start;
+    c->iv[j][1] = start + dur;
+    c->n++;
     return 0;
 }
 

@@ -1169,6 +1169,10 @@ int sr_feed_parse(struct sr_feed_result *res, const char *body, size_t len,
         json_error_t je;
         root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         if (!root) {
+            /* jansson's lexer set-up fails only for memory, and says nothing */
+            if (json_error_code(&je) == json_error_out_of_memory || !je.text[0]) {
+                return SR_ERR_NOMEM;
+            }
             struct origin o = {NULL, -1, -1};
             return fail(err, SR_ERR_PARSE, &o, NULL, "malformed JSON at line %d column %d: %s",
                         je.line, je.column, je.text);

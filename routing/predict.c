@@ -39,8 +39,8 @@ static double xfer_ms(double bytes, double rate)
  * can carry it.
  */
 static const struct pass *leg(const struct slot *sl, const struct target *tg, double half,
-                              double bytes, bool up, double t, bool now_only, double *start,
-                              double *dur, double *light)
+                              double bytes, bool up, double t, bool now_only, double lm,
+                              double *start, double *dur, double *light)
 {
     const struct pass *p = sr__pass_after(sl, (int64_t)floor(t));
     const struct pass *end = sl->p + sl->n;
@@ -53,7 +53,7 @@ static const struct pass *leg(const struct slot *sl, const struct target *tg, do
                          : rate_or(p->down_bps, tg->info.downlink_bps);
         double d = xfer_ms(bytes, rate);
         double l = p->light_ms > 0 ? (double)p->light_ms : half;
-        if (s + d + l > (double)p->los) {
+        if (s + d * (1 + lm) + l > (double)p->los) {
             if (now_only) {
                 return NULL;
             }
@@ -61,7 +61,7 @@ static const struct pass *leg(const struct slot *sl, const struct target *tg, do
         }
         if (rate > 0 && bytes > 0) {
             double room = rate * ((double)p->los - s - l) / 1000.0 - (up ? p->res_up : p->res_down);
-            if (bytes > room) {
+            if (bytes * (1 + lm) > room) {
                 if (now_only) {
                     return NULL;
                 }
@@ -188,7 +188,7 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
             const struct target *dt = &r->t[r->slots[data_slot].target];
             double s, d, l;
             if (!leg(&r->slots[data_slot], dt, sr__ewma_at(dt, now) / 2, bytes_up, false, cur, !sf,
-                     &s, &d, &l)) {
+                     r->pol.link_margin, &s, &d, &l)) {
                 refuse(c, SR_WHY_DATA);
                 c->predicted_ms = -1;
                 c->cost = DBL_MAX;
@@ -215,7 +215,7 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
     } else {
         double s, d, l;
         const struct slot *sl = &r->slots[t->slot];
-        up = leg(sl, t, half, bytes_up, true, cur, false, &s, &d, &l);
+        up = leg(sl, t, half, bytes_up, true, cur, false, r->pol.link_margin, &s, &d, &l);
         if (!up) {
             refuse(c, SR_WHY_NO_WINDOW);
             c->predicted_ms = -1;
@@ -232,9 +232,12 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
             refuse(c, SR_WHY_WAIT);
         }
     }
-    double backlog = (double)t->backlog_until - arrive;
-    c->queue_ms = t->info.queue_ms + (backlog > 0 ? backlog : 0);
     c->compute_ms = compute_ms_of(t, w->work_gop);
+    c->queue_ms = t->info.queue_ms;
+    if (t->cal.n) {
+        c->queue_ms += sr__cal_fit(&t->cal, arrive + t->info.queue_ms, c->compute_ms) -
+                       (arrive + t->info.queue_ms);
+    }
     double cend = arrive + c->queue_ms + c->compute_ms;
     energy(t, w->work_gop, (int64_t)(arrive + c->queue_ms), c);
 
@@ -244,7 +247,8 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
     } else {
         double s, d, l;
         const struct slot *sl = &r->slots[t->slot];
-        down = leg(sl, t, half, (double)w->result_bytes, false, cend, false, &s, &d, &l);
+        down = leg(sl, t, half, (double)w->result_bytes, false, cend, false, r->pol.link_margin, &s,
+                   &d, &l);
         if (!down) {
             refuse(c, SR_WHY_NO_WINDOW);
             c->predicted_ms = -1;
@@ -270,7 +274,7 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
         refuse(c, SR_WHY_DEADLINE);
     }
     const struct sr_policy *pol = &r->pol;
-    c->cost = pol->time_weight * c->predicted_ms * (double)(t->inflight + 1) +
+    c->cost = pol->time_weight * c->predicted_ms * (1 + pol->inflight_weight * t->inflight) +
               pol->energy_weight * c->energy_j / 1000.0 + pol->price_weight * c->energy_price +
               pol->carbon_weight * c->carbon_g;
 }

@@ -224,7 +224,7 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
  * T + margin <= deadline - now, where margin = margin_ms + margin_k x the
  * target's mean absolute prediction error + max(0, its mean signed error).
  * Feasible candidates are ordered by
- *   cost = time_weight x T x (inflight + 1) + energy_weight x E/kJ
+ *   cost = time_weight x T x (1 + inflight_weight x inflight) + energy_weight x E/kJ
  *        + price_weight x price + carbon_weight x grams.
  */
 struct sr_policy {
@@ -235,7 +235,12 @@ struct sr_policy {
     double margin_ms;     /* fixed safety margin (default 0) */
     double margin_k;      /* multiples of the observed mean |error| (default 2) */
     unsigned max_windows; /* scheduled satellites evaluated per decision via the
-                             pass index, earliest windows first (default 32) */
+                             pass index: in view with the latest LOS, then the
+                             earliest next windows (default 16) */
+    double inflight_weight; /* time cost x (1 + this x in-flight dispatches); default 1 */
+    double link_margin;     /* a satellite transfer is planned in a pass only if it would
+                               still end before LOS taking (1 + this) x as long: headroom
+                               for fades and element error (default 0) */
 };
 
 /* Fills |p| with the defaults above. */
@@ -290,6 +295,14 @@ int sr_router_set_orbit(sr_router *r, size_t idx, const struct sr_elements *e,
 int sr_router_commit(sr_router *r, const struct sr_workload *w, const struct sr_candidate *c,
                      int64_t now_ms);
 
+/* Like sr_router_success, for a dispatch that followed candidate |c|: the
+ * peak-EWMA learns from the elapsed time minus every predicted component but
+ * the two light / network legs (so waits for windows, queues and transfers do
+ * not read as network latency), and the error statistics from elapsed -
+ * c->predicted_ms. */
+void sr_router_observe(sr_router *r, const struct sr_candidate *c, double elapsed_ms,
+                       double work_gop, int64_t now_ms);
+
 /* Bytes already reserved in |sat|'s pass that contains |t_ms| (uplink and
  * downlink). SR_ERR_NOTFOUND if no such pass. */
 int sr_router_pass_reserved(const sr_router *r, const char *sat, int64_t t_ms, double *up,
@@ -337,6 +350,10 @@ struct sr_sim_result {
     double deadline_met; /* met / workloads */
     double p50_ms, p99_ms; /* completion latency of completed workloads */
     double energy_kwh, carbon_kg, bytes_moved;
+    size_t refused;   /* workloads the policy had no target for */
+    size_t failures;  /* dispatches that failed (outage, cut at LOS) */
+    size_t late;      /* completed after the deadline */
+    size_t on_orbit;  /* completed on a satellite */
 };
 
 /* 0 or SR_ERR_NOMEM. */

@@ -37,6 +37,19 @@ struct bucket {
     uint32_t n, cap;
 };
 
+/* A compute calendar: committed [start, end) intervals, sorted, disjoint.
+ * Work that arrives later may run in an earlier gap (a satellite computes
+ * what is onboard, in arrival order, not in dispatch order). */
+struct cal {
+    double (*iv)[2];
+    size_t n, cap;
+};
+/* Earliest start >= |arrive| with |dur| free. */
+double sr__cal_fit(const struct cal *c, double arrive, double dur);
+/* Books [start, start + dur); forgets intervals that ended before |forget|.
+ * 0 or SR_ERR_NOMEM. */
+int sr__cal_add(struct cal *c, double start, double dur, double forget);
+
 struct target {
     struct sr_target_info info;
     double ewma_ms;
@@ -51,7 +64,7 @@ struct target {
     /* energy-aware router */
     int slot;                   /* schedule slot, or -1 */
     bool scheduled;             /* satellite with passes or an orbit: windows apply */
-    int64_t backlog_until;      /* committed compute ends here */
+    struct cal cal;             /* committed compute */
     struct sr_energy_point *es; /* energy forecast */
     size_t nes;
     int64_t (*ecl)[2]; /* eclipse intervals */

@@ -390,13 +390,15 @@ int sr_sim_set(sr_sim *s, const char *section, const char *key, const char *v, c
         }
     } else if (!strcmp(section, "policy")) {
         struct sr_policy p = s->pol;
-        double *f = !strcmp(key, "time_weight")     ? &p.time_weight
-                    : !strcmp(key, "energy_weight") ? &p.energy_weight
-                    : !strcmp(key, "price_weight")  ? &p.price_weight
-                    : !strcmp(key, "carbon_weight") ? &p.carbon_weight
-                    : !strcmp(key, "margin_ms")     ? &p.margin_ms
-                    : !strcmp(key, "margin_k")      ? &p.margin_k
-                                                    : NULL;
+        double *f = !strcmp(key, "time_weight")       ? &p.time_weight
+                    : !strcmp(key, "energy_weight")   ? &p.energy_weight
+                    : !strcmp(key, "price_weight")    ? &p.price_weight
+                    : !strcmp(key, "carbon_weight")   ? &p.carbon_weight
+                    : !strcmp(key, "margin_ms")       ? &p.margin_ms
+                    : !strcmp(key, "margin_k")        ? &p.margin_k
+                    : !strcmp(key, "inflight_weight") ? &p.inflight_weight
+                    : !strcmp(key, "link_margin")     ? &p.link_margin
+                                                      : NULL;
         if (f) {
             rv = num(f, v, 0, 1e12, err, errlen);
             s->pol = p;
@@ -569,8 +571,8 @@ struct run {
     int policy;
     uint64_t seed;
     sr_router *r;
-    size_t ntargets; /* IDCs first, then satellites */
-    double *busy;    /* truth: compute busy until (ms) */
+    size_t ntargets;  /* IDCs first, then satellites */
+    struct cal *busy; /* truth: compute calendars */
     int64_t (**out)[2];
     size_t *nout;
     double *shift; /* truth: pass time shift per satellite (ms) */
@@ -583,7 +585,8 @@ struct run {
     double *lat;
     size_t nlat;
     double energy_j, carbon_g, bytes;
-    size_t met;
+    size_t met, refused, failures, late, on_orbit;
+    bool nomem;
 };
 
 static int heap_push(struct run *R, struct event e)
@@ -754,10 +757,11 @@ static struct outcome truth_exec(struct run *R, size_t j, size_t k, double t, do
         }
         gops = c->gops;
         arrive = cur + (c->up_bps > 0 ? bytes / c->up_bps * 1000 : 0) + lat / 2;
-        double qstart = arrive > R->busy[k] ? arrive : R->busy[k];
-        double cend = qstart + c->queue_ms + (jb->w.work_gop / gops * 1000.0) * comp_f;
-        if (commit) {
-            R->busy[k] = cend;
+        double dur = (jb->w.work_gop / gops * 1000.0) * comp_f;
+        double qstart = sr__cal_fit(&R->busy[k], arrive + c->queue_ms, dur);
+        double cend = qstart + dur;
+        if (commit && sr__cal_add(&R->busy[k], qstart, dur, t - 3600000.0) != 0) {
+            R->nomem = true;
         }
         o.ok = true;
         o.t = cend + (c->down_bps > 0 ? (double)jb->w.result_bytes / c->down_bps * 1000 : 0) +
@@ -777,10 +781,11 @@ static struct outcome truth_exec(struct run *R, size_t j, size_t k, double t, do
         return o;
     }
     arrive = up_end + (s->sat_rtt * (lat_f - 1)) / 2; /* processing jitter */
-    double qstart = arrive > R->busy[k] ? arrive : R->busy[k];
-    double cend = qstart + s->sat_queue + (jb->w.work_gop / s->sat_gops * 1000.0) * comp_f;
-    if (commit) {
-        R->busy[k] = cend;
+    double dur = (jb->w.work_gop / s->sat_gops * 1000.0) * comp_f;
+    double qstart = sr__cal_fit(&R->busy[k], arrive + s->sat_queue, dur);
+    double cend = qstart + dur;
+    if (commit && sr__cal_add(&R->busy[k], qstart, dur, t - 3600000.0) != 0) {
+        R->nomem = true;
     }
     double down_end = truth_leg(R, sat, (double)jb->w.result_bytes, false, cend, true, &fail);
     if (down_end < 0) {
@@ -829,10 +834,27 @@ static bool choose(struct run *R, size_t j, int64_t t, size_t *k, struct sr_cand
     }
     size_t n = sr_router_rank(R->r, &w, t, R->cands, R->ntargets);
     if (R->policy == P_SKYROUTE || R->policy == P_GROUND) {
-        if (n == 0 || !R->cands[0].feasible) {
+        if (n == 0) {
             return false;
         }
         *c = R->cands[0];
+        if (!c->feasible) {
+            /* Nothing meets the deadline with its margin: best effort on the
+             * quickest plan that is allowed (the daemon answers 503 instead,
+             * letting the client decide; here the workload is run anyway). */
+            double best = DBL_MAX;
+            for (size_t i = 0; i < n; i++) {
+                const struct sr_candidate *x = &R->cands[i];
+                if ((x->why_code == SR_WHY_DEADLINE || x->feasible) && x->predicted_ms >= 0 &&
+                    x->predicted_ms < best) {
+                    best = x->predicted_ms;
+                    *c = *x;
+                }
+            }
+            if (best == DBL_MAX) {
+                return false;
+            }
+        }
     } else if (R->policy == P_RANDOM) {
         size_t nal = 0;
         for (size_t i = 0; i < R->ntargets; i++) {
@@ -938,6 +960,7 @@ static int dispatch(struct run *R, size_t j, int64_t t)
     bool search;
     while (jb->attempts < SIM_ATTEMPTS && t < jb->deadline) {
         if (!choose(R, j, t, &k, &c, &start, &search)) {
+            R->refused++;
             return 0; /* refused: the deadline is missed */
         }
         struct outcome o = truth_exec(R, j, k, (double)t, start, search, true);
@@ -964,13 +987,22 @@ static int on_end(struct run *R, const struct event *e)
     struct job *jb = &R->jobs[e->job];
     sr_router_end(R->r, jb->target);
     if (e->ok) {
-        sr_router_success(R->r, jb->target, (double)(e->t - jb->t_dispatch), jb->predicted,
-                          jb->w.work_gop, e->t);
+        if (R->policy == P_LEASTRTT) {
+            /* no plan: the plain end-to-end observation, as the old router took it */
+            sr_router_success(R->r, jb->target, (double)(e->t - jb->t_dispatch), jb->predicted,
+                              jb->w.work_gop, e->t);
+        } else {
+            sr_router_observe(R->r, &jb->cand, (double)(e->t - jb->t_dispatch), jb->w.work_gop,
+                              e->t);
+        }
         jb->done = e->t;
         R->lat[R->nlat++] = (double)(e->t - jb->arrive);
         if (e->t <= jb->deadline) {
             R->met++;
+        } else {
+            R->late++;
         }
+        R->on_orbit += is_sat(R, jb->target);
         R->energy_j += jb->cand.energy_j;
         R->carbon_g += jb->cand.carbon_g;
         bool onboard = jb->w.data_at[0] && !strcmp(jb->w.data_at, R->r->t[jb->target].info.id);
@@ -978,6 +1010,7 @@ static int on_end(struct run *R, const struct event *e)
         return 0;
     }
     sr_router_failure(R->r, jb->target, e->t);
+    R->failures++;
     return dispatch(R, e->job, e->t);
 }
 
@@ -1153,6 +1186,11 @@ static void run_free(struct run *R)
     free(R->out);
     free(R->nout);
     free(R->shift);
+    if (R->busy) {
+        for (size_t k = 0; k < R->ntargets; k++) {
+            free(R->busy[k].iv);
+        }
+    }
     free(R->busy);
     free(R->jobs);
     free(R->heap);
@@ -1201,6 +1239,9 @@ int sr_sim_run(sr_sim *s, const char *policy, uint64_t seed, struct sr_sim_resul
             }
         }
     }
+    if (rv == 0 && R.nomem) {
+        rv = SR_ERR_NOMEM;
+    }
     if (rv == 0) {
         memset(out, 0, sizeof(*out));
         snprintf(out->name, sizeof(out->name), "%s", policy);
@@ -1217,6 +1258,10 @@ int sr_sim_run(sr_sim *s, const char *policy, uint64_t seed, struct sr_sim_resul
         out->energy_kwh = R.energy_j / 3.6e6;
         out->carbon_kg = R.carbon_g / 1000;
         out->bytes_moved = R.bytes;
+        out->refused = R.refused;
+        out->failures = R.failures;
+        out->late = R.late;
+        out->on_orbit = R.on_orbit;
         if (progress) {
             progress(arg, 1.0);
         }
