@@ -841,6 +841,18 @@ static int feed_status(int code, const char **reason)
     }
 }
 
+/* A time in the query: 0 when absent (|*out| untouched) or parsed, -1 when
+ * present but not an RFC 3339 time (or too long to be one). */
+static int query_time(const char *path, const char *key, int64_t *out)
+{
+    char v[64];
+    int rv = sr_query_get(path, key, v, sizeof(v));
+    if (rv == SR_ERR_NOTFOUND) {
+        return 0;
+    }
+    return rv == 0 && sr_time_parse(out, v, (size_t)-1) == 0 ? 0 : -1;
+}
+
 static void put_passes(struct gw_feeds *f, sr_req *req)
 {
     size_t len;
@@ -858,16 +870,16 @@ static void put_passes(struct gw_feeds *f, sr_req *req)
     o.lookup_arg = f;
     const char *path = sr_req_path(req);
     char q[64];
-    if (sr_query_get(path, "epoch", q, sizeof(q)) == 0 &&
-        sr_time_parse(&o.epoch_ms, q, (size_t)-1) != 0) {
+    if (query_time(path, "epoch", &o.epoch_ms) != 0) {
         refuse(f, req, "passes", 400, "malformed", "bad query parameter",
                "{\"param\":\"epoch\",\"expected\":\"RFC 3339 time\"}");
         return;
     }
-    if (sr_query_get(path, "format", q, sizeof(q)) == 0) {
+    int qf = sr_query_get(path, "format", q, sizeof(q));
+    if (qf != SR_ERR_NOTFOUND) {
         static const sr_feed_format fmts[] = {SR_FEED_JSON, SR_FEED_AWS, SR_FEED_SATNOGS,
                                               SR_FEED_ION};
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; qf == 0 && i < 4; i++) {
             if (!strcmp(q, sr_feed_format_name(fmts[i]))) {
                 o.format = fmts[i];
             }
@@ -1189,20 +1201,20 @@ static int append_pass(sr_buf *b, const struct sr_pass_rec *p)
 static void get_passes(struct gw_feeds *f, sr_req *req)
 {
     const char *path = sr_req_path(req);
-    char sat[SR_TARGET_IDMAX + 1] = "", tv[64];
+    char sat[SR_TARGET_IDMAX + 1] = "";
     int64_t now = sr_now_ms(), from = now, to = now + DEFAULT_LIST_MS;
-    bool has_sat = sr_query_get(path, "sat", sat, sizeof(sat)) == 0 && sat[0];
-    if (has_sat && !find_sat(f, sat)) {
+    int qs = sr_query_get(path, "sat", sat, sizeof(sat));
+    bool has_sat = qs == 0 && sat[0];
+    if (qs == SR_ERR_TOOBIG || (has_sat && !find_sat(f, sat))) {
         sr_req_respond_error(req, 404, "no such satellite target", NULL);
         return;
     }
-    if (sr_query_get(path, "from", tv, sizeof(tv)) == 0 &&
-        sr_time_parse(&from, tv, (size_t)-1) != 0) {
+    if (query_time(path, "from", &from) != 0) {
         sr_req_respond_error(req, 400, "bad query parameter",
                              "{\"param\":\"from\",\"expected\":\"RFC 3339 time\"}");
         return;
     }
-    if (sr_query_get(path, "to", tv, sizeof(tv)) == 0 && sr_time_parse(&to, tv, (size_t)-1) != 0) {
+    if (query_time(path, "to", &to) != 0) {
         sr_req_respond_error(req, 400, "bad query parameter",
                              "{\"param\":\"to\",\"expected\":\"RFC 3339 time\"}");
         return;

@@ -364,6 +364,17 @@ def test_malformed_after_good_leaves_the_good_one():
         if field is not None:
             check(d.get("field") == field and field in body["error"], "%s: field %r" % (what, body))
         check(served(g, "json") == good, "%s: the good schedule is still served" % what)
+    # bad query parameters
+    for q, want in (("sat=sat-9", 404), ("from=yesterday", 400), ("to=2020-01-01T00:00:00Z", 400),
+                    ("sat=" + "x" * 200, 404)):
+        st, body = curl("GET", g["url"] + "/v1/passes?" + q)
+        check(st == want and "error" in body, "GET ?%s: %s %r" % (q, st, body))
+    for q in ("?format=csv", "?epoch=soon", "?format=" + "j" * 100):
+        st, body = upload(g, "passes", path, key(env, "acme"), "application/json", q)
+        check(st == 400 and "param" in body["detail"], "PUT %s: %s %r" % (q, st, body))
+    st, body = curl("DELETE", g["url"] + "/v1/passes")
+    check(st == 405, "DELETE: %s" % st)
+    check(served(g, "json") == good, "still the good schedule")
     # idempotent: the same upload again changes nothing
     st, body = upload(g, "passes", path, key(env, "acme"), "application/json")
     check(st == 200 and body["changed"] == 0, "re-upload: %r" % body)
