@@ -183,6 +183,19 @@ int sr_router_set_energy(sr_router *r, size_t idx, const struct sr_energy_profil
     return 0;
 }
 
+int sr_router_set_link(sr_router *r, size_t idx, double uplink_bps, double downlink_bps,
+                       double queue_ms)
+{
+    if (idx >= r->n || !finite_nonneg(uplink_bps) || !finite_nonneg(downlink_bps) ||
+        !finite_nonneg(queue_ms)) {
+        return SR_ERR_INVAL;
+    }
+    r->t[idx].info.uplink_bps = uplink_bps;
+    r->t[idx].info.downlink_bps = downlink_bps;
+    r->t[idx].info.queue_ms = queue_ms;
+    return 0;
+}
+
 int sr_router_set_energy_series(sr_router *r, size_t idx, const struct sr_energy_point *pts,
                                 size_t n)
 {

@@ -254,6 +254,11 @@ void sr_router_get_policy(const sr_router *r, struct sr_policy *out);
 int sr_router_set_energy(sr_router *r, size_t idx,
                          const struct sr_energy_profile *e) SR_WARN_UNUSED;
 
+/* Replaces the link profile and fixed queue of target |idx| (bytes/s, 0 =
+ * unlimited; ms). 0 or SR_ERR_INVAL. */
+int sr_router_set_link(sr_router *r, size_t idx, double uplink_bps, double downlink_bps,
+                       double queue_ms) SR_WARN_UNUSED;
+
 /* One point of an energy forecast for an IDC: from t_ms until the next
  * point, the grid price and carbon intensity (NAN = the profile's) and the
  * PV surplus available (W, >= 0). */
