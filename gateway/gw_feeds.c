@@ -64,8 +64,7 @@ struct sat_info {
     size_t npred;
 };
 
-struct operator
-{
+struct op_cfg {
     char name[64];
     bool all;
     char **sats;
@@ -76,7 +75,7 @@ struct gw_feeds {
     struct gw *g;
     sr_store *store;
     sr_keyring *ring; /* operator keys, named by operator */
-    struct operator* ops;
+    struct op_cfg *ops;
     size_t nops;
     struct sat_info *sats;
     size_t nsats;
@@ -224,13 +223,13 @@ static int load_operators(struct gw_feeds *f, char *err, size_t errlen)
     const char *section;
     for (size_t idx = 0; (section = sr_config_section(cfg, "operator.", idx, &sline)); idx++) {
         const char *name = section + strlen("operator.");
-        struct operator* no = realloc(f->ops, (f->nops + 1) * sizeof(*no));
+        struct op_cfg *no = realloc(f->ops, (f->nops + 1) * sizeof(*no));
         if (!no) {
             snprintf(err, errlen, "out of memory");
             return SR_ERR_NOMEM;
         }
         f->ops = no;
-        struct operator* op = & f->ops[f->nops++];
+        struct op_cfg *op = &f->ops[f->nops++];
         memset(op, 0, sizeof(*op));
         if (!*name || strlen(name) >= sizeof(op->name)) {
             snprintf(err, errlen, "%s:%d: [%s]: operator name must be 1-63 characters", cfg->path,
@@ -320,7 +319,7 @@ static int load_operators(struct gw_feeds *f, char *err, size_t errlen)
     return 0;
 }
 
-static const struct operator* find_op(const struct gw_feeds *f, const char *name)
+static const struct op_cfg *find_op(const struct gw_feeds *f, const char *name)
 {
     for (size_t i = 0; i < f->nops; i++) {
         if (!strcmp(f->ops[i].name, name)) {
@@ -330,7 +329,7 @@ static const struct operator* find_op(const struct gw_feeds *f, const char *name
     return NULL;
 }
 
-static bool op_owns(const struct operator* op, const char *sat)
+static bool op_owns(const struct op_cfg *op, const char *sat)
 {
     if (op->all) {
         return true;
@@ -732,8 +731,8 @@ static int append_float(sr_buf *b, double v)
 }
 
 /* Verifies the signature header; on failure answers 401 and returns NULL. */
-static const struct operator*
-    authenticate(struct gw_feeds *f, sr_req *req, const char *kind, const uint8_t *body, size_t len)
+static const struct op_cfg *authenticate(struct gw_feeds *f, sr_req *req, const char *kind,
+                                         const uint8_t *body, size_t len)
 {
     const char *hdr = sr_req_header(req, "skyroute-signature");
     if (!hdr) {
@@ -762,7 +761,7 @@ static const struct operator*
         sr_buf_free(&d);
         return NULL;
     }
-    const struct operator* op = name ? find_op(f, name) : NULL;
+    const struct op_cfg *op = name ? find_op(f, name) : NULL;
     if (!op) {
         refuse(f, req, kind, 401, "unknown_key", "signed by a key that is not an operator's", NULL);
     }
@@ -770,7 +769,7 @@ static const struct operator*
 }
 
 static void refuse_forbidden(struct gw_feeds *f, sr_req *req, const char *kind,
-                             const struct operator* op, const char *sat)
+                             const struct op_cfg *op, const char *sat)
 {
     sr_buf d;
     sr_buf_init(&d, 1024);
@@ -857,7 +856,7 @@ static void put_passes(struct gw_feeds *f, sr_req *req)
 {
     size_t len;
     const uint8_t *body = sr_req_body(req, &len);
-    const struct operator* op = authenticate(f, req, "passes", body, len);
+    const struct op_cfg *op = authenticate(f, req, "passes", body, len);
     if (!op) {
         return;
     }
@@ -1011,7 +1010,7 @@ static void put_elements(struct gw_feeds *f, sr_req *req)
 {
     size_t len;
     const uint8_t *body = sr_req_body(req, &len);
-    const struct operator* op = authenticate(f, req, "elements", body, len);
+    const struct op_cfg *op = authenticate(f, req, "elements", body, len);
     if (!op) {
         return;
     }
