@@ -38,6 +38,7 @@ struct gw {
     struct gw_route *route;
     struct gw_status *status;
     int64_t started_ms;
+    struct gw_spool *spool;
     struct gw_auth *auth; /* gw_auth.c: [client.NAME] tokens, certificates, limits */
     sr_tls *tls;          /* gw_tls.c: [tls] front door */
     sr_http_server *tls_server;
@@ -78,6 +79,65 @@ int gw_auth_init(struct gw *g, char *err, size_t errlen);
 bool gw_auth_check(struct gw *g, sr_req *req, const char **client);
 void gw_auth_reload(struct gw *g);
 void gw_auth_free(struct gw *g);
+
+/* ---- placing one workload (gw_dispatch.c) ---------------------------------------- */
+
+struct gw_job_spec {
+    uint8_t id[SR_ENV_IDBYTES]; /* envelope id: the same on every retry of this workload */
+    int64_t iat_ms;
+    char handler[SR_ENV_STRMAX];
+    const uint8_t *payload; /* borrowed until done unless copy_payload */
+    size_t payload_len;
+    bool copy_payload;
+    unsigned env_flags;   /* SR_ENV_HAS_WORK / SR_ENV_HAS_RESULT_BYTES: hints to send */
+    struct sr_workload w; /* what the router needs: work, bytes, deadline, placement */
+    bool pinned;          /* only w.place_target (re-sending after a loss), no fallback */
+    /* Called before the envelope leaves for |target| (the spool records it
+     * durably first); non-zero aborts the job with 507. */
+    int (*before_send)(const char *target, void *arg);
+    void *before_send_arg;
+};
+
+struct gw_job_result {
+    int status;              /* 200 done; 202 waiting (see wait_*); else an HTTP error */
+    const char *error;       /* message when status != 200 */
+    const char *detail_json; /* JSON or NULL */
+    const uint8_t *payload;  /* status 200: the verified result payload */
+    size_t payload_len;
+    const char *idhex;
+    const char *target; /* "" if never dispatched */
+    const char *target_kind;
+    double predicted_ms, elapsed_ms;
+    const char *signer; /* "name keyid" of the verified result, or "" */
+    int attempts;
+    bool never_sent;       /* no target received it: safe to plan again anywhere */
+    bool handler_failed;   /* a signed result saying the handler failed */
+    int64_t wait_until_ms; /* status 202: the best plan starts at this window */
+    const char *wait_target;
+    int64_t t_recv, t_done;
+};
+
+/* Called once, from the event loop, with memory valid only during the call. */
+typedef void (*gw_job_done)(const struct gw_job_result *r, void *arg);
+struct gw_job;
+/* Starts placing a workload (on the next loop turn). NULL on out of memory. */
+struct gw_job *gw_job_start(struct gw *g, const struct gw_job_spec *spec, gw_job_done done,
+                            void *arg);
+/* Abandons a job: |done| is not called; a request in flight is cancelled. */
+void gw_job_cancel(struct gw_job *job);
+
+/* ---- the durable spool (gw_spool.c) ----------------------------------------------- */
+
+/* Async submission (prefer: respond-async): stores the workload durably
+ * (group commit), then answers 202 with its location; a dispatcher places it
+ * when a window opens, earliest deadline first; results are kept for
+ * [spool] keep_results_s. handle serves GET /v1/workloads/ID. */
+int gw_spool_init(struct gw *g, char *err, size_t errlen);
+void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client);
+bool gw_spool_handle(struct gw *g, sr_req *req, const char *client);
+void gw_spool_free(struct gw *g);
+/* Bytes a client may hold in the spool (gw_auth.c; 0 = no per-client limit). */
+uint64_t gw_auth_spool_quota(struct gw *g, const char *client);
 
 /* One finished request on the workload API, for the JSON access log and the
  * status page (gw_status.c). */

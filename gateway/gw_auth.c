@@ -9,6 +9,7 @@
  *   rate = 50                 requests per second (token bucket) ...
  *   burst = 100               ... and its depth
  *   streams = 100             requests in flight at once
+ *   spool_bytes = 0           bytes of async work held for it (0: only the total)
  *
  * Tokens are compared as hashes in constant time (sodium_memcmp). Requests
  * over a limit get 429 with retry-after; unauthenticated ones get 401 and
@@ -31,6 +32,7 @@ struct client {
     char cert_cn[128];
     double rate, burst;
     unsigned max_streams;
+    uint64_t spool_bytes; /* 0: no per-client spool limit */
     /* state, kept across reloads by name */
     double tokens;
     int64_t refill_mono;
@@ -102,13 +104,15 @@ static int parse_clients(struct gw *g, const struct sr_config *cfg, struct clien
                      sec);
             goto fail;
         }
-        double streams = 100;
+        double streams = 100, spool = 0;
         if (sr_config_num(cfg, sec, "rate", 50, 0.001, 1e6, &c->rate, err, errlen) ||
             sr_config_num(cfg, sec, "burst", c->rate * 2, 1, 1e7, &c->burst, err, errlen) ||
-            sr_config_num(cfg, sec, "streams", 100, 1, 1e6, &streams, err, errlen)) {
+            sr_config_num(cfg, sec, "streams", 100, 1, 1e6, &streams, err, errlen) ||
+            sr_config_num(cfg, sec, "spool_bytes", 0, 0, 1e15, &spool, err, errlen)) {
             goto fail;
         }
         c->max_streams = (unsigned)streams;
+        c->spool_bytes = (uint64_t)spool;
         c->tokens = c->burst;
         for (size_t j = 0; j < i; j++) {
             if (c->has_token && cl[j].has_token &&
@@ -308,4 +312,15 @@ bool gw_auth_check(struct gw *g, sr_req *req, const char **client)
     sr_req_set_done(req, done_cb, d);
     *client = c->name;
     return true;
+}
+
+uint64_t gw_auth_spool_quota(struct gw *g, const char *client)
+{
+    struct gw_auth *a = g->auth;
+    for (size_t i = 0; a && client && i < a->n; i++) {
+        if (!strcmp(a->clients[i].name, client)) {
+            return a->clients[i].spool_bytes;
+        }
+    }
+    return 0;
 }

@@ -24,8 +24,6 @@
 
 #include <event2/event.h>
 
-#define MAX_CANDIDATES 64
-
 static const char usage_text[] =
     "usage: skyrouted -c FILE [--check-config] [--log-level LEVEL]\n"
     "\n"
@@ -37,328 +35,91 @@ static const char usage_text[] =
     "  --log-level LEVEL   error, warn, info or debug (overrides the config)\n"
     "  --help, --version\n";
 
-struct attempt {
-    size_t target;
-    char why[160];
-};
-
-struct workload {
+/* A synchronous request: the client waits on its connection for the result. */
+struct sync_wl {
     struct gw *gw;
     sr_req *req;
-    struct sr_envelope env;
-    struct sr_workload w;
+    struct gw_job *job;
     int64_t start_mono;
-    struct sr_candidate cands[MAX_CANDIDATES];
-    size_t ncands, next;
-    size_t cur_target;
-    double cur_predicted;
-    bool dispatched; /* cur_target / cur_predicted are set */
-    sr_h2_call *call;
-    struct attempt attempts[8];
-    size_t nattempts;
-    char idhex[2 * SR_ENV_IDBYTES + 1];
+    char handler[SR_ENV_STRMAX];
 };
 
-static void count_request(struct gw *g, int status, const struct workload *wl)
+static void count_request(struct gw *g, int status)
 {
     char labels[48];
     snprintf(labels, sizeof(labels), "code=\"%d\"", status);
     sr_metrics_add(g->metrics, "skyroute_requests_total", labels, 1);
-    if (wl) {
-        double elapsed = (double)(sr_mono_ms() - wl->start_mono);
-        sr_metrics_observe(g->metrics, "skyroute_request_duration_seconds", "", elapsed / 1000.0);
-        const struct sr_target_info *ti =
-            wl->dispatched ? sr_router_target(g->router, wl->cur_target) : NULL;
-        size_t blen;
-        sr_req_body(wl->req, &blen);
-        struct gw_event ev = {
-            .t_ms = sr_now_ms(),
-            .id = wl->idhex,
-            .peer = sr_req_peer(wl->req),
-            .method = sr_req_method(wl->req),
-            .path = sr_req_path(wl->req),
-            .status = status,
-            .handler = wl->env.handler,
-            .target = ti ? ti->id : "",
-            .kind = !ti                               ? ""
-                    : ti->kind == SR_TARGET_SATELLITE ? "satellite"
-                                                      : "idc",
-            .predicted_ms = wl->dispatched ? wl->cur_predicted : 0,
-            .elapsed_ms = elapsed,
-            .bytes_in = blen,
-            .attempts = (int)wl->nattempts + (wl->dispatched && status != 499 ? 1 : 0),
+}
+
+/* Metrics, the access log line and the status page's recent list. */
+static void record(struct gw *g, sr_req *req, int status, const struct gw_job_result *r,
+                   const char *handler, int64_t start_mono)
+{
+    count_request(g, status);
+    double elapsed = (double)(sr_mono_ms() - start_mono);
+    sr_metrics_observe(g->metrics, "skyroute_request_duration_seconds", "", elapsed / 1000.0);
+    size_t blen;
+    sr_req_body(req, &blen);
+    struct gw_event ev = {
+        .t_ms = sr_now_ms(),
+        .id = r ? r->idhex : "",
+        .peer = sr_req_peer(req),
+        .method = sr_req_method(req),
+        .path = sr_req_path(req),
+        .status = status,
+        .handler = handler,
+        .target = r ? r->target : "",
+        .kind = r ? r->target_kind : "",
+        .predicted_ms = r ? r->predicted_ms : 0,
+        .elapsed_ms = elapsed,
+        .bytes_in = blen,
+        .attempts = r ? r->attempts : 0,
+    };
+    gw_status_record(g, &ev);
+}
+
+static void sync_done(const struct gw_job_result *r, void *arg)
+{
+    struct sync_wl *s = arg;
+    sr_req *req = s->req;
+    sr_req_set_abort(req, NULL);
+    if (r->status == 200) {
+        char predicted[32], elapsed[32];
+        snprintf(predicted, sizeof(predicted), "%.0f", r->predicted_ms);
+        snprintf(elapsed, sizeof(elapsed), "%.0f", r->elapsed_ms);
+        const struct sr_http_header h[] = {
+            {"content-type", "application/octet-stream"},
+            {"skyroute-id", r->idhex},
+            {"skyroute-target", r->target},
+            {"skyroute-predicted-ms", predicted},
+            {"skyroute-elapsed-ms", elapsed},
+            {"skyroute-signer", r->signer},
         };
-        gw_status_record(g, &ev);
+        record(s->gw, req, 200, r, s->handler, s->start_mono);
+        sr_req_respond(req, 200, h, sizeof(h) / sizeof(h[0]), r->payload, r->payload_len, false);
+    } else if (r->status == 202) {
+        /* the best plan waits for a window: a synchronous client cannot */
+        char when[SR_RFC3339_LEN], d[400];
+        sr_time_format(when, r->wait_until_ms);
+        snprintf(d, sizeof(d),
+                 "{\"id\":\"%s\",\"target\":\"%s\",\"window_opens\":\"%s\",\"hint\":"
+                 "\"submit with prefer: respond-async to wait for it\"}",
+                 r->idhex, r->wait_target ? r->wait_target : "", when);
+        record(s->gw, req, 503, r, s->handler, s->start_mono);
+        sr_req_respond_error(req, 503, "no target can take the workload before its next window", d);
+    } else {
+        record(s->gw, req, r->status, r, s->handler, s->start_mono);
+        sr_req_respond_error(req, r->status, r->error ? r->error : "failed", r->detail_json);
     }
+    free(s);
 }
 
-static void wl_free(struct workload *wl)
+static void sync_abort(sr_req *req, void *data)
 {
-    if (wl->call) {
-        sr_h2_cancel(wl->call);
-    }
-    free(wl);
-}
-
-static void wl_error(struct workload *wl, int status, const char *msg, const char *detail)
-{
-    count_request(wl->gw, status, wl);
-    sr_req_set_abort(wl->req, NULL);
-    sr_req_respond_error(wl->req, status, msg, detail);
-    wl_free(wl);
-}
-
-static void wl_abort(sr_req *req, void *data)
-{
-    (void)req;
-    struct workload *wl = data;
-    if (wl->call) {
-        sr_router_end(wl->gw->router, wl->cur_target);
-    }
-    count_request(wl->gw, 499, wl);
-    wl_free(wl);
-}
-
-/* JSON list of candidates and why each could not take the work. */
-static void candidates_json(struct workload *wl, sr_buf *b)
-{
-    struct gw *g = wl->gw;
-    int rv = sr_buf_appendf(b, "{\"id\":\"%s\",\"deadline_ms\":%lld,\"candidates\":[", wl->idhex,
-                            (long long)(wl->w.deadline_ms - sr_now_ms()));
-    for (size_t i = 0; rv == 0 && i < wl->ncands; i++) {
-        const struct sr_candidate *c = &wl->cands[i];
-        const char *why = c->why;
-        for (size_t a = 0; a < wl->nattempts; a++) {
-            if (wl->attempts[a].target == c->target) {
-                why = wl->attempts[a].why;
-            }
-        }
-        rv = sr_buf_appendf(b, "%s{\"target\":", i ? "," : "");
-        const char *id = sr_router_target(g->router, c->target)->id;
-        rv = rv ? rv : sr_buf_append_json_str(b, id, strlen(id));
-        rv = rv ? rv : sr_buf_appendf(b, ",\"predicted_ms\":%.1f,\"why\":", c->predicted_ms);
-        rv = rv ? rv : sr_buf_append_json_str(b, why, strlen(why));
-        rv = rv ? rv : sr_buf_append(b, "}", 1);
-    }
-    rv = rv ? rv : sr_buf_append(b, "]}", 2);
-    rv = rv ? rv : sr_buf_terminate(b);
-    if (rv) {
-        sr_buf_reset(b);
-        if (sr_buf_append(b, "null", 5) != 0) {
-            return;
-        }
-    }
-}
-
-static void wl_no_target(struct workload *wl, int status, const char *msg)
-{
-    sr_buf b;
-    sr_buf_init(&b, 1 << 20);
-    candidates_json(wl, &b);
-    wl_error(wl, status, msg, b.data ? (const char *)b.data : NULL);
-    sr_buf_free(&b);
-}
-
-static void dispatch(struct workload *wl);
-
-static void record_attempt(struct workload *wl, const char *why)
-{
-    if (wl->nattempts < sizeof(wl->attempts) / sizeof(wl->attempts[0])) {
-        struct attempt *a = &wl->attempts[wl->nattempts++];
-        a->target = wl->cur_target;
-        snprintf(a->why, sizeof(a->why), "%s", why);
-    }
-}
-
-static void count_dispatch(struct gw *g, size_t target, const char *outcome)
-{
-    char labels[160];
-    snprintf(labels, sizeof(labels), "target=\"%s\",outcome=\"%s\"",
-             sr_router_target(g->router, target)->id, outcome);
-    sr_metrics_add(g->metrics, "skyroute_dispatch_total", labels, 1);
-}
-
-static void on_result(const struct sr_h2_response *resp, void *arg)
-{
-    struct workload *wl = arg;
-    struct gw *g = wl->gw;
-    wl->call = NULL;
-    sr_router_end(g->router, wl->cur_target);
-    const struct sr_target_info *ti = sr_router_target(g->router, wl->cur_target);
-    int64_t now = sr_now_ms();
-
-    if (resp->error) {
-        sr_router_failure(g->router, wl->cur_target, now);
-        count_dispatch(g, wl->cur_target, resp->sent ? "lost" : "unreachable");
-        record_attempt(wl, resp->detail);
-        if (resp->error == SR_ERR_TIMEOUT) {
-            char d[256];
-            snprintf(d, sizeof(d), "{\"id\":\"%s\",\"target\":\"%s\"}", wl->idhex, ti->id);
-            wl_error(wl, 504, "the target did not answer within the deadline", d);
-            return;
-        }
-        if (!resp->sent && now < wl->w.deadline_ms) {
-            dispatch(wl); /* never reached the target: safe to try the next one */
-            return;
-        }
-        sr_buf b;
-        sr_buf_init(&b, 4096);
-        int rv = sr_buf_appendf(
-            &b, "{\"id\":\"%s\",\"target\":\"%s\",\"retry_safe\":false,\"why\":", wl->idhex,
-            ti->id);
-        rv = rv ? rv : sr_buf_append_json_str(&b, resp->detail, strlen(resp->detail));
-        rv = rv ? rv : sr_buf_append(&b, "}", 1);
-        rv = rv ? rv : sr_buf_terminate(&b);
-        wl_error(wl, 502, "the target failed while running the workload",
-                 rv ? NULL : (const char *)b.data);
-        sr_buf_free(&b);
-        return;
-    }
-    if (resp->status != 200 && resp->status != 409) {
-        /* The target refused our envelope: report its words. */
-        sr_router_failure(g->router, wl->cur_target, now);
-        count_dispatch(g, wl->cur_target, "refused");
-        sr_buf b;
-        sr_buf_init(&b, 8192);
-        int rv = sr_buf_appendf(&b, "{\"id\":\"%s\",\"target\":\"%s\",\"status\":%d,\"body\":",
-                                wl->idhex, ti->id, resp->status);
-        size_t show = resp->body_len < 1024 ? resp->body_len : 1024;
-        rv = rv ? rv : sr_buf_append_json_str(&b, (const char *)resp->body, show);
-        rv = rv ? rv : sr_buf_append(&b, "}", 1);
-        rv = rv ? rv : sr_buf_terminate(&b);
-        wl_error(wl, 502, "the target refused the envelope", rv ? NULL : (const char *)b.data);
-        sr_buf_free(&b);
-        return;
-    }
-
-    /* Verify the signed result before anything reaches the client. */
-    struct sr_envelope res;
-    char why[200] = "";
-    struct sr_open_opts oo = {
-        .trust = g->ring,
-        .self_id = g->cfg->id,
-        .now_ms = now,
-        .max_len = g->cfg->max_body + 65536,
-        .kinds = 1u << SR_KIND_RESULT,
-    };
-    int rv = sr_envelope_open(&res, resp->body, resp->body_len, &oo, why, sizeof(why));
-    if (rv == 0 && (memcmp(res.id, wl->env.id, SR_ENV_IDBYTES) != 0)) {
-        rv = SR_ERR_ENV_BODY;
-        snprintf(why, sizeof(why), "result id does not match the workload id");
-    }
-    if (rv == 0 && (!res.signer_name || strcmp(res.signer_name, ti->id) != 0 ||
-                    strcmp(res.src, ti->id) != 0)) {
-        rv = SR_ERR_ENV_UNTRUSTED;
-        snprintf(why, sizeof(why), "result signed by '%s' (src '%s'), not by target '%s'",
-                 res.signer_name ? res.signer_name : "?", res.src, ti->id);
-    }
-    if (rv != 0) {
-        sr_router_failure(g->router, wl->cur_target, now);
-        count_dispatch(g, wl->cur_target, "bad_result");
-        char labels[160];
-        snprintf(labels, sizeof(labels), "target=\"%s\",reason=\"%s\"", ti->id, sr_errname(rv));
-        sr_metrics_add(g->metrics, "skyroute_signature_failures_total", labels, 1);
-        sr_log(SR_LOG_WARN, "workload %s: result from %s refused: %s: %s", wl->idhex, ti->id,
-               sr_strerror(rv), why);
-        sr_buf b;
-        sr_buf_init(&b, 4096);
-        int e = sr_buf_appendf(&b, "{\"id\":\"%s\",\"target\":\"%s\",\"code\":\"%s\",\"why\":",
-                               wl->idhex, ti->id, sr_errname(rv));
-        e = e ? e : sr_buf_append_json_str(&b, why, strlen(why));
-        e = e ? e : sr_buf_append(&b, "}", 1);
-        e = e ? e : sr_buf_terminate(&b);
-        wl_error(wl, 502, "the result failed verification and was discarded",
-                 e ? NULL : (const char *)b.data);
-        sr_buf_free(&b);
-        return;
-    }
-
-    double elapsed = (double)(sr_mono_ms() - wl->start_mono);
-    sr_router_success(g->router, wl->cur_target, elapsed, wl->cur_predicted, wl->w.work_gop, now);
-    count_dispatch(g, wl->cur_target, "ok");
-    if ((res.flags & SR_ENV_HAS_STATUS) && res.status != 0) {
-        char d[600];
-        sr_buf b;
-        sr_buf_init(&b, sizeof(d));
-        int e = sr_buf_appendf(&b, "{\"id\":\"%s\",\"target\":\"%s\",\"status\":%lld,\"why\":",
-                               wl->idhex, ti->id, (long long)res.status);
-        e = e ? e : sr_buf_append_json_str(&b, res.error, strlen(res.error));
-        e = e ? e : sr_buf_append(&b, "}", 1);
-        e = e ? e : sr_buf_terminate(&b);
-        int status = (res.status >= 400 && res.status < 500) ? 422 : 502;
-        wl_error(wl, status, "the handler failed at the target", e ? NULL : (const char *)b.data);
-        sr_buf_free(&b);
-        return;
-    }
-    char predicted[32], elapsed_s[32];
-    snprintf(predicted, sizeof(predicted), "%.0f", wl->cur_predicted);
-    snprintf(elapsed_s, sizeof(elapsed_s), "%.0f", elapsed);
-    char signer[SR_KEYIDBYTES * 2 + 1];
-    sr_hex(signer, res.signer, SR_KEYIDBYTES);
-    char signer_hdr[SR_ENV_STRMAX + 40];
-    snprintf(signer_hdr, sizeof(signer_hdr), "%s %s", res.signer_name, signer);
-    const struct sr_http_header h[] = {
-        {"content-type", "application/octet-stream"},
-        {"skyroute-id", wl->idhex},
-        {"skyroute-target", ti->id},
-        {"skyroute-predicted-ms", predicted},
-        {"skyroute-elapsed-ms", elapsed_s},
-        {"skyroute-signer", signer_hdr},
-    };
-    count_request(g, 200, wl);
-    sr_req_set_abort(wl->req, NULL);
-    sr_req_respond(wl->req, 200, h, sizeof(h) / sizeof(h[0]), res.payload, res.payload_len, false);
-    wl_free(wl);
-}
-
-static void dispatch(struct workload *wl)
-{
-    struct gw *g = wl->gw;
-    while (wl->next < wl->ncands) {
-        const struct sr_candidate *c = &wl->cands[wl->next++];
-        if (!c->feasible) {
-            break; /* feasible ones come first */
-        }
-        struct target_rt *t = NULL;
-        for (size_t i = 0; i < g->ntargets; i++) {
-            if (g->targets[i].router_idx == (int)c->target) {
-                t = &g->targets[i];
-            }
-        }
-        if (!t) {
-            continue;
-        }
-        int64_t now = sr_now_ms();
-        int64_t left = wl->w.deadline_ms - now;
-        if (left <= 0) {
-            break;
-        }
-        snprintf(wl->env.dst, sizeof(wl->env.dst), "%s", t->cfg->id);
-        sr_buf env;
-        sr_buf_init(&env, g->cfg->max_body + 65536);
-        int rv = sr_envelope_seal(&env, g->key, &wl->env);
-        if (rv != 0) {
-            sr_buf_free(&env);
-            wl_error(wl, rv == SR_ERR_NOMEM ? 503 : 500, "cannot seal the envelope", NULL);
-            return;
-        }
-        wl->cur_target = c->target;
-        wl->cur_predicted = c->predicted_ms;
-        wl->dispatched = true;
-        static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
-        sr_router_begin(g->router, c->target);
-        wl->call = sr_h2_request(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, env.data, env.len,
-                                 left, on_result, wl);
-        sr_buf_free(&env);
-        if (!wl->call) {
-            sr_router_end(g->router, c->target);
-            wl_error(wl, 503, "out of memory", NULL);
-        }
-        return;
-    }
-    wl_no_target(wl, 503,
-                 wl->nattempts ? "no target could take the workload"
-                               : "no target can meet the deadline");
+    struct sync_wl *s = data;
+    gw_job_cancel(s->job);
+    record(s->gw, req, 499, NULL, s->handler, s->start_mono);
+    free(s);
 }
 
 static int header_num(sr_req *req, const char *name, double *out, double lo, double hi, bool *bad)
@@ -376,11 +137,17 @@ static int header_num(sr_req *req, const char *name, double *out, double lo, dou
     return 1;
 }
 
-static void handle_workload(struct gw *g, sr_req *req)
+/* Refuses a request with a JSON error, counted and logged. */
+static void refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail)
+{
+    record(g, req, status, NULL, "", sr_req_start_mono(req));
+    sr_req_respond_error(req, status, msg, detail);
+}
+
+static void handle_workload(struct gw *g, sr_req *req, const char *client)
 {
     if (g->draining) {
-        count_request(g, 503, NULL);
-        sr_req_respond_error(req, 503, "gateway is shutting down", NULL);
+        refuse(g, req, 503, "gateway is shutting down", NULL);
         return;
     }
     const char *bad_hdr = NULL;
@@ -402,8 +169,7 @@ static void handle_workload(struct gw *g, sr_req *req)
         char d[200];
         snprintf(d, sizeof(d), "{\"header\":\"%s\",\"value\":\"%s\"}", bad_hdr,
                  "not a number in range");
-        count_request(g, 400, NULL);
-        sr_req_respond_error(req, 400, "bad header value", d);
+        refuse(g, req, 400, "bad header value", d);
         return;
     }
     const char *handler = sr_req_header(req, "skyroute-handler");
@@ -411,65 +177,72 @@ static void handle_workload(struct gw *g, sr_req *req)
         handler = "echo";
     }
     if (!handler[0] || strlen(handler) >= SR_ENV_STRMAX) {
-        count_request(g, 400, NULL);
-        sr_req_respond_error(req, 400, "bad header value",
-                             "{\"header\":\"skyroute-handler\",\"value\":\"1-63 bytes\"}");
+        refuse(g, req, 400, "bad header value",
+               "{\"header\":\"skyroute-handler\",\"value\":\"1-63 bytes\"}");
         return;
     }
-    struct workload *wl = calloc(1, sizeof(*wl));
-    if (!wl) {
-        count_request(g, 503, NULL);
-        sr_req_respond_error(req, 503, "out of memory", NULL);
+    struct gw_job_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    if (sr_place_parse(&spec.w, sr_req_header(req, "skyroute-place")) != 0) {
+        refuse(g, req, 400, "bad header value",
+               "{\"header\":\"skyroute-place\",\"value\":\"any, orbit, ground or "
+               "target:ID\"}");
         return;
     }
-    wl->gw = g;
-    wl->req = req;
-    wl->start_mono = sr_req_start_mono(req);
-    if (sr_place_parse(&wl->w, sr_req_header(req, "skyroute-place")) != 0) {
-        free(wl);
-        count_request(g, 400, NULL);
-        sr_req_respond_error(req, 400, "bad header value",
-                             "{\"header\":\"skyroute-place\",\"value\":\"any, orbit, ground or "
-                             "target:ID\"}");
+    if (spec.w.place == SR_PLACE_TARGET && sr_router_find(g->router, spec.w.place_target) < 0) {
+        refuse(g, req, 422, "skyroute-place names an unknown target", NULL);
         return;
     }
-    if (wl->w.place == SR_PLACE_TARGET && sr_router_find(g->router, wl->w.place_target) < 0) {
-        free(wl);
-        count_request(g, 422, NULL);
-        sr_req_respond_error(req, 422, "skyroute-place names an unknown target", NULL);
-        return;
+    const char *data_at = sr_req_header(req, "skyroute-data-at");
+    if (data_at) {
+        int di = sr_router_find(g->router, data_at);
+        if (di < 0 || sr_router_target(g->router, (size_t)di)->kind != SR_TARGET_SATELLITE) {
+            refuse(g, req, 422, "skyroute-data-at names no configured satellite",
+                   "{\"header\":\"skyroute-data-at\"}");
+            return;
+        }
+        snprintf(spec.w.data_at, sizeof(spec.w.data_at), "%s", data_at);
     }
     int64_t now = sr_now_ms();
     size_t plen;
-    const uint8_t *payload = sr_req_body(req, &plen);
-    wl->w.work_gop = work;
-    wl->w.bytes_in = (int64_t)plen;
-    wl->w.result_bytes = (int64_t)rbytes;
-    wl->w.deadline_ms = now + (int64_t)deadline;
-
-    struct sr_envelope *e = &wl->env;
-    e->kind = SR_KIND_WORKLOAD;
-    sr_envelope_new_id(e->id);
-    sr_hex(wl->idhex, e->id, SR_ENV_IDBYTES);
-    e->iat = now;
-    e->exp = wl->w.deadline_ms;
-    snprintf(e->src, sizeof(e->src), "%s", g->cfg->id);
-    snprintf(e->handler, sizeof(e->handler), "%s", handler);
-    e->payload = payload;
-    e->payload_len = plen;
-    e->flags = 0;
+    spec.payload = sr_req_body(req, &plen);
+    spec.payload_len = plen;
+    spec.w.work_gop = work;
+    spec.w.bytes_in = (int64_t)plen;
+    spec.w.result_bytes = (int64_t)rbytes;
+    spec.w.deadline_ms = now + (int64_t)deadline;
+    spec.iat_ms = now;
+    snprintf(spec.handler, sizeof(spec.handler), "%s", handler);
+    sr_envelope_new_id(spec.id);
     if (sr_req_header(req, "skyroute-work")) {
-        e->flags |= SR_ENV_HAS_WORK;
-        e->work = work;
+        spec.env_flags |= SR_ENV_HAS_WORK;
     }
     if (sr_req_header(req, "skyroute-result-bytes")) {
-        e->flags |= SR_ENV_HAS_RESULT_BYTES;
-        e->result_bytes = (int64_t)rbytes;
+        spec.env_flags |= SR_ENV_HAS_RESULT_BYTES;
     }
-    wl->ncands = sr_router_rank(g->router, &wl->w, now, wl->cands, MAX_CANDIDATES);
-    sr_req_set_data(req, wl);
-    sr_req_set_abort(req, wl_abort);
-    dispatch(wl);
+    const char *prefer = sr_req_header(req, "prefer");
+    if (prefer && strstr(prefer, "respond-async")) {
+        spec.w.store_and_forward = true;
+        gw_spool_submit(g, req, &spec, client);
+        return;
+    }
+    struct sync_wl *s = calloc(1, sizeof(*s));
+    if (!s) {
+        refuse(g, req, 503, "out of memory", NULL);
+        return;
+    }
+    s->gw = g;
+    s->req = req;
+    s->start_mono = sr_req_start_mono(req);
+    snprintf(s->handler, sizeof(s->handler), "%s", handler);
+    s->job = gw_job_start(g, &spec, sync_done, s);
+    if (!s->job) {
+        free(s);
+        refuse(g, req, 503, "out of memory", NULL);
+        return;
+    }
+    sr_req_set_data(req, s);
+    sr_req_set_abort(req, sync_abort);
 }
 
 void gw_main_handler(sr_req *req, void *arg)
@@ -486,17 +259,17 @@ void gw_main_handler(sr_req *req, void *arg)
     }
     if (plen == 13 && !strncmp(path, "/v1/workloads", 13)) {
         if (strcmp(m, "POST") != 0) {
-            count_request(g, 405, NULL);
+            count_request(g, 405);
             sr_req_respond_error(req, 405, "POST a payload to /v1/workloads", NULL);
             return;
         }
-        handle_workload(g, req);
+        handle_workload(g, req, client);
         return;
     }
-    if (gw_feeds_handle(g, req) || gw_route_handle(g, req)) {
+    if (gw_spool_handle(g, req, client) || gw_feeds_handle(g, req) || gw_route_handle(g, req)) {
         return;
     }
-    count_request(g, 404, NULL);
+    count_request(g, 404);
     sr_req_respond_error(req, 404, "no such path", NULL);
 }
 
@@ -760,7 +533,7 @@ int main(int argc, char **argv)
     describe_metrics(g.metrics);
     if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0 ||
         gw_tls_init(&g, err, sizeof(err)) != 0 || gw_auth_init(&g, err, sizeof(err)) != 0 ||
-        gw_status_init(&g, err, sizeof(err)) != 0) {
+        gw_status_init(&g, err, sizeof(err)) != 0 || gw_spool_init(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
     }
@@ -805,6 +578,7 @@ out:
     sr_http_server_free(g.main);
     sr_http_server_free(g.admin);
     gw_tls_free(&g);
+    gw_spool_free(&g);
     gw_auth_free(&g);
     gw_status_free(&g);
     gw_route_free(&g);

@@ -1,0 +1,416 @@
+/*
+ * skyrouted part: placing one workload. A job ranks the targets, seals the
+ * payload in an envelope addressed to the best one, sends it over the pooled
+ * HTTP/2 connection, verifies the signed result (signer must be that target,
+ * id must match, addressed to us) and reports the outcome through a callback.
+ * The synchronous API (skyrouted.c) and the durable spool (gw_spool.c) are
+ * its two callers.
+ *
+ * Retries: a dispatch that never left (connection refused, target in
+ * backoff, REFUSED_STREAM, above a GOAWAY's last stream) moves on to the next
+ * candidate under the same envelope id. One lost after it was sent may have
+ * run, so the job ends with never_sent = false and the caller decides: the
+ * synchronous path answers 502, the spool re-sends the same envelope to the
+ * same target, whose replay guard returns the stored result.
+ */
+#include "gateway/gw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CANDIDATES 64
+
+struct attempt {
+    size_t target;
+    char why[160];
+};
+
+struct gw_job {
+    struct gw *gw;
+    struct gw_job_spec spec;
+    uint8_t *payload_copy; /* spec.payload, owned when spec.copy_payload */
+    struct sr_envelope env;
+    int64_t start_mono;
+    struct sr_candidate cands[MAX_CANDIDATES];
+    size_t ncands, next;
+    size_t cur_target;
+    double cur_predicted;
+    bool dispatched;
+    sr_h2_call *call;
+    struct attempt attempts[8];
+    size_t nattempts;
+    char idhex[2 * SR_ENV_IDBYTES + 1];
+    gw_job_done done;
+    void *arg;
+    struct event *start_ev; /* deferred start: completions never run inside gw_job_start */
+};
+
+static void job_free(struct gw_job *job)
+{
+    if (job->call) {
+        sr_h2_cancel(job->call);
+        sr_router_end(job->gw->router, job->cur_target);
+    }
+    if (job->start_ev) {
+        event_free(job->start_ev);
+    }
+    free(job->payload_copy);
+    free(job);
+}
+
+void gw_job_cancel(struct gw_job *job)
+{
+    if (job) {
+        job_free(job);
+    }
+}
+
+static void finish(struct gw_job *job, struct gw_job_result *r)
+{
+    struct gw *g = job->gw;
+    const struct sr_target_info *ti =
+        job->dispatched ? sr_router_target(g->router, job->cur_target) : NULL;
+    r->idhex = job->idhex;
+    r->target = ti ? ti->id : "";
+    r->target_kind = !ti ? "" : ti->kind == SR_TARGET_SATELLITE ? "satellite" : "idc";
+    r->predicted_ms = job->dispatched ? job->cur_predicted : 0;
+    r->elapsed_ms = (double)(sr_mono_ms() - job->start_mono);
+    r->attempts = (int)job->nattempts + (job->dispatched && r->status == 200 ? 1 : 0);
+    if (!r->signer) {
+        r->signer = "";
+    }
+    gw_job_done done = job->done;
+    void *arg = job->arg;
+    job->done = NULL;
+    done(r, arg);
+    job_free(job);
+}
+
+static void fail(struct gw_job *job, int status, const char *msg, const char *detail,
+                 bool never_sent)
+{
+    struct gw_job_result r = {
+        .status = status, .error = msg, .detail_json = detail, .never_sent = never_sent};
+    finish(job, &r);
+}
+
+/* JSON list of candidates and why each could not take the work. */
+static void candidates_json(struct gw_job *job, sr_buf *b)
+{
+    struct gw *g = job->gw;
+    int rv = sr_buf_appendf(b, "{\"id\":\"%s\",\"deadline_ms\":%lld,\"candidates\":[", job->idhex,
+                            (long long)(job->spec.w.deadline_ms - sr_now_ms()));
+    for (size_t i = 0; rv == 0 && i < job->ncands; i++) {
+        const struct sr_candidate *c = &job->cands[i];
+        const char *why = c->why;
+        for (size_t a = 0; a < job->nattempts; a++) {
+            if (job->attempts[a].target == c->target) {
+                why = job->attempts[a].why;
+            }
+        }
+        rv = sr_buf_appendf(b, "%s{\"target\":", i ? "," : "");
+        const char *id = sr_router_target(g->router, c->target)->id;
+        rv = rv ? rv : sr_buf_append_json_str(b, id, strlen(id));
+        rv = rv ? rv : sr_buf_appendf(b, ",\"predicted_ms\":%.1f,\"why\":", c->predicted_ms);
+        rv = rv ? rv : sr_buf_append_json_str(b, why, strlen(why));
+        rv = rv ? rv : sr_buf_append(b, "}", 1);
+    }
+    rv = rv ? rv : sr_buf_append(b, "]}", 2);
+    rv = rv ? rv : sr_buf_terminate(b);
+    if (rv) {
+        sr_buf_reset(b);
+        if (sr_buf_append(b, "null", 5) != 0) {
+            return;
+        }
+    }
+}
+
+static void no_target(struct gw_job *job, const char *msg)
+{
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    candidates_json(job, &b);
+    fail(job, 503, msg, b.data ? (const char *)b.data : NULL, true);
+    sr_buf_free(&b);
+}
+
+static void dispatch(struct gw_job *job);
+
+static void record_attempt(struct gw_job *job, const char *why)
+{
+    if (job->nattempts < sizeof(job->attempts) / sizeof(job->attempts[0])) {
+        struct attempt *a = &job->attempts[job->nattempts++];
+        a->target = job->cur_target;
+        snprintf(a->why, sizeof(a->why), "%s", why);
+    }
+}
+
+static void count_dispatch(struct gw *g, size_t target, const char *outcome)
+{
+    char labels[160];
+    snprintf(labels, sizeof(labels), "target=\"%s\",outcome=\"%s\"",
+             sr_router_target(g->router, target)->id, outcome);
+    sr_metrics_add(g->metrics, "skyroute_dispatch_total", labels, 1);
+}
+
+/* Builds {"id":..,"target":..,KEY:VALUE,"why":WHY} into |b| (NUL-terminated). */
+static const char *detail(sr_buf *b, struct gw_job *job, const char *target, const char *extra,
+                          const char *why)
+{
+    int rv = sr_buf_appendf(b, "{\"id\":\"%s\",\"target\":", job->idhex);
+    rv = rv ? rv : sr_buf_append_json_str(b, target, strlen(target));
+    rv = rv ? rv : sr_buf_appendf(b, "%s,\"why\":", extra);
+    rv = rv ? rv : sr_buf_append_json_str(b, why, strlen(why));
+    rv = rv ? rv : sr_buf_append(b, "}", 1);
+    rv = rv ? rv : sr_buf_terminate(b);
+    return rv ? NULL : (const char *)b->data;
+}
+
+static void on_result(const struct sr_h2_response *resp, void *arg)
+{
+    struct gw_job *job = arg;
+    struct gw *g = job->gw;
+    job->call = NULL;
+    sr_router_end(g->router, job->cur_target);
+    const struct sr_target_info *ti = sr_router_target(g->router, job->cur_target);
+    int64_t now = sr_now_ms();
+    sr_buf b;
+    sr_buf_init(&b, 16384);
+
+    if (resp->error) {
+        sr_router_failure(g->router, job->cur_target, now);
+        count_dispatch(g, job->cur_target, resp->sent ? "lost" : "unreachable");
+        record_attempt(job, resp->detail);
+        if (!resp->sent && now < job->spec.w.deadline_ms && !job->spec.pinned) {
+            sr_buf_free(&b);
+            dispatch(job); /* never reached the target: safe to try the next one */
+            return;
+        }
+        if (resp->error == SR_ERR_TIMEOUT) {
+            fail(job, 504, "the target did not answer within the deadline",
+                 detail(&b, job, ti->id, "", resp->detail), false);
+        } else {
+            fail(job, resp->sent ? 502 : 503,
+                 resp->sent ? "the target failed while running the workload"
+                            : "the target could not be reached",
+                 detail(&b, job, ti->id, resp->sent ? ",\"retry_safe\":false" : "", resp->detail),
+                 !resp->sent);
+        }
+        sr_buf_free(&b);
+        return;
+    }
+    if (resp->status != 200 && resp->status != 409) {
+        /* The target refused our envelope: report its words. */
+        sr_router_failure(g->router, job->cur_target, now);
+        count_dispatch(g, job->cur_target, "refused");
+        char extra[32], body[1025];
+        snprintf(extra, sizeof(extra), ",\"status\":%d", resp->status);
+        size_t show = resp->body_len < 1024 ? resp->body_len : 1024;
+        memcpy(body, resp->body, show);
+        body[show] = 0;
+        fail(job, 502, "the target refused the envelope", detail(&b, job, ti->id, extra, body),
+             false);
+        sr_buf_free(&b);
+        return;
+    }
+
+    /* Verify the signed result before anything reaches the client. */
+    struct sr_envelope res;
+    char why[200] = "";
+    struct sr_open_opts oo = {
+        .trust = g->ring,
+        .self_id = g->cfg->id,
+        .now_ms = now,
+        .max_len = g->cfg->max_body + 65536,
+        .kinds = 1u << SR_KIND_RESULT,
+    };
+    int rv = sr_envelope_open(&res, resp->body, resp->body_len, &oo, why, sizeof(why));
+    if (rv == 0 && (memcmp(res.id, job->env.id, SR_ENV_IDBYTES) != 0)) {
+        rv = SR_ERR_ENV_BODY;
+        snprintf(why, sizeof(why), "result id does not match the workload id");
+    }
+    if (rv == 0 && (!res.signer_name || strcmp(res.signer_name, ti->id) != 0 ||
+                    strcmp(res.src, ti->id) != 0)) {
+        rv = SR_ERR_ENV_UNTRUSTED;
+        snprintf(why, sizeof(why), "result signed by '%s' (src '%s'), not by target '%s'",
+                 res.signer_name ? res.signer_name : "?", res.src, ti->id);
+    }
+    if (rv != 0) {
+        sr_router_failure(g->router, job->cur_target, now);
+        count_dispatch(g, job->cur_target, "bad_result");
+        char labels[160], extra[64];
+        snprintf(labels, sizeof(labels), "target=\"%s\",reason=\"%s\"", ti->id, sr_errname(rv));
+        sr_metrics_add(g->metrics, "skyroute_signature_failures_total", labels, 1);
+        sr_log(SR_LOG_WARN, "workload %s: result from %s refused: %s: %s", job->idhex, ti->id,
+               sr_strerror(rv), why);
+        snprintf(extra, sizeof(extra), ",\"code\":\"%s\"", sr_errname(rv));
+        fail(job, 502, "the result failed verification and was discarded",
+             detail(&b, job, ti->id, extra, why), false);
+        sr_buf_free(&b);
+        return;
+    }
+
+    double elapsed = (double)(sr_mono_ms() - job->start_mono);
+    sr_router_success(g->router, job->cur_target, elapsed, job->cur_predicted, job->spec.w.work_gop,
+                      now);
+    count_dispatch(g, job->cur_target, "ok");
+    char signer[SR_KEYIDBYTES * 2 + 1];
+    sr_hex(signer, res.signer, SR_KEYIDBYTES);
+    char signer_hdr[SR_ENV_STRMAX + 40];
+    snprintf(signer_hdr, sizeof(signer_hdr), "%s %s", res.signer_name, signer);
+    struct gw_job_result r = {.status = 200,
+                              .payload = res.payload,
+                              .payload_len = res.payload_len,
+                              .signer = signer_hdr,
+                              .t_recv = (res.flags & SR_ENV_HAS_T_RECV) ? res.t_recv : 0,
+                              .t_done = (res.flags & SR_ENV_HAS_T_DONE) ? res.t_done : 0};
+    if ((res.flags & SR_ENV_HAS_STATUS) && res.status != 0) {
+        char extra[48];
+        snprintf(extra, sizeof(extra), ",\"status\":%lld", (long long)res.status);
+        r.status = (res.status >= 400 && res.status < 500) ? 422 : 502;
+        r.error = "the handler failed at the target";
+        r.detail_json = detail(&b, job, ti->id, extra, res.error);
+        r.payload = NULL;
+        r.payload_len = 0;
+        r.handler_failed = true;
+    }
+    finish(job, &r);
+    sr_buf_free(&b);
+}
+
+static struct target_rt *target_rt(struct gw *g, size_t router_idx)
+{
+    for (size_t i = 0; i < g->ntargets; i++) {
+        if (g->targets[i].router_idx == (int)router_idx) {
+            return &g->targets[i];
+        }
+    }
+    return NULL;
+}
+
+static void dispatch(struct gw_job *job)
+{
+    struct gw *g = job->gw;
+    while (job->next < job->ncands) {
+        const struct sr_candidate *c = &job->cands[job->next++];
+        if (!c->feasible) {
+            break; /* feasible ones come first */
+        }
+        struct target_rt *t = target_rt(g, c->target);
+        if (!t) {
+            continue; /* removed by a reload */
+        }
+        if (c->wait_ms > 0) {
+            /* the best plan starts at a later window: only the spool can wait */
+            struct gw_job_result r = {.status = 202,
+                                      .error = "waiting for a window",
+                                      .never_sent = true,
+                                      .wait_until_ms = c->up_aos_ms > 0
+                                                           ? c->up_aos_ms
+                                                           : sr_now_ms() + (int64_t)c->wait_ms,
+                                      .wait_target = t->cfg->id};
+            finish(job, &r);
+            return;
+        }
+        int64_t now = sr_now_ms();
+        int64_t left = job->spec.w.deadline_ms - now;
+        if (left <= 0) {
+            break;
+        }
+        if (job->spec.before_send &&
+            job->spec.before_send(t->cfg->id, job->spec.before_send_arg) != 0) {
+            fail(job, 507, "cannot record the dispatch durably", NULL, true);
+            return;
+        }
+        snprintf(job->env.dst, sizeof(job->env.dst), "%s", t->cfg->id);
+        sr_buf env;
+        sr_buf_init(&env, g->cfg->max_body + 65536);
+        int rv = sr_envelope_seal(&env, g->key, &job->env);
+        if (rv != 0) {
+            sr_buf_free(&env);
+            fail(job, rv == SR_ERR_NOMEM ? 503 : 500, "cannot seal the envelope", NULL, true);
+            return;
+        }
+        job->cur_target = c->target;
+        job->cur_predicted = c->predicted_ms;
+        job->dispatched = true;
+        static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
+        sr_router_begin(g->router, c->target);
+        job->call = sr_h2_request(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, env.data, env.len,
+                                  left, on_result, job);
+        sr_buf_free(&env);
+        if (!job->call) {
+            sr_router_end(g->router, c->target);
+            fail(job, 503, "out of memory", NULL, true);
+        }
+        return;
+    }
+    no_target(job, job->nattempts ? "no target could take the workload"
+                                  : "no target can meet the deadline");
+}
+
+static void start_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_job *job = arg;
+    struct gw *g = job->gw;
+    int64_t now = sr_now_ms();
+    job->ncands = sr_router_rank(g->router, &job->spec.w, now, job->cands, MAX_CANDIDATES);
+    if (job->spec.pinned) {
+        /* re-send to the target that may already have run it, nowhere else */
+        size_t k = 0;
+        for (size_t i = 0; i < job->ncands; i++) {
+            const struct sr_target_info *ti = sr_router_target(g->router, job->cands[i].target);
+            if (!strcmp(ti->id, job->spec.w.place_target)) {
+                job->cands[k++] = job->cands[i];
+            }
+        }
+        job->ncands = k;
+    }
+    dispatch(job);
+}
+
+struct gw_job *gw_job_start(struct gw *g, const struct gw_job_spec *spec, gw_job_done done,
+                            void *arg)
+{
+    struct gw_job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        return NULL;
+    }
+    job->gw = g;
+    job->spec = *spec;
+    job->done = done;
+    job->arg = arg;
+    job->start_mono = sr_mono_ms();
+    if (spec->copy_payload) {
+        job->payload_copy = malloc(spec->payload_len ? spec->payload_len : 1);
+        if (!job->payload_copy) {
+            free(job);
+            return NULL;
+        }
+        memcpy(job->payload_copy, spec->payload, spec->payload_len);
+    }
+    struct sr_envelope *e = &job->env;
+    e->kind = SR_KIND_WORKLOAD;
+    memcpy(e->id, spec->id, SR_ENV_IDBYTES);
+    sr_hex(job->idhex, e->id, SR_ENV_IDBYTES);
+    e->iat = spec->iat_ms;
+    e->exp = spec->w.deadline_ms;
+    snprintf(e->src, sizeof(e->src), "%s", g->cfg->id);
+    snprintf(e->handler, sizeof(e->handler), "%s", spec->handler);
+    e->payload = job->payload_copy ? job->payload_copy : spec->payload;
+    e->payload_len = spec->payload_len;
+    e->flags = spec->env_flags & (SR_ENV_HAS_WORK | SR_ENV_HAS_RESULT_BYTES);
+    e->work = spec->w.work_gop;
+    e->result_bytes = spec->w.result_bytes;
+    job->start_ev = event_new(g->base, -1, 0, start_cb, job);
+    if (!job->start_ev) {
+        free(job->payload_copy);
+        free(job);
+        return NULL;
+    }
+    event_active(job->start_ev, 0, 0);
+    return job;
+}

@@ -1,0 +1,814 @@
+/*
+ * skyrouted part: the durable spool (store-and-forward).
+ *
+ * POST /v1/workloads with `prefer: respond-async` is answered 202 only once
+ * the workload is in SQLite (WAL, synchronous=FULL). Submissions that arrive
+ * in the same loop turn share one transaction (group commit), so throughput
+ * does not fall to one fsync per request.
+ *
+ * A dispatcher walks the active workloads, earliest deadline first, and
+ * starts a placement job (gw_dispatch.c) for each one whose window is open;
+ * the router says when the best plan has to wait (the job ends with 202 and
+ * the AOS), and the workload sleeps until then. Before an envelope leaves,
+ * its target is recorded durably: after a crash, or when a transfer is cut
+ * by LOS, the same envelope goes back to the same target, whose replay guard
+ * returns the stored result instead of running the handler again. Work that
+ * provably never reached a target is re-planned freely.
+ *
+ * GET /v1/workloads/ID: 202 with {"state": queued | waiting | dispatched}
+ * (waiting says when its window opens), 200 with the verified result and its
+ * headers, or the failure's own status with {"state": "failed", "reason"}.
+ *
+ *   [spool]
+ *   max_items = 100000        workloads held at once (507 beyond)
+ *   max_bytes = 1073741824    payload bytes held at once (507 beyond)
+ *   keep_results_s = 86400    how long finished workloads can be fetched
+ *   concurrency = 256         placements in flight at once
+ */
+#include "gateway/gw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+enum sp_state { SP_QUEUED = 0, SP_WAITING, SP_DISPATCHED, SP_DONE, SP_FAILED };
+static const char *const state_names[] = {"queued", "waiting", "dispatched", "done", "failed"};
+
+/* An active (not finished) workload, kept in memory; payloads stay on disk. */
+struct item {
+    uint8_t id[SR_ENV_IDBYTES];
+    char client[64];
+    int64_t deadline_ms;
+    int64_t wait_until_ms;
+    size_t bytes;
+    enum sp_state state;
+    char target[SR_TARGET_IDMAX]; /* recorded before sending */
+    bool pinned; /* it may have reached target: re-send only there, same envelope */
+    struct gw_job *job;
+    struct gw_spool *sp;
+};
+
+/* A submission waiting for the group commit. */
+struct pending {
+    struct pending *next;
+    sr_req *req; /* NULL if the client left before the commit */
+    struct gw_job_spec spec;
+    uint8_t *payload;
+    char client[64];
+    int64_t start_mono;
+};
+
+struct gw_spool {
+    struct gw *g;
+    sqlite3 *db;
+    sqlite3_stmt *ins, *upd_state, *upd_done, *get, *get_payload;
+    struct item **items; /* active workloads */
+    size_t n, cap;
+    uint64_t bytes;
+    size_t running;
+    struct pending *batch, **batch_tail;
+    size_t batch_bytes, batch_items;
+    struct event *commit_ev, *tick, *kick_ev;
+    double max_items, max_bytes, keep_s, concurrency;
+    int64_t last_prune;
+};
+
+/* ---- storage ------------------------------------------------------------------------ */
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS spool ("
+    " id BLOB PRIMARY KEY, client TEXT NOT NULL, handler TEXT NOT NULL, payload BLOB NOT NULL,"
+    " iat INTEGER NOT NULL, deadline INTEGER NOT NULL, work REAL NOT NULL,"
+    " result_bytes INTEGER NOT NULL, env_flags INTEGER NOT NULL, place INTEGER NOT NULL,"
+    " place_target TEXT NOT NULL, data_at TEXT NOT NULL,"
+    " state INTEGER NOT NULL, target TEXT NOT NULL DEFAULT '', wait_until INTEGER NOT NULL "
+    " DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " res_status INTEGER NOT NULL DEFAULT 0, res_payload BLOB, res_signer TEXT NOT NULL "
+    " DEFAULT '', res_predicted REAL NOT NULL DEFAULT 0, res_elapsed REAL NOT NULL DEFAULT 0,"
+    " res_detail TEXT, done_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS spool_active ON spool(state, deadline);";
+
+static int prep(struct gw_spool *sp, sqlite3_stmt **st, const char *sql, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v2(sp->db, sql, -1, st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool: %s", sqlite3_errmsg(sp->db));
+        return SR_ERR_IO;
+    }
+    return 0;
+}
+
+static int exec_sql(struct gw_spool *sp, const char *sql)
+{
+    return sqlite3_exec(sp->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : SR_ERR_IO;
+}
+
+/* HTTP status for a failed write: a full disk is 507, anything else 503. */
+static int write_status(struct gw_spool *sp)
+{
+    int e = sqlite3_errcode(sp->db);
+    return (e == SQLITE_FULL || e == SQLITE_IOERR) ? 507 : 503;
+}
+
+static void update_state(struct gw_spool *sp, struct item *it, const char *reason, bool attempt)
+{
+    sqlite3_stmt *st = sp->upd_state;
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, (int)it->state);
+    sqlite3_bind_text(st, 2, it->target, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, it->wait_until_ms);
+    sqlite3_bind_int(st, 4, attempt ? 1 : 0);
+    sqlite3_bind_text(st, 5, reason ? reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, sr_now_ms());
+    sqlite3_bind_blob(st, 7, it->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        sr_log(SR_LOG_ERROR, "spool: cannot update a workload: %s", sqlite3_errmsg(sp->db));
+    }
+}
+
+/* ---- the active set ---------------------------------------------------------------------- */
+
+static int item_add(struct gw_spool *sp, struct item *it)
+{
+    if (sp->n == sp->cap) {
+        size_t ncap = sp->cap ? sp->cap * 2 : 256;
+        struct item **ni = realloc(sp->items, ncap * sizeof(*ni));
+        if (!ni) {
+            return SR_ERR_NOMEM;
+        }
+        sp->items = ni;
+        sp->cap = ncap;
+    }
+    sp->items[sp->n++] = it;
+    sp->bytes += it->bytes;
+    return 0;
+}
+
+static void item_remove(struct gw_spool *sp, struct item *it)
+{
+    for (size_t i = 0; i < sp->n; i++) {
+        if (sp->items[i] == it) {
+            sp->items[i] = sp->items[--sp->n];
+            break;
+        }
+    }
+    sp->bytes -= it->bytes;
+    free(it);
+}
+
+static void gauges(struct gw_spool *sp)
+{
+    sr_metrics_set(sp->g->metrics, "skyroute_spool_items", "", (double)sp->n);
+    sr_metrics_set(sp->g->metrics, "skyroute_spool_bytes", "", (double)sp->bytes);
+}
+
+/* ---- dispatching ----------------------------------------------------------------------- */
+
+static void kick(struct gw_spool *sp);
+
+static int before_send(const char *target, void *arg)
+{
+    struct item *it = arg;
+    snprintf(it->target, sizeof(it->target), "%s", target);
+    it->state = SP_DISPATCHED;
+    it->pinned = true; /* from now on it may have run there */
+    update_state(it->sp, it, "", true);
+    return 0;
+}
+
+static void job_done(const struct gw_job_result *r, void *arg)
+{
+    struct item *it = arg;
+    struct gw_spool *sp = it->sp;
+    it->job = NULL;
+    sp->running--;
+    int64_t now = sr_now_ms();
+    if (r->status == 200 || r->handler_failed) {
+        /* a verified, signed result: store it for the client */
+        sqlite3_stmt *st = sp->upd_done;
+        sqlite3_reset(st);
+        sqlite3_bind_int(st, 1, r->status == 200 ? SP_DONE : SP_FAILED);
+        sqlite3_bind_int(st, 2, r->status);
+        sqlite3_bind_blob(st, 3, r->payload ? (const void *)r->payload : "", (int)r->payload_len,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, r->signer, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 5, r->predicted_ms);
+        sqlite3_bind_double(st, 6, r->elapsed_ms);
+        sqlite3_bind_text(st, 7, r->detail_json ? r->detail_json : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, now);
+        sqlite3_bind_text(st, 9, r->target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, r->error ? r->error : "", -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 11, it->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            /* not stored: it stays dispatched and is fetched again from the
+             * target (its replay guard answers) on the next pass */
+            sr_log(SR_LOG_ERROR, "spool: cannot store a result: %s", sqlite3_errmsg(sp->db));
+            it->wait_until_ms = now + 1000;
+            kick(sp);
+            return;
+        }
+        sr_metrics_add(sp->g->metrics, "skyroute_spool_finished_total",
+                       r->status == 200 ? "outcome=\"done\"" : "outcome=\"handler_failed\"", 1);
+        item_remove(sp, it);
+        gauges(sp);
+        kick(sp);
+        return;
+    }
+    if (r->status == 202) {
+        /* the best plan opens later: sleep until its window */
+        it->state = SP_WAITING;
+        it->wait_until_ms = r->wait_until_ms;
+        if (!it->pinned) {
+            snprintf(it->target, sizeof(it->target), "%s", r->wait_target ? r->wait_target : "");
+        }
+        update_state(sp, it, "waiting for a window", false);
+        return;
+    }
+    bool expired = now >= it->deadline_ms;
+    bool lost = !r->never_sent; /* it may have run at r->target */
+    if (expired || r->status == 502 || r->status == 422) {
+        if (!expired && lost && r->status == 502 && r->detail_json &&
+            strstr(r->detail_json, "\"retry_safe\":false")) {
+            /* cut mid-flight (LOS, crash): send the same envelope there again */
+            it->state = SP_QUEUED;
+            snprintf(it->target, sizeof(it->target), "%s", r->target);
+            it->pinned = true;
+            it->wait_until_ms = now + 1000;
+            update_state(sp, it, r->error, false);
+            return;
+        }
+        it->state = SP_FAILED;
+        sqlite3_stmt *st = sp->upd_done;
+        sqlite3_reset(st);
+        sqlite3_bind_int(st, 1, SP_FAILED);
+        sqlite3_bind_int(st, 2, expired ? 504 : r->status);
+        sqlite3_bind_blob(st, 3, "", 0, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, "", -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 5, r->predicted_ms);
+        sqlite3_bind_double(st, 6, r->elapsed_ms);
+        sqlite3_bind_text(st, 7, r->detail_json ? r->detail_json : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, now);
+        sqlite3_bind_text(st, 9, r->target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10,
+                          expired ? "the deadline passed before a result came back"
+                                  : (r->error ? r->error : "failed"),
+                          -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 11, it->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sr_log(SR_LOG_ERROR, "spool: cannot record a failure: %s", sqlite3_errmsg(sp->db));
+        }
+        sr_metrics_add(sp->g->metrics, "skyroute_spool_finished_total", "outcome=\"failed\"", 1);
+        item_remove(sp, it);
+        gauges(sp);
+        kick(sp);
+        return;
+    }
+    /* not placed now (no target reachable, timeout): try again shortly; a
+     * timeout may have run at the target, so it stays pinned there */
+    it->state = SP_QUEUED;
+    if (lost && r->target[0]) {
+        snprintf(it->target, sizeof(it->target), "%s", r->target);
+        it->pinned = true;
+    }
+    it->wait_until_ms = now + 1000;
+    update_state(sp, it, r->error, false);
+}
+
+static int deadline_cmp(const void *a, const void *b)
+{
+    const struct item *x = *(struct item *const *)a, *y = *(struct item *const *)b;
+    return x->deadline_ms < y->deadline_ms ? -1 : x->deadline_ms > y->deadline_ms;
+}
+
+/* Loads a workload's stored request and starts placing it. */
+static void start_item(struct gw_spool *sp, struct item *it)
+{
+    sqlite3_stmt *st = sp->get_payload;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, it->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sr_log(SR_LOG_ERROR, "spool: workload vanished from the store");
+        item_remove(sp, it);
+        return;
+    }
+    struct gw_job_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    memcpy(spec.id, it->id, SR_ENV_IDBYTES);
+    snprintf(spec.handler, sizeof(spec.handler), "%s", (const char *)sqlite3_column_text(st, 0));
+    spec.payload = sqlite3_column_blob(st, 1);
+    spec.payload_len = (size_t)sqlite3_column_bytes(st, 1);
+    spec.copy_payload = true;
+    spec.iat_ms = sqlite3_column_int64(st, 2);
+    spec.w.deadline_ms = it->deadline_ms;
+    spec.w.work_gop = sqlite3_column_double(st, 3);
+    spec.w.result_bytes = sqlite3_column_int64(st, 4);
+    spec.env_flags = (unsigned)sqlite3_column_int(st, 5);
+    spec.w.place = (sr_place_kind)sqlite3_column_int(st, 6);
+    snprintf(spec.w.place_target, sizeof(spec.w.place_target), "%s",
+             (const char *)sqlite3_column_text(st, 7));
+    snprintf(spec.w.data_at, sizeof(spec.w.data_at), "%s",
+             (const char *)sqlite3_column_text(st, 8));
+    spec.w.bytes_in = (int64_t)spec.payload_len;
+    spec.w.store_and_forward = true;
+    if (it->pinned && it->target[0]) {
+        /* it may have reached this target already: only there, same envelope */
+        spec.pinned = true;
+        spec.w.place = SR_PLACE_TARGET;
+        snprintf(spec.w.place_target, sizeof(spec.w.place_target), "%s", it->target);
+    }
+    spec.before_send = before_send;
+    spec.before_send_arg = it;
+    it->job = gw_job_start(sp->g, &spec, job_done, it);
+    sqlite3_reset(st);
+    if (it->job) {
+        sp->running++;
+    }
+}
+
+static void dispatch_due(struct gw_spool *sp)
+{
+    int64_t now = sr_now_ms();
+    qsort(sp->items, sp->n, sizeof(sp->items[0]), deadline_cmp);
+    for (size_t i = 0; i < sp->n && sp->running < (size_t)sp->concurrency; i++) {
+        struct item *it = sp->items[i];
+        if (it->job || it->wait_until_ms > now) {
+            continue;
+        }
+        start_item(sp, it);
+    }
+}
+
+static void prune(struct gw_spool *sp)
+{
+    int64_t now = sr_now_ms();
+    if (now - sp->last_prune < 60000) {
+        return;
+    }
+    sp->last_prune = now;
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DELETE FROM spool WHERE state >= %d AND done_at < %lld", SP_DONE,
+             (long long)(now - (int64_t)(sp->keep_s * 1000)));
+    exec_sql(sp, sql);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_spool *sp = arg;
+    dispatch_due(sp);
+    prune(sp);
+}
+
+/* Runs the dispatcher on the next loop turn (new work, a finished job). */
+static void kick(struct gw_spool *sp)
+{
+    event_active(sp->kick_ev, 0, 0);
+}
+
+/* ---- submission and group commit ------------------------------------------------------------- */
+
+static void pending_abort(sr_req *req, void *data)
+{
+    (void)req;
+    struct pending *p = data;
+    p->req = NULL; /* gone before the commit: not acknowledged, not stored */
+}
+
+static void respond_accepted(struct gw *g, sr_req *req, const uint8_t id[SR_ENV_IDBYTES])
+{
+    char idhex[2 * SR_ENV_IDBYTES + 1], loc[64], body[160];
+    sr_hex(idhex, id, SR_ENV_IDBYTES);
+    snprintf(loc, sizeof(loc), "/v1/workloads/%s", idhex);
+    int n = snprintf(body, sizeof(body),
+                     "{\"id\":\"%s\",\"state\":\"queued\",\"location\":\"%s\"}\n", idhex, loc);
+    const struct sr_http_header h[] = {
+        {"content-type", "application/json"}, {"location", loc}, {"skyroute-id", idhex}};
+    sr_req_set_abort(req, NULL);
+    sr_req_respond(req, 202, h, 3, body, (size_t)n, false);
+    char labels[32];
+    snprintf(labels, sizeof(labels), "code=\"202\"");
+    sr_metrics_add(g->metrics, "skyroute_requests_total", labels, 1);
+}
+
+static void commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_spool *sp = arg;
+    struct pending *batch = sp->batch;
+    sp->batch = NULL;
+    sp->batch_tail = &sp->batch;
+    sp->batch_bytes = sp->batch_items = 0;
+    int64_t now = sr_now_ms();
+    bool ok = exec_sql(sp, "BEGIN IMMEDIATE") == 0;
+    size_t stored = 0;
+    for (struct pending *p = batch; ok && p; p = p->next) {
+        if (!p->req) {
+            continue;
+        }
+        sqlite3_stmt *st = sp->ins;
+        sqlite3_reset(st);
+        sqlite3_bind_blob(st, 1, p->spec.id, SR_ENV_IDBYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, p->client, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, p->spec.handler, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, p->payload ? (const void *)p->payload : "",
+                          (int)p->spec.payload_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, p->spec.iat_ms);
+        sqlite3_bind_int64(st, 6, p->spec.w.deadline_ms);
+        sqlite3_bind_double(st, 7, p->spec.w.work_gop);
+        sqlite3_bind_int64(st, 8, p->spec.w.result_bytes);
+        sqlite3_bind_int(st, 9, (int)p->spec.env_flags);
+        sqlite3_bind_int(st, 10, (int)p->spec.w.place);
+        sqlite3_bind_text(st, 11, p->spec.w.place_target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 12, p->spec.w.data_at, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 13, now);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        stored++;
+    }
+    ok = ok && exec_sql(sp, "COMMIT") == 0;
+    int fail_status = ok ? 0 : write_status(sp);
+    const char *why = ok ? NULL : sqlite3_errmsg(sp->db);
+    if (!ok) {
+        exec_sql(sp, "ROLLBACK");
+        sr_log(SR_LOG_ERROR, "spool: commit of %zu workloads failed: %s", stored, why);
+    }
+    for (struct pending *p = batch; p;) {
+        struct pending *next = p->next;
+        if (p->req && ok) {
+            struct item *it = calloc(1, sizeof(*it));
+            if (it) {
+                memcpy(it->id, p->spec.id, SR_ENV_IDBYTES);
+                snprintf(it->client, sizeof(it->client), "%s", p->client);
+                it->deadline_ms = p->spec.w.deadline_ms;
+                it->bytes = p->spec.payload_len;
+                it->sp = sp;
+            }
+            if (!it || item_add(sp, it) != 0) {
+                free(it); /* stored; picked up by the next start-up's recovery */
+            }
+            respond_accepted(sp->g, p->req, p->spec.id);
+        } else if (p->req) {
+            sr_req_set_abort(p->req, NULL);
+            sr_req_respond_error(p->req, fail_status,
+                                 fail_status == 507 ? "the spool's disk is full: not stored"
+                                                    : "the spool could not store the workload",
+                                 NULL);
+        }
+        free(p->payload);
+        free(p);
+        p = next;
+    }
+    gauges(sp);
+    kick(sp);
+}
+
+static void refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail)
+{
+    char labels[32];
+    snprintf(labels, sizeof(labels), "code=\"%d\"", status);
+    sr_metrics_add(g->metrics, "skyroute_requests_total", labels, 1);
+    sr_req_respond_error(req, status, msg, detail);
+}
+
+void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client)
+{
+    struct gw_spool *sp = g->spool;
+    if (!sp) {
+        refuse(g, req, 503, "the spool is not available", NULL);
+        return;
+    }
+    /* quotas: nothing is acknowledged that is not stored, and nothing over */
+    size_t items = sp->n + sp->batch_items;
+    uint64_t bytes = sp->bytes + sp->batch_bytes;
+    if ((double)items + 1 > sp->max_items || (double)(bytes + spec->payload_len) > sp->max_bytes) {
+        char d[160];
+        snprintf(d, sizeof(d),
+                 "{\"items\":%zu,\"bytes\":%llu,\"max_items\":%.0f,\"max_bytes\":%.0f}", items,
+                 (unsigned long long)bytes, sp->max_items, sp->max_bytes);
+        refuse(g, req, 507, "the spool is full", d);
+        return;
+    }
+    uint64_t quota = gw_auth_spool_quota(g, client);
+    if (quota) {
+        uint64_t mine = 0;
+        for (size_t i = 0; i < sp->n; i++) {
+            if (!strcmp(sp->items[i]->client, client)) {
+                mine += sp->items[i]->bytes;
+            }
+        }
+        for (struct pending *p = sp->batch; p; p = p->next) {
+            if (!strcmp(p->client, client)) {
+                mine += p->spec.payload_len;
+            }
+        }
+        if (mine + spec->payload_len > quota) {
+            char d[160];
+            snprintf(d, sizeof(d), "{\"client\":\"%s\",\"spooled_bytes\":%llu,\"quota\":%llu}",
+                     client, (unsigned long long)mine, (unsigned long long)quota);
+            const struct sr_http_header h[] = {{"retry-after", "60"}};
+            (void)h;
+            refuse(g, req, 429, "over the client's spool quota", d);
+            return;
+        }
+    }
+    struct pending *p = calloc(1, sizeof(*p));
+    uint8_t *copy = p ? malloc(spec->payload_len ? spec->payload_len : 1) : NULL;
+    if (!p || !copy) {
+        free(p);
+        free(copy);
+        refuse(g, req, 503, "out of memory", NULL);
+        return;
+    }
+    p->req = req;
+    p->spec = *spec;
+    memcpy(copy, spec->payload, spec->payload_len);
+    p->payload = copy;
+    p->spec.payload = copy;
+    snprintf(p->client, sizeof(p->client), "%s", client ? client : "");
+    p->start_mono = sr_req_start_mono(req);
+    *sp->batch_tail = p;
+    sp->batch_tail = &p->next;
+    sp->batch_items++;
+    sp->batch_bytes += spec->payload_len;
+    sr_req_set_data(req, p);
+    sr_req_set_abort(req, pending_abort);
+    event_active(sp->commit_ev, 0, 0); /* one commit per loop turn for the whole batch */
+}
+
+/* ---- GET /v1/workloads/ID ------------------------------------------------------------------ */
+
+bool gw_spool_handle(struct gw *g, sr_req *req, const char *client)
+{
+    (void)client;
+    const char *path = sr_req_path(req);
+    size_t plen = strcspn(path, "?");
+    static const char prefix[] = "/v1/workloads/";
+    if (plen <= sizeof(prefix) - 1 || strncmp(path, prefix, sizeof(prefix) - 1) != 0) {
+        return false;
+    }
+    const char *hex = path + sizeof(prefix) - 1;
+    size_t hlen = plen - (sizeof(prefix) - 1);
+    if (strcmp(sr_req_method(req), "GET") != 0) {
+        refuse(g, req, 405, "use GET", NULL);
+        return true;
+    }
+    uint8_t id[SR_ENV_IDBYTES];
+    if (sr_unhex(id, sizeof(id), hex, hlen) != 0) {
+        refuse(g, req, 404, "no such workload", "{\"why\":\"an id is 32 hex digits\"}");
+        return true;
+    }
+    struct gw_spool *sp = g->spool;
+    if (!sp) {
+        refuse(g, req, 404, "no such workload", NULL);
+        return true;
+    }
+    /* a submission still in the group commit is not known yet */
+    sqlite3_stmt *st = sp->get;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, id, SR_ENV_IDBYTES, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        refuse(g, req, 404, "no such workload", NULL);
+        return true;
+    }
+    int state = sqlite3_column_int(st, 0);
+    const char *target = (const char *)sqlite3_column_text(st, 1);
+    int64_t wait_until = sqlite3_column_int64(st, 2);
+    int attempts = sqlite3_column_int(st, 3);
+    const char *reason = (const char *)sqlite3_column_text(st, 4);
+    int res_status = sqlite3_column_int(st, 5);
+    const void *res = sqlite3_column_blob(st, 6);
+    size_t res_len = (size_t)sqlite3_column_bytes(st, 6);
+    const char *signer = (const char *)sqlite3_column_text(st, 7);
+    double predicted = sqlite3_column_double(st, 8), elapsed = sqlite3_column_double(st, 9);
+    const char *detail = (const char *)sqlite3_column_text(st, 10);
+    int64_t deadline = sqlite3_column_int64(st, 11);
+    char idhex[2 * SR_ENV_IDBYTES + 1];
+    sr_hex(idhex, id, SR_ENV_IDBYTES);
+    if (state == SP_DONE) {
+        char p[32], e[32];
+        snprintf(p, sizeof(p), "%.0f", predicted);
+        snprintf(e, sizeof(e), "%.0f", elapsed);
+        const struct sr_http_header h[] = {{"content-type", "application/octet-stream"},
+                                           {"skyroute-id", idhex},
+                                           {"skyroute-target", target},
+                                           {"skyroute-predicted-ms", p},
+                                           {"skyroute-elapsed-ms", e},
+                                           {"skyroute-signer", signer}};
+        sr_req_respond(req, 200, h, 6, res ? res : "", res_len, false);
+        sqlite3_reset(st);
+        return true;
+    }
+    sr_buf b;
+    sr_buf_init(&b, 1 << 16);
+    char dl[SR_RFC3339_LEN];
+    sr_time_format(dl, deadline);
+    int rv = sr_buf_appendf(&b,
+                            "{\"id\":\"%s\",\"state\":\"%s\",\"deadline\":\"%s\",\"attempts\":%d,"
+                            "\"target\":",
+                            idhex, state_names[state < 5 && state >= 0 ? state : 0], dl, attempts);
+    rv = rv ? rv : sr_buf_append_json_str(&b, target, strlen(target));
+    if (state == SP_WAITING && wait_until > 0) {
+        char w[SR_RFC3339_LEN];
+        sr_time_format(w, wait_until);
+        rv = rv ? rv : sr_buf_appendf(&b, ",\"window_opens\":\"%s\"", w);
+    }
+    rv = rv ? rv : sr_buf_append(&b, ",\"reason\":", 10);
+    rv = rv ? rv : sr_buf_append_json_str(&b, reason, strlen(reason));
+    if (state == SP_FAILED) {
+        rv = rv ? rv : sr_buf_appendf(&b, ",\"detail\":%s", detail && detail[0] ? detail : "null");
+    }
+    rv = rv ? rv : sr_buf_append(&b, "}\n", 2);
+    sqlite3_reset(st);
+    static const struct sr_http_header h[] = {{"content-type", "application/json"}};
+    int status = state == SP_FAILED ? (res_status >= 400 ? res_status : 502) : 202;
+    if (rv != 0) {
+        sr_buf_free(&b);
+        refuse(g, req, 503, "out of memory", NULL);
+        return true;
+    }
+    sr_req_respond(req, status, h, 1, b.data, b.len, true);
+    return true;
+}
+
+/* ---- start-up and shut-down --------------------------------------------------------------- */
+
+/* Everything not finished goes back in the active set: dispatched work keeps
+ * its target, so the same envelope goes there again (exactly-once effect). */
+static int recover(struct gw_spool *sp, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (prep(sp, &st,
+             "SELECT id, client, deadline, state, target, wait_until, length(payload) FROM spool "
+             "WHERE state < 3",
+             err, errlen)) {
+        return SR_ERR_IO;
+    }
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct item *it = calloc(1, sizeof(*it));
+        if (!it || sqlite3_column_bytes(st, 0) != SR_ENV_IDBYTES) {
+            free(it);
+            continue;
+        }
+        memcpy(it->id, sqlite3_column_blob(st, 0), SR_ENV_IDBYTES);
+        snprintf(it->client, sizeof(it->client), "%s", (const char *)sqlite3_column_text(st, 1));
+        it->deadline_ms = sqlite3_column_int64(st, 2);
+        it->state = (enum sp_state)sqlite3_column_int(st, 3);
+        snprintf(it->target, sizeof(it->target), "%s", (const char *)sqlite3_column_text(st, 4));
+        it->wait_until_ms = sqlite3_column_int64(st, 5);
+        it->bytes = (size_t)sqlite3_column_int64(st, 6);
+        it->sp = sp;
+        if (it->state == SP_DISPATCHED) {
+            it->state = SP_QUEUED; /* re-send, pinned to it->target */
+            it->wait_until_ms = 0;
+            it->pinned = true;
+        }
+        if (item_add(sp, it) != 0) {
+            free(it);
+            sqlite3_finalize(st);
+            snprintf(err, errlen, "out of memory");
+            return SR_ERR_NOMEM;
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (n) {
+        sr_log(SR_LOG_INFO, "spool: %zu unfinished workloads recovered", n);
+    }
+    return 0;
+}
+
+int gw_spool_init(struct gw *g, char *err, size_t errlen)
+{
+    double max_items, max_bytes, keep, conc;
+    if (sr_config_num(g->cfg, "spool", "max_items", 100000, 1, 1e9, &max_items, err, errlen) ||
+        sr_config_num(g->cfg, "spool", "max_bytes", 1073741824.0, 1, 1e15, &max_bytes, err,
+                      errlen) ||
+        sr_config_num(g->cfg, "spool", "keep_results_s", 86400, 1, 86400.0 * 365, &keep, err,
+                      errlen) ||
+        sr_config_num(g->cfg, "spool", "concurrency", 256, 1, 100000, &conc, err, errlen)) {
+        return SR_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < g->cfg->nkv; i++) {
+        const struct sr_cfg_kv *kv = &g->cfg->kv[i];
+        if (!strcmp(kv->section, "spool") && strcmp(kv->key, "max_items") &&
+            strcmp(kv->key, "max_bytes") && strcmp(kv->key, "keep_results_s") &&
+            strcmp(kv->key, "concurrency")) {
+            snprintf(err, errlen, "%s:%d: unknown key '%s' in [spool]", g->cfg->path, kv->line,
+                     kv->key);
+            return SR_ERR_CONFIG;
+        }
+    }
+    if (g->check_only) {
+        return 0;
+    }
+    struct gw_spool *sp = calloc(1, sizeof(*sp));
+    if (!sp) {
+        snprintf(err, errlen, "out of memory");
+        return SR_ERR_NOMEM;
+    }
+    g->spool = sp;
+    sp->g = g;
+    sp->max_items = max_items;
+    sp->max_bytes = max_bytes;
+    sp->keep_s = keep;
+    sp->concurrency = conc;
+    sp->batch_tail = &sp->batch;
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/spool.db", g->cfg->state_dir);
+    if (sqlite3_open_v2(path, &sp->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "spool %s: %s", path,
+                 sp->db ? sqlite3_errmsg(sp->db) : "cannot open");
+        return SR_ERR_IO;
+    }
+    sqlite3_busy_timeout(sp->db, 2000);
+    if (sqlite3_exec(sp->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(sp->db));
+        return SR_ERR_IO;
+    }
+    if (prep(sp, &sp->ins,
+             "INSERT INTO spool (id, client, handler, payload, iat, deadline, work, result_bytes,"
+             " env_flags, place, place_target, data_at, state, created, updated)"
+             " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?13)",
+             err, errlen) ||
+        prep(sp, &sp->upd_state,
+             "UPDATE spool SET state=?1, target=?2, wait_until=?3, attempts=attempts+?4,"
+             " reason=?5, updated=?6 WHERE id=?7",
+             err, errlen) ||
+        prep(sp, &sp->upd_done,
+             "UPDATE spool SET state=?1, res_status=?2, res_payload=?3, res_signer=?4,"
+             " res_predicted=?5, res_elapsed=?6, res_detail=?7, done_at=?8, updated=?8,"
+             " target=?9, reason=?10, payload=x'' WHERE id=?11",
+             err, errlen) ||
+        prep(sp, &sp->get,
+             "SELECT state, target, wait_until, attempts, reason, res_status, res_payload,"
+             " res_signer, res_predicted, res_elapsed, res_detail, deadline FROM spool WHERE id=?1",
+             err, errlen) ||
+        prep(sp, &sp->get_payload,
+             "SELECT handler, payload, iat, work, result_bytes, env_flags, place, place_target,"
+             " data_at FROM spool WHERE id=?1",
+             err, errlen)) {
+        return SR_ERR_IO;
+    }
+    if (recover(sp, err, errlen) != 0) {
+        return SR_ERR_IO;
+    }
+    sr_metrics_describe(g->metrics, "skyroute_spool_items", "gauge",
+                        "Async workloads held (not finished).");
+    sr_metrics_describe(g->metrics, "skyroute_spool_bytes", "gauge", "Their payload bytes.");
+    sr_metrics_describe(g->metrics, "skyroute_spool_finished_total", "counter",
+                        "Async workloads finished, by outcome.");
+    sp->commit_ev = event_new(g->base, -1, 0, commit_cb, sp);
+    sp->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, sp);
+    sp->kick_ev = event_new(g->base, -1, 0, tick_cb, sp);
+    struct timeval tv = {0, 200000};
+    if (!sp->commit_ev || !sp->tick || !sp->kick_ev || event_add(sp->tick, &tv) != 0) {
+        snprintf(err, errlen, "cannot start the spool's timers");
+        return SR_ERR_NOMEM;
+    }
+    gauges(sp);
+    return 0;
+}
+
+void gw_spool_free(struct gw *g)
+{
+    struct gw_spool *sp = g->spool;
+    if (!sp) {
+        return;
+    }
+    for (size_t i = 0; i < sp->n; i++) {
+        gw_job_cancel(sp->items[i]->job);
+        free(sp->items[i]);
+    }
+    free(sp->items);
+    for (struct pending *p = sp->batch; p;) {
+        struct pending *next = p->next;
+        free(p->payload);
+        free(p);
+        p = next;
+    }
+    if (sp->commit_ev) {
+        event_free(sp->commit_ev);
+    }
+    if (sp->tick) {
+        event_free(sp->tick);
+    }
+    if (sp->kick_ev) {
+        event_free(sp->kick_ev);
+    }
+    sqlite3_finalize(sp->ins);
+    sqlite3_finalize(sp->upd_state);
+    sqlite3_finalize(sp->upd_done);
+    sqlite3_finalize(sp->get);
+    sqlite3_finalize(sp->get_payload);
+    sqlite3_close(sp->db);
+    free(sp);
+    g->spool = NULL;
+}
