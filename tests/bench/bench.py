@@ -1,0 +1,481 @@
+#!/usr/bin/python3
+"""skyroute benchmark: the gateway against nghttpx and against the physical
+limits, in one run, on loopback. Run it through tests/bench/run.sh.
+
+    tests/bench/run.sh [--build DIR] [--quick] [--only PART,...] [--markdown FILE]
+
+Parts (all by default):
+  proxy    h2load POSTing 1 KiB and 64 KiB bodies at 1, 100 and 1,000 concurrent
+           streams through skyrouted -> skyroute-node (echo; every envelope
+           signed, every result verified) and through nghttpx -> nghttpd (a
+           file of the same size as the body, so responses match): req/s, p50,
+           p99, CPU seconds per 10,000 requests of skyrouted and of nghttpx
+           (its master and worker processes)
+  crypto   Ed25519 signs and verifies per second from libsodium (bench_ed25519),
+           and the gateway's CPU per request as a multiple of one sign + one
+           verify of a body that size
+  sgp4     tests/bench/sgp4/run.sh: our SGP4 versus satellite.js
+  route    instructions per routing decision (sr_router_rank, callgrind) in a
+           skyrouted with one IDC and 100 satellites with elements
+  memory   resident memory of skyrouted with 10,000 satellites configured and
+           their elements loaded, and with 100,000 spooled workloads
+
+Everything is started here and stopped at the end. Absolute figures depend on
+the machine and its load; ratios taken in the same run are the point. The
+final table is Markdown, ready for the README (--markdown FILE also writes it).
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import srtest  # noqa: E402
+
+T0 = time.monotonic()
+
+
+def say(msg):
+    print("[%5.0fs] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+# ---- process accounting --------------------------------------------------------
+
+
+def proc_tree(pid):
+    pids = [pid]
+    for p in list(pids):
+        try:
+            with open("/proc/%d/task/%d/children" % (p, p)) as f:
+                pids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process and its live children (nghttpx runs its
+    worker in a child process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in proc_tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def rss_kib(pid, key="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---- h2load ---------------------------------------------------------------------
+
+
+def h2load(url, body, n, c, m, log, timeout=600):
+    if os.path.exists(log):
+        os.unlink(log)  # h2load appends
+    argv = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m), "-t", "1", "-d", body,
+            "--log-file", log, url]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    out = r.stdout.decode(errors="replace")
+    rps = 0.0
+    ok = failed = 0
+    for line in out.splitlines():
+        if line.startswith("finished in"):
+            rps = float(line.split(",")[1].split()[0])
+        if line.startswith("requests:"):
+            parts = line.replace(",", "").split()
+            ok = int(parts[parts.index("succeeded") - 1])
+            failed = int(parts[parts.index("failed") - 1]) + int(parts[parts.index("errored") - 1])
+    durs = []
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 3 and cols[1].startswith("2"):
+                    durs.append(int(cols[2]) / 1000.0)  # us -> ms
+    durs.sort()
+
+    def pct(p):
+        return durs[min(len(durs) - 1, int(p * len(durs)))] if durs else float("nan")
+
+    return {"rps": rps, "p50": pct(0.50), "p99": pct(0.99), "ok": ok, "failed": failed}
+
+
+# ---- parts ------------------------------------------------------------------------
+
+# (streams, connections, streams per connection)
+LOADS = [(1, 1, 1), (100, 10, 10), (1000, 10, 100)]
+SIZES = [(1024, "1 KiB"), (65536, "64 KiB")]
+
+
+def requests_for(size, streams, quick):
+    """Enough requests for a few seconds of each measurement on a small machine."""
+    n = {1: 3000, 100: 20000, 1000: 20000}[streams]
+    if size > 4096:
+        n //= 2
+    if quick:
+        n //= 4
+    return max(n, 2 * streams)
+
+
+def part_proxy(args, env, res):
+    say("proxy: starting skyroute-node, skyrouted, nghttpd, nghttpx on loopback")
+    gkey, gpub = env.keygen("gs-bench")
+    node = env.start_node("alpha", [gpub], admin=False, extra=["--log-level", "warn"])
+    gw = env.start_gateway("gs-bench", [node], extra_gateway="log_level = warn")
+    docroot = env.path("www")
+    os.mkdir(docroot)
+    bodies = {}
+    for size, _ in SIZES:
+        with open(os.path.join(docroot, "f%d" % size), "wb") as f:
+            f.write(os.urandom(size))
+        bodies[size] = env.path("body%d" % size)
+        with open(bodies[size], "wb") as f:
+            f.write(os.urandom(size))
+    pd, px = srtest.free_port(), srtest.free_port()
+    env.start(["nghttpd", "--no-tls", "-d", docroot, str(pd)], "nghttpd", pd)
+    nghttpx = env.start(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % px,
+                         "--backend=127.0.0.1,%d;;proto=h2" % pd, "--workers=1",
+                         "--no-ocsp", "--conf=/dev/null",
+                         "--errorlog-file=%s" % env.path("nghttpx.err"),
+                         "--accesslog-file=/dev/null"], "nghttpx", px)
+    log = env.path("h2load.log")
+    paths = {
+        "skyroute": (lambda size: gw["url"] + "/v1/workloads", gw["proc"].pid),
+        "nghttpx": (lambda size: "http://127.0.0.1:%d/f%d" % (px, size), nghttpx.pid),
+    }
+    for name, (url, _) in paths.items():  # warm both
+        h2load(url(1024), bodies[1024], 2000, 10, 10, log)
+    res["proxy"] = []
+    total = len(SIZES) * len(LOADS)
+    i = 0
+    for size, size_label in SIZES:
+        for streams, c, m in LOADS:
+            i += 1
+            n = requests_for(size, streams, args.quick)
+            row = {"size": size, "size_label": size_label, "streams": streams, "c": c, "m": m,
+                   "n": n}
+            for name, (url, pid) in paths.items():
+                c0 = cpu_seconds(pid)
+                r = h2load(url(size), bodies[size], n, c, m, log)
+                r["cpu10k"] = (cpu_seconds(pid) - c0) / max(1, r["ok"]) * 10000
+                row[name] = r
+                say("proxy %d/%d: %-6s x %4d streams  %-8s %8.0f req/s  p50 %7.2f ms  "
+                    "p99 %7.2f ms  cpu %.3f s/10k  (%d ok, %d failed)" %
+                    (i, total, size_label, streams, name, r["rps"], r["p50"], r["p99"],
+                     r["cpu10k"], r["ok"], r["failed"]))
+            res["proxy"].append(row)
+
+
+def part_crypto(args, res):
+    exe = os.path.join(args.build, "tests", "bench", "bench_ed25519")
+    say("crypto: Ed25519 sign/verify rate (libsodium, one core)")
+    out = subprocess.run([exe, "0.5" if args.quick else "1.5", "1024", "65536"], check=True,
+                         stdout=subprocess.PIPE).stdout.decode()
+    res["crypto"] = {}
+    for line in out.splitlines():
+        f = line.split()
+        kv = dict(zip(f[0::2], f[1::2]))
+        res["crypto"][int(kv["size"])] = {k: float(v) for k, v in kv.items() if k != "size"}
+        say("crypto: %s" % line)
+
+
+def part_sgp4(args, res):
+    say("sgp4: tests/bench/sgp4/run.sh (C vs satellite.js vs python3-sgp4)")
+    argv = ["sh", os.path.join(HERE, "sgp4", "run.sh")]
+    if args.quick:
+        argv.append("20")  # 2,000 satellites
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+    out = r.stdout.decode(errors="replace")
+    res["sgp4"] = {}
+    for line in out.splitlines():
+        m = re.match(r"^(skyroute C \(sr_propagate\)|satellite\.js sgp4\(\))\s+(\d+)", line)
+        if m:
+            res["sgp4"]["c" if m.group(1).startswith("skyroute") else "js"] = float(m.group(2))
+        m = re.match(r"^SGP4 benchmark: (\d+) satellites", line)
+        if m:
+            res["sgp4"]["sats"] = int(m.group(1))
+    say("sgp4: %s" % res["sgp4"])
+    if "c" not in res["sgp4"]:
+        print(out)
+
+
+def make_fleet(args, env, n, gw_name, node_pub):
+    """Config sections for |n| satellites (Walker shell, catalogue numbers from
+    70000) and a signed TLE file for them."""
+    kd = env.path("satkeys-%d" % n)
+    os.mkdir(kd)
+    exe = os.path.join(args.build, "tests", "bench", "bench_ed25519")
+    subprocess.run([exe, "pubkeys", str(n), kd], check=True)
+    per = 100 if n >= 1000 else 10
+    planes = max(1, n // per)
+    epoch = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
+    tle = subprocess.run([srtest.SKYROUTE, "elements", "synth", "--walker",
+                          "550,53,%d,%d,%d" % (planes, per, 1 if planes > 1 else 0), "--epoch", epoch,
+                          "--first-catnum", "70000"], check=True,
+                         stdout=subprocess.PIPE).stdout
+    tpath = env.path("fleet-%d.tle" % n)
+    with open(tpath, "wb") as f:
+        f.write(tle)
+    cats = [int(l[2:7].replace(" ", "0")) if l[2:7].strip().isdigit() else l[2:7]
+            for l in tle.decode().splitlines() if l.startswith("1 ")]
+    sec = []
+    for i, cat in enumerate(cats):
+        sec += ["[satellite.s%d]" % i, "url = http://127.0.0.1:9",
+                "pubkey = %s" % os.path.join(kd, "k%d.pub" % i), "catnum = %s" % cat, ""]
+    okey, opub = env.keygen("op-bench")
+    sec += ["[operator.bench]", "pubkey = %s" % opub, "satellites = *", ""]
+    return "\n".join(sec), tpath, okey
+
+
+def upload_elements(g, tpath, okey):
+    with open(tpath, "rb") as f:
+        sig = subprocess.run([srtest.SKYROUTE, "sign", "--key", okey], input=f.read(),
+                             check=True, stdout=subprocess.PIPE).stdout.decode().strip()
+    r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "-o", "/dev/null",
+                        "-w", "%{http_code}", "--data-binary", "@" + tpath,
+                        "-H", "content-type: text/plain", "-H", "skyroute-signature: " + sig,
+                        g["url"] + "/v1/elements"], stdout=subprocess.PIPE, timeout=600)
+    return r.stdout.decode()
+
+
+def part_memory(args, res):
+    n = 1000 if args.quick else 10000
+    env = srtest.Env("bench-mem")
+    try:
+        say("memory: skyrouted with %d satellites configured" % n)
+        gkey, gpub = env.keygen("gs-mem")
+        node = env.start_node("alpha", [gpub], admin=False, extra=["--log-level", "warn"])
+        sections, tpath, okey = make_fleet(args, env, n, "gs-mem", node["pub"])
+        g = env.start_gateway("gs-mem", [node], sections=sections,
+                              extra_gateway="log_level = warn\nstation = 52.0,4.37,10\n"
+                                            "min_el_deg = 10")
+        pid = g["proc"].pid
+        m = {"sats": n, "rss_config_kib": rss_kib(pid)}
+        t = time.monotonic()
+        st = upload_elements(g, tpath, okey)
+        m["elements_status"] = st
+        m["elements_s"] = time.monotonic() - t
+        time.sleep(1.0)
+        m["rss_elements_kib"] = rss_kib(pid)
+        m["hwm_kib"] = rss_kib(pid, "VmHWM")
+        say("memory: %d satellites: RSS %.1f MiB configured, %.1f MiB with elements "
+            "(PUT /v1/elements %s in %.1f s), peak %.1f MiB" %
+            (n, m["rss_config_kib"] / 1024, m["rss_elements_kib"] / 1024, st, m["elements_s"],
+             m["hwm_kib"] / 1024))
+        spool = any(os.path.exists(os.path.join(ROOT, "gateway", f))
+                    for f in ("gw_spool.c", "core_spool.c"))
+        m["spool"] = None if not spool else "not measured"
+        if not spool:
+            say("memory: 100,000 spooled workloads: n/a (no spool yet)")
+        else:
+            say("memory: the spool exists but this benchmark does not fill it yet")
+        res["memory"] = m
+    finally:
+        env.close()
+
+
+def part_route(args, res):
+    if not shutil.which("valgrind"):
+        say("route: valgrind not found; skipped")
+        return
+    ext = os.path.join(HERE, "router", "run.sh")
+    if os.path.exists(ext):
+        say("route: tests/bench/router/run.sh")
+        r = subprocess.run(["sh", ext], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=900)
+        res["route"] = {"external": r.stdout.decode(errors="replace").strip().splitlines()[-12:]}
+        return
+    nsat = 100
+    nreq = 50 if args.quick else 200
+    env = srtest.Env("bench-route")
+    try:
+        say("route: skyrouted under callgrind (IDC + %d satellites), %d workloads" % (nsat, nreq))
+        gkey, gpub = env.keygen("gs-route")
+        node = env.start_node("alpha", [gpub], admin=False, extra=["--log-level", "warn"])
+        sections, tpath, okey = make_fleet(args, env, nsat, "gs-route", node["pub"])
+        out = env.path("callgrind.out")
+        # start_gateway runs SKYROUTED; wrap it in callgrind for this one
+        real = srtest.SKYROUTED
+        wrapper = env.path("skyrouted-cg")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s "
+                    "--toggle-collect=sr_router_rank %s \"$@\"\n" % (out, real))
+        os.chmod(wrapper, 0o755)
+        srtest.SKYROUTED = wrapper
+        try:
+            g = env.start_gateway("gs-route", [node], sections=sections,
+                                  extra_gateway="log_level = warn\nstation = 52.0,4.37,10\n"
+                                                "min_el_deg = 10")
+        finally:
+            srtest.SKYROUTED = real
+        st = upload_elements(g, tpath, okey)
+        body = env.path("b")
+        with open(body, "wb") as f:
+            f.write(os.urandom(1024))
+        r = h2load(g["url"] + "/v1/workloads", body, nreq, 1, 1, env.path("h2.log"))
+        env.stop(g["proc"], timeout=120)
+        ir = calls = 0
+        with open(out) as f:
+            txt = f.read()
+        m = re.search(r"^summary:\s+(\d+)", txt, re.M) or re.search(r"^totals:\s+(\d+)", txt, re.M)
+        if m:
+            ir = int(m.group(1))
+        calls = r["ok"]
+        res["route"] = {"targets": nsat + 1, "requests": calls, "ir": ir,
+                        "ir_per_decision": ir / max(1, calls), "elements": st}
+        say("route: %d decisions over %d targets: %.0f instructions each (elements upload %s)" %
+            (calls, nsat + 1, ir / max(1, calls), st))
+    finally:
+        env.close()
+
+
+# ---- summary ------------------------------------------------------------------------
+
+
+def summary(args, res):
+    L = []
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    L.append("Produced by `tests/bench/run.sh%s` on %s UTC; %s, %d cores, Linux %s%s." % (
+        " --quick" if args.quick else "", time.strftime("%Y-%m-%d %H:%M", time.gmtime()), cpu,
+        os.cpu_count(), platform.release(),
+        "" if not args.note else "; " + args.note))
+    L.append("")
+    cr = res.get("crypto", {})
+    if "proxy" in res:
+        L.append("Gateway (`skyrouted -> skyroute-node`, echo; every envelope signed, every "
+                 "result verified) versus `nghttpx -> nghttpd` (plain HTTP/2 proxy), h2load POST, "
+                 "same run. CPU = seconds of CPU per 10,000 requests of skyrouted / of nghttpx "
+                 "(master + worker). Crypto x = gateway CPU per request / (one sign + one "
+                 "verify).")
+        L.append("")
+        L.append("| body | streams (c x m) | req/s sky | req/s ngx | ratio | p50 ms sky / ngx "
+                 "| p99 ms sky / ngx | CPU s/10k sky / ngx | crypto x |")
+        L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for row in res["proxy"]:
+            s, x = row["skyroute"], row["nghttpx"]
+            bound = cr.get(row["size"])
+            cx = "-"
+            if bound:
+                cx = "%.2f" % ((s["cpu10k"] / 10000 * 1e6) / (bound["sign_us"] + bound["verify_us"]))
+            fails = s["failed"] + x["failed"]
+            L.append("| %s | %d (%d x %d) | %.0f | %.0f | %.2f | %.2f / %.2f | %.2f / %.2f "
+                     "| %.3f / %.3f | %s |%s" % (
+                         row["size_label"], row["streams"], row["c"], row["m"], s["rps"],
+                         x["rps"], s["rps"] / max(1e-9, x["rps"]), s["p50"], x["p50"], s["p99"],
+                         x["p99"], s["cpu10k"], x["cpu10k"], cx,
+                         "" if not fails else " (%d failed)" % fails))
+        L.append("")
+    if cr:
+        L.append("| crypto bound (libsodium Ed25519, one core) | sign/s | verify/s | "
+                 "sign + verify us |")
+        L.append("| --- | ---: | ---: | ---: |")
+        for size, c in sorted(cr.items()):
+            L.append("| envelope with a %d-byte payload | %.0f | %.0f | %.1f |" % (
+                size, c["sign_per_s"], c["verify_per_s"], c["sign_us"] + c["verify_us"]))
+        L.append("")
+    L.append("| other | figure |")
+    L.append("| --- | --- |")
+    sg = res.get("sgp4")
+    if sg and "c" in sg:
+        js = sg.get("js")
+        L.append("| SGP4 propagations/s, %d satellites x 1 day at 60 s | %.2f M/s; satellite.js "
+                 "%s; ratio %s |" % (sg.get("sats", 0), sg["c"] / 1e6,
+                                     "%.2f M/s" % (js / 1e6) if js else "n/a",
+                                     "%.2fx" % (sg["c"] / js) if js else "n/a"))
+    rt = res.get("route")
+    if rt and "ir" in rt:
+        L.append("| routing decision (sr_router_rank, callgrind), %d targets | %.0f instructions "
+                 "|" % (rt["targets"], rt["ir_per_decision"]))
+    elif rt and "external" in rt:
+        L.append("| routing decision (tests/bench/router) | see its output above |")
+    mm = res.get("memory")
+    if mm:
+        L.append("| skyrouted RSS, %d satellites configured | %.1f MiB |" % (
+            mm["sats"], mm["rss_config_kib"] / 1024))
+        L.append("| skyrouted RSS, %d satellites + their elements (passes predicted) | %.1f MiB "
+                 "(peak %.1f MiB) |" % (mm["sats"], mm["rss_elements_kib"] / 1024,
+                                        mm["hwm_kib"] / 1024))
+        L.append("| skyrouted RSS, 100,000 spooled workloads | %s |" % (
+            "n/a (no spool yet)" if mm["spool"] is None else mm["spool"]))
+    return "\n".join(L)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.environ.get("SR_BINARY_DIR", os.path.join(ROOT, "build")))
+    ap.add_argument("--quick", action="store_true", help="a quarter of the requests, smaller "
+                    "fleets: a smoke run of about two minutes")
+    ap.add_argument("--only", default="proxy,crypto,sgp4,route,memory")
+    ap.add_argument("--markdown", help="also write the summary table to this file")
+    ap.add_argument("--json", help="also write the raw results to this file")
+    ap.add_argument("--note", default="", help="a note for the table's first line")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    srtest.BIN = args.build
+    srtest.SKYROUTE = os.path.join(args.build, "gateway", "skyroute")
+    srtest.SKYROUTED = os.path.join(args.build, "gateway", "skyrouted")
+    srtest.NODE = os.path.join(args.build, "gateway", "skyroute-node")
+    for exe in (srtest.SKYROUTED, srtest.NODE, os.path.join(args.build, "tests", "bench",
+                                                            "bench_ed25519")):
+        if not os.access(exe, os.X_OK):
+            sys.exit("missing %s: build first (cmake --build %s)" % (exe, args.build))
+    parts = args.only.split(",")
+    res = {}
+    if "crypto" in parts:
+        part_crypto(args, res)
+    if "proxy" in parts:
+        env = srtest.Env("bench")
+        try:
+            part_proxy(args, env, res)
+        finally:
+            # nghttpd and nghttpx exit by SIGTERM itself
+            bad = [p for p in env.close() if p.sr_name not in ("nghttpd", "nghttpx")]
+            if bad:
+                say("WARNING: processes exited badly: %s" % [(p.sr_name, p.returncode)
+                                                              for p in bad])
+    if "route" in parts:
+        part_route(args, res)
+    if "memory" in parts:
+        part_memory(args, res)
+    if "sgp4" in parts:
+        part_sgp4(args, res)
+    text = summary(args, res)
+    print()
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+    say("done")
+
+
+if __name__ == "__main__":
+    main()
