@@ -200,6 +200,21 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         sr_buf_free(&b);
         return;
     }
+    const char *ctype = "";
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        if (!strcmp(resp->headers[i].name, "content-type")) {
+            ctype = resp->headers[i].value;
+        }
+    }
+    if (resp->status == 409 && strstr(ctype, "json")) {
+        /* the target already has this envelope and is still running it: its
+         * result will be there for the next try (never a second run) */
+        count_dispatch(g, job->cur_target, "in_progress");
+        fail(job, 503, "the target is still running this workload",
+             detail(&b, job, ti->id, ",\"retry_safe\":false", "in progress at the target"), false);
+        sr_buf_free(&b);
+        return;
+    }
     if (resp->status != 200 && resp->status != 409) {
         /* The target refused our envelope: report its words. */
         sr_router_failure(g->router, job->cur_target, now);

@@ -1,0 +1,226 @@
+"""Store-and-forward: async workloads acknowledged only once durable, fetched
+later; 1,000 of them survive the gateway being killed with SIGKILL several
+times, and every handler runs exactly once; quotas refuse without storing."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+
+import srtest
+from srtest import check, run
+
+
+class H2:
+    """A small multiplexing h2c client (Python's h2) for many requests."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                      header_encoding="utf-8"))
+        self.c.initiate_connection()
+        self.c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+        self.c.increment_flow_control_window(1 << 24)
+        self.s.sendall(self.c.data_to_send())
+
+    def many(self, reqs, window=100):
+        """reqs: list of (method, path, headers, body). Returns [(status, headers, body)]."""
+        out = [None] * len(reqs)
+        sid_of = {}
+        buf = {}
+        nxt = 0
+        inflight = 0
+        while nxt < len(reqs) or inflight:
+            while nxt < len(reqs) and inflight < window:
+                m, path, hdrs, body = reqs[nxt]
+                sid = self.c.get_next_available_stream_id()
+                h = [(":method", m), (":scheme", "http"), (":authority", "gw"), (":path", path)]
+                h += list(hdrs)
+                self.c.send_headers(sid, h, end_stream=not body)
+                if body:
+                    self.c.send_data(sid, body, end_stream=True)
+                sid_of[sid] = nxt
+                buf[sid] = [None, {}, b""]
+                nxt += 1
+                inflight += 1
+            self.s.sendall(self.c.data_to_send())
+            data = self.s.recv(1 << 16)
+            if not data:
+                raise RuntimeError("connection closed")
+            for ev in self.c.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    hd = dict(ev.headers)
+                    buf[ev.stream_id][0] = int(hd[":status"])
+                    buf[ev.stream_id][1] = hd
+                elif isinstance(ev, h2.events.DataReceived):
+                    buf[ev.stream_id][2] += ev.data
+                    self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    out[sid_of[ev.stream_id]] = tuple(buf.pop(ev.stream_id))
+                    inflight -= 1
+                elif isinstance(ev, h2.events.StreamReset):
+                    out[sid_of[ev.stream_id]] = (None, {}, b"")
+                    buf.pop(ev.stream_id, None)
+                    inflight -= 1
+            self.s.sendall(self.c.data_to_send())
+        return out
+
+    def close(self):
+        self.s.close()
+
+
+def async_post(body, extra=()):
+    return ("POST", "/v1/workloads", [("prefer", "respond-async")] + list(extra), body)
+
+
+def test_async_submit_and_fetch():
+    env = srtest.Env("async")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub])
+    g = env.start_gateway("gs-test", [n])
+    p = env.path("p.bin")
+    with open(p, "wb") as f:
+        f.write(b"store and forward")
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-H", "prefer: respond-async",
+             "-H", "skyroute-handler: digest", "--data-binary", "@" + p,
+             g["url"] + "/v1/workloads"])
+    head, _, body = r.stdout.decode().partition("\r\n\r\n")
+    check(head.startswith("HTTP/2 202"), "202 accepted: %r" % head)
+    loc = [l.split(": ", 1)[1] for l in head.split("\r\n") if l.lower().startswith("location:")][0]
+    check(loc.startswith("/v1/workloads/") and json.loads(body)["state"] == "queued", body)
+    end = time.time() + 10
+    while True:
+        r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", g["url"] + loc])
+        head, _, res = r.stdout.decode().partition("\r\n\r\n")
+        if head.startswith("HTTP/2 200") or time.time() > end:
+            break
+        check(head.startswith("HTTP/2 202"), "202 while pending: %r" % head)
+        time.sleep(0.1)
+    check(head.startswith("HTTP/2 200"), "the result is fetched: %r" % head)
+    check(res == run(["b2sum", "-l", "256", p]).stdout.decode().split()[0], "digest result")
+    check("skyroute-target: alpha" in head and "skyroute-signer: alpha" in head, head)
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+             g["url"] + "/v1/workloads/" + "0" * 32])
+    check(r.stdout == b"404", "unknown id 404")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+def test_thousand_async_workloads_survive_sigkill_exactly_once():
+    env = srtest.Env("kill9")
+    gkey, gpub = env.keygen("gs-test")
+    nodes = [env.start_node(nid, [gpub], extra=["--gops", "1", "--log-level", "warn"])
+             for nid in ("alpha", "beta")]
+    g = env.start_gateway("gs-test", nodes, extra_gateway="log_level = warn",
+                          sections="[spool]\nconcurrency = 64\n")
+    N = 1000
+    cl = H2(g["port"])
+    reqs = [async_post(b"w%04d" % i, [("skyroute-handler", "compute"), ("skyroute-work", "0.1"),
+                                       ("skyroute-deadline-ms", "600000")]) for i in range(N)]
+    res = cl.many(reqs)
+    cl.close()
+    ids = []
+    for st, h, body in res:
+        check(st == 202, "acknowledged: %s %r" % (st, body[:200]))
+        ids.append(h["skyroute-id"])
+    check(len(set(ids)) == N, "distinct ids")
+    conf = g["conf"]
+
+    def restart():
+        p = env.start([srtest.SKYROUTED, "-c", conf], "gs-test-again", g["port"])
+        srtest.wait_port(g["admin"], proc=p)
+        return p
+
+    # kill -9 at several points: while queued work waits, mid-transfer, and after
+    # results were stored but before the client fetched them
+    proc = g["proc"]
+    for pause in (0.3, 0.8, 1.5):
+        time.sleep(pause)
+        proc.kill()
+        proc.wait()
+        proc = restart()
+    deadline = time.time() + 120
+    pending = list(ids)
+    results = {}
+    while pending and time.time() < deadline:
+        cl = H2(g["port"])
+        out = cl.many([("GET", "/v1/workloads/" + i, [], b"") for i in pending])
+        cl.close()
+        still = []
+        for i, (st, h, body) in zip(pending, out):
+            if st == 200:
+                results[i] = body
+            else:
+                check(st == 202, "pending is 202, not %s: %r" % (st, body[:300]))
+                still.append(i)
+        pending = still
+        if pending:
+            time.sleep(0.5)
+    check(not pending, "%d workloads never finished" % len(pending))
+    check(all(json.loads(b)["work_gop"] == 0.1 for b in results.values()), "compute results")
+    # one more kill after every result is stored: they are still there
+    proc.kill()
+    proc.wait()
+    proc = restart()
+    cl = H2(g["port"])
+    out = cl.many([("GET", "/v1/workloads/" + i, [], b"") for i in ids[:50]])
+    cl.close()
+    check(all(st == 200 for st, _, _ in out), "results survive a restart")
+    executed = sum(srtest.metric(n["admin"], "skyroute_node_executed_total") for n in nodes)
+    print("  executed across nodes: %d (alpha %d, beta %d)" % (
+        executed, srtest.metric(nodes[0]["admin"], "skyroute_node_executed_total"),
+        srtest.metric(nodes[1]["admin"], "skyroute_node_executed_total")), flush=True)
+    check(executed == N, "each handler ran exactly once: %d executions for %d workloads" %
+          (executed, N))
+    replays = sum(srtest.metric(n["admin"], "skyroute_node_rejected_total", 'reason="env_replay"')
+                  for n in nodes)
+    print("  re-sent envelopes answered from the nodes' replay guards: %d" % replays, flush=True)
+    check(replays > 0, "the kills caught work in flight (re-sent, answered with stored results)")
+    bad = [p for p in env.close() if p.sr_name not in ("gs-test",)]
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+def test_quotas_refuse_and_store_nothing():
+    env = srtest.Env("quota")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--gops", "1"])
+    import hashlib
+    tok = hashlib.sha256(b"tok").hexdigest()
+    g = env.start_gateway("gs-test", [n], sections="[spool]\nmax_items = 5\n\n"
+                          "[client.small]\ntoken_sha256 = %s\nspool_bytes = 1000\nrate = 1000\n" %
+                          hashlib.sha256(b"small").hexdigest() +
+                          "\n[client.big]\ntoken_sha256 = %s\nrate = 1000\n" % tok)
+    cl = H2(g["port"])
+    slow = [("skyroute-handler", "compute"), ("skyroute-work", "30"),
+            ("skyroute-deadline-ms", "600000")]
+    # per-client bytes: 600 + 600 > 1000
+    out = cl.many([async_post(b"x" * 600, [("authorization", "Bearer small")] + slow)
+                   for _ in range(2)], window=1)
+    check([o[0] for o in out] == [202, 429], "client quota: %r" % [o[0] for o in out])
+    check(b"spool quota" in out[1][2], out[1][2])
+    # total items: 5 held at most
+    out = cl.many([async_post(b"y", [("authorization", "Bearer tok")] + slow) for _ in range(5)],
+                  window=1)
+    codes = [o[0] for o in out]
+    check(codes == [202, 202, 202, 202, 507], "spool item limit: %r" % codes)
+    check(b"spool is full" in out[-1][2], out[-1][2])
+    refused_ids = [o[1].get("skyroute-id") for o in out if o[0] != 202]
+    check(refused_ids == [None], "a refused workload gets no id")
+    check(srtest.metric(g["admin"], "skyroute_spool_items") == 5, "five held")
+    cl.close()
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+if __name__ == "__main__":
+    srtest.run_tests([
+        test_async_submit_and_fetch,
+        test_thousand_async_workloads_survive_sigkill_exactly_once,
+        test_quotas_refuse_and_store_nothing,
+    ])
