@@ -273,8 +273,10 @@ static void job_done(const struct gw_job_result *r, void *arg)
     if (lost && r->target[0]) {
         snprintf(it->target, sizeof(it->target), "%s", r->target);
         it->pinned = true;
+    } else if (!it->pinned && r->target[0]) {
+        snprintf(it->target, sizeof(it->target), "%s", r->target); /* keeps its place in line */
     }
-    it->wait_until_ms = now + 1000;
+    it->wait_until_ms = now + 300;
     update_state(sp, it, r->error, false);
 }
 
@@ -333,12 +335,33 @@ static void dispatch_due(struct gw_spool *sp)
 {
     int64_t now = sr_now_ms();
     qsort(sp->items, sp->n, sizeof(sp->items[0]), deadline_cmp);
+    /* Earliest deadline first, per target: work bound for a target does not
+     * overtake earlier-deadline work for the same target that is about to go
+     * (e.g. retrying the first seconds of a pass while the link comes up). */
+    const char *held[16];
+    size_t nheld = 0;
     for (size_t i = 0; i < sp->n && sp->running < (size_t)sp->concurrency; i++) {
         struct item *it = sp->items[i];
-        if (it->job || it->wait_until_ms > now) {
+        if (it->job) {
+            continue;
+        }
+        bool blocked = false;
+        for (size_t k = 0; k < nheld && !blocked; k++) {
+            blocked = it->target[0] && !strcmp(held[k], it->target);
+        }
+        if (blocked) {
+            continue;
+        }
+        if (it->wait_until_ms > now) {
+            if (it->target[0] && it->wait_until_ms <= now + 3000 && nheld < 16) {
+                held[nheld++] = it->target;
+            }
             continue;
         }
         start_item(sp, it);
+        if (it->job && it->target[0] && nheld < 16) {
+            held[nheld++] = it->target; /* one at a time per target, in deadline order */
+        }
     }
 }
 

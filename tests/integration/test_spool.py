@@ -218,9 +218,85 @@ def test_quotas_refuse_and_store_nothing():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def test_satellite_work_waits_for_aos_and_leaves_in_deadline_order():
+    import datetime
+
+    def iso(t):
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+
+    env = srtest.Env("aos")
+    gkey, gpub = env.keygen("gs-test")
+    station, mask = "48.85,2.35,35", 84.0
+    tle = env.path("sat.tle")
+    with open(tle, "wb") as f:
+        f.write(run([srtest.SKYROUTE, "elements", "synth", "--overhead", station, "--at",
+                     iso(time.time() + 22), "--alt-km", "550"], check=True).stdout)
+    passes = json.loads(run([srtest.SKYROUTE, "passes", "--elements", tle, "--station", station,
+                             "--from", iso(time.time()), "--to", iso(time.time() + 120),
+                             "--min-el", str(mask), "--json"], check=True).stdout)
+    aos = datetime.datetime.strptime(passes[0]["aos"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    order_log = env.path("order.log")
+    conf = env.path("node.conf")
+    with open(conf, "w") as f:
+        f.write("[exec.log]\ncommand = tee -a %s\n" % order_log)
+    key, pub = env.keygen("sat-1")
+    port, aport = srtest.free_port(), srtest.free_port()
+    p = env.start([srtest.NODE, "--id", "sat-1", "--listen", "127.0.0.1:%d" % port, "--key", key,
+                   "--trust", gpub, "--admin", "127.0.0.1:%d" % aport, "--config", conf,
+                   "--emulate-link", tle, "--station", station, "--min-el", str(mask)], "sat-1")
+    srtest.wait_port(aport, proc=p)
+    okey, _ = env.keygen("ops")
+    node = {"id": "sat-1", "url": "http://127.0.0.1:%d" % port, "pub": pub, "kind": "satellite",
+            "extra": {"catnum": "90000"}}
+    g = env.start_gateway("gs-test", [node],
+                          extra_gateway="station = %s\nmin_el_deg = %s" % (station, mask),
+                          sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1\n\n"
+                          "[spool]\nconcurrency = 1\n")
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(tle, "rb").read(), check=True)
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + tle,
+             "-H", "content-type: text/plain", "-H",
+             "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
+    check(b'"accepted"' in r.stdout, "elements accepted: %r" % r.stdout)
+    check(time.time() < aos - 5, "submitting before AOS")
+    cl = H2(g["port"])
+    # submitted latest-deadline first: they must leave in deadline order
+    subs = [(b"w-late\n", 300000), (b"w-mid\n", 200000), (b"w-soon\n", 100000)]
+    out = cl.many([async_post(body, [("skyroute-handler", "exec:log"), ("skyroute-place", "orbit"),
+                                     ("skyroute-deadline-ms", str(dl))]) for body, dl in subs],
+                  window=1)
+    check([o[0] for o in out] == [202] * 3, "accepted: %r" % [(o[0], o[2][:200]) for o in out])
+    ids = [o[1]["skyroute-id"] for o in out]
+    time.sleep(1.0)
+    st = cl.many([("GET", "/v1/workloads/" + i, [], b"") for i in ids])
+    for code, h, body in st:
+        j = json.loads(body)
+        check(code == 202 and j["state"] == "waiting", "waiting before AOS: %s %r" % (code, j))
+        opens = datetime.datetime.strptime(j["window_opens"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        check(abs(opens - aos) < 2.0, "it says when its window opens: %s vs AOS %s" %
+              (j["window_opens"], passes[0]["aos"]))
+    check(not os.path.exists(order_log), "nothing ran before AOS")
+    end = aos + 20
+    done = []
+    while time.time() < end and len(done) < 3:
+        time.sleep(0.5)
+        st = cl.many([("GET", "/v1/workloads/" + i, [], b"") for i in ids])
+        done = [i for i, (code, h, b) in zip(ids, st) if code == 200]
+    cl.close()
+    check(len(done) == 3, "all three ran in the pass")
+    with open(order_log) as f:
+        order = f.read().split()
+    check(order == ["w-soon", "w-mid", "w-late"], "left at AOS in deadline order: %r" % order)
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_async_submit_and_fetch,
         test_thousand_async_workloads_survive_sigkill_exactly_once,
         test_quotas_refuse_and_store_nothing,
+        test_satellite_work_waits_for_aos_and_leaves_in_deadline_order,
     ])
