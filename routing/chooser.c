@@ -577,60 +577,131 @@ static bool seen_has(const struct seen *s, uint32_t idx)
 }
 
 /* Satellites picked from the pass index: those in view at now with the
- * latest LOS first, then the next windows to open. */
+ * latest LOS first (a min-heap by LOS while scanning), then the next windows
+ * to open, in AOS order. */
 struct pick {
-    const sr_router *r;
-    int64_t now;
     size_t max;
     uint32_t sat[SEEN_MAX / 2];
     int64_t los[SEEN_MAX / 2];
     size_t n;
-    bool inview_done;
     struct seen seen;
 };
 
-static void pick_seal_in_view(struct pick *p)
+static void heap_down(struct pick *p, size_t i)
 {
-    if (!p->inview_done) {
-        p->inview_done = true;
-        for (size_t i = 0; i < p->n; i++) {
-            seen_add(&p->seen, p->sat[i]);
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < p->n && p->los[l] < p->los[m]) {
+            m = l;
+        }
+        if (l + 1 < p->n && p->los[l + 1] < p->los[m]) {
+            m = l + 1;
+        }
+        if (m == i) {
+            return;
+        }
+        int64_t tl = p->los[i];
+        uint32_t ts = p->sat[i];
+        p->los[i] = p->los[m];
+        p->sat[i] = p->sat[m];
+        p->los[m] = tl;
+        p->sat[m] = ts;
+        i = m;
+    }
+}
+
+static void pick_windows(const sr_router *r, int64_t now, int64_t to, struct pick *p)
+{
+    size_t i = sr__bucket_lb(r, sr__bkey(now - r->maxdur));
+    int64_t from = now - r->maxdur;
+    /* in view at now: AOS in [now - longest pass, now], LOS after now */
+    for (; i < r->nb; i++) {
+        const struct bucket *b = &r->b[i];
+        if (b->key * SR_BUCKET_MS > now) {
+            break;
+        }
+        uint32_t j = 0;
+        if (b->n > 8 && b->e[0].aos < from) {
+            uint32_t lo = 0, hi = b->n;
+            while (lo < hi) {
+                uint32_t mid = (lo + hi) / 2;
+                if (b->e[mid].aos < from) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            j = lo;
+        }
+        for (; j < b->n; j++) {
+            const struct ient *e = &b->e[j];
+            if (e->aos > now) {
+                goto upcoming;
+            }
+            if (e->los <= now || e->target < 0) {
+                continue;
+            }
+            if (p->n < p->max) {
+                /* sift up */
+                size_t k = p->n++;
+                while (k > 0 && p->los[(k - 1) / 2] > e->los) {
+                    p->los[k] = p->los[(k - 1) / 2];
+                    p->sat[k] = p->sat[(k - 1) / 2];
+                    k = (k - 1) / 2;
+                }
+                p->los[k] = e->los;
+                p->sat[k] = (uint32_t)e->target;
+            } else if (e->los > p->los[0]) {
+                p->los[0] = e->los;
+                p->sat[0] = (uint32_t)e->target;
+                heap_down(p, 0);
+            }
+        }
+    }
+upcoming:
+    for (size_t k = 0; k < p->n; k++) {
+        seen_add(&p->seen, p->sat[k]);
+    }
+    size_t cap = p->n + p->max;
+    for (; i < r->nb && p->n < cap; i++) {
+        const struct bucket *b = &r->b[i];
+        if (b->key * SR_BUCKET_MS >= to) {
+            return;
+        }
+        for (uint32_t j = 0; j < b->n && p->n < cap; j++) {
+            const struct ient *e = &b->e[j];
+            if (e->aos <= now || e->target < 0) {
+                continue;
+            }
+            if (e->aos >= to) {
+                return;
+            }
+            if (seen_add(&p->seen, (uint32_t)e->target)) {
+                p->sat[p->n] = (uint32_t)e->target;
+                p->los[p->n++] = e->los;
+            }
         }
     }
 }
 
-static bool pick_one(void *arg, const struct ient *e)
+/* Branch and bound: once the output is full and its worst entry is feasible,
+ * a target whose cost cannot go below that entry's is not evaluated. The
+ * bound: time_weight x (compute [+ the two network legs for targets without
+ * a schedule]) x (1 + inflight_weight x inflight); every other term of the
+ * cost is >= 0. Explanations (output with room for everyone) never prune. */
+static bool pruned(const sr_router *r, const struct topk *k, size_t idx,
+                   const struct sr_workload *w, int64_t now, bool plain)
 {
-    struct pick *p = arg;
-    int tgt = p->r->slots[e->slot].target;
-    if (tgt < 0 || !p->r->t[tgt].scheduled) {
-        return true;
+    if (k->n < k->max || !k->out[k->worst].feasible) {
+        return false;
     }
-    if (e->aos <= p->now) {
-        /* In view. A satellite's passes do not overlap, so each appears once
-         * here: keep the |max| with the latest LOS, sorted by LOS descending. */
-        if (p->n == p->max && e->los <= p->los[p->n - 1]) {
-            return true;
-        }
-        size_t j = p->n < p->max ? p->n++ : p->max - 1;
-        while (j > 0 && p->los[j - 1] < e->los) {
-            p->sat[j] = p->sat[j - 1];
-            p->los[j] = p->los[j - 1];
-            j--;
-        }
-        p->sat[j] = (uint32_t)tgt;
-        p->los[j] = e->los;
-        return true;
+    const struct target *t = &r->t[idx];
+    double time = w->work_gop > 0 ? w->work_gop / t->info.gops * 1000.0 : 0.0;
+    if (plain) {
+        time += sr__ewma_at(t, now);
     }
-    pick_seal_in_view(p);
-    if (p->n >= p->max) {
-        return false; /* enough upcoming windows */
-    }
-    if (seen_add(&p->seen, (uint32_t)tgt)) {
-        p->sat[p->n] = (uint32_t)tgt;
-        p->los[p->n++] = e->los;
-    }
-    return true;
+    double lb = r->pol.time_weight * time * (1 + r->pol.inflight_weight * t->inflight);
+    return lb > k->out[k->worst].cost;
 }
 
 void sr__why_text(const sr_router *r, const struct sr_workload *w, int64_t now,
@@ -646,6 +717,9 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
     struct topk k = {out, 0, max, 0};
     struct sr_candidate c;
     for (size_t i = 0; i < r->nplain; i++) {
+        if (pruned(r, &k, r->plain[i], w, now_ms, true)) {
+            continue;
+        }
         sr__evaluate(r, r->plain[i], w, now_ms, data_slot, &c);
         topk_add(&k, &c);
     }
@@ -655,8 +729,6 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
         struct pick *p = malloc(sizeof(*p));
         if (p) {
             size_t mw = r->pol.max_windows < SEEN_MAX / 4 ? r->pol.max_windows : SEEN_MAX / 4;
-            p->r = r;
-            p->now = now_ms;
             p->max = mw;
             p->n = 0;
             p->seen.v = seenbuf;
@@ -669,10 +741,11 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
             int64_t to = w->store_and_forward
                              ? (w->deadline_ms > now_ms ? w->deadline_ms : now_ms + 1)
                              : now_ms + 1;
-            p->inview_done = false;
-            sr__index_scan(r, now_ms, to, pick_one, p);
-            pick_seal_in_view(p);
+            pick_windows(r, now_ms, to, p);
             for (size_t i = 0; i < p->n; i++) {
+                if (pruned(r, &k, p->sat[i], w, now_ms, false)) {
+                    continue;
+                }
                 sr__evaluate(r, p->sat[i], w, now_ms, data_slot, &c);
                 topk_add(&k, &c);
             }
@@ -697,7 +770,21 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
             }
         }
     }
-    qsort(out, k.n, sizeof(out[0]), cand_cmp);
+    if (k.n > 16) {
+        qsort(out, k.n, sizeof(out[0]), cand_cmp);
+    } else {
+        for (size_t i = 1; i < k.n; i++) { /* few: insertion sort */
+            if (cand_cmp(&out[i - 1], &out[i]) > 0) {
+                struct sr_candidate x = out[i];
+                size_t j = i;
+                while (j > 0 && cand_cmp(&out[j - 1], &x) > 0) {
+                    out[j] = out[j - 1];
+                    j--;
+                }
+                out[j] = x;
+            }
+        }
+    }
     for (size_t i = 0; i < k.n; i++) {
         if (!out[i].feasible) {
             sr__why_text(r, w, now_ms, &out[i]);

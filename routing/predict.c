@@ -15,6 +15,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -165,7 +166,11 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
                   int data_slot, struct sr_candidate *c)
 {
     const struct target *t = &r->t[idx];
-    memset(c, 0, sizeof(*c));
+    /* everything but the text of why (written only for the candidates kept) */
+    memset(&c->why_code, 0, sizeof(*c) - offsetof(struct sr_candidate, why_code));
+    c->why[0] = 0;
+    c->predicted_ms = 0;
+    c->cost = 0;
     c->target = idx;
     c->feasible = true;
     if (!place_ok(t, w)) {

@@ -30,6 +30,7 @@ struct slot {
 struct ient {
     int64_t aos, los;
     uint32_t slot;
+    int32_t target; /* the satellite target owning the slot, or -1 */
 };
 struct bucket {
     int64_t key;
@@ -92,6 +93,8 @@ struct sr_router {
 };
 
 #define SR_BUCKET_MS 600000LL
+size_t sr__bucket_lb(const sr_router *r, int64_t k);
+int64_t sr__bkey(int64_t t);
 
 /* schedule.c */
 int sr__slot_find(const sr_router *r, const char *name);

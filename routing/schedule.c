@@ -109,8 +109,19 @@ void sr__link_target(sr_router *r, size_t idx)
     int s = sr__slot_find(r, r->t[idx].info.id);
     r->t[idx].slot = s;
     if (s >= 0) {
-        r->slots[s].target = (int)idx;
-        if (r->slots[s].n > 0) {
+        struct slot *sl = &r->slots[s];
+        sl->target = (int)idx;
+        bool sat = r->t[idx].info.kind == SR_TARGET_SATELLITE;
+        for (uint32_t i = 0; i < sl->n; i++) {
+            size_t bi = sr__bucket_lb(r, sr__bkey(sl->p[i].aos));
+            struct bucket *b = bi < r->nb ? &r->b[bi] : NULL;
+            for (uint32_t j = 0; b && j < b->n; j++) {
+                if (b->e[j].slot == (uint32_t)s) {
+                    b->e[j].target = sat ? (int32_t)idx : -1;
+                }
+            }
+        }
+        if (sl->n > 0) {
             sr__mark_scheduled(r, idx);
         }
     }
@@ -133,13 +144,13 @@ const struct pass *sr__pass_after(const struct slot *s, int64_t t)
 
 /* ---- the AOS index ---------------------------------------------------------------- */
 
-static int64_t bkey(int64_t t)
+int64_t sr__bkey(int64_t t)
 {
     return t >= 0 ? t / SR_BUCKET_MS : -((-t + SR_BUCKET_MS - 1) / SR_BUCKET_MS);
 }
 
 /* Index of the first bucket with key >= k. */
-static size_t bucket_lb(const sr_router *r, int64_t k)
+size_t sr__bucket_lb(const sr_router *r, int64_t k)
 {
     size_t lo = 0, hi = r->nb;
     while (lo < hi) {
@@ -156,8 +167,8 @@ static size_t bucket_lb(const sr_router *r, int64_t k)
 /* Makes sure the bucket for |aos| exists and has room for |extra| more. */
 static int bucket_reserve(sr_router *r, int64_t aos, uint32_t extra)
 {
-    int64_t k = bkey(aos);
-    size_t i = bucket_lb(r, k);
+    int64_t k = sr__bkey(aos);
+    size_t i = sr__bucket_lb(r, k);
     if (i == r->nb || r->b[i].key != k) {
         if (r->nb == r->bcap) {
             size_t ncap = r->bcap ? r->bcap * 2 : 64;
@@ -192,7 +203,7 @@ static int bucket_reserve(sr_router *r, int64_t aos, uint32_t extra)
 /* Cannot fail after bucket_reserve. */
 static void index_add(sr_router *r, const struct pass *p, uint32_t slot)
 {
-    size_t i = bucket_lb(r, bkey(p->aos));
+    size_t i = sr__bucket_lb(r, sr__bkey(p->aos));
     struct bucket *b = &r->b[i];
     uint32_t j = b->n;
     while (j > 0 && b->e[j - 1].aos > p->aos) {
@@ -202,13 +213,15 @@ static void index_add(sr_router *r, const struct pass *p, uint32_t slot)
     b->e[j].aos = p->aos;
     b->e[j].los = p->los;
     b->e[j].slot = slot;
+    int tg = r->slots[slot].target;
+    b->e[j].target = tg >= 0 && r->t[tg].info.kind == SR_TARGET_SATELLITE ? tg : -1;
     b->n++;
 }
 
 static void index_del(sr_router *r, const struct pass *p, uint32_t slot)
 {
-    size_t i = bucket_lb(r, bkey(p->aos));
-    if (i == r->nb || r->b[i].key != bkey(p->aos)) {
+    size_t i = sr__bucket_lb(r, sr__bkey(p->aos));
+    if (i == r->nb || r->b[i].key != sr__bkey(p->aos)) {
         return;
     }
     struct bucket *b = &r->b[i];
@@ -224,7 +237,7 @@ static void index_del(sr_router *r, const struct pass *p, uint32_t slot)
 void sr__index_scan(const sr_router *r, int64_t from, int64_t to,
                     bool (*fn)(void *arg, const struct ient *e), void *arg)
 {
-    for (size_t i = bucket_lb(r, bkey(from - r->maxdur)); i < r->nb; i++) {
+    for (size_t i = sr__bucket_lb(r, sr__bkey(from - r->maxdur)); i < r->nb; i++) {
         const struct bucket *b = &r->b[i];
         if (b->key * SR_BUCKET_MS >= to) {
             return;
