@@ -93,6 +93,16 @@ def test_work_follows_the_pass():
              "-H", "content-type: text/plain", "-H",
              "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
     check(b'"accepted"' in r.stdout, "elements accepted: %r" % r.stdout)
+    # skyroute route explains from the config and the state directory, no daemon needed
+    for at, want_sat in ((aos + 5, True), (los - 2, False)):
+        r = run([srtest.SKYROUTE, "route", "--config", g["conf"], "--work", WORK, "--bytes", "100",
+                 "--result-bytes", "100", "--deadline-ms", "120000", "--at", iso(at), "--json"])
+        check(r.returncode == 0, "skyroute route: %r" % r.stderr)
+        e = json.loads(r.stdout)
+        check((e["choice"] == "sat-1") == want_sat,
+              "skyroute route at %+.0f s from AOS chooses %r" % (at - aos, e["choice"]))
+    r = run([srtest.SKYROUTE, "route", "--config", g["conf"], "--work", WORK, "--at", iso(aos + 5)])
+    check(b"choice: sat-1" in r.stdout, "text explanation: %r" % r.stdout[:300])
     payload = env.path("p.bin")
     with open(payload, "wb") as f:
         f.write(b"hello")
