@@ -334,7 +334,9 @@ static void start_item(struct gw_spool *sp, struct item *it)
 static void dispatch_due(struct gw_spool *sp)
 {
     int64_t now = sr_now_ms();
-    qsort(sp->items, sp->n, sizeof(sp->items[0]), deadline_cmp);
+    if (sp->n > 1) {
+        qsort(sp->items, sp->n, sizeof(sp->items[0]), deadline_cmp);
+    }
     /* Earliest deadline first, per target: work bound for a target does not
      * overtake earlier-deadline work for the same target that is about to go
      * (e.g. retrying the first seconds of a pass while the link comes up). */
