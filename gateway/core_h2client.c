@@ -30,6 +30,7 @@
 #define BACKOFF_MAX_MS 5000
 #define MAX_RESP_HEADERS 64
 #define MAX_RESP_BODY (256u << 20)
+#define RESP_PRESIZE_MAX (16u << 20) /* content-length trusted up to this for sizing */
 
 enum tc_state { TC_DOWN, TC_CONNECTING, TC_UP };
 
@@ -214,23 +215,43 @@ void sr_h2_cancel(sr_h2_call *call)
 
 /* ---- nghttp2 client callbacks -------------------------------------------------- */
 
+/* Request bodies go out without nghttp2's copy: the read callback only
+ * sizes the frame (NGHTTP2_DATA_FLAG_NO_COPY) and send_data_cb appends the
+ * 9-byte frame header and the slice of the body straight to the socket's
+ * output buffer. So a body is copied once on its way out (into the evbuffer)
+ * instead of twice (into nghttp2's frame buffer, then into the evbuffer). */
 static ssize_t body_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t length,
                             uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     (void)s;
     (void)sid;
+    (void)buf;
     (void)ud;
     struct sr_h2_call *call = src->ptr;
     size_t left = call->body_len - call->body_off;
     size_t n = left < length ? left : length;
-    if (n) {
-        memcpy(buf, call->body + call->body_off, n);
-    }
-    call->body_off += n;
-    if (call->body_off == call->body_len) {
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == left) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     }
     return (ssize_t)n;
+}
+
+static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    struct tconn *tc = ud;
+    struct sr_h2_call *call = src->ptr;
+    struct evbuffer *out = bufferevent_get_output(tc->bev);
+    /* no padding is ever asked for, so the frame is header + payload */
+    if (frame->data.padlen > 0 || length > call->body_len - call->body_off ||
+        evbuffer_add(out, framehd, 9) != 0 ||
+        (length && evbuffer_add(out, call->body + call->body_off, length) != 0)) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    call->body_off += length;
+    return 0;
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
@@ -251,6 +272,16 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
             call->status = (int)st;
         }
         return 0;
+    }
+    if (nlen == 14 && !memcmp(name, "content-length", 14) && call->resp_body.len == 0) {
+        /* size the body buffer once instead of growing it by doubling (each
+         * step a realloc, a copy and fresh pages); capped, and a lie only
+         * costs address space the body would have been allowed anyway */
+        int64_t cl;
+        if (sr_parse_i64(&cl, (const char *)value, vlen) == 0 && cl > 0 &&
+            cl <= (int64_t)RESP_PRESIZE_MAX && sr_buf_reserve(&call->resp_body, (size_t)cl) != 0) {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
     }
     if (call->resp_nhdrs >= MAX_RESP_HEADERS) {
         return 0;
@@ -438,6 +469,7 @@ static int tc_session_new(struct tconn *tc)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
     int rv = nghttp2_session_client_new(&tc->h2, cbs, tc);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
@@ -573,22 +605,24 @@ static int hdr_add(sr_buf *b, const char *name, const char *value)
     return rv ? rv : sr_buf_append(b, value, strlen(value) + 1);
 }
 
-sr_h2_call *sr_h2_request(sr_h2_pool *pool, const char *origin, const char *method,
-                          const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
-                          const void *body, size_t len, int64_t timeout_ms, sr_h2_done done,
-                          void *arg)
+/* The body is |owned| (taken, freed with the call) or, if NULL, copied from
+ * |body|. On failure an owned body is freed too. */
+static sr_h2_call *request_new(sr_h2_pool *pool, const char *origin, const char *method,
+                               const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
+                               const void *body, uint8_t *owned, size_t len, int64_t timeout_ms,
+                               sr_h2_done done, void *arg)
 {
     struct tconn *tc = tc_get(pool, origin);
-    if (!tc) {
-        return NULL;
-    }
-    struct sr_h2_call *call = calloc(1, sizeof(*call));
+    struct sr_h2_call *call = tc ? calloc(1, sizeof(*call)) : NULL;
     if (!call) {
+        free(owned);
         return NULL;
     }
     call->pool = pool;
     call->done = done;
     call->arg = arg;
+    call->body = owned;
+    call->body_len = owned ? len : 0;
     sr_buf_init(&call->req_hdrs, 1 << 16);
     sr_buf_init(&call->resp_hdrs, 1 << 16);
     sr_buf_init(&call->resp_body, MAX_RESP_BODY);
@@ -596,18 +630,19 @@ sr_h2_call *sr_h2_request(sr_h2_pool *pool, const char *origin, const char *meth
     call->timer = evtimer_new(pool->base, call_timeout_cb, call);
     char lenstr[24];
     snprintf(lenstr, sizeof(lenstr), "%zu", len);
+    bool has_body = body || owned;
     int rv = (!call->done_ev || !call->timer) ? SR_ERR_NOMEM : 0;
     rv = rv ? rv : hdr_add(&call->req_hdrs, ":method", method);
     rv = rv ? rv : hdr_add(&call->req_hdrs, ":scheme", "http");
     rv = rv ? rv : hdr_add(&call->req_hdrs, ":authority", tc->authority);
     rv = rv ? rv : hdr_add(&call->req_hdrs, ":path", path);
-    if (body) {
+    if (has_body) {
         rv = rv ? rv : hdr_add(&call->req_hdrs, "content-length", lenstr);
     }
     for (size_t i = 0; rv == 0 && i < nhdrs; i++) {
         rv = hdr_add(&call->req_hdrs, hdrs[i].name, hdrs[i].value);
     }
-    if (rv == 0 && body) {
+    if (rv == 0 && body && !owned) {
         call->body = malloc(len ? len : 1);
         if (!call->body) {
             rv = SR_ERR_NOMEM;
@@ -651,4 +686,28 @@ sr_h2_call *sr_h2_request(sr_h2_pool *pool, const char *origin, const char *meth
         break;
     }
     return call;
+}
+
+sr_h2_call *sr_h2_request(sr_h2_pool *pool, const char *origin, const char *method,
+                          const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
+                          const void *body, size_t len, int64_t timeout_ms, sr_h2_done done,
+                          void *arg)
+{
+    return request_new(pool, origin, method, path, hdrs, nhdrs, body, NULL, len, timeout_ms, done,
+                       arg);
+}
+
+sr_h2_call *sr_h2_request_take(sr_h2_pool *pool, const char *origin, const char *method,
+                               const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
+                               sr_buf *body, int64_t timeout_ms, sr_h2_done done, void *arg)
+{
+    uint8_t *owned = body->data ? body->data : malloc(1);
+    size_t len = body->len;
+    body->data = NULL; /* ours now, whatever happens */
+    body->len = body->cap = 0;
+    if (!owned) {
+        return NULL;
+    }
+    return request_new(pool, origin, method, path, hdrs, nhdrs, NULL, owned, len, timeout_ms, done,
+                       arg);
 }

@@ -46,6 +46,7 @@
 #define RST_RATE 50           /* ... and tokens per second */
 #define FIRST_REQUEST_S 10    /* a connection must send a request within this */
 #define H1_MAX_HEAD (16 * 1024)
+#define REQ_PRESIZE_MAX (256 * 1024) /* content-length trusted up to this for sizing */
 
 void *sr_tls_new_ssl(sr_tls *tls); /* core_tls.c */
 
@@ -331,23 +332,42 @@ static void req_dispatch(sr_req *r)
 
 /* ---- responses ------------------------------------------------------------------ */
 
+/* Response bodies go out without nghttp2's copy (as in core_h2client.c): the
+ * read callback sizes the frame with NGHTTP2_DATA_FLAG_NO_COPY, and
+ * resp_send_data_cb appends the frame header and the body slice straight to
+ * the connection's output buffer. */
 static ssize_t resp_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t length,
                             uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     (void)s;
     (void)sid;
+    (void)buf;
     (void)ud;
     sr_req *r = src->ptr;
     size_t left = r->resp_len - r->resp_off;
     size_t n = left < length ? left : length;
-    if (n) {
-        memcpy(buf, r->resp + r->resp_off, n);
-    }
-    r->resp_off += n;
-    if (r->resp_off == r->resp_len) {
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == left) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     }
     return (ssize_t)n;
+}
+
+static int resp_send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd,
+                             size_t length, nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    struct conn *c = ud;
+    sr_req *r = src->ptr;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* no padding is ever asked for, so the frame is header + payload */
+    if (frame->data.padlen > 0 || length > r->resp_len - r->resp_off ||
+        evbuffer_add(out, framehd, 9) != 0 ||
+        (length && evbuffer_add(out, r->resp + r->resp_off, length) != 0)) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    r->resp_off += length;
+    return 0;
 }
 
 static const char *status_text(int status)
@@ -621,6 +641,17 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
         nghttp2_session_consume_connection(s, len);
         return 0;
     }
+    if (r->body.cap == 0 && r->declared_len > (int64_t)len &&
+        r->declared_len <= (int64_t)REQ_PRESIZE_MAX) {
+        /* size the body once from content-length instead of growing it by
+         * doubling; only once data arrives, and capped, so a declared length
+         * costs no more than the bytes that follow it could */
+        if (sr_buf_reserve(&r->body, (size_t)r->declared_len) != 0) {
+            nghttp2_session_consume_connection(s, len);
+            reject_too_big(r);
+            return 0;
+        }
+    }
     if (sr_buf_append(&r->body, data, len) != 0) {
         nghttp2_session_consume_connection(s, len);
         reject_too_big(r);
@@ -718,6 +749,7 @@ static int conn_start_h2(struct conn *c)
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, resp_send_data_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);

@@ -175,6 +175,15 @@ sr_h2_call *sr_h2_request(sr_h2_pool *pool, const char *origin, const char *meth
                           const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
                           const void *body, size_t len, int64_t timeout_ms, sr_h2_done done,
                           void *arg);
+/*
+ * Like sr_h2_request(), but takes ownership of |body|'s memory instead of
+ * copying it (e.g. a freshly sealed envelope): on return, whatever the
+ * result, |body| is empty (data NULL, len 0) and the bytes belong to the call,
+ * which frees them. Returns a handle or NULL on allocation failure.
+ */
+sr_h2_call *sr_h2_request_take(sr_h2_pool *pool, const char *origin, const char *method,
+                               const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
+                               sr_buf *body, int64_t timeout_ms, sr_h2_done done, void *arg);
 /* Cancels a pending call: |done| will not be called. */
 void sr_h2_cancel(sr_h2_call *call);
 
