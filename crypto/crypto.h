@@ -141,9 +141,10 @@ struct sr_envelope {
     int64_t status;
     char error[SR_ENV_ERRMAX];
     int64_t t_recv, t_done;
-    /* Set by sr_envelope_open(): who signed it. */
+    /* Set by sr_envelope_open(): who signed it, and how. */
     uint8_t signer[SR_KEYIDBYTES];
     const char *signer_name; /* name from the key ring; valid while the ring lives */
+    int version;             /* 1: "SR1", single signature; 2: "SR2", batched (below) */
 };
 
 /* Fills |id| with 16 random bytes. */
@@ -167,6 +168,8 @@ int sr_envelope_seal(sr_buf *out, const sr_key *key, const struct sr_envelope *e
 int sr_envelope_seal_raw(sr_buf *out, const sr_key *key, const uint8_t *body,
                          size_t body_len) SR_WARN_UNUSED;
 
+typedef struct sr_rootcache sr_rootcache; /* see "batched envelopes" below */
+
 struct sr_open_opts {
     const sr_keyring *trust; /* required */
     const char *self_id;     /* if non-NULL, dst must equal it */
@@ -174,6 +177,7 @@ struct sr_open_opts {
     size_t max_len;          /* 0: default 64 MiB; a longer input or a declared
                                 length above it is SR_ERR_ENV_OVERSIZE */
     unsigned kinds;          /* bitmask of (1u << kind) accepted; 0 = any */
+    sr_rootcache *roots;     /* optional: remembers verified batch roots (SR2) */
 };
 
 /*
@@ -184,18 +188,23 @@ struct sr_open_opts {
  * distinct SR_ERR_ENV_* code per failure. |why|, if non-NULL, receives a
  * one-line detail (e.g. which field is wrong). |env| is unspecified on failure.
  *
+ * Opens SR1 and SR2 (batched, see below) envelopes alike.
  * Codes (structure first, then trust, then content):
  *   SR_ERR_INVAL            NULL env/opts/trust, or NULL data with len > 0
  *   SR_ERR_ENV_OVERSIZE     len > max_len, or a declared length > max_len
  *   SR_ERR_ENV_TRUNCATED    input ends inside a value / a declared length
  *                           exceeds the bytes left
- *   SR_ERR_ENV_FORMAT       not a 4-array of (str, bin, bin(8), bin(64))
- *   SR_ERR_ENV_VERSION      magic is not "SR1" (later also: body v != 1)
+ *   SR_ERR_ENV_FORMAT       not a 4-array of (str, bin, bin(8), bin(64)), nor a
+ *                           6-array of those plus (uint index, bin path) with
+ *                           a path of whole 32-byte hashes, at most
+ *                           SR_ENV_PATH_MAX of them, and index < 2^depth
+ *   SR_ERR_ENV_VERSION      magic is not "SR1" (4 elements) or "SR2" (6)
  *   SR_ERR_ENV_TRAILING     bytes after the outer array
  *   SR_ERR_ENV_UNTRUSTED    signer id not in opts->trust
  *   SR_ERR_NOMEM            no memory for the verification copy (bodies over
  *                           4 KiB are copied once to verify)
- *   SR_ERR_ENV_BADSIG       signature does not verify
+ *   SR_ERR_ENV_BADSIG       signature does not verify (SR2: over the root the
+ *                           body and its path lead to)
  *   --- the body is decoded only past this point ---
  *   SR_ERR_ENV_VERSION      v is an integer other than 1
  *   SR_ERR_ENV_BODY         not a map, truncated inside, a field of the wrong
@@ -211,6 +220,49 @@ struct sr_open_opts {
  */
 int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
                      const struct sr_open_opts *opts, char *why, size_t whylen) SR_WARN_UNUSED;
+
+/* ---- batched envelopes: one signature over a Merkle root ("SR2") -------------
+ *
+ * Under load a sender may seal the envelopes of one loop turn together: one
+ * Ed25519 signature over the root of a Merkle tree whose leaves are the
+ * bodies, and each envelope carries its leaf index and the sibling hashes up
+ * to the root, so it still opens on its own, anywhere:
+ *
+ *     outer = ["SR2", bin body, bin(8) signer, bin(64) sig, uint index, bin path]
+ *     leaf  = BLAKE2b-256(0x00 || body)
+ *     node  = BLAKE2b-256(0x01 || left || right)
+ *     empty = BLAKE2b-256(0x02)            (pads the batch to a power of two)
+ *     sig   = Ed25519("skyroute/v2\0" || depth || root)   depth = path bytes / 32
+ *
+ * The prefixes keep leaves, inner nodes and padding apart (no second
+ * preimages across levels) and a root signature apart from any SR1 body
+ * signature. The body is the same map as SR1's and is decoded, checked for
+ * expiry, address and kind, and fed to the replay guard exactly as before;
+ * only how its bytes are authenticated differs. A receiver verifies the path
+ * to the root and the root's signature; with opts->roots it verifies each
+ * (signer, root, signature) once and then only hashes. SR1 envelopes open as
+ * they always did; a batch of one is sealed as SR1.
+ */
+#define SR_ENV_BATCH_MAX 1024 /* envelopes per batch (tree depth <= 10) */
+#define SR_ENV_PATH_MAX 16    /* deepest path an opener accepts */
+
+/*
+ * Seals |n| envelopes with one signature: envs[i] is appended to outs[i]
+ * (each an initialised sr_buf, not reset first). n == 1 gives a plain SR1
+ * envelope (sr_envelope_seal). Returns 0, SR_ERR_INVAL (n == 0 or over
+ * SR_ENV_BATCH_MAX, or an envelope sr_envelope_seal() would refuse),
+ * SR_ERR_TOOBIG or SR_ERR_NOMEM; on failure every outs[i] keeps its length.
+ */
+int sr_envelope_seal_batch(sr_buf *outs, const sr_key *key, const struct sr_envelope *envs,
+                           size_t n) SR_WARN_UNUSED;
+
+/* A small cache of verified roots (the last 64 (public key, depth, root,
+ * signature) that verified). Not thread-safe: one per thread or loop.
+ * 0 or SR_ERR_NOMEM. */
+int sr_rootcache_new(sr_rootcache **out) SR_WARN_UNUSED;
+void sr_rootcache_free(sr_rootcache *c); /* NULL is a no-op */
+/* Verified-signature checks the cache saved so far (for metrics and tests). */
+uint64_t sr_rootcache_hits(const sr_rootcache *c);
 
 /* Name of a kind ("workload", ...) or "?". */
 const char *sr_kind_name(sr_kind kind);

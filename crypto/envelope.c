@@ -51,6 +51,7 @@
 #define SR_ENV_BODY_OVERHEAD 1024 /* upper bound on a body minus its payload */
 #define SR_ENV_VERIFY_STACK 4096  /* prefix + body up to this size: no malloc */
 #define SR_MP_MAXDEPTH 32         /* nesting allowed inside unknown values */
+#define SR_MERKLE_HASHBYTES 32    /* BLAKE2b-256, crypto_generichash */
 
 _Static_assert(SR_ENV_HDRLEN == SR_ENV_SIGCTX_LEN,
                "the outer header is written over the signing prefix");
@@ -316,6 +317,259 @@ int sr_envelope_seal_raw(sr_buf *out, const sr_key *key, const uint8_t *body, si
     if (rv) {
         out->len = start;
     }
+    return rv;
+}
+
+/* ===========================================================================
+ * Batched envelopes ("SR2"): one signature over a Merkle root
+ *
+ * Leaves, inner nodes and padding hash under distinct one-byte prefixes, and
+ * the root is signed under "skyroute/v2\0" with the tree depth, so a leaf can
+ * never pass for a node, a shorter tree for a longer one, or a root signature
+ * for an SR1 body signature (whose prefix is "skyroute/v1\0"). The batch is
+ * padded to a power of two with the empty hash, so every path has the same
+ * length and the index's bits alone say left or right at each level.
+ * ======================================================================== */
+
+#define SR_ENV_SIGCTX2 "skyroute/v2"
+#define SR_ROOTMSG_LEN (SR_ENV_SIGCTX_LEN + 1 + SR_MERKLE_HASHBYTES)
+#define SR_ROOTCACHE_SLOTS 64
+
+_Static_assert(sizeof(SR_ENV_SIGCTX2) == SR_ENV_SIGCTX_LEN, "v2 prefix is as long as v1's");
+
+static void merkle_leaf(uint8_t out[SR_MERKLE_HASHBYTES], const uint8_t *body, size_t len)
+{
+    static const uint8_t tag = 0x00;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, SR_MERKLE_HASHBYTES);
+    crypto_generichash_update(&st, &tag, 1);
+    crypto_generichash_update(&st, body, len);
+    crypto_generichash_final(&st, out, SR_MERKLE_HASHBYTES);
+}
+
+static void merkle_node(uint8_t out[SR_MERKLE_HASHBYTES], const uint8_t l[SR_MERKLE_HASHBYTES],
+                        const uint8_t r[SR_MERKLE_HASHBYTES])
+{
+    uint8_t in[1 + 2 * SR_MERKLE_HASHBYTES];
+    in[0] = 0x01;
+    memcpy(in + 1, l, SR_MERKLE_HASHBYTES);
+    memcpy(in + 1 + SR_MERKLE_HASHBYTES, r, SR_MERKLE_HASHBYTES);
+    crypto_generichash(out, SR_MERKLE_HASHBYTES, in, sizeof(in), NULL, 0);
+}
+
+static void merkle_empty(uint8_t out[SR_MERKLE_HASHBYTES])
+{
+    static const uint8_t tag = 0x02;
+    crypto_generichash(out, SR_MERKLE_HASHBYTES, &tag, 1, NULL, 0);
+}
+
+/* The signed message: prefix || depth || root. */
+static void root_msg(uint8_t msg[SR_ROOTMSG_LEN], unsigned depth,
+                     const uint8_t root[SR_MERKLE_HASHBYTES])
+{
+    memcpy(msg, SR_ENV_SIGCTX2, SR_ENV_SIGCTX_LEN);
+    msg[SR_ENV_SIGCTX_LEN] = (uint8_t)depth;
+    memcpy(msg + SR_ENV_SIGCTX_LEN + 1, root, SR_MERKLE_HASHBYTES);
+}
+
+struct rootcache_slot {
+    bool used;
+    uint8_t pk[SR_PUBLICKEYBYTES];
+    uint8_t msg[SR_ROOTMSG_LEN];
+    uint8_t sig[SR_SIGBYTES];
+};
+
+struct sr_rootcache {
+    struct rootcache_slot slot[SR_ROOTCACHE_SLOTS];
+    unsigned next; /* round-robin replacement */
+    uint64_t hits;
+};
+
+int sr_rootcache_new(sr_rootcache **out)
+{
+    *out = calloc(1, sizeof(**out));
+    return *out ? 0 : SR_ERR_NOMEM;
+}
+
+void sr_rootcache_free(sr_rootcache *c)
+{
+    free(c);
+}
+
+uint64_t sr_rootcache_hits(const sr_rootcache *c)
+{
+    return c ? c->hits : 0;
+}
+
+/* A hit means exactly this (key, message, signature) verified before;
+ * Ed25519 verification is deterministic, so a hit is as good as verifying. */
+static bool rootcache_find(sr_rootcache *c, const uint8_t *pk, const uint8_t *msg,
+                           const uint8_t *sig)
+{
+    for (unsigned i = 0; i < SR_ROOTCACHE_SLOTS; i++) {
+        const struct rootcache_slot *s = &c->slot[i];
+        if (s->used && !memcmp(s->msg, msg, SR_ROOTMSG_LEN) && !memcmp(s->sig, sig, SR_SIGBYTES) &&
+            !memcmp(s->pk, pk, SR_PUBLICKEYBYTES)) {
+            c->hits++;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void rootcache_add(sr_rootcache *c, const uint8_t *pk, const uint8_t *msg,
+                          const uint8_t *sig)
+{
+    struct rootcache_slot *s = &c->slot[c->next];
+    c->next = (c->next + 1) % SR_ROOTCACHE_SLOTS;
+    s->used = true;
+    memcpy(s->pk, pk, SR_PUBLICKEYBYTES);
+    memcpy(s->msg, msg, SR_ROOTMSG_LEN);
+    memcpy(s->sig, sig, SR_SIGBYTES);
+}
+
+/* Recomputes the root from the body and its path and checks the signature
+ * over it (or finds it in |cache|). 0 or SR_ERR_ENV_BADSIG. */
+static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *body, size_t len,
+                         const uint8_t *sig, uint64_t index, const uint8_t *path, unsigned depth)
+{
+    uint8_t h[SR_MERKLE_HASHBYTES];
+    merkle_leaf(h, body, len);
+    for (unsigned k = 0; k < depth; k++) {
+        const uint8_t *sib = path + (size_t)k * SR_MERKLE_HASHBYTES;
+        if ((index >> k) & 1) {
+            merkle_node(h, sib, h);
+        } else {
+            merkle_node(h, h, sib);
+        }
+    }
+    uint8_t msg[SR_ROOTMSG_LEN];
+    root_msg(msg, depth, h);
+    if (cache && rootcache_find(cache, pk, msg, sig)) {
+        return 0;
+    }
+    if (sr_verify(pk, sig, msg, sizeof(msg)) != 0) {
+        return SR_ERR_ENV_BADSIG;
+    }
+    if (cache) {
+        rootcache_add(cache, pk, msg, sig);
+    }
+    return 0;
+}
+
+int sr_envelope_seal_batch(sr_buf *outs, const sr_key *key, const struct sr_envelope *envs,
+                           size_t n)
+{
+    if (!outs || !key || !envs || n == 0 || n > SR_ENV_BATCH_MAX) {
+        return SR_ERR_INVAL;
+    }
+    if (n == 1) {
+        return sr_envelope_seal(&outs[0], key, &envs[0]); /* single signature */
+    }
+    unsigned depth = 0;
+    while (((size_t)1 << depth) < n) {
+        depth++;
+    }
+    size_t width = (size_t)1 << depth;
+    /* tree[] holds every level, leaves first: width + width/2 + ... + 1 */
+    uint8_t(*tree)[SR_MERKLE_HASHBYTES] = malloc(2 * width * SR_MERKLE_HASHBYTES);
+    size_t *starts = malloc(n * sizeof(*starts));
+    int rv = tree && starts ? 0 : SR_ERR_NOMEM;
+    size_t done = 0;
+    /* bodies first, each after a 12-byte gap for the outer header */
+    for (; rv == 0 && done < n; done++) {
+        sr_buf *out = &outs[done];
+        starts[done] = out->len;
+        rv = check_env(&envs[done]);
+        if (rv == 0 && envs[done].payload_len > SIZE_MAX - SR_ENV_BODY_OVERHEAD - 512) {
+            rv = SR_ERR_TOOBIG;
+        }
+        rv = rv ? rv : reserve_for(out, envs[done].payload_len + SR_ENV_BODY_OVERHEAD + 512);
+        rv = rv ? rv : sr_buf_append(out, SR_ENV_SIGCTX2, SR_ENV_SIGCTX_LEN);
+        rv = rv ? rv : pack_body(out, &envs[done]);
+        if (rv == 0) {
+            size_t body_len = out->len - starts[done] - SR_ENV_HDRLEN;
+            if (body_len > UINT32_MAX) {
+                rv = SR_ERR_TOOBIG;
+            } else {
+                merkle_leaf(tree[done], out->data + starts[done] + SR_ENV_HDRLEN, body_len);
+            }
+        }
+    }
+    if (rv) {
+        for (size_t i = 0; i < done; i++) {
+            outs[i].len = starts[i];
+        }
+        free(tree);
+        free(starts);
+        return rv;
+    }
+    for (size_t i = n; i < width; i++) {
+        merkle_empty(tree[i]);
+    }
+    /* level k starts at off[k]; its parent level follows it */
+    size_t off = 0;
+    for (size_t w = width; w > 1; w /= 2) {
+        for (size_t i = 0; i < w / 2; i++) {
+            merkle_node(tree[off + w + i], tree[off + 2 * i], tree[off + 2 * i + 1]);
+        }
+        off += w;
+    }
+    uint8_t msg[SR_ROOTMSG_LEN], sig[SR_SIGBYTES];
+    root_msg(msg, depth, tree[off]);
+    sr_key_sign(key, sig, msg, sizeof(msg));
+
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        sr_buf *out = &outs[i];
+        size_t body_len = out->len - starts[i] - SR_ENV_HDRLEN;
+        uint8_t *h = out->data + starts[i];
+        const uint8_t head[SR_ENV_HDRLEN] = {0xdc,
+                                             0x00,
+                                             0x06,
+                                             0xa3,
+                                             'S',
+                                             'R',
+                                             '2',
+                                             0xc6,
+                                             (uint8_t)(body_len >> 24),
+                                             (uint8_t)(body_len >> 16),
+                                             (uint8_t)(body_len >> 8),
+                                             (uint8_t)body_len};
+        memcpy(h, head, SR_ENV_HDRLEN);
+        /* signer, sig, index (uint16), path (bin8: depth <= 10 -> <= 320 bytes, bin16) */
+        uint8_t tail[SR_ENV_TAILLEN + 3 + 3 + 10 * SR_MERKLE_HASHBYTES];
+        size_t t = 0;
+        tail[t++] = 0xc4;
+        tail[t++] = SR_KEYIDBYTES;
+        memcpy(tail + t, sr_key_id(key), SR_KEYIDBYTES);
+        t += SR_KEYIDBYTES;
+        tail[t++] = 0xc4;
+        tail[t++] = SR_SIGBYTES;
+        memcpy(tail + t, sig, SR_SIGBYTES);
+        t += SR_SIGBYTES;
+        tail[t++] = 0xcd;
+        tail[t++] = (uint8_t)(i >> 8);
+        tail[t++] = (uint8_t)i;
+        size_t plen = (size_t)depth * SR_MERKLE_HASHBYTES;
+        tail[t++] = 0xc5;
+        tail[t++] = (uint8_t)(plen >> 8);
+        tail[t++] = (uint8_t)plen;
+        size_t idx = i, loff = 0;
+        for (size_t w = width; w > 1; w /= 2) {
+            memcpy(tail + t, tree[loff + (idx ^ 1)], SR_MERKLE_HASHBYTES);
+            t += SR_MERKLE_HASHBYTES;
+            idx /= 2;
+            loff += w;
+        }
+        rv = sr_buf_append(out, tail, t);
+    }
+    if (rv) {
+        for (size_t i = 0; i < n; i++) {
+            outs[i].len = starts[i];
+        }
+    }
+    free(tree);
+    free(starts);
     return rv;
 }
 
@@ -971,8 +1225,9 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
         return fail(why, whylen, SR_ERR_ENV_FORMAT,
                     "outer value is a %s, expected a 4-element array", mp_type_names[arr.type]);
     }
-    if (arr.len != 4) {
-        return fail(why, whylen, SR_ERR_ENV_FORMAT, "outer array has %llu elements, expected 4",
+    if (arr.len != 4 && arr.len != 6) {
+        return fail(why, whylen, SR_ERR_ENV_FORMAT,
+                    "outer array has %llu elements, expected 4 (SR1) or 6 (SR2)",
                     (unsigned long long)arr.len);
     }
     if ((rv = outer_next(&p, data, end, max, &magic, "the magic", why, whylen))) {
@@ -982,10 +1237,16 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
         return fail(why, whylen, SR_ERR_ENV_FORMAT, "element 1 (magic) is a %s, expected \"SR1\"",
                     mp_type_names[magic.type]);
     }
-    if (magic.len != 3 || memcmp(magic.ptr, "SR1", 3) != 0) {
+    int version = magic.len != 3                     ? 0
+                  : memcmp(magic.ptr, "SR1", 3) == 0 ? 1
+                  : memcmp(magic.ptr, "SR2", 3) == 0 ? 2
+                                                     : 0;
+    if (version != (arr.len == 4 ? 1 : 2)) {
         char text[32];
         printable(text, sizeof(text), magic.ptr, (size_t)magic.len);
-        return fail(why, whylen, SR_ERR_ENV_VERSION, "magic is \"%s\", expected \"SR1\"", text);
+        return fail(why, whylen, SR_ERR_ENV_VERSION,
+                    "magic is \"%s\", expected \"%s\" in a %llu-element envelope", text,
+                    arr.len == 4 ? "SR1" : "SR2", (unsigned long long)arr.len);
     }
     if ((rv = outer_next(&p, data, end, max, &body, "the body", why, whylen))) {
         return rv;
@@ -1010,6 +1271,27 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
                     "element 4 (signature) is a %s of length %llu, expected bin(64)",
                     mp_type_names[sig.type], (unsigned long long)sig.len);
     }
+    struct mp_obj index, path;
+    if (version == 2) {
+        if ((rv = outer_next(&p, data, end, max, &index, "the leaf index", why, whylen))) {
+            return rv;
+        }
+        if ((rv = outer_next(&p, data, end, max, &path, "the path", why, whylen))) {
+            return rv;
+        }
+        if (path.type != MP_BIN || path.len % SR_MERKLE_HASHBYTES != 0 ||
+            path.len / SR_MERKLE_HASHBYTES > SR_ENV_PATH_MAX) {
+            return fail(why, whylen, SR_ERR_ENV_FORMAT,
+                        "element 6 (path) is a %s of length %llu, expected bin of at most %d "
+                        "32-byte hashes",
+                        mp_type_names[path.type], (unsigned long long)path.len, SR_ENV_PATH_MAX);
+        }
+        unsigned depth = (unsigned)(path.len / SR_MERKLE_HASHBYTES);
+        if (index.type != MP_UINT || index.u >= ((uint64_t)1 << depth)) {
+            return fail(why, whylen, SR_ERR_ENV_FORMAT,
+                        "element 5 (leaf index) must be an unsigned integer below 2^%u", depth);
+        }
+    }
     if (p != end) {
         return fail(why, whylen, SR_ERR_ENV_TRAILING, "%zu bytes follow the envelope",
                     (size_t)(end - p));
@@ -1022,6 +1304,16 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
     sr_hex(idhex, signer.ptr, SR_KEYIDBYTES);
     if (!pk) {
         return fail(why, whylen, SR_ERR_ENV_UNTRUSTED, "signer %s is not a trusted key", idhex);
+    }
+    if (version == 2) {
+        rv = merkle_verify(pk, opts->roots, body.ptr, (size_t)body.len, sig.ptr, index.u, path.ptr,
+                           (unsigned)(path.len / SR_MERKLE_HASHBYTES));
+        if (rv) {
+            return fail(why, whylen, SR_ERR_ENV_BADSIG,
+                        "batch signature by %s (%s) does not verify over this body's path",
+                        name && *name ? name : "trusted key", idhex);
+        }
+        goto verified;
     }
     uint8_t stackbuf[SR_ENV_VERIFY_STACK];
     size_t mlen = SR_ENV_SIGCTX_LEN + (size_t)body.len;
@@ -1044,6 +1336,7 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
     }
 
     /* ---- body: signed, so now worth decoding ---- */
+verified:
     memset(env, 0, sizeof(*env));
     struct body_dec d = {
         .env = env, .p = body.ptr, .end = body.ptr + body.len, .why = why, .whylen = whylen};
@@ -1053,6 +1346,7 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
     }
     memcpy(env->signer, signer.ptr, SR_KEYIDBYTES);
     env->signer_name = name;
+    env->version = version;
 
     /* ---- is it for us, and now? ---- */
     if (opts->kinds && !(opts->kinds & (1u << env->kind))) {

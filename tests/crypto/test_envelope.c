@@ -911,17 +911,215 @@ static void test_open_invalid_args(void **state)
     assert_memory_not_equal(a, b, 16);
 }
 
+/* ---- batched envelopes (SR2) ------------------------------------------------ */
+
+#define BATCH_MAXN 17
+
+/* Seals |n| envelopes addressed to "gs-svalbard", ids and payloads distinct. */
+static void seal_batch_n(sr_buf *outs, struct sr_envelope *envs, uint8_t (*payloads)[40], size_t n,
+                         const sr_key *k)
+{
+    for (size_t i = 0; i < n; i++) {
+        envs[i] = full_env();
+        envs[i].id[0] = (uint8_t)i;
+        snprintf((char *)payloads[i], 40, "payload number %zu", i);
+        envs[i].payload = payloads[i];
+        envs[i].payload_len = strlen((char *)payloads[i]);
+        sr_buf_init(&outs[i], 1 << 20);
+    }
+    assert_int_equal(sr_envelope_seal_batch(outs, k, envs, n), 0);
+}
+
+static void free_bufs(sr_buf *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sr_buf_free(&b[i]);
+    }
+}
+
+static void test_batch_roundtrip(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 2, 3, 5, 8, BATCH_MAXN};
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        size_t n = sizes[s];
+        sr_buf outs[BATCH_MAXN];
+        struct sr_envelope envs[BATCH_MAXN];
+        uint8_t payloads[BATCH_MAXN][40];
+        seal_batch_n(outs, envs, payloads, n, alpha);
+        sr_rootcache *cache;
+        assert_int_equal(sr_rootcache_new(&cache), 0);
+        for (int pass = 0; pass < 2; pass++) { /* without, then with the cache */
+            struct sr_open_opts o = opts_for("gs-svalbard");
+            o.roots = pass ? cache : NULL;
+            for (size_t i = 0; i < n; i++) {
+                struct sr_envelope out;
+                char why[256] = "";
+                assert_int_equal(
+                    sr_envelope_open(&out, outs[i].data, outs[i].len, &o, why, sizeof(why)), 0);
+                assert_env_equal(&out, &envs[i]);
+                assert_int_equal(out.version, n == 1 ? 1 : 2);
+                assert_memory_equal(outs[i].data + 4, n == 1 ? "SR1" : "SR2", 3);
+                assert_string_equal(out.signer_name, "alpha");
+            }
+        }
+        /* one signature verified for the whole batch, the rest from the cache */
+        assert_int_equal(sr_rootcache_hits(cache), n == 1 ? 0 : n - 1);
+        sr_rootcache_free(cache);
+        free_bufs(outs, n);
+    }
+}
+
+static void test_batch_flip_every_byte(void **state)
+{
+    (void)state;
+    sr_buf outs[5];
+    struct sr_envelope envs[5];
+    uint8_t payloads[5][40];
+    seal_batch_n(outs, envs, payloads, 5, alpha);
+    sr_rootcache *cache;
+    assert_int_equal(sr_rootcache_new(&cache), 0);
+    struct sr_open_opts o = opts_for("gs-svalbard");
+    o.roots = cache;
+    /* the genuine batch is in the cache: a tampered copy must still fail */
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(open_buf(outs[i].data, outs[i].len, &o, NULL, 0), 0);
+    }
+    const sr_buf *b = &outs[3];
+    uint8_t *copy = malloc(b->len);
+    assert_non_null(copy);
+    size_t body_len = (size_t)b->data[8] << 24 | (size_t)b->data[9] << 16 |
+                      (size_t)b->data[10] << 8 | b->data[11];
+    size_t signer_at = 12 + body_len + 2, sig_at = signer_at + 8 + 2;
+    size_t index_at = sig_at + 64, path_at = index_at + 3 + 3;
+    assert_int_equal(b->len, path_at + 3 * 32); /* 5 leaves: depth 3 */
+    static const uint8_t masks[] = {0x01, 0x10, 0x80, 0xff};
+    for (size_t i = 0; i < b->len; i++) {
+        for (size_t m = 0; m < sizeof(masks); m++) {
+            memcpy(copy, b->data, b->len);
+            copy[i] ^= masks[m];
+            char why[256] = "";
+            int rv = open_buf(copy, b->len, &o, why, sizeof(why));
+            if (rv == 0) {
+                fail_msg("batched: flipping byte %zu with 0x%02x was accepted", i, masks[m]);
+            }
+            if ((i >= 12 && i < 12 + body_len) || (i >= sig_at && i < index_at) || i >= path_at) {
+                assert_int_equal(rv, SR_ERR_ENV_BADSIG); /* body, signature, path */
+            } else if (i >= signer_at && i < signer_at + 8) {
+                assert_int_equal(rv, SR_ERR_ENV_UNTRUSTED);
+            }
+        }
+    }
+    /* another leaf's index (valid, below 2^depth) with this body and path */
+    for (unsigned idx = 0; idx < 8; idx++) {
+        if (idx == 3) {
+            continue;
+        }
+        memcpy(copy, b->data, b->len);
+        copy[index_at + 1] = 0;
+        copy[index_at + 2] = (uint8_t)idx;
+        assert_int_equal(open_buf(copy, b->len, &o, NULL, 0), SR_ERR_ENV_BADSIG);
+    }
+    /* envelope 3's body with envelope 2's index and path */
+    memcpy(copy, b->data, b->len);
+    memcpy(copy + index_at, outs[2].data + index_at, 6 + 3 * 32);
+    assert_int_equal(open_buf(copy, b->len, &o, NULL, 0), SR_ERR_ENV_BADSIG);
+    free(copy);
+    sr_rootcache_free(cache);
+    free_bufs(outs, 5);
+}
+
+/* A root signature is no SR1 body signature and vice versa; a batch sealed by
+ * an untrusted key fails; the usual body rules (expiry, address) still hold. */
+static void test_batch_cross_and_rules(void **state)
+{
+    (void)state;
+    sr_buf outs[2];
+    struct sr_envelope envs[2];
+    uint8_t payloads[2][40];
+    seal_batch_n(outs, envs, payloads, 2, alpha);
+    const sr_buf *b = &outs[0];
+    size_t body_len = (size_t)b->data[8] << 24 | (size_t)b->data[9] << 16 |
+                      (size_t)b->data[10] << 8 | b->data[11];
+    size_t tail_at = 12 + body_len;
+    /* as SR1: same body, signer and signature in a 4-element array */
+    sr_buf v1;
+    sr_buf_init(&v1, 1 << 20);
+    assert_int_equal(sr_buf_append(&v1, b->data, tail_at + 10 + 66), 0);
+    v1.data[2] = 4;
+    v1.data[6] = '1';
+    assert_int_equal(
+        open_buf(v1.data, v1.len, &(struct sr_open_opts){.trust = ring, .now_ms = NOW}, NULL, 0),
+        SR_ERR_ENV_BADSIG);
+    /* 6 elements with SR1's magic, 4 with SR2's */
+    sr_buf_reset(&v1);
+    assert_int_equal(sr_buf_append(&v1, b->data, b->len), 0);
+    v1.data[6] = '1';
+    char why[256];
+    struct sr_open_opts o = opts_for("gs-svalbard");
+    assert_int_equal(open_buf(v1.data, v1.len, &o, why, sizeof(why)), SR_ERR_ENV_VERSION);
+    sr_buf_free(&v1);
+    /* structural: path not whole hashes, index out of range */
+    uint8_t *copy = malloc(b->len + 1);
+    assert_non_null(copy);
+    size_t index_at = tail_at + 10 + 66;
+    memcpy(copy, b->data, b->len);
+    copy[index_at + 2] = 2; /* depth 1: index must be 0 or 1 */
+    assert_int_equal(open_buf(copy, b->len, &o, why, sizeof(why)), SR_ERR_ENV_FORMAT);
+    memcpy(copy, b->data, b->len);
+    copy[index_at + 5] = 31; /* path bin16 length 32 -> 31 */
+    assert_int_equal(open_buf(copy, b->len - 1, &o, why, sizeof(why)), SR_ERR_ENV_FORMAT);
+    free(copy);
+    /* expiry and address are checked as for SR1 */
+    struct sr_open_opts late = opts_for("gs-svalbard");
+    late.now_ms = envs[0].exp;
+    assert_int_equal(open_buf(b->data, b->len, &late, why, sizeof(why)), SR_ERR_ENV_EXPIRED);
+    struct sr_open_opts other = opts_for("gs-other");
+    assert_int_equal(open_buf(b->data, b->len, &other, why, sizeof(why)), SR_ERR_ENV_MISADDRESSED);
+    free_bufs(outs, 2);
+    /* mallory's batch claiming to be alpha's */
+    seal_batch_n(outs, envs, payloads, 2, mallory);
+    memcpy(outs[1].data + tail_at + 2, sr_key_id(alpha), 8);
+    assert_int_equal(open_buf(outs[1].data, outs[1].len, &o, why, sizeof(why)), SR_ERR_ENV_BADSIG);
+    free_bufs(outs, 2);
+    /* refusals leave every buffer as it was */
+    sr_buf bufs[3];
+    struct sr_envelope bad[3] = {full_env(), full_env(), full_env()};
+    bad[2].kind = (sr_kind)9;
+    for (int i = 0; i < 3; i++) {
+        sr_buf_init(&bufs[i], 1 << 20);
+        assert_int_equal(sr_buf_append(&bufs[i], "x", 1), 0);
+    }
+    assert_int_equal(sr_envelope_seal_batch(bufs, alpha, bad, 3), SR_ERR_INVAL);
+    assert_int_equal(sr_envelope_seal_batch(bufs, alpha, bad, 0), SR_ERR_INVAL);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bufs[i].len, 1);
+    }
+    free_bufs(bufs, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_full),     cmocka_unit_test(test_roundtrip_minimal),
-        cmocka_unit_test(test_roundtrip_limits),   cmocka_unit_test(test_seal_appends),
-        cmocka_unit_test(test_seal_refusals),      cmocka_unit_test(test_open_minimal_framing),
-        cmocka_unit_test(test_flip_every_byte),    cmocka_unit_test(test_truncate_everywhere),
-        cmocka_unit_test(test_oversize),           cmocka_unit_test(test_distinct_refusals),
-        cmocka_unit_test(test_body_required),      cmocka_unit_test(test_body_types),
-        cmocka_unit_test(test_body_version_kind),  cmocka_unit_test(test_body_structure),
-        cmocka_unit_test(test_seal_raw_roundtrip), cmocka_unit_test(test_open_invalid_args),
+        cmocka_unit_test(test_roundtrip_full),
+        cmocka_unit_test(test_roundtrip_minimal),
+        cmocka_unit_test(test_roundtrip_limits),
+        cmocka_unit_test(test_seal_appends),
+        cmocka_unit_test(test_seal_refusals),
+        cmocka_unit_test(test_open_minimal_framing),
+        cmocka_unit_test(test_flip_every_byte),
+        cmocka_unit_test(test_truncate_everywhere),
+        cmocka_unit_test(test_oversize),
+        cmocka_unit_test(test_distinct_refusals),
+        cmocka_unit_test(test_body_required),
+        cmocka_unit_test(test_body_types),
+        cmocka_unit_test(test_body_version_kind),
+        cmocka_unit_test(test_body_structure),
+        cmocka_unit_test(test_seal_raw_roundtrip),
+        cmocka_unit_test(test_open_invalid_args),
+        cmocka_unit_test(test_batch_roundtrip),
+        cmocka_unit_test(test_batch_flip_every_byte),
+        cmocka_unit_test(test_batch_cross_and_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
