@@ -31,6 +31,7 @@
 #define EJECT_BASE_MS 2000
 #define EJECT_MAX_MS 60000
 #define ERR_ALPHA 0.1
+#define FAIL_ALPHA 0.2
 
 void sr_policy_default(struct sr_policy *p)
 {
@@ -303,6 +304,7 @@ void sr_router_success(sr_router *r, size_t idx, double elapsed_ms, double predi
     t->consecutive_failures = 0;
     t->ejections = 0;
     t->successes++;
+    t->fail_rate *= 1 - FAIL_ALPHA;
     if (isfinite(predicted_ms)) {
         double err = elapsed_ms - predicted_ms;
         if (t->successes == 1) {
@@ -351,6 +353,7 @@ void sr_router_failure(sr_router *r, size_t idx, int64_t now_ms)
     struct target *t = &r->t[idx];
     t->failures++;
     t->consecutive_failures++;
+    t->fail_rate = t->fail_rate * (1 - FAIL_ALPHA) + FAIL_ALPHA;
     if (t->consecutive_failures >= SR_ROUTER_EJECT_AFTER) {
         int64_t period = (int64_t)EJECT_BASE_MS << (t->ejections < 5 ? t->ejections : 5);
         if (period > EJECT_MAX_MS) {

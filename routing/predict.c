@@ -279,7 +279,8 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
         refuse(c, SR_WHY_DEADLINE);
     }
     const struct sr_policy *pol = &r->pol;
-    c->cost = pol->time_weight * c->predicted_ms * (1 + pol->inflight_weight * t->inflight) +
+    c->cost = pol->time_weight * c->predicted_ms * (1 + pol->inflight_weight * t->inflight) *
+                  (1 + t->fail_rate) +
               pol->energy_weight * c->energy_j / 1000.0 + pol->price_weight * c->energy_price +
               pol->carbon_weight * c->carbon_g;
 }

@@ -224,8 +224,11 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
  * T + margin <= deadline - now, where margin = margin_ms + margin_k x the
  * target's mean absolute prediction error + max(0, its mean signed error).
  * Feasible candidates are ordered by
- *   cost = time_weight x T x (1 + inflight_weight x inflight) + energy_weight x E/kJ
- *        + price_weight x price + carbon_weight x grams.
+ *   cost = time_weight x T x (1 + inflight_weight x inflight) x (1 + fail_rate)
+ *        + energy_weight x E/kJ
+ *        + price_weight x price + carbon_weight x grams,
+ * where fail_rate is an EWMA (alpha 0.2) of the target's dispatch outcomes
+ * (failure 1, success 0): an expected-retry penalty for flaky targets.
  */
 struct sr_policy {
     double time_weight;   /* per ms of predicted completion (default 1) */

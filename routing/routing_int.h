@@ -62,6 +62,7 @@ struct target {
     int64_t ejected_until;
     uint64_t successes, failures;
     double err_mean, err_abs;
+    double fail_rate; /* EWMA of dispatch failures (1) and successes (0) */
     /* energy-aware router */
     int slot;                   /* schedule slot, or -1 */
     bool scheduled;             /* satellite with passes or an orbit: windows apply */

@@ -421,6 +421,22 @@ static void test_margin_from_prediction_error(void **state)
     assert_true(c.feasible);
 }
 
+/* A failure makes a target dearer (expected retry), a success heals it. */
+static void test_failure_rate_in_cost(void **state)
+{
+    sr_router *r = *state;
+    add(r, "a", SR_TARGET_IDC, 20, 100);
+    struct sr_workload w = wl(0, 0, 0, T0 + 60000);
+    assert_near(cand(r, &w, T0, "a").cost, 20);
+    sr_router_failure(r, 0, T0);
+    assert_near(cand(r, &w, T0, "a").cost, 20 * 1.2);
+    sr_router_failure(r, 0, T0);
+    assert_near(cand(r, &w, T0, "a").cost, 20 * 1.36);
+    /* after a success: 0.36 x 0.8 = 0.288 (the EWMA of latency also moves) */
+    sr_router_success(r, 0, 20, 20, 0, T0);
+    assert_near(cand(r, &w, T0, "a").cost, 20 * 1.288);
+}
+
 /* ---- the pass index ------------------------------------------------------------------------ */
 
 static void test_index_many_satellites(void **state)
@@ -606,6 +622,7 @@ int main(void)
         T(test_reservations_do_not_oversubscribe),
         T(test_commit_builds_queue),
         T(test_margin_from_prediction_error),
+        T(test_failure_rate_in_cost),
         T(test_index_many_satellites),
         T(test_index_finds_in_view_satellite),
         T(test_set_passes_semantics),
