@@ -146,7 +146,8 @@ const struct pass *sr__pass_after(const struct slot *s, int64_t t)
 
 int64_t sr__bkey(int64_t t)
 {
-    return t >= 0 ? t / SR_BUCKET_MS : -((-t + SR_BUCKET_MS - 1) / SR_BUCKET_MS);
+    /* floor division, safe down to INT64_MIN */
+    return t >= 0 ? t / SR_BUCKET_MS : (t + 1) / SR_BUCKET_MS - 1;
 }
 
 /* Index of the first bucket with key >= k. */
@@ -237,7 +238,8 @@ static void index_del(sr_router *r, const struct pass *p, uint32_t slot)
 void sr__index_scan(const sr_router *r, int64_t from, int64_t to,
                     bool (*fn)(void *arg, const struct ient *e), void *arg)
 {
-    for (size_t i = sr__bucket_lb(r, sr__bkey(from - r->maxdur)); i < r->nb; i++) {
+    int64_t start = from > INT64_MIN + r->maxdur ? from - r->maxdur : INT64_MIN;
+    for (size_t i = sr__bucket_lb(r, sr__bkey(start)); i < r->nb; i++) {
         const struct bucket *b = &r->b[i];
         if (b->key * SR_BUCKET_MS >= to) {
             return;

@@ -539,6 +539,11 @@ static void test_set_passes_semantics(void **state)
     struct sr_workload w = wl(0, 0, 0, T0 + 100000);
     struct sr_candidate c = cand(r, &w, T0 + 2000, "x");
     assert_near(c.wait_ms, 3500);
+    /* the whole time line, as the feeds part asks for it */
+    assert_int_equal(sr_router_passes(r, NULL, INT64_MIN, INT64_MAX, out, 4), 3);
+    assert_int_equal(sr_router_passes(r, "x", INT64_MIN, INT64_MAX, out, 4), 3);
+    assert_int_equal(sr_router_set_passes(r, "x", INT64_MIN, INT64_MAX, p, 3), 0);
+    assert_int_equal(sr_router_passes(r, NULL, INT64_MIN, INT64_MAX, out, 4), 3);
     /* clearing a window */
     assert_int_equal(sr_router_set_passes(r, "x", T0 - 1, T0 + 100000, NULL, 0), 0);
     assert_int_equal(sr_router_passes(r, "x", T0 - 1, T0 + 100000, out, 4), 0);
