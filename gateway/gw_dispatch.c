@@ -36,6 +36,7 @@ struct gw_job {
     size_t ncands, next;
     size_t cur_target;
     double cur_predicted;
+    struct sr_candidate cur_cand; /* the plan being followed */
     bool dispatched;
     sr_h2_call *call;
     struct attempt attempts[8];
@@ -267,8 +268,7 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
     }
 
     double elapsed = (double)(sr_mono_ms() - job->start_mono);
-    sr_router_success(g->router, job->cur_target, elapsed, job->cur_predicted, job->spec.w.work_gop,
-                      now);
+    sr_router_observe(g->router, &job->cur_cand, elapsed, job->spec.w.work_gop, now);
     count_dispatch(g, job->cur_target, "ok");
     char signer[SR_KEYIDBYTES * 2 + 1];
     sr_hex(signer, res.signer, SR_KEYIDBYTES);
@@ -349,9 +349,13 @@ static void dispatch(struct gw_job *job)
         }
         job->cur_target = c->target;
         job->cur_predicted = c->predicted_ms;
+        job->cur_cand = *c;
         job->dispatched = true;
         static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
         sr_router_begin(g->router, c->target);
+        /* reserve the pass bytes and the compute this plan uses, so the next
+         * decisions do not oversubscribe a pass or ignore the queue */
+        sr_router_commit(g->router, &job->spec.w, c, now);
         job->call = sr_h2_request(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, env.data, env.len,
                                   left, on_result, job);
         sr_buf_free(&env);
