@@ -165,6 +165,9 @@ void gw_status_free(struct gw *g);
 
 int gw_route_init(struct gw *g, char *err, size_t errlen);
 bool gw_route_handle(struct gw *g, sr_req *req);
+/* SIGHUP: [policy] and the targets' energy and link profiles from |cfg| (the
+ * freshly loaded file); an invalid value is logged and counted. */
+void gw_route_reload(struct gw *g, struct sr_config *cfg);
 void gw_route_free(struct gw *g);
 
 #endif

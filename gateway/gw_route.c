@@ -373,3 +373,27 @@ bool gw_route_handle(struct gw *g, sr_req *req)
     }
     return false;
 }
+
+void gw_route_reload(struct gw *g, struct sr_config *cfg)
+{
+    if (!g->route) {
+        return;
+    }
+    /* the loaders read g->cfg: point it at the freshly loaded file meanwhile */
+    struct sr_config *saved = g->cfg;
+    g->cfg = cfg;
+    char err[600];
+    int rv = load_policy(g, err, sizeof(err));
+    for (size_t i = 0; rv == 0 && i < g->ntargets; i++) {
+        rv = load_target(g, &g->targets[i], err, sizeof(err));
+    }
+    g->cfg = saved;
+    if (rv != 0) {
+        sr_log(SR_LOG_ERROR, "policy reload stopped at an error: %s", err);
+        sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"policy\",outcome=\"failed\"",
+                       1);
+        return;
+    }
+    sr_log(SR_LOG_INFO, "policy and target profiles reloaded");
+    sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"policy\",outcome=\"ok\"", 1);
+}

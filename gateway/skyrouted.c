@@ -435,6 +435,7 @@ static void reload_targets(struct gw *g)
     g->ntargets = n;
     g->ring = ring;
     g->tcfg = cfg;
+    gw_route_reload(g, cfg);
     sr_log(SR_LOG_INFO, "targets reloaded: %zu", n);
     sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"targets\",outcome=\"ok\"", 1);
 }

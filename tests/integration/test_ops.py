@@ -260,7 +260,8 @@ def test_sighup_under_load_adds_targets_without_dropping_connections():
                              g["url"] + "/v1/workloads"], stdout=subprocess.PIPE)
     time.sleep(2)
     with open(g["conf"], "a") as f:
-        f.write("\n[idc.beta]\nurl = %s\npubkey = beta.pub\nrtt_ms = 0.01\n" % b["url"])
+        f.write("\n[policy]\nmargin_ms = 5\n\n[idc.beta]\nurl = %s\npubkey = beta.pub\n"
+                "rtt_ms = 0.01\npue = 1.08\n" % b["url"])
     g["proc"].send_signal(signal.SIGHUP)
     out = load.communicate(timeout=60)[0].decode()
     line = [l for l in out.splitlines() if l.startswith("requests:")][0]
@@ -271,6 +272,8 @@ def test_sighup_under_load_adds_targets_without_dropping_connections():
     check(used > 0, "the target added by SIGHUP takes work (%d dispatches)" % used)
     check(srtest.metric(g["admin"], "skyroute_reloads_total",
                         'part="targets",outcome="ok"') == 1, "reload counted")
+    check(srtest.metric(g["admin"], "skyroute_reloads_total",
+                        'part="policy",outcome="ok"') == 1, "policy and profiles reloaded too")
     bad = env.close()
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
