@@ -179,3 +179,12 @@ int sr_path_relative(char *out, size_t outlen, const char *base_file, const char
     }
     return (n < 0 || (size_t)n >= outlen) ? SR_ERR_TOOBIG : 0;
 }
+
+void sr_getopt_error(char *out, size_t outlen, char **argv, int optind_now, int optopt_now)
+{
+    /* the word as typed: "--id" (missing its argument) or "--bogus"; getopt's
+     * optopt would turn a long option into its short code */
+    (void)optopt_now;
+    snprintf(out, outlen, "option '%s' is unknown or needs an argument",
+             optind_now > 0 ? argv[optind_now - 1] : "?");
+}

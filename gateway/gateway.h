@@ -210,6 +210,9 @@ int sr_metrics_render(const sr_metrics *m, sr_buf *out) SR_WARN_UNUSED;
 /* Parses "?a=1&b=x" query parameters: value of |key| (percent-decoded into
  * |out|) or SR_ERR_NOTFOUND. */
 int sr_query_get(const char *path, const char *key, char *out, size_t outlen);
+/* The one-line complaint for getopt_long's '?' (an unknown option or a missing
+ * argument), naming the option. */
+void sr_getopt_error(char *out, size_t outlen, char **argv, int optind_now, int optopt_now);
 /* Resolves |path| relative to the directory of |base_file| (absolute paths
  * are kept). Writes into |out|. */
 int sr_path_relative(char *out, size_t outlen, const char *base_file, const char *path);

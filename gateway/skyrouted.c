@@ -484,12 +484,7 @@ int main(int argc, char **argv)
             return 0;
         default: {
             char msg[128];
-            if (optopt) {
-                snprintf(msg, sizeof(msg), "option '-%c' is unknown or needs an argument", optopt);
-            } else {
-                snprintf(msg, sizeof(msg), "option '%s' is unknown or needs an argument",
-                         argv[optind - 1]);
-            }
+            sr_getopt_error(msg, sizeof(msg), argv, optind, optopt);
             return usage_error(msg);
         }
         }
