@@ -43,8 +43,9 @@ class H2:
                 h = [(":method", m), (":scheme", "http"), (":authority", "gw"), (":path", path)]
                 h += list(hdrs)
                 self.c.send_headers(sid, h, end_stream=not body)
-                if body:
-                    self.c.send_data(sid, body, end_stream=True)
+                for off in range(0, len(body), 16384):  # frames within the default size
+                    self.c.send_data(sid, body[off:off + 16384],
+                                     end_stream=off + 16384 >= len(body))
                 sid_of[sid] = nxt
                 buf[sid] = [None, {}, b""]
                 nxt += 1
@@ -293,10 +294,60 @@ def test_satellite_work_waits_for_aos_and_leaves_in_deadline_order():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def test_full_disk_is_reported_and_nothing_half_stored():
+    if os.geteuid() != 0:
+        print("skipped: mounting a small tmpfs needs root")
+        return
+    env = srtest.Env("diskfull")
+    state = env.path("state-gs-test")
+    os.mkdir(state)
+    r = run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", state])
+    if r.returncode != 0:
+        print("skipped: cannot mount a tmpfs here: %s" % r.stderr.decode().strip())
+        return
+    try:
+        gkey, gpub = env.keygen("gs-test")
+        _, dead_pub = env.keygen("dead")
+        # a target that never answers: accepted work stays in the spool
+        dead = {"id": "dead", "url": "http://127.0.0.1:%d" % srtest.free_port(), "pub": dead_pub}
+        g = env.start_gateway("gs-test", [dead])
+        cl = H2(g["port"])
+        accepted, refused = [], None
+        body = os.urandom(60000)  # one DATA frame within the initial window
+        for _ in range(60):
+            st, h, b = cl.many([async_post(body, [("skyroute-deadline-ms", "3600000")])])[0]
+            if st == 202:
+                accepted.append(h["skyroute-id"])
+            else:
+                refused = (st, h, b)
+                break
+        check(refused is not None, "the 1.5 MiB disk filled up")
+        st, h, b = refused
+        check(st == 507 and b"disk is full" in b, "full disk reported: %s %r" % (st, b[:200]))
+        check("skyroute-id" not in h, "the refused workload got no id")
+        check(len(accepted) >= 5, "some work was stored first: %d" % len(accepted))
+        print("  %d workloads of 60000 B stored before the disk filled; then 507" % len(accepted),
+              flush=True)
+        out = cl.many([("GET", "/v1/workloads/" + i, [], b"") for i in accepted])
+        check(all(o[0] == 202 for o in out), "everything acknowledged is still there: %r" %
+              sorted(set(o[0] for o in out)))
+        cl.close()
+        code, _ = srtest.http_get(g["admin"], "/healthz")
+        check(code == 200 and g["proc"].poll() is None, "the gateway keeps running")
+        env.stop(g["proc"])
+    finally:
+        for p in env.procs:
+            env.stop(p)
+        run(["umount", state])
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(x.sr_name, x.returncode) for x in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_async_submit_and_fetch,
         test_thousand_async_workloads_survive_sigkill_exactly_once,
         test_quotas_refuse_and_store_nothing,
         test_satellite_work_waits_for_aos_and_leaves_in_deadline_order,
+        test_full_disk_is_reported_and_nothing_half_stored,
     ])
