@@ -57,13 +57,15 @@ struct pending {
     struct gw_job_spec spec;
     uint8_t *payload;
     char client[64];
+    char reply_to[SR_TARGET_IDMAX]; /* a satellite's own work: its result goes to its outbox */
+    bool duplicate;
     int64_t start_mono;
 };
 
 struct gw_spool {
     struct gw *g;
     sqlite3 *db;
-    sqlite3_stmt *ins, *upd_state, *upd_done, *get, *get_payload;
+    sqlite3_stmt *ins, *upd_state, *upd_done, *get, *get_payload, *out_sel, *out_ack;
     struct item **items; /* active workloads */
     size_t n, cap;
     uint64_t bytes;
@@ -90,7 +92,8 @@ static const char schema[] =
     " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
     " res_status INTEGER NOT NULL DEFAULT 0, res_payload BLOB, res_signer TEXT NOT NULL "
     " DEFAULT '', res_predicted REAL NOT NULL DEFAULT 0, res_elapsed REAL NOT NULL DEFAULT 0,"
-    " res_detail TEXT, done_at INTEGER NOT NULL DEFAULT 0);"
+    " res_detail TEXT, done_at INTEGER NOT NULL DEFAULT 0,"
+    " reply_to TEXT NOT NULL DEFAULT '', delivered INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS spool_active ON spool(state, deadline);";
 
 static int prep(struct gw_spool *sp, sqlite3_stmt **st, const char *sql, char *err, size_t errlen)
@@ -452,7 +455,10 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
         sqlite3_bind_text(st, 11, p->spec.w.place_target, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 12, p->spec.w.data_at, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 13, now);
+        sqlite3_bind_text(st, 14, p->reply_to, -1, SQLITE_STATIC);
         ok = sqlite3_step(st) == SQLITE_DONE;
+        /* a satellite re-sending an envelope it sent before: already here */
+        p->duplicate = ok && sqlite3_changes(sp->db) == 0;
         stored++;
     }
     ok = ok && exec_sql(sp, "COMMIT") == 0;
@@ -464,7 +470,9 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
     }
     for (struct pending *p = batch; p;) {
         struct pending *next = p->next;
-        if (p->req && ok) {
+        if (p->req && ok && p->duplicate) {
+            respond_accepted(sp->g, p->req, p->spec.id);
+        } else if (p->req && ok) {
             struct item *it = calloc(1, sizeof(*it));
             if (it) {
                 memcpy(it->id, p->spec.id, SR_ENV_IDBYTES);
@@ -500,7 +508,16 @@ static void refuse(struct gw *g, sr_req *req, int status, const char *msg, const
     sr_req_respond_error(req, status, msg, detail);
 }
 
+static void submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client,
+                   const char *reply_to);
+
 void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client)
+{
+    submit(g, req, spec, client, "");
+}
+
+static void submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client,
+                   const char *reply_to)
 {
     struct gw_spool *sp = g->spool;
     if (!sp) {
@@ -555,6 +572,7 @@ void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, 
     p->payload = copy;
     p->spec.payload = copy;
     snprintf(p->client, sizeof(p->client), "%s", client ? client : "");
+    snprintf(p->reply_to, sizeof(p->reply_to), "%s", reply_to);
     p->start_mono = sr_req_start_mono(req);
     *sp->batch_tail = p;
     sp->batch_tail = &p->next;
@@ -565,6 +583,154 @@ void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, 
     event_active(sp->commit_ev, 0, 0); /* one commit per loop turn for the whole batch */
 }
 
+/* ---- a satellite's own work: POST /v1/uplink and POST /v1/outbox ---------------------------- */
+
+/*
+ * A satellite's node sends work it wants run on the ground as a workload
+ * envelope it signs (dst = this gateway); it is spooled like any async work,
+ * routed to the ground, and its result waits in the satellite's outbox. At
+ * each contact the node calls POST /v1/outbox with a signed envelope whose
+ * payload lists the ids it has received (16 bytes each); the gateway marks
+ * those delivered and answers with the results still waiting, each a result
+ * envelope signed by the gateway and addressed to the satellite, framed as a
+ * 4-byte big-endian length and the envelope.
+ */
+static const char *satellite_opens(struct gw *g, sr_req *req, struct sr_envelope *env)
+{
+    size_t len;
+    const uint8_t *body = sr_req_body(req, &len);
+    char why[200] = "";
+    struct sr_open_opts oo = {.trust = g->ring,
+                              .self_id = g->cfg->id,
+                              .now_ms = sr_now_ms(),
+                              .max_len = g->cfg->max_body + 65536,
+                              .kinds = 1u << SR_KIND_WORKLOAD};
+    int rv = sr_envelope_open(env, body, len, &oo, why, sizeof(why));
+    const struct sr_target_cfg *sat = NULL;
+    for (size_t i = 0; rv == 0 && i < g->ntargets; i++) {
+        const struct sr_target_cfg *t = g->targets[i].cfg;
+        if (env->signer_name && !strcmp(t->id, env->signer_name) &&
+            t->kind == SR_TARGET_SATELLITE) {
+            sat = t;
+        }
+    }
+    if (rv == 0 && (!sat || strcmp(env->src, sat->id) != 0)) {
+        rv = SR_ERR_ENV_UNTRUSTED;
+        snprintf(why, sizeof(why), "only a configured satellite may use this, as itself");
+    }
+    if (rv != 0) {
+        char d[320];
+        snprintf(d, sizeof(d), "{\"code\":\"%s\"}", sr_errname(rv));
+        refuse(g, req, sr_env_http_status(rv), why[0] ? why : sr_strerror(rv), d);
+        return NULL;
+    }
+    return sat->id;
+}
+
+static void uplink(struct gw *g, sr_req *req)
+{
+    struct sr_envelope env;
+    const char *sat = satellite_opens(g, req, &env);
+    if (!sat) {
+        return;
+    }
+    struct gw_job_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    memcpy(spec.id, env.id, SR_ENV_IDBYTES);
+    spec.iat_ms = env.iat;
+    snprintf(spec.handler, sizeof(spec.handler), "%s", env.handler[0] ? env.handler : "echo");
+    spec.payload = env.payload;
+    spec.payload_len = env.payload_len;
+    spec.env_flags = env.flags & (SR_ENV_HAS_WORK | SR_ENV_HAS_RESULT_BYTES);
+    spec.w.work_gop = (env.flags & SR_ENV_HAS_WORK) ? env.work : 0;
+    spec.w.result_bytes = (env.flags & SR_ENV_HAS_RESULT_BYTES) ? env.result_bytes : 0;
+    spec.w.bytes_in = (int64_t)env.payload_len;
+    spec.w.deadline_ms = env.exp;
+    spec.w.place = SR_PLACE_GROUND; /* it came down to be run on the ground */
+    spec.w.store_and_forward = true;
+    char client[80];
+    snprintf(client, sizeof(client), "satellite:%s", sat);
+    submit(g, req, &spec, client, sat);
+}
+
+static void outbox(struct gw *g, sr_req *req)
+{
+    struct gw_spool *sp = g->spool;
+    struct sr_envelope env;
+    const char *sat = satellite_opens(g, req, &env);
+    if (!sat) {
+        return;
+    }
+    if (env.payload_len % SR_ENV_IDBYTES != 0) {
+        refuse(g, req, 400, "the outbox payload lists received ids, 16 bytes each", NULL);
+        return;
+    }
+    for (size_t off = 0; off < env.payload_len; off += SR_ENV_IDBYTES) {
+        sqlite3_reset(sp->out_ack);
+        sqlite3_bind_blob(sp->out_ack, 1, env.payload + off, SR_ENV_IDBYTES, SQLITE_STATIC);
+        sqlite3_bind_text(sp->out_ack, 2, sat, -1, SQLITE_STATIC);
+        sqlite3_step(sp->out_ack);
+    }
+    sr_buf out;
+    sr_buf_init(&out, 256u << 20);
+    sqlite3_stmt *st = sp->out_sel;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, sat, -1, SQLITE_STATIC);
+    int rv = 0;
+    size_t n = 0;
+    int64_t now = sr_now_ms();
+    while (rv == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        struct sr_envelope res;
+        memset(&res, 0, sizeof(res));
+        res.kind = SR_KIND_RESULT;
+        if (sqlite3_column_bytes(st, 0) != SR_ENV_IDBYTES) {
+            continue;
+        }
+        memcpy(res.id, sqlite3_column_blob(st, 0), SR_ENV_IDBYTES);
+        res.iat = now;
+        res.exp = now + 7 * 86400000LL;
+        snprintf(res.src, sizeof(res.src), "%s", g->cfg->id);
+        snprintf(res.dst, sizeof(res.dst), "%s", sat);
+        snprintf(res.handler, sizeof(res.handler), "%s", (const char *)sqlite3_column_text(st, 1));
+        int status = sqlite3_column_int(st, 2);
+        res.payload = sqlite3_column_blob(st, 3);
+        res.payload_len = (size_t)sqlite3_column_bytes(st, 3);
+        res.status = status == 200 ? 0 : status;
+        res.flags = SR_ENV_HAS_STATUS;
+        if (status != 200) {
+            snprintf(res.error, sizeof(res.error), "%s", (const char *)sqlite3_column_text(st, 4));
+            res.flags |= SR_ENV_HAS_ERROR;
+        }
+        size_t mark = out.len;
+        rv = sr_buf_append(&out, "\0\0\0\0", 4);
+        rv = rv ? rv : sr_envelope_seal(&out, g->key, &res);
+        if (rv == 0) {
+            uint32_t l = (uint32_t)(out.len - mark - 4);
+            out.data[mark] = (uint8_t)(l >> 24);
+            out.data[mark + 1] = (uint8_t)(l >> 16);
+            out.data[mark + 2] = (uint8_t)(l >> 8);
+            out.data[mark + 3] = (uint8_t)l;
+            n++;
+        }
+    }
+    sqlite3_reset(st);
+    if (rv != 0) {
+        sr_buf_free(&out);
+        refuse(g, req, 503, "cannot seal the outbox", NULL);
+        return;
+    }
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", n);
+    const struct sr_http_header h[] = {{"content-type", "application/vnd.skyroute.outbox"},
+                                       {"skyroute-count", count}};
+    sr_metrics_add(g->metrics, "skyroute_outbox_results_sent_total", "", (double)n);
+    if (out.data) {
+        sr_req_respond(req, 200, h, 2, out.data, out.len, true);
+    } else {
+        sr_req_respond(req, 200, h, 2, "", 0, false); /* nothing waiting */
+    }
+}
+
 /* ---- GET /v1/workloads/ID ------------------------------------------------------------------ */
 
 bool gw_spool_handle(struct gw *g, sr_req *req, const char *client)
@@ -572,6 +738,20 @@ bool gw_spool_handle(struct gw *g, sr_req *req, const char *client)
     (void)client;
     const char *path = sr_req_path(req);
     size_t plen = strcspn(path, "?");
+    bool up = plen == 10 && !strncmp(path, "/v1/uplink", 10);
+    bool ob = plen == 10 && !strncmp(path, "/v1/outbox", 10);
+    if (up || ob) {
+        if (strcmp(sr_req_method(req), "POST") != 0) {
+            refuse(g, req, 405, "POST a signed envelope", NULL);
+        } else if (!g->spool) {
+            refuse(g, req, 503, "the spool is not available", NULL);
+        } else if (up) {
+            uplink(g, req);
+        } else {
+            outbox(g, req);
+        }
+        return true;
+    }
     static const char prefix[] = "/v1/workloads/";
     if (plen <= sizeof(prefix) - 1 || strncmp(path, prefix, sizeof(prefix) - 1) != 0) {
         return false;
@@ -759,9 +939,9 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
         return SR_ERR_IO;
     }
     if (prep(sp, &sp->ins,
-             "INSERT INTO spool (id, client, handler, payload, iat, deadline, work, result_bytes,"
-             " env_flags, place, place_target, data_at, state, created, updated)"
-             " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?13)",
+             "INSERT OR IGNORE INTO spool (id, client, handler, payload, iat, deadline, work,"
+             " result_bytes, env_flags, place, place_target, data_at, state, created, updated,"
+             " reply_to) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?13,?14)",
              err, errlen) ||
         prep(sp, &sp->upd_state,
              "UPDATE spool SET state=?1, target=?2, wait_until=?3, attempts=attempts+?4,"
@@ -776,6 +956,12 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
              "SELECT state, target, wait_until, attempts, reason, res_status, res_payload,"
              " res_signer, res_predicted, res_elapsed, res_detail, deadline FROM spool WHERE id=?1",
              err, errlen) ||
+        prep(sp, &sp->out_sel,
+             "SELECT id, handler, res_status, res_payload, reason FROM spool"
+             " WHERE reply_to=?1 AND state>=3 AND delivered=0 ORDER BY done_at LIMIT 64",
+             err, errlen) ||
+        prep(sp, &sp->out_ack, "UPDATE spool SET delivered=1 WHERE id=?1 AND reply_to=?2", err,
+             errlen) ||
         prep(sp, &sp->get_payload,
              "SELECT handler, payload, iat, work, result_bytes, env_flags, place, place_target,"
              " data_at FROM spool WHERE id=?1",
@@ -833,6 +1019,8 @@ void gw_spool_free(struct gw *g)
     sqlite3_finalize(sp->upd_done);
     sqlite3_finalize(sp->get);
     sqlite3_finalize(sp->get_payload);
+    sqlite3_finalize(sp->out_sel);
+    sqlite3_finalize(sp->out_ack);
     sqlite3_close(sp->db);
     free(sp);
     g->spool = NULL;

@@ -54,6 +54,10 @@ static const char usage_text[] =
     "  --station LAT,LON,ALT_M  the ground station for --emulate-link\n"
     "  --min-el DEG       elevation mask for --emulate-link (default 10)\n"
     "  --sat NAME|NUMBER  which satellite of FILE this node is\n"
+    "  --gateway URL --gateway-id ID  onboard work for the ground: POST /v1/submit on\n"
+    "                     the admin listener queues it; at each contact it is uplinked\n"
+    "                     (signed) and results come back from the gateway's outbox\n"
+    "                     (GET /v1/inbox/ID on the admin listener)\n"
     "  --help, --version\n";
 
 struct exec_cfg {
@@ -84,6 +88,31 @@ struct node {
     bool emu_up;
     double emu_light_ms;
     struct event *emu_timer;
+    /* onboard work for the ground (--gateway): uplinked in a pass, results
+     * fetched from the gateway's outbox at each contact */
+    char gw_url[SR_CFG_STR];
+    char gw_id[SR_ENV_STRMAX];
+    sr_h2_pool *pool;
+    struct event *sync_timer;
+    bool sync_busy;
+    struct upq *upq;     /* sealed envelopes waiting for a contact */
+    struct inbox *inbox; /* submitted work and, when back, its result */
+    sr_buf acks;         /* ids received since the last outbox call */
+};
+
+struct upq {
+    struct upq *next;
+    uint8_t id[SR_ENV_IDBYTES];
+    sr_buf env;
+};
+
+struct inbox {
+    struct inbox *next;
+    uint8_t id[SR_ENV_IDBYTES];
+    bool done;
+    int64_t status;
+    char error[SR_ENV_ERRMAX];
+    sr_buf payload;
 };
 
 /* A message in flight over the emulated space link. */
@@ -572,9 +601,229 @@ static void main_handler(sr_req *req, void *arg)
     sr_req_respond_error(req, 404, "no such path", NULL);
 }
 
+/* ---- onboard work for the ground ---------------------------------------------------- */
+
+static struct inbox *inbox_find(struct node *n, const uint8_t *id)
+{
+    for (struct inbox *b = n->inbox; b; b = b->next) {
+        if (!memcmp(b->id, id, SR_ENV_IDBYTES)) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* POST /v1/submit on the admin listener: an onboard application hands work
+ * for the ground; it leaves at the next contact. */
+static void submit_local(struct node *n, sr_req *req)
+{
+    if (!n->gw_url[0]) {
+        sr_req_respond_error(req, 409, "no --gateway configured", NULL);
+        return;
+    }
+    size_t len;
+    const uint8_t *body = sr_req_body(req, &len);
+    const char *handler = sr_req_header(req, "skyroute-handler");
+    const char *dl = sr_req_header(req, "skyroute-deadline-ms");
+    const char *work = sr_req_header(req, "skyroute-work");
+    double deadline = 86400000, w = 0;
+    if ((dl && (sr_parse_double(&deadline, dl, strlen(dl)) != 0 || deadline < 1)) ||
+        (work && (sr_parse_double(&w, work, strlen(work)) != 0 || w < 0)) ||
+        (handler && (!handler[0] || strlen(handler) >= SR_ENV_STRMAX))) {
+        sr_req_respond_error(req, 400, "bad skyroute-deadline-ms, skyroute-work or handler", NULL);
+        return;
+    }
+    struct upq *q = calloc(1, sizeof(*q));
+    struct inbox *b = calloc(1, sizeof(*b));
+    if (!q || !b) {
+        free(q);
+        free(b);
+        sr_req_respond_error(req, 503, "out of memory", NULL);
+        return;
+    }
+    struct sr_envelope e;
+    memset(&e, 0, sizeof(e));
+    e.kind = SR_KIND_WORKLOAD;
+    sr_envelope_new_id(e.id);
+    e.iat = sr_now_ms();
+    e.exp = e.iat + (int64_t)deadline;
+    snprintf(e.src, sizeof(e.src), "%s", n->id);
+    snprintf(e.dst, sizeof(e.dst), "%s", n->gw_id);
+    snprintf(e.handler, sizeof(e.handler), "%s", handler ? handler : "echo");
+    e.payload = body;
+    e.payload_len = len;
+    if (work) {
+        e.flags |= SR_ENV_HAS_WORK;
+        e.work = w;
+    }
+    sr_buf_init(&q->env, n->max_body + 65536);
+    if (sr_envelope_seal(&q->env, n->key, &e) != 0) {
+        sr_buf_free(&q->env);
+        free(q);
+        free(b);
+        sr_req_respond_error(req, 413, "cannot seal that payload", NULL);
+        return;
+    }
+    memcpy(q->id, e.id, SR_ENV_IDBYTES);
+    memcpy(b->id, e.id, SR_ENV_IDBYTES);
+    sr_buf_init(&b->payload, 256u << 20);
+    struct upq **tail = &n->upq;
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = q;
+    b->next = n->inbox;
+    n->inbox = b;
+    char idhex[2 * SR_ENV_IDBYTES + 1], out[96];
+    sr_hex(idhex, e.id, SR_ENV_IDBYTES);
+    int m = snprintf(out, sizeof(out), "{\"id\":\"%s\",\"state\":\"queued\"}\n", idhex);
+    static const struct sr_http_header h[] = {{"content-type", "application/json"}};
+    sr_req_respond(req, 202, h, 1, out, (size_t)m, false);
+}
+
+/* GET /v1/inbox/ID: 202 while waiting, 200 with the result when it is back. */
+static void inbox_get(struct node *n, sr_req *req, const char *hex, size_t hlen)
+{
+    uint8_t id[SR_ENV_IDBYTES];
+    struct inbox *b = sr_unhex(id, sizeof(id), hex, hlen) == 0 ? inbox_find(n, id) : NULL;
+    if (!b) {
+        sr_req_respond_error(req, 404, "no such submission", NULL);
+        return;
+    }
+    if (!b->done) {
+        static const struct sr_http_header h[] = {{"content-type", "application/json"}};
+        sr_req_respond(req, 202, h, 1, "{\"state\":\"waiting\"}\n", 20, false);
+        return;
+    }
+    char st[24];
+    snprintf(st, sizeof(st), "%lld", (long long)b->status);
+    const struct sr_http_header h[] = {{"content-type", "application/octet-stream"},
+                                       {"skyroute-status", st},
+                                       {"skyroute-error", b->error}};
+    sr_req_respond(req, b->status == 0 ? 200 : 502, h, b->error[0] ? 3 : 2, b->payload.data,
+                   b->payload.len, false);
+}
+
+static void sync_step(struct node *n);
+
+static void uplink_done(const struct sr_h2_response *resp, void *arg)
+{
+    struct node *n = arg;
+    n->sync_busy = false;
+    if (resp->error == 0 && resp->status == 202 && n->upq) {
+        struct upq *q = n->upq;
+        n->upq = q->next;
+        sr_buf_free(&q->env);
+        free(q);
+        sr_metrics_add(n->metrics, "skyroute_node_uplinked_total", "", 1);
+        sync_step(n); /* the next one, or the outbox */
+    } else if (resp->error == 0) {
+        sr_log(SR_LOG_WARN, "uplink refused by the gateway: HTTP %d", resp->status);
+    }
+}
+
+static void outbox_done(const struct sr_h2_response *resp, void *arg)
+{
+    struct node *n = arg;
+    n->sync_busy = false;
+    if (resp->error || resp->status != 200) {
+        return;
+    }
+    /* the ids we acknowledged are delivered now */
+    sr_buf_reset(&n->acks);
+    const uint8_t *p = resp->body, *end = resp->body + resp->body_len;
+    while (end - p >= 4) {
+        uint32_t l = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        p += 4;
+        if ((size_t)(end - p) < l) {
+            break;
+        }
+        struct sr_envelope res;
+        char why[200];
+        struct sr_open_opts oo = {.trust = n->trust,
+                                  .self_id = n->id,
+                                  .now_ms = sr_now_ms(),
+                                  .max_len = (size_t)l + 1,
+                                  .kinds = 1u << SR_KIND_RESULT};
+        if (sr_envelope_open(&res, p, l, &oo, why, sizeof(why)) == 0 &&
+            !strcmp(res.src, n->gw_id)) {
+            struct inbox *b = inbox_find(n, res.id);
+            if (b && !b->done) {
+                b->done = true;
+                b->status = (res.flags & SR_ENV_HAS_STATUS) ? res.status : 0;
+                snprintf(b->error, sizeof(b->error), "%s", res.error);
+                if (sr_buf_append(&b->payload, res.payload, res.payload_len) != 0) {
+                    b->status = 507;
+                }
+                sr_metrics_add(n->metrics, "skyroute_node_inbox_results_total", "", 1);
+            }
+            if (sr_buf_append(&n->acks, res.id, SR_ENV_IDBYTES) != 0) {
+                break;
+            }
+        } else {
+            count_reject(n, "outbox_result");
+        }
+        p += l;
+    }
+}
+
+/* One step of a contact: the oldest queued uplink, else a call to the outbox. */
+static void sync_step(struct node *n)
+{
+    if (n->sync_busy || !n->gw_url[0] || (n->emu_sat && !n->emu_up)) {
+        return;
+    }
+    static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
+    if (n->upq) {
+        n->sync_busy =
+            sr_h2_request(n->pool, n->gw_url, "POST", "/v1/uplink", h, 1, n->upq->env.data,
+                          n->upq->env.len, 10000, uplink_done, n) != NULL;
+        return;
+    }
+    struct sr_envelope e;
+    memset(&e, 0, sizeof(e));
+    e.kind = SR_KIND_WORKLOAD;
+    sr_envelope_new_id(e.id);
+    e.iat = sr_now_ms();
+    e.exp = e.iat + 60000;
+    snprintf(e.src, sizeof(e.src), "%s", n->id);
+    snprintf(e.dst, sizeof(e.dst), "%s", n->gw_id);
+    snprintf(e.handler, sizeof(e.handler), "outbox");
+    e.payload = n->acks.data ? n->acks.data : (const uint8_t *)"";
+    e.payload_len = n->acks.len;
+    sr_buf env;
+    sr_buf_init(&env, 1 << 20);
+    if (sr_envelope_seal(&env, n->key, &e) == 0) {
+        n->sync_busy = sr_h2_request(n->pool, n->gw_url, "POST", "/v1/outbox", h, 1, env.data,
+                                     env.len, 10000, outbox_done, n) != NULL;
+    }
+    sr_buf_free(&env);
+}
+
+static void sync_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sync_step(arg);
+}
+
 static void admin_handler(sr_req *req, void *arg)
 {
     struct node *n = arg;
+    const char *path = sr_req_path(req);
+    size_t plen = strcspn(path, "?");
+    if (plen == 10 && !strncmp(path, "/v1/submit", 10)) {
+        if (strcmp(sr_req_method(req), "POST") != 0) {
+            sr_req_respond_error(req, 405, "POST the payload", NULL);
+        } else {
+            submit_local(n, req);
+        }
+        return;
+    }
+    if (plen > 10 && !strncmp(path, "/v1/inbox/", 10)) {
+        inbox_get(n, req, path + 10, plen - 10);
+        return;
+    }
     if (!sr_admin_serve(req, n->metrics, !n->draining)) {
         sr_req_respond_error(req, 404, "no such path", NULL);
     }
@@ -806,14 +1055,15 @@ static int usage_error(const char *msg)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"id", required_argument, 0, 'i'},        {"listen", required_argument, 0, 'l'},
-        {"key", required_argument, 0, 'k'},       {"trust", required_argument, 0, 't'},
-        {"admin", required_argument, 0, 'a'},     {"config", required_argument, 0, 'c'},
-        {"gops", required_argument, 0, 'g'},      {"max-body", required_argument, 0, 'm'},
-        {"log-level", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},         {"emulate-link", required_argument, 0, 'E'},
-        {"station", required_argument, 0, 'S'},   {"min-el", required_argument, 0, 'M'},
-        {"sat", required_argument, 0, 'A'},       {0, 0, 0, 0},
+        {"id", required_argument, 0, 'i'},         {"listen", required_argument, 0, 'l'},
+        {"key", required_argument, 0, 'k'},        {"trust", required_argument, 0, 't'},
+        {"admin", required_argument, 0, 'a'},      {"config", required_argument, 0, 'c'},
+        {"gops", required_argument, 0, 'g'},       {"max-body", required_argument, 0, 'm'},
+        {"log-level", required_argument, 0, 'L'},  {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},          {"emulate-link", required_argument, 0, 'E'},
+        {"station", required_argument, 0, 'S'},    {"min-el", required_argument, 0, 'M'},
+        {"sat", required_argument, 0, 'A'},        {"gateway", required_argument, 0, 'G'},
+        {"gateway-id", required_argument, 0, 'I'}, {0, 0, 0, 0},
     };
     const char *emu_file = NULL, *emu_station = NULL, *emu_which = NULL;
     struct node n;
@@ -874,6 +1124,18 @@ int main(int argc, char **argv)
         case 'E':
             emu_file = optarg;
             break;
+        case 'G':
+            if (strlen(optarg) >= sizeof(n.gw_url)) {
+                return usage_error("--gateway URL too long");
+            }
+            snprintf(n.gw_url, sizeof(n.gw_url), "%s", optarg);
+            break;
+        case 'I':
+            if (!optarg[0] || strlen(optarg) >= sizeof(n.gw_id)) {
+                return usage_error("--gateway-id must be 1-63 characters");
+            }
+            snprintf(n.gw_id, sizeof(n.gw_id), "%s", optarg);
+            break;
         case 'S':
             emu_station = optarg;
             break;
@@ -907,6 +1169,9 @@ int main(int argc, char **argv)
                            : !listen  ? "missing --listen"
                            : !keyfile ? "missing --key"
                                       : "missing --trust (at least one sender key)");
+    }
+    if ((n.gw_url[0] != 0) != (n.gw_id[0] != 0)) {
+        return usage_error("--gateway and --gateway-id go together");
     }
     if ((emu_file != NULL) != (emu_station != NULL)) {
         return usage_error("--emulate-link and --station go together");
@@ -973,6 +1238,16 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (n.gw_url[0]) {
+        sr_buf_init(&n.acks, 1 << 20);
+        n.sync_timer = event_new(n.base, -1, EV_PERSIST, sync_tick, &n);
+        struct timeval stv = {0, 500000};
+        if (sr_h2_pool_new(&n.pool, n.base) != 0 || !n.sync_timer ||
+            event_add(n.sync_timer, &stv) != 0) {
+            fprintf(stderr, "skyroute-node: cannot start the uplink\n");
+            return 1;
+        }
+    }
     if (n.emu_sat) {
         n.emu_up = true;
         n.emu_timer = event_new(n.base, -1, EV_PERSIST, emu_tick, &n);
@@ -996,6 +1271,23 @@ int main(int argc, char **argv)
     if (n.emu_timer) {
         event_free(n.emu_timer);
     }
+    if (n.sync_timer) {
+        event_free(n.sync_timer);
+    }
+    sr_h2_pool_free(n.pool);
+    while (n.upq) {
+        struct upq *q = n.upq;
+        n.upq = q->next;
+        sr_buf_free(&q->env);
+        free(q);
+    }
+    while (n.inbox) {
+        struct inbox *b = n.inbox;
+        n.inbox = b->next;
+        sr_buf_free(&b->payload);
+        free(b);
+    }
+    sr_buf_free(&n.acks);
     sr_sat_free(n.emu_sat);
     sr_metrics_free(n.metrics);
     sr_replay_free(n.replay);

@@ -343,6 +343,68 @@ def test_full_disk_is_reported_and_nothing_half_stored():
     check(not bad, "clean exits: %r" % [(x.sr_name, x.returncode) for x in bad])
 
 
+def test_satellite_originated_work_comes_back_at_contact():
+    import datetime
+
+    def iso(t):
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+
+    env = srtest.Env("outbox")
+    gkey, gpub = env.keygen("gs-test")
+    station, mask = "48.85,2.35,35", 84.0
+    tle = env.path("sat.tle")
+    with open(tle, "wb") as f:
+        f.write(run([srtest.SKYROUTE, "elements", "synth", "--overhead", station, "--at",
+                     iso(time.time() + 16), "--alt-km", "550"], check=True).stdout)
+    passes = json.loads(run([srtest.SKYROUTE, "passes", "--elements", tle, "--station", station,
+                             "--from", iso(time.time()), "--to", iso(time.time() + 120),
+                             "--min-el", str(mask), "--json"], check=True).stdout)
+    aos = datetime.datetime.strptime(passes[0]["aos"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    idc = env.start_node("alpha", [gpub])
+    key, pub = env.keygen("sat-1")
+    port, aport = srtest.free_port(), srtest.free_port()
+    sat = {"id": "sat-1", "url": "http://127.0.0.1:%d" % port, "pub": pub, "kind": "satellite"}
+    g = env.start_gateway("gs-test", [idc, sat])
+    # the satellite trusts the gateway (for the results it fetches) and sends it work
+    p = env.start([srtest.NODE, "--id", "sat-1", "--listen", "127.0.0.1:%d" % port, "--key", key,
+                   "--trust", gpub, "--admin", "127.0.0.1:%d" % aport, "--emulate-link", tle,
+                   "--station", station, "--min-el", str(mask), "--gateway", g["url"],
+                   "--gateway-id", "gs-test"], "sat-1")
+    srtest.wait_port(aport, proc=p)
+    check(time.time() < aos - 3, "submitting before the contact")
+    payload = env.path("obs.bin")
+    with open(payload, "wb") as f:
+        f.write(os.urandom(4096))
+    r = run(["curl", "-sS", "--data-binary", "@" + payload, "-H", "skyroute-handler: digest",
+             "http://127.0.0.1:%d/v1/submit" % aport])
+    sid = json.loads(r.stdout)["id"]
+    r = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+             "http://127.0.0.1:%d/v1/inbox/%s" % (aport, sid)])
+    check(r.stdout == b"202", "waiting onboard before the contact")
+    time.sleep(1.5)
+    check(srtest.metric(idc["admin"], "skyroute_node_executed_total") == 0,
+          "nothing leaves the satellite before AOS")
+    end = aos + 15
+    code = b""
+    while time.time() < end:
+        time.sleep(0.5)
+        r = run(["curl", "-sS", "-w", "\n%{http_code}", "http://127.0.0.1:%d/v1/inbox/%s" %
+                 (aport, sid)])
+        body, _, code = r.stdout.rpartition(b"\n")
+        if code == b"200":
+            break
+    check(code == b"200", "the result came back during the contact: %r" % code)
+    want = run(["b2sum", "-l", "256", payload]).stdout.split()[0]
+    check(body == want, "it ran on the ground (digest of the satellite's data)")
+    check(srtest.metric(idc["admin"], "skyroute_node_executed_total") == 1, "run once, at the IDC")
+    check(srtest.metric(aport, "skyroute_node_uplinked_total") == 1, "uplinked once")
+    check(srtest.metric(g["admin"], "skyroute_outbox_results_sent_total") >= 1, "via the outbox")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(x.sr_name, x.returncode) for x in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_async_submit_and_fetch,
@@ -350,4 +412,5 @@ if __name__ == "__main__":
         test_quotas_refuse_and_store_nothing,
         test_satellite_work_waits_for_aos_and_leaves_in_deadline_order,
         test_full_disk_is_reported_and_nothing_half_stored,
+        test_satellite_originated_work_comes_back_at_contact,
     ])
