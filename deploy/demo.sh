@@ -34,7 +34,7 @@ wait_port() {
 }
 
 echo "[1/4] keys: gateway gs-demo, nodes alpha, beta and sat-1"
-for k in gs-demo alpha beta sat-1; do "$B/skyroute" keygen --out "$work/$k" >/dev/null; done
+for k in gs-demo alpha beta sat-1 ops; do "$B/skyroute" keygen --out "$work/$k" >/dev/null; done
 
 echo "[2/4] starting IDC nodes alpha (50 Gop/s) and beta (20 Gop/s)"
 pa=$(free_port); pb=$(free_port); pg=$(free_port); padm=$(free_port); ps=$(free_port)
@@ -59,6 +59,12 @@ listen = 127.0.0.1:$pg
 admin = 127.0.0.1:$padm
 key = gs-demo.key
 state_dir = state
+station = $station
+min_el_deg = 10
+
+[operator.demo-ops]
+pubkey = ops.pub
+satellites = sat-1
 
 [idc.alpha]
 url = http://127.0.0.1:$pa
@@ -75,11 +81,16 @@ url = http://127.0.0.1:$ps
 pubkey = sat-1.pub
 gops = 20
 rtt_ms = 10
+catnum = 90000
 CONF
 echo "[3/4] starting skyrouted on 127.0.0.1:$pg (admin 127.0.0.1:$padm)"
-"$B/skyrouted" -c "$work/gateway.conf" 2>"$work/gateway.log" &
+"$B/skyrouted" -c "$work/gateway.conf" >"$work/access.log" 2>"$work/gateway.log" &
 pids="$pids $!"
 wait_port $pa; wait_port $pb; wait_port $ps; wait_port $pg; wait_port $padm
+echo "      the satellite operator uploads sat-1's elements (signed); the gateway predicts its passes"
+sig=$("$B/skyroute" sign --key "$work/ops.key" <"$work/sat-1.tle")
+curl -sS --http2-prior-knowledge -X PUT -H "skyroute-signature: $sig" -H "content-type: text/plain" \
+    --data-binary @"$work/sat-1.tle" "http://127.0.0.1:$pg/v1/elements" | sed 's/^/      /'
 "$B/skyroute" passes --elements "$work/sat-1.tle" --station $station \
     --from "$(date -u -d '-15 minutes' +%Y-%m-%dT%H:%M:%SZ)" --to "$(date -u -d '+15 minutes' +%Y-%m-%dT%H:%M:%SZ)" \
     --min-el 10 | sed 's/^/      /'
