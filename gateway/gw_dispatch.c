@@ -356,8 +356,9 @@ static void dispatch(struct gw_job *job)
         /* reserve the pass bytes and the compute this plan uses, so the next
          * decisions do not oversubscribe a pass or ignore the queue */
         sr_router_commit(g->router, &job->spec.w, c, now);
-        job->call = sr_h2_request(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, env.data, env.len,
-                                  left, on_result, job);
+        /* the sealed envelope's buffer goes to the call as is: no copy */
+        job->call = sr_h2_request_take(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, &env, left,
+                                       on_result, job);
         sr_buf_free(&env);
         if (!job->call) {
             sr_router_end(g->router, c->target);
