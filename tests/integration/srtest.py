@@ -168,6 +168,37 @@ class Env:
             return f.read().decode(errors="replace")
 
 
+def iso(t):
+    """RFC 3339 UTC with microseconds for a Unix time (the CLI accepts it)."""
+    import datetime
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text):
+    import datetime
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def synthetic_pass(env, station, mask, overhead_in_s, alt_km=550):
+    """Elements of a satellite passing overhead |station| |overhead_in_s| from
+    now (skyroute elements synth), and its pass above |mask| as `skyroute
+    passes` predicts it. Returns (elements file, AOS, LOS) with Unix times."""
+    tle = env.path("sat.tle")
+    r = run([SKYROUTE, "elements", "synth", "--overhead", station, "--at",
+             iso(time.time() + overhead_in_s), "--alt-km", str(alt_km)], check=True)
+    with open(tle, "wb") as f:
+        f.write(r.stdout)
+    r = run([SKYROUTE, "passes", "--elements", tle, "--station", station, "--from",
+             iso(time.time()), "--to", iso(time.time() + 120), "--min-el", str(mask), "--json"],
+            check=True)
+    passes = json.loads(r.stdout)
+    if len(passes) != 1:
+        raise AssertionError("expected one synthetic pass, got %r" % passes)
+    return tle, parse_iso(passes[0]["aos"]), parse_iso(passes[0]["los"])
+
+
 def run(argv, input=None, timeout=120, check=False):
     return subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, check=check)

@@ -15,14 +15,7 @@ from srtest import check, run
 STATION = "48.85,2.35,35"
 
 
-def iso(t):
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(s):
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+iso = srtest.iso
 
 
 def reachable(port):
@@ -41,19 +34,10 @@ def wait_until(t):
 def test_satellite_reachable_only_in_its_pass():
     env = srtest.Env("emu")
     gkey, gpub = env.keygen("gs-test")
-    tle = env.path("sat.tle")
-    r = run([srtest.SKYROUTE, "elements", "synth", "--overhead", STATION,
-             "--at", iso(time.time() + 14), "--alt-km", "550"], check=True)
-    with open(tle, "wb") as f:
-        f.write(r.stdout)
     mask = 84.0
-    r = run([srtest.SKYROUTE, "passes", "--elements", tle, "--station", STATION,
-             "--from", iso(time.time()), "--to", iso(time.time() + 120), "--min-el", str(mask),
-             "--json"], check=True)
-    passes = json.loads(r.stdout)
-    check(len(passes) == 1, "one steep pass: %r" % passes)
-    aos, los = parse_iso(passes[0]["aos"]), parse_iso(passes[0]["los"])
-    check(aos > time.time() + 3 and los - aos > 5, "pass ahead of us: %r" % passes[0])
+    tle, aos, los = srtest.synthetic_pass(env, STATION, mask, 14)
+    check(aos > time.time() + 3 and los - aos > 5, "pass ahead of us: %s to %s" %
+          (iso(aos), iso(los)))
 
     # the node's listener is closed before AOS, so start it without waiting for the port
     key, pub = env.keygen("sat-1")

@@ -220,24 +220,10 @@ def test_quotas_refuse_and_store_nothing():
 
 
 def test_satellite_work_waits_for_aos_and_leaves_in_deadline_order():
-    import datetime
-
-    def iso(t):
-        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ")
-
     env = srtest.Env("aos")
     gkey, gpub = env.keygen("gs-test")
     station, mask = "48.85,2.35,35", 84.0
-    tle = env.path("sat.tle")
-    with open(tle, "wb") as f:
-        f.write(run([srtest.SKYROUTE, "elements", "synth", "--overhead", station, "--at",
-                     iso(time.time() + 22), "--alt-km", "550"], check=True).stdout)
-    passes = json.loads(run([srtest.SKYROUTE, "passes", "--elements", tle, "--station", station,
-                             "--from", iso(time.time()), "--to", iso(time.time() + 120),
-                             "--min-el", str(mask), "--json"], check=True).stdout)
-    aos = datetime.datetime.strptime(passes[0]["aos"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+    tle, aos, los = srtest.synthetic_pass(env, station, mask, 22)
     order_log = env.path("order.log")
     conf = env.path("node.conf")
     with open(conf, "w") as f:
@@ -274,10 +260,9 @@ def test_satellite_work_waits_for_aos_and_leaves_in_deadline_order():
     for code, h, body in st:
         j = json.loads(body)
         check(code == 202 and j["state"] == "waiting", "waiting before AOS: %s %r" % (code, j))
-        opens = datetime.datetime.strptime(j["window_opens"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=datetime.timezone.utc).timestamp()
+        opens = srtest.parse_iso(j["window_opens"])
         check(abs(opens - aos) < 2.0, "it says when its window opens: %s vs AOS %s" %
-              (j["window_opens"], passes[0]["aos"]))
+              (j["window_opens"], srtest.iso(aos)))
     check(not os.path.exists(order_log), "nothing ran before AOS")
     end = aos + 20
     done = []
@@ -344,24 +329,10 @@ def test_full_disk_is_reported_and_nothing_half_stored():
 
 
 def test_satellite_originated_work_comes_back_at_contact():
-    import datetime
-
-    def iso(t):
-        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ")
-
     env = srtest.Env("outbox")
     gkey, gpub = env.keygen("gs-test")
     station, mask = "48.85,2.35,35", 84.0
-    tle = env.path("sat.tle")
-    with open(tle, "wb") as f:
-        f.write(run([srtest.SKYROUTE, "elements", "synth", "--overhead", station, "--at",
-                     iso(time.time() + 16), "--alt-km", "550"], check=True).stdout)
-    passes = json.loads(run([srtest.SKYROUTE, "passes", "--elements", tle, "--station", station,
-                             "--from", iso(time.time()), "--to", iso(time.time() + 120),
-                             "--min-el", str(mask), "--json"], check=True).stdout)
-    aos = datetime.datetime.strptime(passes[0]["aos"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+    tle, aos, los = srtest.synthetic_pass(env, station, mask, 16)
     idc = env.start_node("alpha", [gpub])
     key, pub = env.keygen("sat-1")
     port, aport = srtest.free_port(), srtest.free_port()
