@@ -181,13 +181,15 @@ def parse_iso(text):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-def synthetic_pass(env, station, mask, overhead_in_s, alt_km=550):
-    """Elements of a satellite passing overhead |station| |overhead_in_s| from
-    now (skyroute elements synth), and its pass above |mask| as `skyroute
-    passes` predicts it. Returns (elements file, AOS, LOS) with Unix times."""
-    tle = env.path("sat.tle")
+def synthetic_pass(env, station, mask, overhead_in_s, alt_km=550, catnum=90000):
+    """Elements of a satellite (catalogue number |catnum|) passing overhead
+    |station| |overhead_in_s| from now (skyroute elements synth), and its pass
+    above |mask| as `skyroute passes` predicts it. Returns (elements file, AOS,
+    LOS) with Unix times."""
+    tle = env.path("sat.tle" if catnum == 90000 else "sat-%d.tle" % catnum)
     r = run([SKYROUTE, "elements", "synth", "--overhead", station, "--at",
-             iso(time.time() + overhead_in_s), "--alt-km", str(alt_km)], check=True)
+             iso(time.time() + overhead_in_s), "--alt-km", str(alt_km), "--first-catnum",
+             str(catnum)], check=True)
     with open(tle, "wb") as f:
         f.write(r.stdout)
     r = run([SKYROUTE, "passes", "--elements", tle, "--station", station, "--from",
