@@ -117,6 +117,7 @@ int sr_router_add_target(sr_router *r, const struct sr_target_info *t)
 {
     /* Negated comparisons so that NaN is refused too. */
     if (!t->id[0] || !memchr(t->id, 0, sizeof(t->id)) ||
+        !memchr(t->via_station, 0, sizeof(t->via_station)) ||
         (t->kind != SR_TARGET_IDC && t->kind != SR_TARGET_SATELLITE) || !(t->prior_rtt_ms > 0) ||
         !(t->gops > 0) || !(t->uplink_bps >= 0) || !(t->downlink_bps >= 0) ||
         !finite_nonneg(t->queue_ms) || !energy_ok(&t->energy)) {
@@ -363,6 +364,15 @@ void sr_router_failure(sr_router *r, size_t idx, int64_t now_ms)
         t->ejections++;
         t->consecutive_failures = 0;
     }
+}
+
+int sr_router_set_offline(sr_router *r, size_t idx, bool offline)
+{
+    if (idx >= r->n) {
+        return SR_ERR_INVAL;
+    }
+    r->t[idx].offline = offline;
+    return 0;
 }
 
 void sr_router_state(const sr_router *r, size_t idx, int64_t now_ms, struct sr_target_state *out)

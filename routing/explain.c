@@ -98,6 +98,12 @@ int sr_explain_json(sr_buf *b, const sr_router *r, const struct sr_workload *w, 
                 : sr_buf_appendf(b, ",\"kind\":\"%s\",\"feasible\":%s,\"chosen\":%s",
                                  t->info.kind == SR_TARGET_SATELLITE ? "satellite" : "idc",
                                  x->feasible ? "true" : "false", x == win ? "true" : "false");
+        if (rv == 0 && t->info.via_station[0]) {
+            /* federation: this plan leaves through another station's pass */
+            rv = sr_buf_append(b, ",\"via_station\":", 15);
+            rv = rv ? rv
+                    : sr_buf_append_json_str(b, t->info.via_station, strlen(t->info.via_station));
+        }
         rv = rv ? rv : num(b, "predicted_ms", x->predicted_ms >= 0 ? x->predicted_ms : NAN);
         rv = rv ? rv : num(b, "margin_ms", x->margin_ms);
         rv = rv ? rv : num(b, "cost", x->cost < 1e300 ? x->cost : NAN);
@@ -188,6 +194,10 @@ int sr_explain_text(sr_buf *b, const sr_router *r, const struct sr_workload *w, 
             snprintf(why, sizeof(why), "chosen: feasible with the lowest cost");
         }
         rv = sr_buf_appendf(b, "%-16s %s\n", r->t[x->target].info.id, why);
+        if (rv == 0 && r->t[x->target].info.via_station[0]) {
+            rv = sr_buf_appendf(b, "%-16s via station %s (forwarded there through the cluster)\n",
+                                "", r->t[x->target].info.via_station);
+        }
         if (rv == 0 && x->up_aos_ms) {
             if (sr_time_format(up, x->up_aos_ms) < 0 || sr_time_format(los, x->up_los_ms) < 0 ||
                 sr_time_format(down, x->down_aos_ms) < 0) {

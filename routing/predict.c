@@ -143,6 +143,11 @@ static bool place_ok(const struct target *t, const struct sr_workload *w)
 {
     switch (w->place) {
     case SR_PLACE_TARGET:
+        if (t->info.via_station[0]) {
+            /* "SAT@STATION" is SAT seen from another station */
+            size_t n = strcspn(t->info.id, "@");
+            return strlen(w->place_target) == n && !strncmp(w->place_target, t->info.id, n);
+        }
         return !strcmp(w->place_target, t->info.id);
     case SR_PLACE_ORBIT:
         return t->info.kind == SR_TARGET_SATELLITE;
@@ -178,6 +183,9 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
     }
     if (t->ejected_until > now) {
         refuse(c, SR_WHY_EJECTED);
+    }
+    if (t->offline) {
+        refuse(c, SR_WHY_OFFLINE);
     }
     bool sf = w->store_and_forward;
     double half = sr__ewma_at(t, now) / 2;
@@ -305,6 +313,15 @@ void sr__why_text(const sr_router *r, const struct sr_workload *w, int64_t now,
     case SR_WHY_EJECTED:
         snprintf(c->why, sizeof(c->why), "ejected after repeated failures for %lld ms more",
                  (long long)(t->ejected_until - now));
+        break;
+    case SR_WHY_OFFLINE:
+        if (t->info.via_station[0]) {
+            snprintf(c->why, sizeof(c->why),
+                     "station %s is not reachable or has no pass of it in the cluster",
+                     t->info.via_station);
+        } else {
+            snprintf(c->why, sizeof(c->why), "offline");
+        }
         break;
     case SR_WHY_DEADLINE:
         if (c->margin_ms > 0) {

@@ -46,6 +46,12 @@ struct sr_target_info {
     /* Added by the energy-aware router (zero = as before): */
     double queue_ms;                 /* fixed queueing delay at the target (>= 0) */
     struct sr_energy_profile energy; /* see "energy-aware routing" below; zero = no energy cost */
+    /* Federation (issue 8): non-empty for a satellite reached through another
+     * station's passes. Its id is "SAT@STATION" (the satellite's own id, '@',
+     * the station); a skyroute-place of target:SAT allows it too, and
+     * explanations name the station. The caller forwards such work to that
+     * station instead of dispatching it. */
+    char via_station[SR_TARGET_IDMAX];
 };
 
 typedef struct sr_router sr_router;
@@ -118,6 +124,11 @@ struct sr_target_state {
 };
 void sr_router_state(const sr_router *r, size_t idx, int64_t now_ms, struct sr_target_state *out);
 
+/* Marks target |idx| offline (never feasible, why SR_WHY_OFFLINE) or back
+ * online. For federation: a station whose heartbeat stopped, or a remote
+ * satellite view with no passes. 0 or SR_ERR_INVAL. */
+int sr_router_set_offline(sr_router *r, size_t idx, bool offline);
+
 /* ---- decisions ------------------------------------------------------------------ */
 
 typedef enum {
@@ -155,6 +166,7 @@ typedef enum {
     SR_WHY_NO_WINDOW, /* no pass can carry the uplink (or the result) before the deadline */
     SR_WHY_WAIT,      /* needs a later window but the caller cannot hold the work */
     SR_WHY_DATA,      /* the satellite holding the input data has no usable window */
+    SR_WHY_OFFLINE,   /* marked offline by the caller (e.g. its station left the cluster) */
 } sr_why;
 
 struct sr_candidate {
@@ -166,16 +178,16 @@ struct sr_candidate {
     /* Added by the energy-aware router: every component of predicted_ms (they
      * sum to it), the windows used, and the energy bill. */
     sr_why why_code;
-    double fetch_ms;       /* data gravity: bringing the input down from data_at */
-    double wait_ms;        /* until the uplink window opens */
-    double uplink_ms;      /* bytes_in over the uplink rate */
-    double light_up_ms;    /* one-way light / network time towards the target */
-    double queue_ms;       /* queueing at the target */
-    double compute_ms;     /* work / capacity */
-    double result_wait_ms; /* compute end until the downlink window opens */
-    double downlink_ms;    /* result_bytes over the downlink rate */
-    double light_down_ms;  /* one-way light / network time back */
-    double margin_ms;      /* safety margin learned from past prediction error */
+    double fetch_ms;                  /* data gravity: bringing the input down from data_at */
+    double wait_ms;                   /* until the uplink window opens */
+    double uplink_ms;                 /* bytes_in over the uplink rate */
+    double light_up_ms;               /* one-way light / network time towards the target */
+    double queue_ms;                  /* queueing at the target */
+    double compute_ms;                /* work / capacity */
+    double result_wait_ms;            /* compute end until the downlink window opens */
+    double downlink_ms;               /* result_bytes over the downlink rate */
+    double light_down_ms;             /* one-way light / network time back */
+    double margin_ms;                 /* safety margin learned from past prediction error */
     int64_t up_aos_ms, up_los_ms;     /* uplink pass (0, 0 for ground targets) */
     int64_t down_aos_ms, down_los_ms; /* pass carrying the result back */
     bool result_next_pass;            /* the result comes down in a later pass */
@@ -231,15 +243,15 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
  * (failure 1, success 0): an expected-retry penalty for flaky targets.
  */
 struct sr_policy {
-    double time_weight;   /* per ms of predicted completion (default 1) */
-    double energy_weight; /* per kJ (default 1) */
-    double price_weight;  /* per currency unit (default 1000) */
-    double carbon_weight; /* per gram of CO2 (default 1) */
-    double margin_ms;     /* fixed safety margin (default 0) */
-    double margin_k;      /* multiples of the observed mean |error| (default 2) */
-    unsigned max_windows; /* scheduled satellites evaluated per decision via the
-                             pass index: in view with the latest LOS, then the
-                             earliest next windows (default 16) */
+    double time_weight;     /* per ms of predicted completion (default 1) */
+    double energy_weight;   /* per kJ (default 1) */
+    double price_weight;    /* per currency unit (default 1000) */
+    double carbon_weight;   /* per gram of CO2 (default 1) */
+    double margin_ms;       /* fixed safety margin (default 0) */
+    double margin_k;        /* multiples of the observed mean |error| (default 2) */
+    unsigned max_windows;   /* scheduled satellites evaluated per decision via the
+                               pass index: in view with the latest LOS, then the
+                               earliest next windows (default 16) */
     double inflight_weight; /* time cost x (1 + this x in-flight dispatches); default 1 */
     double link_margin;     /* a satellite transfer is planned in a pass only if it would
                                still end before LOS taking (1 + this) x as long: headroom
@@ -355,13 +367,13 @@ typedef struct sr_sim sr_sim;
 struct sr_sim_result {
     char name[32];
     size_t workloads, met, completed;
-    double deadline_met; /* met / workloads */
+    double deadline_met;   /* met / workloads */
     double p50_ms, p99_ms; /* completion latency of completed workloads */
     double energy_kwh, carbon_kg, bytes_moved;
-    size_t refused;   /* workloads the policy had no target for */
-    size_t failures;  /* dispatches that failed (outage, cut at LOS) */
-    size_t late;      /* completed after the deadline */
-    size_t on_orbit;  /* completed on a satellite */
+    size_t refused;  /* workloads the policy had no target for */
+    size_t failures; /* dispatches that failed (outage, cut at LOS) */
+    size_t late;     /* completed after the deadline */
+    size_t on_orbit; /* completed on a satellite */
 };
 
 /* 0 or SR_ERR_NOMEM. */

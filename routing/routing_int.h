@@ -60,6 +60,7 @@ struct target {
     unsigned consecutive_failures;
     unsigned ejections;
     int64_t ejected_until;
+    bool offline; /* sr_router_set_offline */
     uint64_t successes, failures;
     double err_mean, err_abs;
     double fail_rate; /* EWMA of dispatch failures (1) and successes (0) */

@@ -689,6 +689,54 @@ static void test_prediction_error(void **state)
     assert_int_equal(st.failures, 1);
 }
 
+/* Federation: "sat@B" is sat seen through station B's passes. A store-and-
+ * forward workload picks whichever view has the earlier pass; target:sat
+ * allows both views; an offline view is never feasible and says why; the
+ * explanation names the station. */
+static void test_via_station_and_offline(void **state)
+{
+    sr_router *r = *state;
+    struct sr_target_info local = info("sat", SR_TARGET_SATELLITE, 40, 10);
+    struct sr_target_info remote = info("sat@B", SR_TARGET_SATELLITE, 40, 10);
+    snprintf(remote.via_station, sizeof(remote.via_station), "B");
+    assert_int_equal(sr_router_add_target(r, &local), 0);
+    assert_int_equal(sr_router_add_target(r, &remote), 1);
+    struct sr_pass_rec here = {.sat = "sat", .aos_ms = T0 + 3600000, .los_ms = T0 + 3900000};
+    struct sr_pass_rec there = {.sat = "sat@B", .aos_ms = T0 + 60000, .los_ms = T0 + 360000};
+    assert_int_equal(sr_router_set_passes(r, "sat", INT64_MIN, INT64_MAX, &here, 1), 0);
+    assert_int_equal(sr_router_set_passes(r, "sat@B", INT64_MIN, INT64_MAX, &there, 1), 0);
+    struct sr_workload w = workload(1, T0 + 86400000);
+    w.store_and_forward = true;
+    assert_int_equal(sr_place_parse(&w, "target:sat"), 0);
+    struct sr_candidate c[4];
+    assert_int_equal(sr_router_rank(r, &w, T0, c, 4), 2);
+    assert_true(c[0].feasible && c[1].feasible);
+    assert_int_equal(c[0].target, 1); /* B's pass comes first */
+    assert_int_equal(c[0].up_aos_ms, T0 + 60000);
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    assert_int_equal(sr_explain_json(&b, r, &w, T0, c, 2), 0);
+    assert_int_equal(sr_buf_terminate(&b), 0);
+    assert_non_null(strstr((const char *)b.data, "\"target\":\"sat@B\""));
+    assert_non_null(strstr((const char *)b.data, "\"via_station\":\"B\""));
+    sr_buf_free(&b);
+
+    assert_int_equal(sr_router_set_offline(r, 1, true), 0);
+    assert_int_equal(sr_router_rank(r, &w, T0, c, 4), 2);
+    assert_int_equal(c[0].target, 0);
+    assert_false(c[1].feasible);
+    assert_int_equal(c[1].why_code, SR_WHY_OFFLINE);
+    assert_non_null(strstr(c[1].why, "station B"));
+    assert_int_equal(sr_router_set_offline(r, 1, false), 0);
+    assert_int_equal(sr_router_rank(r, &w, T0, c, 4), 2);
+    assert_int_equal(c[0].target, 1);
+    assert_int_equal(sr_router_set_offline(r, 7, true), SR_ERR_INVAL);
+    /* target:B would not match "sat@B" */
+    assert_int_equal(sr_place_parse(&w, "target:sat@"), 0);
+    assert_int_equal(sr_router_rank(r, &w, T0, c, 4), 2);
+    assert_false(c[0].feasible || c[1].feasible);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -716,6 +764,7 @@ int main(void)
         T(test_rank_empty_and_zero_max),
         T(test_rank_max_keeps_the_best),
         T(test_prediction_error),
+        T(test_via_station_and_offline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
