@@ -143,8 +143,8 @@ static bool place_ok(const struct target *t, const struct sr_workload *w)
 {
     switch (w->place) {
     case SR_PLACE_TARGET:
-        if (t->info.via_station[0]) {
-            /* "SAT@STATION" is SAT seen from another station */
+        if (t->info.via_station[0] && strcmp(w->place_target, t->info.id) != 0) {
+            /* "SAT@STATION" is SAT seen from another station: target:SAT allows it */
             size_t n = strcspn(t->info.id, "@");
             return strlen(w->place_target) == n && !strncmp(w->place_target, t->info.id, n);
         }

@@ -731,7 +731,11 @@ static void test_via_station_and_offline(void **state)
     assert_int_equal(sr_router_rank(r, &w, T0, c, 4), 2);
     assert_int_equal(c[0].target, 1);
     assert_int_equal(sr_router_set_offline(r, 7, true), SR_ERR_INVAL);
-    /* target:B would not match "sat@B" */
+    /* target:sat@B names that view alone */
+    assert_int_equal(sr_place_parse(&w, "target:sat@B"), 0);
+    assert_int_equal(sr_router_rank(r, &w, T0, c, 4), 2);
+    assert_true(c[0].feasible && c[0].target == 1 && !c[1].feasible);
+    /* a prefix of it matches nothing */
     assert_int_equal(sr_place_parse(&w, "target:sat@"), 0);
     assert_int_equal(sr_router_rank(r, &w, T0, c, 4), 2);
     assert_false(c[0].feasible || c[1].feasible);
