@@ -3,14 +3,17 @@
 # for what is missing and says nothing when everything is present.
 #   deploy/install-deps.sh          build + demo
 #   deploy/install-deps.sh --test   also the test tools (clang/libFuzzer, cmocka,
-#                                   Python's h2/sgp4/skyfield, nghttpx/nghttpd)
+#                                   Python's h2/sgp4/skyfield, nghttpx/nghttpd,
+#                                   nats-server for the federation tests)
 set -eu
 
 BASE="build-essential cmake pkg-config git ca-certificates curl
       libevent-dev libnghttp2-dev libsodium-dev libmsgpack-dev libjansson-dev
-      libinih-dev libsqlite3-dev libssl-dev nghttp2-client coreutils procps python3"
+      libinih-dev libsqlite3-dev libssl-dev libnats-dev nghttp2-client coreutils procps
+      python3"
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-h2 python3-sgp4
-      python3-skyfield nghttp2-proxy nghttp2-server nodejs npm valgrind openssl chromium"
+      python3-skyfield nghttp2-proxy nghttp2-server nodejs npm valgrind openssl chromium
+      nats-server"
 
 want="$BASE"
 [ "${1:-}" = "--test" ] && want="$BASE $TEST"

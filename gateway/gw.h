@@ -43,6 +43,7 @@ struct gw {
     sr_tls *tls;          /* gw_tls.c: [tls] front door */
     sr_http_server *tls_server;
     char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_client_ca[PATH_MAX];
+    struct gw_cluster *cluster; /* gw_cluster.c: [cluster] federation over NATS, or NULL */
 };
 
 /* The main listener's request handler (skyrouted.c), shared by the h2c and
@@ -92,6 +93,9 @@ struct gw_job_spec {
     unsigned env_flags;   /* SR_ENV_HAS_WORK / SR_ENV_HAS_RESULT_BYTES: hints to send */
     struct sr_workload w; /* what the router needs: work, bytes, deadline, placement */
     bool pinned;          /* only w.place_target (re-sending after a loss), no fallback */
+    /* Never forwarded to another station (work adopted from one): plans
+     * through another station's pass (via_station targets) are skipped. */
+    bool local_only;
     /* Called before the envelope leaves for |target| (the spool records it
      * durably first); non-zero aborts the job with 507. */
     int (*before_send)(const char *target, void *arg);
@@ -99,7 +103,10 @@ struct gw_job_spec {
 };
 
 struct gw_job_result {
-    int status;              /* 200 done; 202 waiting (see wait_*); else an HTTP error */
+    int status;              /* 200 done; 202 waiting (see wait_*); 307: the best plan leaves
+                                through another station's pass: wait_target names the
+                                via_station target ("SAT@STATION"), forward it there
+                                (store-and-forward jobs only); else an HTTP error */
     const char *error;       /* message when status != 200 */
     const char *detail_json; /* JSON or NULL */
     const uint8_t *payload;  /* status 200: the verified result payload */
@@ -162,6 +169,56 @@ int gw_status_init(struct gw *g, char *err, size_t errlen);
 void gw_status_record(struct gw *g, const struct gw_event *ev);
 bool gw_status_handle(struct gw *g, sr_req *req);
 void gw_status_free(struct gw *g);
+
+/* ---- federation (gw_cluster.c) ---------------------------------------------------- */
+
+/* Before event_base_new: with [cluster], makes libevent thread-safe. 0 or an error. */
+int gw_cluster_preinit(const struct sr_config *cfg);
+/* [cluster] and [peer.NAME]; without [cluster] nothing starts (g->cluster stays NULL). */
+int gw_cluster_init(struct gw *g, char *err, size_t errlen);
+/* GET /v1/cluster (stations, views) and GET /v1/cluster/passes?sat=ID. */
+bool gw_cluster_handle(struct gw *g, sr_req *req);
+void gw_cluster_free(struct gw *g); /* before gw_spool_free: pending callbacks run (cancelled) */
+bool gw_cluster_ready(const struct gw *g);
+
+/* Completion of a forward or a result publication: 0 once JetStream stored
+ * it, else SR_ERR_UNAVAILABLE / SR_ERR_TIMEOUT / SR_ERR_IO / SR_ERR_CANCELLED. */
+typedef void (*gw_cluster_cb)(int rv, void *arg);
+/* Publishes |spec| (signed) for the station of |via_target| ("SAT@STATION")
+ * on the work queue, with the workload id as de-duplication id. |cb| is
+ * called once unless this returns non-zero (SR_ERR_UNAVAILABLE: not
+ * connected; SR_ERR_INVAL; SR_ERR_NOMEM). */
+int gw_cluster_forward(struct gw *g, const struct gw_job_spec *spec, const char *client,
+                       const char *via_target, gw_cluster_cb cb, void *arg);
+struct gw_cluster_result {
+    const uint8_t *id;   /* SR_ENV_IDBYTES */
+    const char *station; /* who ran it (import only) */
+    const char *target;
+    int status; /* 200 or the failure's HTTP status */
+    const uint8_t *payload;
+    size_t payload_len;
+    const char *signer, *error;
+    double predicted_ms, elapsed_ms;
+};
+/* Publishes the result of work adopted from station |origin| (results
+ * bucket, key = id). Same returns and callback as gw_cluster_forward. */
+int gw_cluster_publish_result(struct gw *g, const char *origin, const struct gw_cluster_result *r,
+                              gw_cluster_cb cb, void *arg);
+/* GET /v1/workloads/ID for an id this station does not hold: looks for a
+ * published result and answers (200, the failure, 404); false if it cannot
+ * (not connected): the caller answers 404 itself. */
+bool gw_cluster_fetch(struct gw *g, sr_req *req, const uint8_t id[SR_ENV_IDBYTES]);
+
+/* The spool's side (gw_spool.c). adopt: stores work forwarded by station
+ * |origin| durably (a duplicate id is fine) and returns 0 only once it is
+ * committed; it is planned for its satellite from this station's passes
+ * only. import: the result of work this station forwarded (0, or
+ * SR_ERR_NOTFOUND when no forwarded workload has that id). republish: on
+ * (re)connection, forwards and results held back while cut off go out. */
+int gw_spool_adopt(struct gw *g, const struct gw_job_spec *spec, const char *client,
+                   const char *origin);
+int gw_spool_import(struct gw *g, const struct gw_cluster_result *r);
+void gw_spool_republish(struct gw *g);
 
 int gw_route_init(struct gw *g, char *err, size_t errlen);
 bool gw_route_handle(struct gw *g, sr_req *req);

@@ -1,0 +1,826 @@
+/*
+ * The NATS connection of a federated gateway (gateway/cluster.h).
+ *
+ * Threads, and why. libnats's libevent adapter puts the connection's socket
+ * on the daemon's event_base: reads and writes run on the loop thread. But
+ * every JetStream call (publish with acknowledgement, KV put and get, fetch,
+ * the watchers' next value, creating streams) is a synchronous
+ * request/reply, and the reply is read by the loop: a call made on the loop
+ * would wait for a reply only the loop itself could read. So those calls run
+ * on two worker threads of our own, and the loop never waits for them:
+ *
+ *   - the ops thread runs the operations the loop asks for (publish, put,
+ *     get), one at a time, in order, each bounded by op_timeout_ms;
+ *   - the poll thread connects (retrying forever), creates the stream and
+ *     buckets if they are missing, binds the pull consumer of this station's
+ *     work subject, watches the buckets, and fetches work (100 ms at a time).
+ *
+ * Both hand their results to the loop through two queues under one mutex and
+ * one event made active with event_active (libevent is made thread-safe by
+ * sr_nats_global_init). The loop acknowledges work messages itself:
+ * natsMsg_Ack only queues a publish, it does not wait.
+ *
+ * Reconnection: libnats reconnects on its own (forever, 250 ms apart) and
+ * keeps the durable pull consumer; the watchers are recreated after each
+ * reconnection, which delivers every current value again, so a station that
+ * was cut off catches up with everything it missed.
+ */
+#include "gateway/cluster.h"
+#include "gateway/gateway.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/thread.h>
+#include <nats/nats.h>
+/* the adapter is a header of non-static functions, written for -Wall only */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <nats/adapters/libevent.h>
+#pragma GCC diagnostic pop
+
+#define MAX_SERVERS 16
+#define FETCH_BATCH 32
+#define FETCH_WAIT_MS 100
+#define WATCH_BURST 512
+
+static const char *const bucket_names[SR_NATS_NKV] = {"sr_passes", "sr_elements", "sr_state",
+                                                      "sr_results"};
+static const char work_stream[] = "SR_WORK";
+
+enum op_type { OP_PUBLISH, OP_PUT, OP_GET };
+
+struct op {
+    struct op *next;
+    enum op_type type;
+    int bucket;
+    char *subject; /* subject or key */
+    char msg_id[80];
+    uint8_t *data;
+    size_t len;
+    sr_nats_done done;
+    void *arg;
+    int rv;
+    uint8_t *out;
+    size_t outlen;
+};
+
+enum in_type { IN_STATUS, IN_WORK, IN_KV };
+
+struct inbound {
+    struct inbound *next;
+    enum in_type type;
+    bool ready;
+    int bucket;
+    char *key;
+    uint8_t *data;
+    size_t len;
+    bool deleted;
+    natsMsg *msg;
+};
+
+struct sr_nats_msg {
+    natsMsg *msg;
+};
+
+struct sr_nats {
+    struct event_base *base;
+    struct sr_nats_opts o;
+    char *servers_copy, *station, *user, *password, *token, *creds;
+    natsOptions *nopts;
+    natsConnection *nc;
+    jsCtx *js;
+    kvStore *kv[SR_NATS_NKV];
+    kvWatcher *w[SR_NATS_NKV];
+    natsSubscription *sub;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct op *ops, **ops_tail;
+    struct op *done, **done_tail;
+    struct inbound *in, **in_tail;
+    struct event *wake;
+    pthread_t ops_thr, poll_thr;
+    bool ops_started, poll_started;
+    atomic_bool stop;
+    atomic_bool ready;
+    atomic_bool reset; /* reconnected: recreate the watchers */
+    bool ready_reported;
+    int64_t last_err_log;
+};
+
+int sr_nats_global_init(void)
+{
+    return evthread_use_pthreads() == 0 ? 0 : SR_ERR_NOMEM;
+}
+
+bool sr_nats_ready(const sr_nats *n)
+{
+    return n && atomic_load(&n->ready);
+}
+
+/* ---- hand-over to the loop ------------------------------------------------------------------ */
+
+static void post_in(sr_nats *n, struct inbound *in)
+{
+    pthread_mutex_lock(&n->mu);
+    *n->in_tail = in;
+    n->in_tail = &in->next;
+    pthread_mutex_unlock(&n->mu);
+    event_active(n->wake, 0, 0);
+}
+
+static void post_status(sr_nats *n, bool ready)
+{
+    struct inbound *in = calloc(1, sizeof(*in));
+    if (in) {
+        in->type = IN_STATUS;
+        in->ready = ready;
+        post_in(n, in);
+    }
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sr_nats *n = arg;
+    pthread_mutex_lock(&n->mu);
+    struct op *done = n->done;
+    n->done = NULL;
+    n->done_tail = &n->done;
+    struct inbound *in = n->in;
+    n->in = NULL;
+    n->in_tail = &n->in;
+    pthread_mutex_unlock(&n->mu);
+    while (done) {
+        struct op *next = done->next;
+        if (done->done) {
+            done->done(done->arg, done->rv, done->out, done->outlen);
+        }
+        free(done->subject);
+        free(done->data);
+        free(done->out);
+        free(done);
+        done = next;
+    }
+    while (in) {
+        struct inbound *next = in->next;
+        if (in->type == IN_STATUS) {
+            if (n->o.on_status) {
+                n->o.on_status(n->o.arg, in->ready);
+            }
+        } else if (in->type == IN_WORK) {
+            struct sr_nats_msg *m = malloc(sizeof(*m));
+            if (!m) {
+                natsMsg_Destroy(in->msg); /* not acknowledged: redelivered later */
+            } else {
+                m->msg = in->msg;
+                if (n->o.on_work) {
+                    n->o.on_work(n->o.arg, m, (const uint8_t *)natsMsg_GetData(in->msg),
+                                 (size_t)natsMsg_GetDataLength(in->msg));
+                } else {
+                    sr_nats_nak(n, m);
+                }
+            }
+        } else if (n->o.on_kv) {
+            n->o.on_kv(n->o.arg, in->bucket, in->key, in->data, in->len, in->deleted);
+        }
+        free(in->key);
+        free(in->data);
+        free(in);
+        in = next;
+    }
+}
+
+/* ---- the ops thread ----------------------------------------------------------------------------
+ */
+
+static int status_rv(natsStatus s)
+{
+    switch (s) {
+    case NATS_OK:
+        return 0;
+    case NATS_NOT_FOUND:
+        return SR_ERR_NOTFOUND;
+    case NATS_TIMEOUT:
+        return SR_ERR_TIMEOUT;
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NO_SERVER:
+    case NATS_NO_RESPONDERS:
+        return SR_ERR_UNAVAILABLE;
+    case NATS_NO_MEMORY:
+        return SR_ERR_NOMEM;
+    default:
+        return SR_ERR_IO;
+    }
+}
+
+static void run_op(sr_nats *n, struct op *op)
+{
+    if (!atomic_load(&n->ready)) {
+        op->rv = SR_ERR_UNAVAILABLE;
+        return;
+    }
+    natsStatus s;
+    if (op->type == OP_PUBLISH) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = n->o.op_timeout_ms;
+        if (op->msg_id[0]) {
+            po.MsgId = op->msg_id;
+        }
+        jsPubAck *ack = NULL;
+        jsErrCode jerr = 0;
+        s = js_Publish(&ack, n->js, op->subject, op->data, (int)op->len, &po, &jerr);
+        jsPubAck_Destroy(ack);
+    } else if (op->type == OP_PUT) {
+        uint64_t rev = 0;
+        s = kvStore_Put(&rev, n->kv[op->bucket], op->subject, op->data, (int)op->len);
+    } else {
+        kvEntry *e = NULL;
+        s = kvStore_Get(&e, n->kv[op->bucket], op->subject);
+        if (s == NATS_OK && e) {
+            int len = kvEntry_ValueLen(e);
+            op->out = malloc(len > 0 ? (size_t)len : 1);
+            if (!op->out) {
+                s = NATS_NO_MEMORY;
+            } else {
+                if (len > 0) {
+                    memcpy(op->out, kvEntry_Value(e), (size_t)len);
+                }
+                op->outlen = len > 0 ? (size_t)len : 0;
+            }
+        }
+        kvEntry_Destroy(e);
+    }
+    op->rv = status_rv(s);
+    if (s != NATS_OK && s != NATS_NOT_FOUND) {
+        sr_log(SR_LOG_DEBUG, "nats: %s %s: %s",
+               op->type == OP_PUBLISH ? "publish"
+               : op->type == OP_PUT   ? "put"
+                                      : "get",
+               op->subject, natsStatus_GetText(s));
+    }
+}
+
+static void *ops_main(void *arg)
+{
+    sr_nats *n = arg;
+    pthread_mutex_lock(&n->mu);
+    while (!atomic_load(&n->stop)) {
+        struct op *op = n->ops;
+        if (!op) {
+            pthread_cond_wait(&n->cv, &n->mu);
+            continue;
+        }
+        n->ops = op->next;
+        if (!n->ops) {
+            n->ops_tail = &n->ops;
+        }
+        op->next = NULL;
+        pthread_mutex_unlock(&n->mu);
+        run_op(n, op);
+        pthread_mutex_lock(&n->mu);
+        *n->done_tail = op;
+        n->done_tail = &op->next;
+        pthread_mutex_unlock(&n->mu);
+        event_active(n->wake, 0, 0);
+        pthread_mutex_lock(&n->mu);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+static int enqueue(sr_nats *n, enum op_type type, int bucket, const char *subject,
+                   const char *msg_id, const void *data, size_t len, sr_nats_done done, void *arg)
+{
+    struct op *op = calloc(1, sizeof(*op));
+    if (!op) {
+        return SR_ERR_NOMEM;
+    }
+    op->type = type;
+    op->bucket = bucket;
+    op->subject = strdup(subject);
+    op->data = malloc(len ? len : 1);
+    if (!op->subject || !op->data) {
+        free(op->subject);
+        free(op->data);
+        free(op);
+        return SR_ERR_NOMEM;
+    }
+    if (len) {
+        memcpy(op->data, data, len);
+    }
+    op->len = len;
+    if (msg_id) {
+        snprintf(op->msg_id, sizeof(op->msg_id), "%s", msg_id);
+    }
+    op->done = done;
+    op->arg = arg;
+    pthread_mutex_lock(&n->mu);
+    *n->ops_tail = op;
+    n->ops_tail = &op->next;
+    pthread_cond_signal(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+    return 0;
+}
+
+int sr_nats_publish(sr_nats *n, const char *subject, const char *msg_id, const void *data,
+                    size_t len, sr_nats_done done, void *arg)
+{
+    return enqueue(n, OP_PUBLISH, 0, subject, msg_id, data, len, done, arg);
+}
+
+int sr_nats_kv_put(sr_nats *n, int bucket, const char *key, const void *data, size_t len,
+                   sr_nats_done done, void *arg)
+{
+    if (bucket < 0 || bucket >= SR_NATS_NKV) {
+        return SR_ERR_INVAL;
+    }
+    return enqueue(n, OP_PUT, bucket, key, NULL, data, len, done, arg);
+}
+
+int sr_nats_kv_get(sr_nats *n, int bucket, const char *key, sr_nats_done done, void *arg)
+{
+    if (bucket < 0 || bucket >= SR_NATS_NKV) {
+        return SR_ERR_INVAL;
+    }
+    return enqueue(n, OP_GET, bucket, key, NULL, "", 0, done, arg);
+}
+
+void sr_nats_ack(sr_nats *n, sr_nats_msg *m)
+{
+    (void)n;
+    natsMsg_Ack(m->msg, NULL);
+    natsMsg_Destroy(m->msg);
+    free(m);
+}
+
+void sr_nats_nak(sr_nats *n, sr_nats_msg *m)
+{
+    (void)n;
+    natsMsg_NakWithDelay(m->msg, 1000, NULL);
+    natsMsg_Destroy(m->msg);
+    free(m);
+}
+
+void sr_nats_term(sr_nats *n, sr_nats_msg *m)
+{
+    (void)n;
+    natsMsg_Term(m->msg, NULL);
+    natsMsg_Destroy(m->msg);
+    free(m);
+}
+
+/* ---- the poll thread ------------------------------------------------------------------------- */
+
+static void nap(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void log_setup_error(sr_nats *n, const char *what, natsStatus s)
+{
+    int64_t now = sr_mono_ms();
+    if (now - n->last_err_log > 5000) {
+        n->last_err_log = now;
+        sr_log(SR_LOG_WARN, "nats: %s: %s (%s); retrying", what, natsStatus_GetText(s),
+               nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
+    }
+}
+
+static natsStatus ensure_stream(sr_nats *n)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, n->js, work_stream, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsStreamInfo_Destroy(si);
+        return NATS_OK;
+    }
+    if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+        return s;
+    }
+    char subj[] = "sr.work.>";
+    const char *subjects[] = {subj};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = work_stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_WorkQueuePolicy;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = n->o.replicas;
+    sc.Duplicates = 3600LL * 1000000000LL; /* de-duplication window: an hour, in ns */
+    s = js_AddStream(&si, n->js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+        /* another station may have created it at the same moment */
+        si = NULL;
+        s = js_GetStreamInfo(&si, n->js, work_stream, NULL, &jerr);
+        jsStreamInfo_Destroy(si);
+    }
+    return s;
+}
+
+static natsStatus ensure_bucket(sr_nats *n, int b)
+{
+    if (n->kv[b]) {
+        return NATS_OK;
+    }
+    natsStatus s = js_KeyValue(&n->kv[b], n->js, bucket_names[b]);
+    if (s == NATS_OK) {
+        return s;
+    }
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = bucket_names[b];
+    kc.History = 1;
+    kc.Replicas = n->o.replicas;
+    kc.StorageType = js_FileStorage;
+    if (b == SR_NATS_KV_STATE) {
+        kc.TTL = n->o.state_ttl_ms;
+    } else if (b == SR_NATS_KV_RESULTS) {
+        kc.TTL = n->o.results_ttl_ms;
+    }
+    s = js_CreateKeyValue(&n->kv[b], n->js, &kc);
+    if (s != NATS_OK) {
+        n->kv[b] = NULL;
+        s = js_KeyValue(&n->kv[b], n->js, bucket_names[b]);
+    }
+    return s;
+}
+
+static void drop_watchers(sr_nats *n)
+{
+    for (int b = 0; b < SR_NATS_NKV; b++) {
+        if (n->w[b]) {
+            kvWatcher_Destroy(n->w[b]);
+            n->w[b] = NULL;
+        }
+    }
+}
+
+/* Streams, buckets, the consumer and the watchers; idempotent. */
+static natsStatus setup(sr_nats *n)
+{
+    natsStatus s = NATS_OK;
+    if (!n->js) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = n->o.op_timeout_ms;
+        s = natsConnection_JetStream(&n->js, n->nc, &jo);
+        if (s != NATS_OK) {
+            n->js = NULL;
+            log_setup_error(n, "JetStream context", s);
+            return s;
+        }
+    }
+    s = ensure_stream(n);
+    if (s != NATS_OK) {
+        log_setup_error(n,
+                        "work stream "
+                        "SR_WORK",
+                        s);
+        return s;
+    }
+    for (int b = 0; b < SR_NATS_NKV; b++) {
+        s = ensure_bucket(n, b);
+        if (s != NATS_OK) {
+            log_setup_error(n, bucket_names[b], s);
+            return s;
+        }
+    }
+    if (!n->sub) {
+        char subj[128], durable[96];
+        snprintf(subj, sizeof(subj), "sr.work.%s", n->station);
+        snprintf(durable, sizeof(durable), "work-%s", n->station);
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = work_stream;
+        so.Config.AckPolicy = js_AckExplicit;
+        so.Config.AckWait = 30LL * 1000000000LL; /* unacknowledged for 30 s: redelivered */
+        so.Config.MaxDeliver = -1;
+        so.Config.Replicas = n->o.replicas;
+        jsErrCode jerr = 0;
+        s = js_PullSubscribe(&n->sub, n->js, subj, durable, NULL, &so, &jerr);
+        if (s != NATS_OK) {
+            n->sub = NULL;
+            log_setup_error(n, "work consumer", s);
+            return s;
+        }
+    }
+    drop_watchers(n);
+    for (int b = 0; b < SR_NATS_NKV; b++) {
+        if (b == SR_NATS_KV_RESULTS) {
+            /* results are read on demand (kv_get) and by the origin's watcher below */
+        }
+        kvWatchOptions wo;
+        kvWatchOptions_Init(&wo);
+        s = kvStore_WatchAll(&n->w[b], n->kv[b], &wo);
+        if (s != NATS_OK) {
+            n->w[b] = NULL;
+            log_setup_error(n, "watch", s);
+            drop_watchers(n);
+            return s;
+        }
+    }
+    return NATS_OK;
+}
+
+static void poll_watchers(sr_nats *n)
+{
+    for (int b = 0; b < SR_NATS_NKV; b++) {
+        for (int i = 0; n->w[b] && i < WATCH_BURST && !atomic_load(&n->stop); i++) {
+            kvEntry *e = NULL;
+            natsStatus s = kvWatcher_Next(&e, n->w[b], 1);
+            if (s != NATS_OK) {
+                break; /* timeout: nothing more now */
+            }
+            if (!e) {
+                continue; /* the marker after the initial values */
+            }
+            struct inbound *in = calloc(1, sizeof(*in));
+            int len = kvEntry_ValueLen(e);
+            if (in) {
+                in->type = IN_KV;
+                in->bucket = b;
+                in->key = strdup(kvEntry_Key(e));
+                in->deleted = kvEntry_Operation(e) != kvOp_Put;
+                in->len = in->deleted || len < 0 ? 0 : (size_t)len;
+                in->data = malloc(in->len ? in->len : 1);
+                if (!in->key || !in->data) {
+                    free(in->key);
+                    free(in->data);
+                    free(in);
+                    in = NULL;
+                } else if (in->len) {
+                    memcpy(in->data, kvEntry_Value(e), in->len);
+                }
+            }
+            kvEntry_Destroy(e);
+            if (in) {
+                post_in(n, in);
+            }
+        }
+    }
+}
+
+static void fetch_work(sr_nats *n)
+{
+    natsMsgList list = {0};
+    natsStatus s = natsSubscription_Fetch(&list, n->sub, FETCH_BATCH, FETCH_WAIT_MS, NULL);
+    if (s != NATS_OK) {
+        if (s != NATS_TIMEOUT) {
+            nap(50);
+        }
+        return;
+    }
+    for (int i = 0; i < list.Count; i++) {
+        struct inbound *in = calloc(1, sizeof(*in));
+        if (!in) {
+            natsMsg_Destroy(list.Msgs[i]); /* redelivered after the ack wait */
+        } else {
+            in->type = IN_WORK;
+            in->msg = list.Msgs[i];
+            post_in(n, in);
+        }
+        list.Msgs[i] = NULL;
+    }
+    natsMsgList_Destroy(&list);
+}
+
+static void *poll_main(void *arg)
+{
+    sr_nats *n = arg;
+    while (!atomic_load(&n->stop)) {
+        if (!n->nc) {
+            natsStatus s = natsConnection_Connect(&n->nc, n->nopts);
+            if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+                n->nc = NULL;
+                log_setup_error(n, "connect", s);
+                nap(500);
+                continue;
+            }
+        }
+        bool connected = natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
+        if (!connected || atomic_exchange(&n->reset, false)) {
+            if (atomic_exchange(&n->ready, false)) {
+                post_status(n, false);
+            }
+            if (!connected) {
+                nap(100);
+                continue;
+            }
+        }
+        if (!atomic_load(&n->ready)) {
+            if (setup(n) != NATS_OK) {
+                nap(500);
+                continue;
+            }
+            atomic_store(&n->ready, true);
+            sr_log(SR_LOG_INFO, "nats: connected, stream and buckets ready");
+            post_status(n, true);
+        }
+        poll_watchers(n);
+        fetch_work(n);
+    }
+    return NULL;
+}
+
+/* ---- connection callbacks (libnats threads) ---------------------------------------------------
+ */
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    sr_nats *n = closure;
+    atomic_store(&n->reset, true);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    sr_nats *n = closure;
+    atomic_store(&n->reset, true);
+}
+
+/* ---- life cycle --------------------------------------------------------------------------------
+ */
+
+static char *dup_or_null(const char *s)
+{
+    return s && s[0] ? strdup(s) : NULL;
+}
+
+int sr_nats_new(sr_nats **out, struct event_base *base, const struct sr_nats_opts *o, char *err,
+                size_t errlen)
+{
+    sr_nats *n = calloc(1, sizeof(*n));
+    if (!n) {
+        return SR_ERR_NOMEM;
+    }
+    n->base = base;
+    n->o = *o;
+    n->ops_tail = &n->ops;
+    n->done_tail = &n->done;
+    n->in_tail = &n->in;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->cv, NULL);
+    n->servers_copy = strdup(o->servers ? o->servers : "");
+    n->station = strdup(o->station ? o->station : "");
+    n->user = dup_or_null(o->user);
+    n->password = dup_or_null(o->password);
+    n->token = dup_or_null(o->token);
+    n->creds = dup_or_null(o->creds);
+    n->wake = event_new(base, -1, 0, wake_cb, n);
+    int rv = 0;
+    if (!n->servers_copy || !n->station || !n->wake) {
+        rv = SR_ERR_NOMEM;
+        goto fail;
+    }
+    const char *servers[MAX_SERVERS];
+    int ns = 0;
+    for (char *save = NULL, *t = strtok_r(n->servers_copy, ", ", &save); t;
+         t = strtok_r(NULL, ", ", &save)) {
+        if (ns == MAX_SERVERS) {
+            snprintf(err, errlen, "more than %d servers in nats", MAX_SERVERS);
+            rv = SR_ERR_CONFIG;
+            goto fail;
+        }
+        servers[ns++] = t;
+    }
+    if (ns == 0) {
+        snprintf(err, errlen, "nats names no server");
+        rv = SR_ERR_CONFIG;
+        goto fail;
+    }
+    natsStatus s = nats_Open(-1);
+    s = s == NATS_OK ? natsOptions_Create(&n->nopts) : s;
+    s = s == NATS_OK ? natsOptions_SetServers(n->nopts, servers, ns) : s;
+    s = s == NATS_OK ? natsOptions_SetName(n->nopts, n->station) : s;
+    s = s == NATS_OK
+            ? natsOptions_SetEventLoop(n->nopts, base, natsLibevent_Attach, natsLibevent_Read,
+                                       natsLibevent_Write, natsLibevent_Detach)
+            : s;
+    s = s == NATS_OK ? natsOptions_SetAllowReconnect(n->nopts, true) : s;
+    s = s == NATS_OK ? natsOptions_SetMaxReconnect(n->nopts, -1) : s;
+    s = s == NATS_OK ? natsOptions_SetReconnectWait(n->nopts, 250) : s;
+    s = s == NATS_OK ? natsOptions_SetTimeout(n->nopts, 2000) : s;
+    s = s == NATS_OK ? natsOptions_SetPingInterval(n->nopts, 2000) : s;
+    s = s == NATS_OK ? natsOptions_SetMaxPingsOut(n->nopts, 2) : s;
+    s = s == NATS_OK ? natsOptions_SetRetryOnFailedConnect(n->nopts, true, NULL, NULL) : s;
+    s = s == NATS_OK ? natsOptions_SetDisconnectedCB(n->nopts, on_disconnected, n) : s;
+    s = s == NATS_OK ? natsOptions_SetReconnectedCB(n->nopts, on_reconnected, n) : s;
+    if (s == NATS_OK && n->user) {
+        s = natsOptions_SetUserInfo(n->nopts, n->user, n->password ? n->password : "");
+    }
+    if (s == NATS_OK && n->token) {
+        s = natsOptions_SetToken(n->nopts, n->token);
+    }
+    if (s == NATS_OK && n->creds) {
+        s = natsOptions_SetUserCredentialsFromFiles(n->nopts, n->creds, NULL);
+    }
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "nats options: %s (%s)", natsStatus_GetText(s),
+                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
+        rv = s == NATS_NO_MEMORY ? SR_ERR_NOMEM : SR_ERR_CONFIG;
+        goto fail;
+    }
+    if (pthread_create(&n->ops_thr, NULL, ops_main, n) != 0) {
+        rv = SR_ERR_NOMEM;
+        goto fail;
+    }
+    n->ops_started = true;
+    if (pthread_create(&n->poll_thr, NULL, poll_main, n) != 0) {
+        rv = SR_ERR_NOMEM;
+        goto fail;
+    }
+    n->poll_started = true;
+    *out = n;
+    return 0;
+fail:
+    if (rv == SR_ERR_NOMEM && err && errlen) {
+        snprintf(err, errlen, "out of memory");
+    }
+    sr_nats_free(n);
+    return rv;
+}
+
+void sr_nats_free(sr_nats *n)
+{
+    if (!n) {
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    atomic_store(&n->stop, true);
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+    if (n->ops_started) {
+        pthread_join(n->ops_thr, NULL);
+    }
+    if (n->poll_started) {
+        pthread_join(n->poll_thr, NULL);
+    }
+    atomic_store(&n->ready, false);
+    /* operations never run, or done but not yet delivered: cancelled */
+    for (int pass = 0; pass < 2; pass++) {
+        struct op *op = pass ? n->done : n->ops;
+        while (op) {
+            struct op *next = op->next;
+            if (op->done) {
+                op->done(op->arg, SR_ERR_CANCELLED, NULL, 0);
+            }
+            free(op->subject);
+            free(op->data);
+            free(op->out);
+            free(op);
+            op = next;
+        }
+    }
+    for (struct inbound *in = n->in; in;) {
+        struct inbound *next = in->next;
+        if (in->msg) {
+            natsMsg_Destroy(in->msg); /* not acknowledged: redelivered to the next run */
+        }
+        free(in->key);
+        free(in->data);
+        free(in);
+        in = next;
+    }
+    drop_watchers(n);
+    if (n->sub) {
+        natsSubscription_Destroy(n->sub); /* the durable consumer stays on the server */
+    }
+    for (int b = 0; b < SR_NATS_NKV; b++) {
+        kvStore_Destroy(n->kv[b]);
+    }
+    jsCtx_Destroy(n->js);
+    if (n->nc) {
+        natsConnection_Close(n->nc);
+        natsConnection_Destroy(n->nc);
+    }
+    natsOptions_Destroy(n->nopts);
+    if (n->wake) {
+        event_free(n->wake);
+    }
+    pthread_mutex_destroy(&n->mu);
+    pthread_cond_destroy(&n->cv);
+    free(n->servers_copy);
+    free(n->station);
+    free(n->user);
+    free(n->password);
+    free(n->token);
+    free(n->creds);
+    free(n);
+    nats_Close();
+}
