@@ -312,6 +312,21 @@ static void dispatch(struct gw_job *job)
         if (!c->feasible) {
             break; /* feasible ones come first */
         }
+        const struct sr_target_info *via = sr_router_target(g->router, c->target);
+        if (via->via_station[0]) {
+            /* federation: this plan leaves through another station's pass; the
+             * spool forwards it there (gw_cluster.c), nobody else can */
+            if (!job->spec.w.store_and_forward || job->spec.local_only) {
+                continue;
+            }
+            struct gw_job_result r = {.status = 307,
+                                      .error = "forwarded to another station",
+                                      .never_sent = true,
+                                      .wait_until_ms = c->up_aos_ms,
+                                      .wait_target = via->id};
+            finish(job, &r);
+            return;
+        }
         struct target_rt *t = target_rt(g, c->target);
         if (!t) {
             continue; /* removed by a reload */
