@@ -224,6 +224,146 @@ static int bad(char *err, size_t errlen, int code, const char *fmt, ...)
     return code;
 }
 
+/*
+ * msgpack-c's unpacker allocates for a container the count it declares
+ * before it sees the elements: a 6-byte map32 header could ask for 64 GiB.
+ * So every input is walked first, in [p, p + len): each declared length
+ * must fit in what is left, and each declared element count too (every
+ * element takes at least one byte). Then unpacking allocates O(len).
+ */
+static bool mp_bounded(const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    uint64_t pending = 1; /* values still to walk */
+    while (pending > 0) {
+        if (off >= len) {
+            return false;
+        }
+        uint8_t b = p[off++];
+        uint64_t skip = 0, items = 0;
+        size_t nlen = 0; /* bytes of a big-endian length/count that follow */
+        int what = 0;    /* 0: fixed skip, 1: payload length, 2: array count, 3: map count */
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            skip = 0;
+        } else if (b >= 0x80 && b <= 0x8f) {
+            items = 2u * (b & 0x0fu);
+        } else if (b >= 0x90 && b <= 0x9f) {
+            items = b & 0x0fu;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            skip = b & 0x1fu;
+        } else {
+            switch (b) {
+            case 0xc4:
+            case 0xd9:
+                nlen = 1;
+                what = 1;
+                break;
+            case 0xc5:
+            case 0xda:
+                nlen = 2;
+                what = 1;
+                break;
+            case 0xc6:
+            case 0xdb:
+                nlen = 4;
+                what = 1;
+                break;
+            case 0xc7:
+                nlen = 1;
+                what = 1;
+                skip = 1;
+                break; /* ext: + type byte */
+            case 0xc8:
+                nlen = 2;
+                what = 1;
+                skip = 1;
+                break;
+            case 0xc9:
+                nlen = 4;
+                what = 1;
+                skip = 1;
+                break;
+            case 0xca:
+                skip = 4;
+                break;
+            case 0xcb:
+                skip = 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xd4:
+                skip = 2;
+                break;
+            case 0xd5:
+                skip = 3;
+                break;
+            case 0xd6:
+                skip = 5;
+                break;
+            case 0xd7:
+                skip = 9;
+                break;
+            case 0xd8:
+                skip = 17;
+                break;
+            case 0xdc:
+                nlen = 2;
+                what = 2;
+                break;
+            case 0xdd:
+                nlen = 4;
+                what = 2;
+                break;
+            case 0xde:
+                nlen = 2;
+                what = 3;
+                break;
+            case 0xdf:
+                nlen = 4;
+                what = 3;
+                break;
+            default:
+                return false; /* 0xc1: never used */
+            }
+        }
+        if (nlen) {
+            if (len - off < nlen) {
+                return false;
+            }
+            uint64_t n = 0;
+            for (size_t i = 0; i < nlen; i++) {
+                n = (n << 8) | p[off++];
+            }
+            if (what == 1) {
+                skip += n;
+            } else {
+                items = what == 3 ? 2 * n : n;
+            }
+        }
+        if (skip > len - off || items > len - off) {
+            return false;
+        }
+        off += (size_t)skip;
+        pending += items;
+        pending--;
+    }
+    return true;
+}
+
 static bool is_str(const msgpack_object *o, const char *s)
 {
     size_t n = strlen(s);
@@ -535,7 +675,8 @@ static int decode_body(struct sr_cmsg *m, const char *body, size_t len, char *er
     msgpack_unpacked_init(&u);
     size_t off = 0;
     int rv = 0;
-    if (msgpack_unpack_next(&u, body, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
+    if (!mp_bounded((const uint8_t *)body, len) ||
+        msgpack_unpack_next(&u, body, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
         u.data.type != MSGPACK_OBJECT_MAP) {
         rv = bad(err, errlen, SR_ERR_ENV_BODY, "the signed body is not one msgpack map");
         goto out;
@@ -597,6 +738,11 @@ int sr_cmsg_decode(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t ma
     msgpack_unpacked_init(&u);
     size_t off = 0;
     int rv = 0;
+    if (!mp_bounded(data, len)) {
+        /* declared lengths beyond the input: truncated (or hostile) */
+        rv = bad(err, errlen, SR_ERR_ENV_FORMAT, "the record is not msgpack (or is truncated)");
+        goto out;
+    }
     msgpack_unpack_return ur = msgpack_unpack_next(&u, (const char *)data, len, &off);
     const msgpack_object *a = u.data.via.array.ptr;
     char station[SR_TARGET_IDMAX];
