@@ -12,6 +12,19 @@
  * run, so the job ends with never_sent = false and the caller decides: the
  * synchronous path answers 502, the spool re-sends the same envelope to the
  * same target, whose replay guard returns the stored result.
+ *
+ * Signatures under load: dispatch() does not seal. It queues the job, and
+ * flush_seals() seals what is queued with one signature when the event loop
+ * has a turn with nothing else to run (its event has the lowest priority), or
+ * SEAL_WAIT_US after the first job queued, or at SEAL_BATCH_MAX jobs. At low
+ * load that is at once, and a batch of one is a plain SR1 envelope with its
+ * own signature; under load the requests and results arriving meanwhile
+ * gather, and one Ed25519 signature over a Merkle root (SR2, crypto.h)
+ * covers them all, each envelope still carrying its path and opening on its
+ * own. Results are verified with a cache of verified roots, so a target that
+ * batches its results costs one verification per batch. What is checked is
+ * unchanged: signer, id, address, expiry; the target's replay guard sees the
+ * same ids; a job cancelled while queued leaves the queue.
  */
 #include "gateway/gw.h"
 
@@ -20,6 +33,8 @@
 #include <string.h>
 
 #define MAX_CANDIDATES 64
+#define SEAL_BATCH_MAX 256 /* envelopes per root: paths of at most 8 hashes */
+#define SEAL_WAIT_US 1000  /* longest an envelope waits for its batch */
 
 struct attempt {
     size_t target;
@@ -45,10 +60,36 @@ struct gw_job {
     gw_job_done done;
     void *arg;
     struct event *start_ev; /* deferred start: completions never run inside gw_job_start */
+    /* queued for sealing (seal_q): target chosen, router begun, not yet sent */
+    bool queued, qflush; /* qflush: in seal_q.fl (being sealed), else in seal_q.jobs */
+    size_t qslot;
+    struct target_rt *qtarget;
+    int64_t qleft;
 };
+
+/*
+ * Jobs waiting to be sealed at the end of this loop turn. One per process
+ * (skyrouted has one struct gw); |roots| verifies the targets' batched results.
+ * Both live until exit.
+ */
+static struct {
+    struct gw *g;
+    struct gw_job **jobs; /* NULL slots: cancelled while queued */
+    size_t n, cap;
+    bool scheduled;
+    struct gw_job **fl; /* the queue being sealed by flush_seals() */
+    size_t fl_n;
+    sr_rootcache *roots;
+    struct event *idle_ev; /* lowest priority: runs when a loop turn has nothing else */
+    struct event *late_ev; /* normal priority: SEAL_WAIT_US after the first queued job */
+} seal_q;
 
 static void job_free(struct gw_job *job)
 {
+    if (job->queued) {
+        (job->qflush ? seal_q.fl : seal_q.jobs)[job->qslot] = NULL;
+        sr_router_end(job->gw->router, job->cur_target);
+    }
     if (job->call) {
         sr_h2_cancel(job->call);
         sr_router_end(job->gw->router, job->cur_target);
@@ -240,6 +281,7 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         .now_ms = now,
         .max_len = g->cfg->max_body + 65536,
         .kinds = 1u << SR_KIND_RESULT,
+        .roots = seal_q.roots, /* NULL if it could not be made: every root verified */
     };
     int rv = sr_envelope_open(&res, resp->body, resp->body_len, &oo, why, sizeof(why));
     if (rv == 0 && (memcmp(res.id, job->env.id, SR_ENV_IDBYTES) != 0)) {
@@ -304,6 +346,184 @@ static struct target_rt *target_rt(struct gw *g, size_t router_idx)
     return NULL;
 }
 
+/* ---- sealing, one signature per loop turn ------------------------------------------ */
+
+/* Sends |job|'s sealed envelope (taken from |env|, which is left empty). */
+static void send_sealed(struct gw_job *job, sr_buf *env)
+{
+    struct gw *g = job->gw;
+    static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
+    /* the sealed envelope's buffer goes to the call as is: no copy */
+    job->call = sr_h2_request_take(g->pool, job->qtarget->cfg->url, "POST", "/v1/exec", h, 1, env,
+                                   job->qleft, on_result, job);
+    if (!job->call) {
+        sr_router_end(g->router, job->cur_target);
+        fail(job, 503, "out of memory", NULL, true);
+    }
+}
+
+static void seal_failed(struct gw_job *job, int rv)
+{
+    sr_router_end(job->gw->router, job->cur_target);
+    fail(job, rv == SR_ERR_NOMEM ? 503 : 500, "cannot seal the envelope", NULL, true);
+}
+
+/* Seals the jobs seal_q.fl[idx[0..n)] (none NULL) under one signature and
+ * sends them. If the batch cannot be sealed as a whole (out of memory, or one
+ * envelope refused), each is sealed on its own so one bad envelope fails only
+ * its own job. A job that fails may have its caller cancel others: their
+ * slots turn NULL and are skipped. */
+static void seal_and_send(struct gw *g, const size_t *idx, size_t n)
+{
+    size_t cap = g->cfg->max_body + 65536;
+    struct sr_envelope *envs = n > 1 ? malloc(n * sizeof(*envs)) : NULL;
+    sr_buf *outs = n > 1 ? malloc(n * sizeof(*outs)) : NULL;
+    int rv = SR_ERR_NOMEM;
+    if (envs && outs) {
+        for (size_t i = 0; i < n; i++) {
+            envs[i] = seal_q.fl[idx[i]]->env;
+            sr_buf_init(&outs[i], cap);
+        }
+        rv = sr_envelope_seal_batch(outs, g->key, envs, n);
+        for (size_t i = 0; i < n; i++) {
+            struct gw_job *job = seal_q.fl[idx[i]];
+            if (rv == 0 && job) {
+                job->queued = false;
+                send_sealed(job, &outs[i]);
+            }
+            sr_buf_free(&outs[i]);
+        }
+    }
+    free(envs);
+    free(outs);
+    if (rv == 0) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct gw_job *job = seal_q.fl[idx[i]];
+        if (!job) {
+            continue;
+        }
+        job->queued = false;
+        sr_buf env;
+        sr_buf_init(&env, cap);
+        int r = sr_envelope_seal(&env, g->key, &job->env);
+        if (r == 0) {
+            send_sealed(job, &env);
+        } else {
+            seal_failed(job, r);
+        }
+        sr_buf_free(&env);
+    }
+}
+
+/* The end of a loop turn: seals what dispatch() queued during it. */
+static void flush_seals(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    /* Take the queue: a job that fails may be followed by another dispatch,
+     * which queues for the next flush. */
+    seal_q.fl = seal_q.jobs;
+    seal_q.fl_n = seal_q.n;
+    seal_q.jobs = NULL;
+    seal_q.n = seal_q.cap = 0;
+    seal_q.scheduled = false;
+    event_del(seal_q.late_ev);
+    for (size_t i = 0; i < seal_q.fl_n; i++) {
+        if (seal_q.fl[i]) {
+            seal_q.fl[i]->qflush = true;
+        }
+    }
+    size_t i = 0;
+    while (i < seal_q.fl_n) {
+        size_t idx[SEAL_BATCH_MAX], k = 0;
+        for (; i < seal_q.fl_n && k < SEAL_BATCH_MAX; i++) {
+            if (seal_q.fl[i]) {
+                idx[k++] = i;
+            }
+        }
+        if (k) {
+            seal_and_send(seal_q.g, idx, k);
+        }
+    }
+    free(seal_q.fl);
+    seal_q.fl = NULL;
+    seal_q.fl_n = 0;
+}
+
+/* Makes the two events that flush the queue (once per process). */
+static int seal_init(struct gw *g)
+{
+    if (seal_q.idle_ev) {
+        return 0;
+    }
+    if (!seal_q.roots && sr_rootcache_new(&seal_q.roots) != 0) {
+        seal_q.roots = NULL; /* results are still verified, each on its own */
+    }
+    seal_q.idle_ev = event_new(g->base, -1, 0, flush_seals, NULL);
+    seal_q.late_ev = evtimer_new(g->base, flush_seals, NULL);
+    if (!seal_q.idle_ev || !seal_q.late_ev) {
+        if (seal_q.idle_ev) {
+            event_free(seal_q.idle_ev);
+        }
+        if (seal_q.late_ev) {
+            event_free(seal_q.late_ev);
+        }
+        seal_q.idle_ev = seal_q.late_ev = NULL;
+        return SR_ERR_NOMEM;
+    }
+    int np = event_base_get_npriorities(g->base);
+    if (np > 1) {
+        event_priority_set(seal_q.idle_ev, np - 1);
+    }
+    seal_q.g = g;
+    return 0;
+}
+
+/*
+ * Queues |job| for sealing. The queue is flushed by the first of:
+ *  - a loop turn with nothing else to run (idle_ev has the lowest priority;
+ *    on a base without priorities, the end of this turn): at low load that is
+ *    right away, and one envelope is sealed as SR1; under load the requests
+ *    and results that keep arriving gather first, so one signature covers
+ *    them all;
+ *  - SEAL_WAIT_US after the first queued job (late_ev);
+ *  - SEAL_BATCH_MAX queued jobs.
+ * 0 or SR_ERR_NOMEM.
+ */
+static int seal_enqueue(struct gw_job *job)
+{
+    struct gw *g = job->gw;
+    if (seal_init(g) != 0) {
+        return SR_ERR_NOMEM;
+    }
+    if (seal_q.n == seal_q.cap) {
+        size_t cap = seal_q.cap ? 2 * seal_q.cap : 64;
+        struct gw_job **jobs = realloc(seal_q.jobs, cap * sizeof(*jobs));
+        if (!jobs) {
+            return SR_ERR_NOMEM;
+        }
+        seal_q.jobs = jobs;
+        seal_q.cap = cap;
+    }
+    if (!seal_q.scheduled) {
+        static const struct timeval wait = {0, SEAL_WAIT_US};
+        event_active(seal_q.idle_ev, EV_TIMEOUT, 0);
+        evtimer_add(seal_q.late_ev, &wait);
+        seal_q.scheduled = true;
+    }
+    job->queued = true;
+    job->qflush = false;
+    job->qslot = seal_q.n;
+    seal_q.jobs[seal_q.n++] = job;
+    if (seal_q.n >= SEAL_BATCH_MAX) {
+        event_active(seal_q.late_ev, EV_TIMEOUT, 0);
+    }
+    return 0;
+}
+
 static void dispatch(struct gw_job *job)
 {
     struct gw *g = job->gw;
@@ -354,28 +574,17 @@ static void dispatch(struct gw_job *job)
             return;
         }
         snprintf(job->env.dst, sizeof(job->env.dst), "%s", t->cfg->id);
-        sr_buf env;
-        sr_buf_init(&env, g->cfg->max_body + 65536);
-        int rv = sr_envelope_seal(&env, g->key, &job->env);
-        if (rv != 0) {
-            sr_buf_free(&env);
-            fail(job, rv == SR_ERR_NOMEM ? 503 : 500, "cannot seal the envelope", NULL, true);
-            return;
-        }
         job->cur_target = c->target;
         job->cur_predicted = c->predicted_ms;
         job->cur_cand = *c;
         job->dispatched = true;
-        static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
         sr_router_begin(g->router, c->target);
         /* reserve the pass bytes and the compute this plan uses, so the next
          * decisions do not oversubscribe a pass or ignore the queue */
         sr_router_commit(g->router, &job->spec.w, c, now);
-        /* the sealed envelope's buffer goes to the call as is: no copy */
-        job->call = sr_h2_request_take(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, &env, left,
-                                       on_result, job);
-        sr_buf_free(&env);
-        if (!job->call) {
+        job->qtarget = t;
+        job->qleft = left;
+        if (seal_enqueue(job) != 0) {
             sr_router_end(g->router, c->target);
             fail(job, 503, "out of memory", NULL, true);
         }

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,8 +516,16 @@ int main(int argc, char **argv)
                    : !strcmp(lv, "error") ? SR_LOG_ERROR
                                           : SR_LOG_INFO;
     g.check_only = check;
+    /* Keep freed memory rather than hand the heap's top back to the kernel
+     * after every burst of requests: under load that was a brk() pair and
+     * fresh page faults per loop turn. */
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
     g.base = event_base_new();
-    if (!g.base || sr_h2_pool_new(&g.pool, g.base) != 0) {
+    /* three priorities, everything at the middle one by default; the
+     * dispatcher seals at the lowest, when a turn has nothing else to run
+     * (gw_dispatch.c) */
+    if (!g.base || event_base_priority_init(g.base, 3) != 0 ||
+        sr_h2_pool_new(&g.pool, g.base) != 0) {
         fprintf(stderr, "skyrouted: cannot create the event loop\n");
         goto out;
     }
