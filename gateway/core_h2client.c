@@ -320,6 +320,23 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+/* A request counts as sent once its last frame (END_STREAM) has left: a
+ * target cannot have run a request whose body it never fully received, so a
+ * call cut before that (LOS in the middle of a long upload, a crash) is safe
+ * to place again anywhere. */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)ud;
+    if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct sr_h2_call *call = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (call) {
+            call->sent = true;
+        }
+    }
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code, void *ud)
 {
     struct tconn *tc = ud;
@@ -359,9 +376,13 @@ static void tc_fail_all(struct tconn *tc, const char *why)
 {
     while (tc->calls) {
         struct sr_h2_call *call = tc->calls;
-        if (call->stream_id > 0 &&
-            (tc->goaway_last_id < 0 || call->stream_id <= tc->goaway_last_id)) {
+        if (call->sent && (tc->goaway_last_id < 0 || call->stream_id <= tc->goaway_last_id)) {
             call_finish(call, SR_ERR_IO, "connection to %s lost mid-flight: %s", tc->origin, why);
+        } else if (call->stream_id > 0 && call->body_off > 0) {
+            call->sent = false;
+            call_finish(call, SR_ERR_UNAVAILABLE,
+                        "connection to %s lost after %zu of %zu request bytes: %s", tc->origin,
+                        call->body_off, call->body_len, why);
         } else {
             call->sent = false;
             call_finish(call, SR_ERR_UNAVAILABLE, "%s unreachable: %s", tc->origin, why);
@@ -404,7 +425,7 @@ static void tc_submit(struct tconn *tc, struct sr_h2_call *call)
         return;
     }
     call->stream_id = sid;
-    call->sent = true;
+    call->sent = false; /* until END_STREAM leaves (on_frame_send) */
 }
 
 static void tc_flush(struct tconn *tc)
@@ -469,6 +490,7 @@ static int tc_session_new(struct tconn *tc)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
     int rv = nghttp2_session_client_new(&tc->h2, cbs, tc);
     nghttp2_session_callbacks_del(cbs);

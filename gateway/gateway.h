@@ -84,6 +84,8 @@ struct sr_http_server_opts {
     size_t max_buffered;    /* request body bytes held, all connections; past it
                                flow control stalls senders; 0 = 256 MiB */
     size_t max_conns;       /* open connections; more are closed; 0 = 4096 */
+    uint64_t rate_Bps;      /* per-connection bytes per second, each direction (link
+                               emulation: an RF link's data rate); 0 = unlimited */
     sr_http_handler handler;
     void *arg;
 };
@@ -149,7 +151,8 @@ typedef struct sr_h2_pool sr_h2_pool;
 struct sr_h2_response {
     int error;  /* 0, or SR_ERR_TIMEOUT / SR_ERR_UNAVAILABLE (never sent: safe to
                    retry) / SR_ERR_IO (lost after sending: may have run) */
-    bool sent;  /* the request left this process (false = safe to retry) */
+    bool sent;  /* the request's last frame (END_STREAM) left this process; false:
+                   the target never had the whole request, safe to retry anywhere */
     int status; /* HTTP status if error == 0 */
     const struct sr_http_header *headers;
     size_t nheaders;
