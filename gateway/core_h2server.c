@@ -118,8 +118,9 @@ struct sr_http_server {
     struct sockaddr_storage addr; /* bound address, for resume_listening */
     int addrlen;
     size_t nconns;
-    size_t body_bytes; /* request body bytes buffered, all connections */
-    bool starved;      /* some stream waits for body budget */
+    size_t body_bytes;                /* request body bytes buffered, all connections */
+    bool starved;                     /* some stream waits for body budget */
+    struct ev_token_bucket_cfg *rate; /* opts.rate_Bps, or NULL */
 };
 
 static void conn_free(struct conn *c);
@@ -1102,6 +1103,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         port = ntohs(in6->sin6_port);
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+    if (srv->rate && bufferevent_set_rate_limit(c->bev, srv->rate) != 0) {
+        sr_log(SR_LOG_WARN, "%s: cannot limit the connection's rate", c->peer);
+    }
     struct timeval idle = {srv->opts.idle_timeout_s, 0};
     bufferevent_set_timeouts(c->bev, &idle, NULL);
     bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
@@ -1152,6 +1156,21 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
     if (!srv->opts.max_conns) {
         srv->opts.max_conns = 4096;
     }
+    if (srv->opts.rate_Bps) {
+        /* 10 ticks a second, so a transfer flows smoothly rather than in bursts */
+        static const struct timeval tick = {0, 100000};
+        uint64_t per_tick = srv->opts.rate_Bps / 10 ? srv->opts.rate_Bps / 10 : 1;
+        if (per_tick > EV_RATE_LIMIT_MAX) {
+            per_tick = EV_RATE_LIMIT_MAX;
+        }
+        srv->rate = ev_token_bucket_cfg_new((size_t)per_tick, (size_t)per_tick, (size_t)per_tick,
+                                            (size_t)per_tick, &tick);
+        if (!srv->rate) {
+            free(srv);
+            snprintf(err, errlen, "out of memory");
+            return SR_ERR_NOMEM;
+        }
+    }
     if (!opts->listen) {
         *out = srv; /* no listener: connections come through sr_http_server_adopt() */
         return 0;
@@ -1161,6 +1180,9 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
                                 1024, (struct sockaddr *)&ss, sslen);
     if (!srv->listener) {
         snprintf(err, errlen, "cannot listen on %s: %s", opts->listen, strerror(errno));
+        if (srv->rate) {
+            ev_token_bucket_cfg_free(srv->rate);
+        }
         free(srv);
         return SR_ERR_IO;
     }
@@ -1233,6 +1255,9 @@ void sr_http_server_free(sr_http_server *srv)
     sr_http_server_stop_listening(srv);
     while (srv->conns) {
         conn_free(srv->conns);
+    }
+    if (srv->rate) {
+        ev_token_bucket_cfg_free(srv->rate); /* after the connections that use it */
     }
     free(srv);
 }

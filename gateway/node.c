@@ -54,6 +54,9 @@ static const char usage_text[] =
     "  --station LAT,LON,ALT_M  the ground station for --emulate-link\n"
     "  --min-el DEG       elevation mask for --emulate-link (default 10)\n"
     "  --sat NAME|NUMBER  which satellite of FILE this node is\n"
+    "  --link-bps N       the emulated link's data rate in bits per second, each\n"
+    "                     direction (default: unlimited); a transfer still going at\n"
+    "                     LOS is cut\n"
     "  --gateway URL --gateway-id ID  onboard work for the ground: POST /v1/submit on\n"
     "                     the admin listener queues it; at each contact it is uplinked\n"
     "                     (signed) and results come back from the gateway's outbox\n"
@@ -1055,17 +1058,28 @@ static int usage_error(const char *msg)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"id", required_argument, 0, 'i'},         {"listen", required_argument, 0, 'l'},
-        {"key", required_argument, 0, 'k'},        {"trust", required_argument, 0, 't'},
-        {"admin", required_argument, 0, 'a'},      {"config", required_argument, 0, 'c'},
-        {"gops", required_argument, 0, 'g'},       {"max-body", required_argument, 0, 'm'},
-        {"log-level", required_argument, 0, 'L'},  {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},          {"emulate-link", required_argument, 0, 'E'},
-        {"station", required_argument, 0, 'S'},    {"min-el", required_argument, 0, 'M'},
-        {"sat", required_argument, 0, 'A'},        {"gateway", required_argument, 0, 'G'},
-        {"gateway-id", required_argument, 0, 'I'}, {0, 0, 0, 0},
+        {"id", required_argument, 0, 'i'},
+        {"listen", required_argument, 0, 'l'},
+        {"key", required_argument, 0, 'k'},
+        {"trust", required_argument, 0, 't'},
+        {"admin", required_argument, 0, 'a'},
+        {"config", required_argument, 0, 'c'},
+        {"gops", required_argument, 0, 'g'},
+        {"max-body", required_argument, 0, 'm'},
+        {"log-level", required_argument, 0, 'L'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {"emulate-link", required_argument, 0, 'E'},
+        {"station", required_argument, 0, 'S'},
+        {"min-el", required_argument, 0, 'M'},
+        {"sat", required_argument, 0, 'A'},
+        {"gateway", required_argument, 0, 'G'},
+        {"gateway-id", required_argument, 0, 'I'},
+        {"link-bps", required_argument, 0, 'R'},
+        {0, 0, 0, 0},
     };
     const char *emu_file = NULL, *emu_station = NULL, *emu_which = NULL;
+    double link_bps = 0;
     struct node n;
     memset(&n, 0, sizeof(n));
     n.gops = 10;
@@ -1148,6 +1162,12 @@ int main(int argc, char **argv)
             }
             n.emu_min_el = d;
             break;
+        case 'R':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 8 || d > 1e12) {
+                return usage_error("--link-bps must be a rate in bits per second in [8, 1e12]");
+            }
+            link_bps = d;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -1175,6 +1195,9 @@ int main(int argc, char **argv)
     }
     if ((emu_file != NULL) != (emu_station != NULL)) {
         return usage_error("--emulate-link and --station go together");
+    }
+    if (link_bps > 0 && !emu_file) {
+        return usage_error("--link-bps needs --emulate-link");
     }
     if (sr_crypto_init() != 0) {
         fprintf(stderr, "skyroute-node: libsodium failed to initialise\n");
@@ -1224,8 +1247,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "skyroute-node: cannot install signal handlers\n");
         return 1;
     }
-    struct sr_http_server_opts so = {
-        .listen = listen, .max_body = n.max_body + 4096, .handler = main_handler, .arg = &n};
+    struct sr_http_server_opts so = {.listen = listen,
+                                     .max_body = n.max_body + 4096,
+                                     .rate_Bps = (uint64_t)(link_bps / 8),
+                                     .handler = main_handler,
+                                     .arg = &n};
     if (sr_http_server_new(&n.main, n.base, &so, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyroute-node: %s\n", err);
         return 1;
