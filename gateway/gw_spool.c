@@ -45,7 +45,8 @@ struct item {
     size_t bytes;
     enum sp_state state;
     char target[SR_TARGET_IDMAX]; /* recorded before sending */
-    bool pinned; /* it may have reached target: re-send only there, same envelope */
+    bool pinned;     /* it may have reached target: re-send only there, same envelope */
+    bool was_pinned; /* pinned before the current job: restored if it never left */
     struct gw_job *job;
     struct gw_spool *sp;
 };
@@ -93,7 +94,8 @@ static const char schema[] =
     " res_status INTEGER NOT NULL DEFAULT 0, res_payload BLOB, res_signer TEXT NOT NULL "
     " DEFAULT '', res_predicted REAL NOT NULL DEFAULT 0, res_elapsed REAL NOT NULL DEFAULT 0,"
     " res_detail TEXT, done_at INTEGER NOT NULL DEFAULT 0,"
-    " reply_to TEXT NOT NULL DEFAULT '', delivered INTEGER NOT NULL DEFAULT 0);"
+    " reply_to TEXT NOT NULL DEFAULT '', delivered INTEGER NOT NULL DEFAULT 0,"
+    " pinned INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS spool_active ON spool(state, deadline);";
 
 static int prep(struct gw_spool *sp, sqlite3_stmt **st, const char *sql, char *err, size_t errlen)
@@ -128,6 +130,7 @@ static void update_state(struct gw_spool *sp, struct item *it, const char *reaso
     sqlite3_bind_text(st, 5, reason ? reason : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, sr_now_ms());
     sqlite3_bind_blob(st, 7, it->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, it->pinned ? 1 : 0);
     if (sqlite3_step(st) != SQLITE_DONE) {
         sr_log(SR_LOG_ERROR, "spool: cannot update a workload: %s", sqlite3_errmsg(sp->db));
     }
@@ -190,6 +193,12 @@ static void job_done(const struct gw_job_result *r, void *arg)
     it->job = NULL;
     sp->running--;
     int64_t now = sr_now_ms();
+    if (r->never_sent) {
+        /* no target had the whole request (refused, unreachable, or cut before
+         * its last byte left, as LOS does to a long upload): it may go anywhere
+         * again, unless an earlier attempt may have reached a target */
+        it->pinned = it->was_pinned;
+    }
     if (r->status == 200 || r->handler_failed) {
         /* a verified, signed result: store it for the client */
         sqlite3_stmt *st = sp->upd_done;
@@ -225,8 +234,17 @@ static void job_done(const struct gw_job_result *r, void *arg)
         /* the best plan opens later: sleep until its window */
         it->state = SP_WAITING;
         it->wait_until_ms = r->wait_until_ms;
+        const char *target = r->wait_target ? r->wait_target : "";
+        if (r->attempts > 0 && r->target[0] && r->wait_until_ms > now + 1000) {
+            /* the window it was meant for did not take it (a link acquired a
+             * moment after the predicted AOS, a hiccup): look again shortly
+             * rather than give up the rest of that window, keeping its place
+             * in line there (later deadlines for that target wait for it) */
+            it->wait_until_ms = now + 1000;
+            target = r->target;
+        }
         if (!it->pinned) {
-            snprintf(it->target, sizeof(it->target), "%s", r->wait_target ? r->wait_target : "");
+            snprintf(it->target, sizeof(it->target), "%s", target);
         }
         update_state(sp, it, "waiting for a window", false);
         return;
@@ -327,6 +345,7 @@ static void start_item(struct gw_spool *sp, struct item *it)
     }
     spec.before_send = before_send;
     spec.before_send_arg = it;
+    it->was_pinned = it->pinned;
     it->job = gw_job_start(sp->g, &spec, job_done, it);
     sqlite3_reset(st);
     if (it->job) {
@@ -849,8 +868,8 @@ static int recover(struct gw_spool *sp, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     if (prep(sp, &st,
-             "SELECT id, client, deadline, state, target, wait_until, length(payload) FROM spool "
-             "WHERE state < 3",
+             "SELECT id, client, deadline, state, target, wait_until, length(payload), pinned"
+             " FROM spool WHERE state < 3",
              err, errlen)) {
         return SR_ERR_IO;
     }
@@ -869,6 +888,7 @@ static int recover(struct gw_spool *sp, char *err, size_t errlen)
         it->wait_until_ms = sqlite3_column_int64(st, 5);
         it->bytes = (size_t)sqlite3_column_int64(st, 6);
         it->sp = sp;
+        it->pinned = sqlite3_column_int(st, 7) != 0 && it->target[0];
         if (it->state == SP_DISPATCHED) {
             it->state = SP_QUEUED; /* re-send, pinned to it->target */
             it->wait_until_ms = 0;
@@ -938,6 +958,9 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
         snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(sp->db));
         return SR_ERR_IO;
     }
+    /* spools written before the pinned column: add it (fails harmlessly if present) */
+    sqlite3_exec(sp->db, "ALTER TABLE spool ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0", NULL,
+                 NULL, NULL);
     if (prep(sp, &sp->ins,
              "INSERT OR IGNORE INTO spool (id, client, handler, payload, iat, deadline, work,"
              " result_bytes, env_flags, place, place_target, data_at, state, created, updated,"
@@ -945,7 +968,7 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
              err, errlen) ||
         prep(sp, &sp->upd_state,
              "UPDATE spool SET state=?1, target=?2, wait_until=?3, attempts=attempts+?4,"
-             " reason=?5, updated=?6 WHERE id=?7",
+             " reason=?5, updated=?6, pinned=?8 WHERE id=?7",
              err, errlen) ||
         prep(sp, &sp->upd_done,
              "UPDATE spool SET state=?1, res_status=?2, res_payload=?3, res_signer=?4,"

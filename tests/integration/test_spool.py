@@ -376,12 +376,103 @@ def test_satellite_originated_work_comes_back_at_contact():
     check(not bad, "clean exits: %r" % [(x.sr_name, x.returncode) for x in bad])
 
 
+def test_pass_cut_mid_transfer_goes_on_the_next_window():
+    """sat-1's real link is far slower than the gateway believes: a 4 MiB
+    upload that should take a third of a second is still going when the pass
+    ends. It never fully reached sat-1, so it is planned again and leaves in
+    sat-2's pass a little later, with the workload queued behind it; the small
+    one that went first completed in sat-1's pass. Each handler ran once."""
+    import hashlib
+    env = srtest.Env("cut")
+    gkey, gpub = env.keygen("gs-test")
+    station, mask = "48.85,2.35,35", 84.0
+    tle1, aos1, los1 = srtest.synthetic_pass(env, station, mask, 26, catnum=90001)
+    tle2, aos2, los2 = srtest.synthetic_pass(env, station, mask, 62, catnum=90002)
+    check(aos2 > los1 + 5, "sat-2's pass opens after sat-1's closes")
+    both = env.path("both.tle")
+    with open(both, "wb") as f:
+        f.write(open(tle1, "rb").read() + open(tle2, "rb").read())
+    sats, nodes = [], {}
+    for sid, tle, extra in (("sat-1", tle1, ["--link-bps", "1000000"]), ("sat-2", tle2, [])):
+        key, pub = env.keygen(sid)
+        port, aport = srtest.free_port(), srtest.free_port()
+        p = env.start([srtest.NODE, "--id", sid, "--listen", "127.0.0.1:%d" % port, "--key", key,
+                       "--trust", gpub, "--admin", "127.0.0.1:%d" % aport, "--emulate-link", tle,
+                       "--station", station, "--min-el", str(mask)] + extra, sid)
+        srtest.wait_port(aport, proc=p)
+        nodes[sid] = aport
+        # the gateway believes in a 100 Mbit/s link both ways
+        sats.append({"id": sid, "url": "http://127.0.0.1:%d" % port, "pub": pub,
+                     "kind": "satellite", "extra": {"catnum": tle[-9:-4], "uplink_bps": "100e6",
+                                                    "downlink_bps": "100e6"}})
+    okey, _ = env.keygen("ops")
+    g = env.start_gateway("gs-test", sats,
+                          extra_gateway="station = %s\nmin_el_deg = %s" % (station, mask),
+                          sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1, sat-2"
+                          "\n\n[spool]\nconcurrency = 1\n")
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(both, "rb").read(), check=True)
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + both,
+             "-H", "content-type: text/plain", "-H",
+             "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
+    check(r.stdout.count(b'"accepted"') >= 1 and b"error" not in r.stdout,
+          "elements accepted: %r" % r.stdout)
+    check(time.time() < aos1 - 5, "submitting before sat-1's AOS")
+    big = os.urandom(4 << 20)
+    small, rest = b"small" * 200, b"rest" * 250
+    subs = [(small, 120000), (big, 150000), (rest, 180000)]
+    ids = []
+    for n, (body, dl) in enumerate(subs):
+        path = env.path("w%d.bin" % n)
+        with open(path, "wb") as f:
+            f.write(body)
+        r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null",
+                 "--data-binary", "@" + path, "-H", "prefer: respond-async", "-H",
+                 "skyroute-handler: digest", "-H", "skyroute-place: orbit", "-H",
+                 "skyroute-deadline-ms: %d" % dl, g["url"] + "/v1/workloads"])
+        head = r.stdout.decode(errors="replace").lower()
+        check(head.startswith("http/2 202"), "accepted: %r %r" % (head[:300], r.stderr))
+        ids.append(head.split("skyroute-id: ")[1].split()[0])
+    cl = H2(g["port"])
+    end = los2 + 20
+    st, between = [], []
+    while time.time() < end:
+        time.sleep(0.5)
+        st = cl.many([("GET", "/v1/workloads/" + i, [], b"") for i in ids])
+        if los1 + 2 < time.time() < aos2 - 2:
+            between.append(st[1])
+        if all(code == 200 for code, _, _ in st):
+            break
+    cl.close()
+    check(between, "looked at the cut workload between the passes")
+    for code, _, body in between:
+        j = json.loads(body)
+        check(code == 202 and j["state"] == "waiting" and
+              abs(srtest.parse_iso(j["window_opens"]) - aos2) < 2.0,
+              "between the passes the cut upload waits for sat-2's window: %s %r" % (code, j))
+    check([code for code, _, _ in st] == [200] * 3,
+          "all three done: %r" % [(c, b[:300]) for c, _, b in st])
+    for (code, h, body), (payload, _) in zip(st, subs):
+        check(body.decode().strip() == hashlib.blake2b(payload, digest_size=32).hexdigest(),
+              "the result is the digest of what was submitted")
+    where = [h.get("skyroute-target") for _, h, _ in st]
+    check(where == ["sat-1", "sat-2", "sat-2"],
+          "small ran in sat-1's pass; the cut upload and the one behind it in sat-2's: %r" % where)
+    check(srtest.metric(g["admin"], "skyroute_dispatch_total",
+                        'target="sat-1",outcome="unreachable"') >= 1,
+          "the gateway saw the upload cut at sat-1")
+    check(srtest.metric(nodes["sat-1"], "skyroute_node_executed_total") == 1, "sat-1 ran one")
+    check(srtest.metric(nodes["sat-2"], "skyroute_node_executed_total") == 2, "sat-2 ran two")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_async_submit_and_fetch,
         test_thousand_async_workloads_survive_sigkill_exactly_once,
         test_quotas_refuse_and_store_nothing,
         test_satellite_work_waits_for_aos_and_leaves_in_deadline_order,
+        test_pass_cut_mid_transfer_goes_on_the_next_window,
         test_full_disk_is_reported_and_nothing_half_stored,
         test_satellite_originated_work_comes_back_at_contact,
     ])
