@@ -118,11 +118,34 @@ def test_thousand_async_workloads_survive_sigkill_exactly_once():
     gkey, gpub = env.keygen("gs-test")
     nodes = [env.start_node(nid, [gpub], extra=["--gops", "1", "--log-level", "warn"])
              for nid in ("alpha", "beta")]
-    g = env.start_gateway("gs-test", nodes, extra_gateway="log_level = warn",
-                          sections="[spool]\nconcurrency = 64\n")
-    N = 1000
+    # and a satellite not yet in view: its work waits for the pass
+    station, mask = "48.85,2.35,35", 84.0
+    tle, aos, los = srtest.synthetic_pass(env, station, mask, 30)
+    skey, spub = env.keygen("sat-1")
+    sport, saport = srtest.free_port(), srtest.free_port()
+    sp = env.start([srtest.NODE, "--id", "sat-1", "--listen", "127.0.0.1:%d" % sport, "--key",
+                    skey, "--trust", gpub, "--admin", "127.0.0.1:%d" % saport, "--gops", "1",
+                    "--log-level", "warn", "--emulate-link", tle, "--station", station,
+                    "--min-el", str(mask)], "sat-1")
+    srtest.wait_port(saport, proc=sp)
+    sat = {"id": "sat-1", "url": "http://127.0.0.1:%d" % sport, "pub": spub, "kind": "satellite",
+           "extra": {"catnum": "90000"}, "admin": saport}
+    okey, _ = env.keygen("ops")
+    g = env.start_gateway("gs-test", nodes + [sat],
+                          extra_gateway="log_level = warn\nstation = %s\nmin_el_deg = %s" %
+                          (station, mask),
+                          sections="[spool]\nconcurrency = 64\n\n[operator.ops]\npubkey = "
+                          "ops.pub\nsatellites = sat-1\n")
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(tle, "rb").read(), check=True)
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + tle,
+             "-H", "content-type: text/plain", "-H",
+             "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
+    check(b'"accepted"' in r.stdout, "elements accepted: %r" % r.stdout)
+    N, NSAT = 1000, 50
     cl = H2(g["port"])
-    reqs = [async_post(b"w%04d" % i, [("skyroute-handler", "compute"), ("skyroute-work", "0.1"),
+    reqs = [async_post(b"w%04d" % i, [("skyroute-handler", "compute"),
+                                       ("skyroute-work", "1.0" if i < NSAT else "0.1"),
+                                       ("skyroute-place", "orbit" if i < NSAT else "ground"),
                                        ("skyroute-deadline-ms", "600000")]) for i in range(N)]
     res = cl.many(reqs)
     cl.close()
@@ -146,6 +169,13 @@ def test_thousand_async_workloads_survive_sigkill_exactly_once():
         proc.kill()
         proc.wait()
         proc = restart()
+    check(time.time() < aos - 3, "the satellite's work was still waiting for its pass")
+    check(srtest.metric(saport, "skyroute_node_executed_total") == 0, "nothing ran before AOS")
+    # once more while the satellite runs its work (1 s each) in its pass
+    time.sleep(max(0.0, aos + 0.5 - time.time()))
+    proc.kill()
+    proc.wait()
+    proc = restart()
     deadline = time.time() + 120
     pending = list(ids)
     results = {}
@@ -164,7 +194,8 @@ def test_thousand_async_workloads_survive_sigkill_exactly_once():
         if pending:
             time.sleep(0.5)
     check(not pending, "%d workloads never finished" % len(pending))
-    check(all(json.loads(b)["work_gop"] == 0.1 for b in results.values()), "compute results")
+    check(all(json.loads(results[i])["work_gop"] == (1.0 if n < NSAT else 0.1)
+              for n, i in enumerate(ids)), "compute results")
     # one more kill after every result is stored: they are still there
     proc.kill()
     proc.wait()
@@ -173,15 +204,21 @@ def test_thousand_async_workloads_survive_sigkill_exactly_once():
     out = cl.many([("GET", "/v1/workloads/" + i, [], b"") for i in ids[:50]])
     cl.close()
     check(all(st == 200 for st, _, _ in out), "results survive a restart")
+    nodes.append(sat)
     executed = sum(srtest.metric(n["admin"], "skyroute_node_executed_total") for n in nodes)
-    print("  executed across nodes: %d (alpha %d, beta %d)" % (
+    print("  executed across nodes: %d (alpha %d, beta %d, sat-1 %d)" % (
         executed, srtest.metric(nodes[0]["admin"], "skyroute_node_executed_total"),
-        srtest.metric(nodes[1]["admin"], "skyroute_node_executed_total")), flush=True)
+        srtest.metric(nodes[1]["admin"], "skyroute_node_executed_total"),
+        srtest.metric(saport, "skyroute_node_executed_total")), flush=True)
     check(executed == N, "each handler ran exactly once: %d executions for %d workloads" %
           (executed, N))
+    check(srtest.metric(saport, "skyroute_node_executed_total") == NSAT,
+          "the satellite's work ran on the satellite, in its pass")
     replays = sum(srtest.metric(n["admin"], "skyroute_node_rejected_total", 'reason="env_replay"')
                   for n in nodes)
-    print("  re-sent envelopes answered from the nodes' replay guards: %d" % replays, flush=True)
+    print("  re-sent envelopes answered from the nodes' replay guards: %d (sat-1 %d)" % (
+        replays, srtest.metric(saport, "skyroute_node_rejected_total", 'reason="env_replay"')),
+        flush=True)
     check(replays > 0, "the kills caught work in flight (re-sent, answered with stored results)")
     bad = [p for p in env.close() if p.sr_name not in ("gs-test",)]
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
