@@ -40,6 +40,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -67,9 +68,43 @@ const char *sr_kind_name(sr_kind kind)
     return "?";
 }
 
+/*
+ * Ids come from a per-thread pool of 4 KiB of random bytes, refilled from the
+ * system's generator (randombytes_buf: one getrandom() call per refill, not
+ * per id). Each pool byte is handed out once and wiped as it goes. A child
+ * made by fork() starts with an empty pool (pthread_atfork), so parent and
+ * child never hand out the same ids.
+ */
+#define SR_ID_POOL 4096
+
+static _Thread_local uint8_t id_pool[SR_ID_POOL];
+static _Thread_local size_t id_left;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void id_pool_forget(void)
+{
+    sodium_memzero(id_pool, sizeof(id_pool));
+    id_left = 0;
+}
+
+static void id_pool_init(void)
+{
+    /* if this fails the pool still works; only fork safety is lost, and the
+     * daemons do not call this after fork */
+    (void)pthread_atfork(NULL, NULL, id_pool_forget);
+}
+
 void sr_envelope_new_id(uint8_t id[SR_ENV_IDBYTES])
 {
-    randombytes_buf(id, SR_ENV_IDBYTES);
+    (void)pthread_once(&id_once, id_pool_init);
+    if (id_left < SR_ENV_IDBYTES) {
+        randombytes_buf(id_pool, sizeof(id_pool));
+        id_left = sizeof(id_pool);
+    }
+    uint8_t *p = id_pool + sizeof(id_pool) - id_left;
+    memcpy(id, p, SR_ENV_IDBYTES);
+    sodium_memzero(p, SR_ENV_IDBYTES);
+    id_left -= SR_ENV_IDBYTES;
 }
 
 static int fail(char *why, size_t whylen, int code, const char *fmt, ...) SR_PRINTF(4, 5);
@@ -406,8 +441,10 @@ uint64_t sr_rootcache_hits(const sr_rootcache *c)
 static bool rootcache_find(sr_rootcache *c, const uint8_t *pk, const uint8_t *msg,
                            const uint8_t *sig)
 {
-    for (unsigned i = 0; i < SR_ROOTCACHE_SLOTS; i++) {
-        const struct rootcache_slot *s = &c->slot[i];
+    /* newest first: the envelopes of one batch arrive together */
+    for (unsigned k = 1; k <= SR_ROOTCACHE_SLOTS; k++) {
+        const struct rootcache_slot *s =
+            &c->slot[(c->next + SR_ROOTCACHE_SLOTS - k) % SR_ROOTCACHE_SLOTS];
         if (s->used && !memcmp(s->msg, msg, SR_ROOTMSG_LEN) && !memcmp(s->sig, sig, SR_SIGBYTES) &&
             !memcmp(s->pk, pk, SR_PUBLICKEYBYTES)) {
             c->hits++;

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
@@ -970,6 +972,93 @@ static void test_batch_roundtrip(void **state)
     }
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, SR_ENV_IDBYTES);
+}
+
+/* Ids come from a pool refilled every 256 ids: none repeats across refills,
+ * and a forked child does not hand out its parent's next ids. */
+static void test_new_id_pool(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    uint8_t(*ids)[SR_ENV_IDBYTES] = malloc(N * SR_ENV_IDBYTES);
+    assert_non_null(ids);
+    for (size_t i = 0; i < N; i++) {
+        sr_envelope_new_id(ids[i]);
+    }
+    qsort(ids, N, SR_ENV_IDBYTES, id_cmp);
+    for (size_t i = 1; i < N; i++) {
+        assert_memory_not_equal(ids[i - 1], ids[i], SR_ENV_IDBYTES);
+    }
+    free(ids);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t c[SR_ENV_IDBYTES];
+        sr_envelope_new_id(c);
+        _exit(write(fds[1], c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
+    }
+    uint8_t mine[SR_ENV_IDBYTES], child[SR_ENV_IDBYTES];
+    sr_envelope_new_id(mine);
+    assert_int_equal(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_memory_not_equal(mine, child, SR_ENV_IDBYTES);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* The root cache holds the last 64 roots, newest first: a batch's envelopes
+ * hit it, an evicted root is verified again (and still opens). */
+static void test_batch_rootcache_eviction(void **state)
+{
+    (void)state;
+    enum { BATCHES = 70 };
+    sr_buf outs[BATCHES][2];
+    struct sr_envelope envs[2];
+    uint8_t payloads[2][40];
+    for (size_t b = 0; b < BATCHES; b++) { /* distinct batches, distinct roots */
+        for (size_t i = 0; i < 2; i++) {
+            envs[i] = full_env();
+            envs[i].id[0] = (uint8_t)i;
+            envs[i].id[1] = (uint8_t)b;
+            snprintf((char *)payloads[i], 40, "batch %zu, payload %zu", b, i);
+            envs[i].payload = payloads[i];
+            envs[i].payload_len = strlen((char *)payloads[i]);
+            sr_buf_init(&outs[b][i], 1 << 20);
+        }
+        assert_int_equal(sr_envelope_seal_batch(outs[b], alpha, envs, 2), 0);
+    }
+    sr_rootcache *cache;
+    assert_int_equal(sr_rootcache_new(&cache), 0);
+    struct sr_open_opts o = opts_for("gs-svalbard");
+    o.roots = cache;
+    for (size_t b = 0; b < BATCHES; b++) { /* first of each: verified; second: a hit */
+        assert_int_equal(open_buf(outs[b][0].data, outs[b][0].len, &o, NULL, 0), 0);
+        assert_int_equal(open_buf(outs[b][1].data, outs[b][1].len, &o, NULL, 0), 0);
+        assert_int_equal(sr_rootcache_hits(cache), b + 1);
+    }
+    /* the newest 64 are still there */
+    assert_int_equal(open_buf(outs[BATCHES - 1][0].data, outs[BATCHES - 1][0].len, &o, NULL, 0), 0);
+    assert_int_equal(open_buf(outs[BATCHES - 64][0].data, outs[BATCHES - 64][0].len, &o, NULL, 0),
+                     0);
+    assert_int_equal(sr_rootcache_hits(cache), BATCHES + 2);
+    /* the oldest was evicted: verified again, no hit */
+    assert_int_equal(open_buf(outs[0][1].data, outs[0][1].len, &o, NULL, 0), 0);
+    assert_int_equal(sr_rootcache_hits(cache), BATCHES + 2);
+    sr_rootcache_free(cache);
+    for (size_t b = 0; b < BATCHES; b++) {
+        free_bufs(outs[b], 2);
+    }
+}
+
 static void test_batch_flip_every_byte(void **state)
 {
     (void)state;
@@ -1118,6 +1207,8 @@ int main(void)
         cmocka_unit_test(test_seal_raw_roundtrip),
         cmocka_unit_test(test_open_invalid_args),
         cmocka_unit_test(test_batch_roundtrip),
+        cmocka_unit_test(test_new_id_pool),
+        cmocka_unit_test(test_batch_rootcache_eviction),
         cmocka_unit_test(test_batch_flip_every_byte),
         cmocka_unit_test(test_batch_cross_and_rules),
     };

@@ -8,7 +8,9 @@
  * instead taken as a BODY: the harness signs it with the trusted key and
  * opens the result, which drives the body decoder behind the signature check.
  *
- * Whatever opens must re-seal and re-open to the same fields.
+ * Whatever opens must re-seal and re-open to the same fields, as SR1 and as
+ * a batch of three (SR2) opened through a root cache. Every input is also
+ * opened with the root cache, which must not change the verdict.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static sr_key *key;
 static sr_keyring *ring;
 static sr_buf sealed, resealed;
+static sr_buf batch[3];
+static sr_rootcache *roots;
 
 static void init(void)
 {
@@ -34,6 +38,12 @@ static void init(void)
     }
     sr_buf_init(&sealed, (size_t)8 << 20);
     sr_buf_init(&resealed, (size_t)8 << 20);
+    for (int i = 0; i < 3; i++) {
+        sr_buf_init(&batch[i], (size_t)8 << 20);
+    }
+    if (sr_rootcache_new(&roots)) {
+        abort();
+    }
 }
 
 static void check_same(const struct sr_envelope *a, const struct sr_envelope *b)
@@ -79,6 +89,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sr_envelope env;
     char why[256];
     int rv = sr_envelope_open(&env, in, len, &o, why, sizeof(why));
+    /* a root cache changes how often a root is verified, never the verdict;
+     * twice, so the second open may come from the cache */
+    for (int k = 0; k < 2; k++) {
+        struct sr_open_opts oc = o;
+        oc.roots = roots;
+        struct sr_envelope cached;
+        char whyc[256];
+        if (sr_envelope_open(&cached, in, len, &oc, whyc, sizeof(whyc)) != rv) {
+            abort();
+        }
+        if (rv == 0) {
+            check_same(&env, &cached);
+        }
+    }
     if (rv == 0) {
         /* open refuses exp <= now, so exp - 1 cannot overflow */
         if (env.payload_len && (env.payload < in || env.payload + env.payload_len > in + len)) {
@@ -93,6 +117,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         check_same(&env, &again);
+        /* as a batch of three (the middle one with another id), each opening
+         * on its own through the root cache */
+        struct sr_envelope envs[3] = {env, env, env};
+        envs[1].id[0] ^= 0xff;
+        for (int i = 0; i < 3; i++) {
+            sr_buf_reset(&batch[i]);
+        }
+        struct sr_open_opts anyc = any;
+        anyc.roots = roots;
+        if (sr_envelope_seal_batch(batch, key, envs, 3) != 0) {
+            abort();
+        }
+        for (int i = 0; i < 3; i++) {
+            if (sr_envelope_open(&again, batch[i].data, batch[i].len, &anyc, why, sizeof(why)) !=
+                    0 ||
+                again.version != 2) {
+                abort();
+            }
+            check_same(&envs[i], &again);
+        }
     } else if (why[0] == '\0' || rv >= 0) {
         abort(); /* every refusal says why */
     }
