@@ -66,6 +66,7 @@ static const struct {
     {"policy", "*"},
     {"spool", "*"},
     {"cluster", "*"},
+    {"peer.*", "pubkey"}, /* [cluster]: a station whose records we accept */
     {"tls", "*"},
     {"client.*", "*"},
 };

@@ -447,13 +447,15 @@ static natsStatus ensure_bucket(sr_nats *n, int b)
     kc.History = 1;
     kc.Replicas = n->o.replicas;
     kc.StorageType = js_FileStorage;
+    /* libnats 3.4 passes TTL through as the stream's MaxAge: nanoseconds */
     if (b == SR_NATS_KV_STATE) {
-        kc.TTL = n->o.state_ttl_ms;
+        kc.TTL = n->o.state_ttl_ms * 1000000LL;
     } else if (b == SR_NATS_KV_RESULTS) {
-        kc.TTL = n->o.results_ttl_ms;
+        kc.TTL = n->o.results_ttl_ms * 1000000LL;
     }
     s = js_CreateKeyValue(&n->kv[b], n->js, &kc);
     if (s != NATS_OK) {
+        log_setup_error(n, bucket_names[b], s);
         n->kv[b] = NULL;
         s = js_KeyValue(&n->kv[b], n->js, bucket_names[b]);
     }

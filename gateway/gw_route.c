@@ -6,7 +6,7 @@
  *     carbon_g_per_kwh; [satellite.ID] joules_per_gop, battery_cost) and link
  *     profile (uplink_bps, downlink_bps, queue_ms) go into the router. Errors
  *     name FILE:LINE.
- *   - GET /v1/route?work=&bytes=&result_bytes=&deadline_ms=&place=&data_at=
+ *   - GET /v1/route?work=&bytes=&result_bytes=&deadline_ms=&place=&data_at=[&async=1]
  *     [&format=text]: ranks the targets for that workload now and explains
  *     the decision (routing.h sr_explain_json); changes nothing.
  *   - PUT /v1/targets/ID/energy: a forecast for an IDC, signed by an
@@ -218,6 +218,11 @@ static void explain(struct gw *g, sr_req *req)
         return;
     }
     (void)sr_query_get(path, "format", fmt, sizeof(fmt));
+    /* &async=1: as for prefer: respond-async (plans may wait for a window, or
+     * leave through another station's pass) */
+    char async[8] = "";
+    w.store_and_forward = sr_query_get(path, "async", async, sizeof(async)) == 0 &&
+                          strcmp(async, "0") != 0 && strcmp(async, "false") != 0;
     int64_t now = sr_now_ms();
     w.work_gop = work;
     w.bytes_in = (int64_t)bytes;

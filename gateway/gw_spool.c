@@ -33,8 +33,11 @@
 
 #include <sqlite3.h>
 
-enum sp_state { SP_QUEUED = 0, SP_WAITING, SP_DISPATCHED, SP_DONE, SP_FAILED };
-static const char *const state_names[] = {"queued", "waiting", "dispatched", "done", "failed"};
+/* SP_FORWARDED: published for another station's pass ([cluster]); finished
+ * here until that station's result is imported. */
+enum sp_state { SP_QUEUED = 0, SP_WAITING, SP_DISPATCHED, SP_DONE, SP_FAILED, SP_FORWARDED };
+static const char *const state_names[] = {"queued", "waiting", "dispatched",
+                                          "done",   "failed",  "forwarded"};
 
 /* An active (not finished) workload, kept in memory; payloads stay on disk. */
 struct item {
@@ -49,6 +52,8 @@ struct item {
     bool was_pinned; /* pinned before the current job: restored if it never left */
     struct gw_job *job;
     struct gw_spool *sp;
+    char origin[SR_TARGET_IDMAX]; /* [cluster]: adopted from this station ("" = ours) */
+    bool forwarding;              /* [cluster]: a publication to another station in flight */
 };
 
 /* A submission waiting for the group commit. */
@@ -67,7 +72,8 @@ struct gw_spool {
     struct gw *g;
     sqlite3 *db;
     sqlite3_stmt *ins, *upd_state, *upd_done, *get, *get_payload, *out_sel, *out_ack;
-    struct item **items; /* active workloads */
+    sqlite3_stmt *upd_fwd, *upd_pub, *upd_import, *set_origin; /* [cluster] */
+    struct item **items;                                       /* active workloads */
     size_t n, cap;
     uint64_t bytes;
     size_t running;
@@ -95,6 +101,7 @@ static const char schema[] =
     " DEFAULT '', res_predicted REAL NOT NULL DEFAULT 0, res_elapsed REAL NOT NULL DEFAULT 0,"
     " res_detail TEXT, done_at INTEGER NOT NULL DEFAULT 0,"
     " reply_to TEXT NOT NULL DEFAULT '', delivered INTEGER NOT NULL DEFAULT 0,"
+    " origin TEXT NOT NULL DEFAULT '', published INTEGER NOT NULL DEFAULT 0,"
     " pinned INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS spool_active ON spool(state, deadline);";
 
@@ -186,6 +193,134 @@ static int before_send(const char *target, void *arg)
     return 0;
 }
 
+/* ---- federation ([cluster], gw_cluster.c) ------------------------------------------------ */
+
+/* Fills |spec| from the stored workload (the payload points into the
+ * statement's row: valid until sqlite3_reset(sp->get_payload)). */
+static bool stored_spec(struct gw_spool *sp, const struct item *it, struct gw_job_spec *spec)
+{
+    sqlite3_stmt *st = sp->get_payload;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, it->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return false;
+    }
+    memset(spec, 0, sizeof(*spec));
+    memcpy(spec->id, it->id, SR_ENV_IDBYTES);
+    snprintf(spec->handler, sizeof(spec->handler), "%s", (const char *)sqlite3_column_text(st, 0));
+    spec->payload = sqlite3_column_blob(st, 1);
+    spec->payload_len = (size_t)sqlite3_column_bytes(st, 1);
+    spec->iat_ms = sqlite3_column_int64(st, 2);
+    spec->w.deadline_ms = it->deadline_ms;
+    spec->w.work_gop = sqlite3_column_double(st, 3);
+    spec->w.result_bytes = sqlite3_column_int64(st, 4);
+    spec->env_flags = (unsigned)sqlite3_column_int(st, 5);
+    spec->w.place = (sr_place_kind)sqlite3_column_int(st, 6);
+    snprintf(spec->w.place_target, sizeof(spec->w.place_target), "%s",
+             (const char *)sqlite3_column_text(st, 7));
+    snprintf(spec->w.data_at, sizeof(spec->w.data_at), "%s",
+             (const char *)sqlite3_column_text(st, 8));
+    spec->w.bytes_in = (int64_t)spec->payload_len;
+    spec->w.store_and_forward = true;
+    return true;
+}
+
+static void kick(struct gw_spool *sp);
+static void item_remove(struct gw_spool *sp, struct item *it);
+static void gauges(struct gw_spool *sp);
+
+static void forward_done(int rv, void *arg)
+{
+    struct item *it = arg;
+    struct gw_spool *sp = it->sp;
+    it->forwarding = false;
+    if (rv == SR_ERR_CANCELLED) {
+        return; /* shutting down: still recorded as bound there, sent again next start */
+    }
+    if (rv != 0) {
+        /* not stored by the stream: the same station again shortly (pinned) */
+        it->wait_until_ms = sr_now_ms() + 1000;
+        return;
+    }
+    /* the stream holds it now (on a quorum of servers): finished here until
+     * the station that runs it publishes the result */
+    const char *at = strrchr(it->target, '@');
+    char reason[128];
+    snprintf(reason, sizeof(reason), "forwarded to station %s", at ? at + 1 : it->target);
+    int64_t now = sr_now_ms();
+    sqlite3_stmt *st = sp->upd_fwd;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_blob(st, 3, it->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        /* still pinned there: published again later, de-duplicated by id */
+        sr_log(SR_LOG_ERROR, "spool: cannot record a forward: %s", sqlite3_errmsg(sp->db));
+        it->wait_until_ms = now + 1000;
+        return;
+    }
+    sr_metrics_add(sp->g->metrics, "skyroute_spool_finished_total", "outcome=\"forwarded\"", 1);
+    item_remove(sp, it);
+    gauges(sp);
+    kick(sp);
+}
+
+/* The router's best plan leaves through another station's pass: record that
+ * it goes there (pinned, durably), then publish it on the work queue. */
+static void forward(struct gw_spool *sp, struct item *it, const char *via)
+{
+    snprintf(it->target, sizeof(it->target), "%s", via);
+    it->pinned = true;
+    it->state = SP_QUEUED;
+    update_state(sp, it, "forwarding to another station", false);
+    struct gw_job_spec spec;
+    int rv = SR_ERR_NOTFOUND;
+    if (stored_spec(sp, it, &spec)) {
+        it->forwarding = true;
+        rv = gw_cluster_forward(sp->g, &spec, it->client, via, forward_done, it);
+        sqlite3_reset(sp->get_payload);
+    }
+    if (rv != 0) {
+        it->forwarding = false;
+        it->wait_until_ms = sr_now_ms() + 1000; /* cut off from NATS: kept, tried again */
+    }
+}
+
+struct pub {
+    struct gw_spool *sp;
+    uint8_t id[SR_ENV_IDBYTES];
+};
+
+static void publish_done(int rv, void *arg)
+{
+    struct pub *p = arg;
+    if (rv == 0) {
+        sqlite3_stmt *st = p->sp->upd_pub;
+        sqlite3_reset(st);
+        sqlite3_bind_blob(st, 1, p->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+        sqlite3_step(st);
+    }
+    free(p);
+}
+
+/* The result of work adopted from station |origin| goes back through the
+ * results bucket; published = 1 once the bucket acknowledged it (else it is
+ * published again at the next (re)connection). */
+static void publish_result(struct gw_spool *sp, const uint8_t id[SR_ENV_IDBYTES],
+                           const char *origin, const struct gw_cluster_result *r)
+{
+    struct pub *p = malloc(sizeof(*p));
+    if (!p) {
+        return;
+    }
+    p->sp = sp;
+    memcpy(p->id, id, SR_ENV_IDBYTES);
+    if (gw_cluster_publish_result(sp->g, origin, r, publish_done, p) != 0) {
+        free(p); /* not connected: gw_spool_republish sends it later */
+    }
+}
+
 static void job_done(const struct gw_job_result *r, void *arg)
 {
     struct item *it = arg;
@@ -198,6 +333,10 @@ static void job_done(const struct gw_job_result *r, void *arg)
          * its last byte left, as LOS does to a long upload): it may go anywhere
          * again, unless an earlier attempt may have reached a target */
         it->pinned = it->was_pinned;
+    }
+    if (r->status == 307 && r->wait_target) {
+        forward(sp, it, r->wait_target);
+        return;
     }
     if (r->status == 200 || r->handler_failed) {
         /* a verified, signed result: store it for the client */
@@ -225,6 +364,18 @@ static void job_done(const struct gw_job_result *r, void *arg)
         }
         sr_metrics_add(sp->g->metrics, "skyroute_spool_finished_total",
                        r->status == 200 ? "outcome=\"done\"" : "outcome=\"handler_failed\"", 1);
+        if (it->origin[0]) {
+            struct gw_cluster_result cr = {.id = it->id,
+                                           .target = r->target,
+                                           .status = r->status,
+                                           .payload = r->payload,
+                                           .payload_len = r->payload_len,
+                                           .signer = r->signer,
+                                           .error = r->error,
+                                           .predicted_ms = r->predicted_ms,
+                                           .elapsed_ms = r->elapsed_ms};
+            publish_result(sp, it->id, it->origin, &cr);
+        }
         item_remove(sp, it);
         gauges(sp);
         kick(sp);
@@ -283,6 +434,17 @@ static void job_done(const struct gw_job_result *r, void *arg)
             sr_log(SR_LOG_ERROR, "spool: cannot record a failure: %s", sqlite3_errmsg(sp->db));
         }
         sr_metrics_add(sp->g->metrics, "skyroute_spool_finished_total", "outcome=\"failed\"", 1);
+        if (it->origin[0]) {
+            struct gw_cluster_result cr = {
+                .id = it->id,
+                .target = r->target,
+                .status = expired ? 504 : r->status,
+                .error = expired ? "the deadline passed before a result came back"
+                                 : (r->error ? r->error : "failed"),
+                .predicted_ms = r->predicted_ms,
+                .elapsed_ms = r->elapsed_ms};
+            publish_result(sp, it->id, it->origin, &cr);
+        }
         item_remove(sp, it);
         gauges(sp);
         kick(sp);
@@ -343,6 +505,7 @@ static void start_item(struct gw_spool *sp, struct item *it)
         spec.w.place = SR_PLACE_TARGET;
         snprintf(spec.w.place_target, sizeof(spec.w.place_target), "%s", it->target);
     }
+    spec.local_only = it->origin[0] != '\0';
     spec.before_send = before_send;
     spec.before_send_arg = it;
     it->was_pinned = it->pinned;
@@ -366,7 +529,7 @@ static void dispatch_due(struct gw_spool *sp)
     size_t nheld = 0;
     for (size_t i = 0; i < sp->n && sp->running < (size_t)sp->concurrency; i++) {
         struct item *it = sp->items[i];
-        if (it->job) {
+        if (it->job || it->forwarding) {
             continue;
         }
         bool blocked = false;
@@ -797,7 +960,9 @@ bool gw_spool_handle(struct gw *g, sr_req *req, const char *client)
     sqlite3_bind_blob(st, 1, id, SR_ENV_IDBYTES, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
-        refuse(g, req, 404, "no such workload", NULL);
+        if (!gw_cluster_fetch(g, req, id)) { /* another station's, maybe */
+            refuse(g, req, 404, "no such workload", NULL);
+        }
         return true;
     }
     int state = sqlite3_column_int(st, 0);
@@ -835,12 +1000,18 @@ bool gw_spool_handle(struct gw *g, sr_req *req, const char *client)
     int rv = sr_buf_appendf(&b,
                             "{\"id\":\"%s\",\"state\":\"%s\",\"deadline\":\"%s\",\"attempts\":%d,"
                             "\"target\":",
-                            idhex, state_names[state < 5 && state >= 0 ? state : 0], dl, attempts);
+                            idhex, state_names[state <= SP_FORWARDED && state >= 0 ? state : 0], dl,
+                            attempts);
     rv = rv ? rv : sr_buf_append_json_str(&b, target, strlen(target));
     if (state == SP_WAITING && wait_until > 0) {
         char w[SR_RFC3339_LEN];
         sr_time_format(w, wait_until);
         rv = rv ? rv : sr_buf_appendf(&b, ",\"window_opens\":\"%s\"", w);
+    }
+    const char *at = state == SP_FORWARDED ? strrchr(target, '@') : NULL;
+    if (at) {
+        rv = rv ? rv : sr_buf_append(&b, ",\"station\":", 11);
+        rv = rv ? rv : sr_buf_append_json_str(&b, at + 1, strlen(at + 1));
     }
     rv = rv ? rv : sr_buf_append(&b, ",\"reason\":", 10);
     rv = rv ? rv : sr_buf_append_json_str(&b, reason, strlen(reason));
@@ -868,8 +1039,8 @@ static int recover(struct gw_spool *sp, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     if (prep(sp, &st,
-             "SELECT id, client, deadline, state, target, wait_until, length(payload), pinned"
-             " FROM spool WHERE state < 3",
+             "SELECT id, client, deadline, state, target, wait_until, length(payload), pinned,"
+             " origin FROM spool WHERE state < 3",
              err, errlen)) {
         return SR_ERR_IO;
     }
@@ -889,6 +1060,7 @@ static int recover(struct gw_spool *sp, char *err, size_t errlen)
         it->bytes = (size_t)sqlite3_column_int64(st, 6);
         it->sp = sp;
         it->pinned = sqlite3_column_int(st, 7) != 0 && it->target[0];
+        snprintf(it->origin, sizeof(it->origin), "%s", (const char *)sqlite3_column_text(st, 8));
         if (it->state == SP_DISPATCHED) {
             it->state = SP_QUEUED; /* re-send, pinned to it->target */
             it->wait_until_ms = 0;
@@ -961,6 +1133,24 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
     /* spools written before the pinned column: add it (fails harmlessly if present) */
     sqlite3_exec(sp->db, "ALTER TABLE spool ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0", NULL,
                  NULL, NULL);
+    /* spools written before federation: add its columns (fails harmlessly if present) */
+    sqlite3_exec(sp->db, "ALTER TABLE spool ADD COLUMN origin TEXT NOT NULL DEFAULT ''", NULL, NULL,
+                 NULL);
+    sqlite3_exec(sp->db, "ALTER TABLE spool ADD COLUMN published INTEGER NOT NULL DEFAULT 0", NULL,
+                 NULL, NULL);
+    if (prep(sp, &sp->upd_fwd,
+             "UPDATE spool SET state=5, reason=?1, done_at=?2, updated=?2 WHERE id=?3", err,
+             errlen) ||
+        prep(sp, &sp->upd_pub, "UPDATE spool SET published=1 WHERE id=?1", err, errlen) ||
+        prep(sp, &sp->upd_import,
+             "UPDATE spool SET state=?1, res_status=?2, res_payload=?3, res_signer=?4,"
+             " res_predicted=?5, res_elapsed=?6, res_detail='', done_at=?7, updated=?7,"
+             " reason=?8, payload=x'' WHERE id=?9 AND state=5",
+             err, errlen) ||
+        prep(sp, &sp->set_origin, "UPDATE spool SET origin=?2 WHERE id=?1 AND origin=''", err,
+             errlen)) {
+        return SR_ERR_IO;
+    }
     if (prep(sp, &sp->ins,
              "INSERT OR IGNORE INTO spool (id, client, handler, payload, iat, deadline, work,"
              " result_bytes, env_flags, place, place_target, data_at, state, created, updated,"
@@ -1044,7 +1234,159 @@ void gw_spool_free(struct gw *g)
     sqlite3_finalize(sp->get_payload);
     sqlite3_finalize(sp->out_sel);
     sqlite3_finalize(sp->out_ack);
+    sqlite3_finalize(sp->upd_fwd);
+    sqlite3_finalize(sp->upd_pub);
+    sqlite3_finalize(sp->upd_import);
+    sqlite3_finalize(sp->set_origin);
     sqlite3_close(sp->db);
     free(sp);
     g->spool = NULL;
+}
+
+/* ---- federation: adopted work, imported results, republication --------------------------- */
+
+int gw_spool_adopt(struct gw *g, const struct gw_job_spec *spec, const char *client,
+                   const char *origin)
+{
+    struct gw_spool *sp = g->spool;
+    if (!sp) {
+        return SR_ERR_UNAVAILABLE;
+    }
+    if ((double)sp->n >= sp->max_items || (double)(sp->bytes + spec->payload_len) > sp->max_bytes) {
+        return SR_ERR_FULL; /* left in the queue: redelivered later */
+    }
+    int64_t now = sr_now_ms();
+    bool ok = exec_sql(sp, "BEGIN IMMEDIATE") == 0;
+    sqlite3_stmt *st = sp->ins;
+    if (ok) {
+        sqlite3_reset(st);
+        sqlite3_bind_blob(st, 1, spec->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, client, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, spec->handler, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, spec->payload ? (const void *)spec->payload : "",
+                          (int)spec->payload_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, spec->iat_ms);
+        sqlite3_bind_int64(st, 6, spec->w.deadline_ms);
+        sqlite3_bind_double(st, 7, spec->w.work_gop);
+        sqlite3_bind_int64(st, 8, spec->w.result_bytes);
+        sqlite3_bind_int(st, 9, (int)spec->env_flags);
+        sqlite3_bind_int(st, 10, (int)spec->w.place);
+        sqlite3_bind_text(st, 11, spec->w.place_target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 12, spec->w.data_at, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 13, now);
+        sqlite3_bind_text(st, 14, "", -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    bool fresh = ok && sqlite3_changes(sp->db) == 1; /* else: delivered before, already here */
+    if (ok && fresh) {
+        sqlite3_reset(sp->set_origin);
+        sqlite3_bind_blob(sp->set_origin, 1, spec->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+        sqlite3_bind_text(sp->set_origin, 2, origin, -1, SQLITE_STATIC);
+        ok = sqlite3_step(sp->set_origin) == SQLITE_DONE;
+    }
+    ok = ok && exec_sql(sp, "COMMIT") == 0;
+    if (!ok) {
+        sr_log(SR_LOG_ERROR, "spool: cannot store work from %s: %s", origin,
+               sqlite3_errmsg(sp->db));
+        exec_sql(sp, "ROLLBACK");
+        return SR_ERR_IO;
+    }
+    if (fresh) {
+        struct item *it = calloc(1, sizeof(*it));
+        if (it) {
+            memcpy(it->id, spec->id, SR_ENV_IDBYTES);
+            snprintf(it->client, sizeof(it->client), "%s", client);
+            snprintf(it->origin, sizeof(it->origin), "%s", origin);
+            it->deadline_ms = spec->w.deadline_ms;
+            it->bytes = spec->payload_len;
+            it->sp = sp;
+        }
+        if (!it || item_add(sp, it) != 0) {
+            free(it); /* stored: the next start-up's recovery picks it up */
+        }
+        gauges(sp);
+        kick(sp);
+    }
+    return 0;
+}
+
+int gw_spool_import(struct gw *g, const struct gw_cluster_result *r)
+{
+    struct gw_spool *sp = g->spool;
+    if (!sp) {
+        return SR_ERR_NOTFOUND;
+    }
+    char reason[160];
+    snprintf(reason, sizeof(reason), "ran through station %s%s%s", r->station,
+             r->status == 200 ? "" : ": ", r->status == 200 ? "" : r->error);
+    int64_t now = sr_now_ms();
+    sqlite3_stmt *st = sp->upd_import;
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, r->status == 200 ? SP_DONE : SP_FAILED);
+    sqlite3_bind_int(st, 2, r->status);
+    sqlite3_bind_blob(st, 3, r->payload ? (const void *)r->payload : "", (int)r->payload_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->signer ? r->signer : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 5, r->predicted_ms);
+    sqlite3_bind_double(st, 6, r->elapsed_ms);
+    sqlite3_bind_int64(st, 7, now);
+    sqlite3_bind_text(st, 8, reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 9, r->id, SR_ENV_IDBYTES, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        sr_log(SR_LOG_ERROR, "spool: cannot store an imported result: %s", sqlite3_errmsg(sp->db));
+        return SR_ERR_IO;
+    }
+    return sqlite3_changes(sp->db) == 1 ? 0 : SR_ERR_NOTFOUND;
+}
+
+void gw_spool_republish(struct gw *g)
+{
+    struct gw_spool *sp = g->spool;
+    if (!sp) {
+        return;
+    }
+    /* forwards held while cut off go now; work planned while cut off, waiting
+     * for one of our own windows, is planned again with every station's passes */
+    for (size_t i = 0; i < sp->n; i++) {
+        struct item *it = sp->items[i];
+        if (it->job || it->forwarding) {
+            continue;
+        }
+        if ((it->pinned && strchr(it->target, '@')) || (!it->pinned && it->state == SP_WAITING)) {
+            it->wait_until_ms = 0;
+        }
+    }
+    kick(sp);
+    /* results of adopted work not acknowledged by the bucket yet */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(sp->db,
+                           "SELECT id, origin, target, res_status, res_payload, res_signer, reason,"
+                           " res_predicted, res_elapsed FROM spool WHERE origin != '' AND"
+                           " state IN (3, 4) AND published = 0 LIMIT 10000",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return;
+    }
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != SR_ENV_IDBYTES) {
+            continue;
+        }
+        struct gw_cluster_result cr = {
+            .id = sqlite3_column_blob(st, 0),
+            .target = (const char *)sqlite3_column_text(st, 2),
+            .status = sqlite3_column_int(st, 3),
+            .payload = sqlite3_column_blob(st, 4),
+            .payload_len = (size_t)sqlite3_column_bytes(st, 4),
+            .signer = (const char *)sqlite3_column_text(st, 5),
+            .error = (const char *)sqlite3_column_text(st, 6),
+            .predicted_ms = sqlite3_column_double(st, 7),
+            .elapsed_ms = sqlite3_column_double(st, 8),
+        };
+        publish_result(sp, cr.id, (const char *)sqlite3_column_text(st, 1), &cr);
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (n) {
+        sr_log(SR_LOG_INFO, "spool: %zu results of adopted work published again", n);
+    }
 }

@@ -269,7 +269,8 @@ void gw_main_handler(sr_req *req, void *arg)
         handle_workload(g, req, client);
         return;
     }
-    if (gw_spool_handle(g, req, client) || gw_feeds_handle(g, req) || gw_route_handle(g, req)) {
+    if (gw_spool_handle(g, req, client) || gw_feeds_handle(g, req) || gw_route_handle(g, req) ||
+        gw_cluster_handle(g, req)) {
         return;
     }
     count_request(g, 404);
@@ -520,6 +521,10 @@ int main(int argc, char **argv)
      * after every burst of requests: under load that was a brk() pair and
      * fresh page faults per loop turn. */
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
+    if (gw_cluster_preinit(g.cfg) != 0) { /* [cluster]: libevent must be thread-safe first */
+        fprintf(stderr, "skyrouted: cannot initialise threading for [cluster]\n");
+        goto out;
+    }
     g.base = event_base_new();
     /* three priorities, everything at the middle one by default; the
      * dispatcher seals at the lowest, when a turn has nothing else to run
@@ -540,7 +545,8 @@ int main(int argc, char **argv)
     describe_metrics(g.metrics);
     if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0 ||
         gw_tls_init(&g, err, sizeof(err)) != 0 || gw_auth_init(&g, err, sizeof(err)) != 0 ||
-        gw_status_init(&g, err, sizeof(err)) != 0 || gw_spool_init(&g, err, sizeof(err)) != 0) {
+        gw_status_init(&g, err, sizeof(err)) != 0 || gw_spool_init(&g, err, sizeof(err)) != 0 ||
+        gw_cluster_init(&g, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
     }
@@ -585,6 +591,7 @@ out:
     sr_http_server_free(g.main);
     sr_http_server_free(g.admin);
     gw_tls_free(&g);
+    gw_cluster_free(&g); /* before the spool: its pending callbacks run (cancelled) */
     gw_spool_free(&g);
     gw_auth_free(&g);
     gw_status_free(&g);

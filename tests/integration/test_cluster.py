@@ -1,0 +1,401 @@
+"""Federation over NATS JetStream (issue 8): three nats-server nodes (a
+JetStream cluster on loopback, streams and buckets with three replicas) and
+three gateways, A, B and C, each at its own ground station.
+
+One scenario walks through every Must-show of the issue around a single
+synthetic pass of sat-1 over station B:
+
+  - a schedule uploaded at A appears at B and C;
+  - workloads submitted at A for sat-1, whose next pass is over B, are
+    forwarded to B (the explanation at A says via_station), dispatched by B
+    in that pass, and fetched by the client from A (and from C);
+  - B is killed with SIGKILL while it holds that queued work, and restarted:
+    it completes it;
+  - one of the three NATS nodes is killed while A publishes more work for B:
+    nothing is lost;
+  - C, cut off from NATS (its only server is the one killed), keeps
+    accepting and running local work, and converges when its server comes
+    back: its heartbeat is seen again, and the satellite work it accepted
+    while cut off is planned through B's pass after all;
+  - every handler ran exactly once (skyroute_node_executed_total).
+
+Every wait is bounded; only processes this test started are stopped.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import srtest
+from srtest import check, run
+
+STATIONS = {"gs-a": "48.85,2.35,35", "gs-b": "-33.92,18.42,20", "gs-c": "35.68,139.69,40"}
+MASK = 84.0
+
+
+def log(msg):
+    print("  " + msg, flush=True)
+
+
+class NatsCluster:
+    """Three nats-server processes forming a JetStream cluster on loopback."""
+
+    def __init__(self, env, n=3):
+        self.env = env
+        self.ports = [srtest.free_port() for _ in range(n)]
+        self.routes = [srtest.free_port() for _ in range(n)]
+        self.mon = [srtest.free_port() for _ in range(n)]
+        self.procs = [None] * n
+        self.confs = []
+        for i in range(n):
+            store = env.path("js-%d" % i)
+            os.makedirs(store, exist_ok=True)
+            routes = ", ".join("nats-route://127.0.0.1:%d" % self.routes[k]
+                               for k in range(n) if k != i)
+            conf = env.path("nats-%d.conf" % i)
+            with open(conf, "w") as f:
+                f.write("server_name: n%d\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
+                        "jetstream { store_dir: \"%s\", max_memory_store: 64MB, "
+                        "max_file_store: 1GB }\n"
+                        "cluster { name: skyroute, listen: 127.0.0.1:%d, routes: [%s] }\n" %
+                        (i, self.ports[i], self.mon[i], store, self.routes[i], routes))
+            self.confs.append(conf)
+
+    def url(self, i):
+        return "nats://127.0.0.1:%d" % self.ports[i]
+
+    def start(self, i):
+        self.procs[i] = self.env.start(["nats-server", "-c", self.confs[i]], "nats-%d" % i,
+                                       self.ports[i])
+
+    def start_all(self):
+        for i in range(len(self.ports)):
+            self.start(i)
+        # JetStream has a meta leader once /healthz says so on every node
+        end = time.time() + 30
+        while time.time() < end:
+            ok = 0
+            for i in range(len(self.ports)):
+                try:
+                    code, _ = srtest.http_get(self.mon[i], "/healthz", timeout=1)
+                    ok += code == 200
+                except OSError:
+                    pass
+            if ok == len(self.ports):
+                return
+            time.sleep(0.2)
+        raise AssertionError("the NATS cluster did not become healthy in 30 s")
+
+    def kill(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait()
+
+
+def gateway_conf(env, gid, targets, nats_urls, peers, extra=""):
+    """Like srtest.Env.start_gateway's config, with [cluster] and [peer.*]."""
+    key, pub = env.keygen(gid)
+    port, aport = srtest.free_port(), srtest.free_port()
+    lines = ["[gateway]", "id = %s" % gid, "listen = 127.0.0.1:%d" % port,
+             "admin = 127.0.0.1:%d" % aport, "key = %s.key" % gid, "state_dir = state-%s" % gid,
+             "station = %s" % STATIONS[gid], "min_el_deg = %s" % MASK, "log_level = info", ""]
+    for t in targets:
+        lines += ["[%s.%s]" % (t.get("kind", "idc"), t["id"]), "url = %s" % t["url"],
+                  "pubkey = %s" % os.path.basename(t["pub"])]
+        lines += ["%s = %s" % kv for kv in t.get("extra", {}).items()] + [""]
+    lines += ["[operator.ops]", "pubkey = ops.pub", "satellites = *", "",
+              "[cluster]", "nats = %s" % ", ".join(nats_urls), "replicas = 3",
+              "state_ttl_s = 3", "heartbeat_ms = 500", "op_timeout_ms = 3000", ""]
+    for p in peers:
+        env.keygen(p)
+        lines += ["[peer.%s]" % p, "pubkey = %s.pub" % p, ""]
+    lines.append(extra)
+    conf = env.path(gid + ".conf")
+    with open(conf, "w") as f:
+        f.write("\n".join(lines))
+    return {"id": gid, "port": port, "admin": aport, "conf": conf,
+            "url": "http://127.0.0.1:%d" % port}
+
+
+def start_gw(env, g, name=None):
+    r = run([srtest.SKYROUTED, "-c", g["conf"], "--check-config"])
+    check(r.returncode == 0, "--check-config: %r" % r.stderr)
+    p = env.start([srtest.SKYROUTED, "-c", g["conf"]], name or g["id"], g["port"])
+    srtest.wait_port(g["admin"], proc=p)
+    g["proc"] = p
+    return p
+
+
+def curl(args, timeout=30):
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-"] + args, timeout=timeout)
+    head, _, body = r.stdout.decode(errors="replace").partition("\r\n\r\n")
+    status = int(head.split()[1]) if head.startswith("HTTP/") else None
+    hdrs = {}
+    for line in head.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body
+
+
+def get_json(g, path):
+    status, _, body = curl([g["url"] + path])
+    return status, (json.loads(body) if body.strip().startswith("{") else body)
+
+
+def submit(g, payload_path, extra=()):
+    args = ["-H", "prefer: respond-async", "-H", "skyroute-handler: digest",
+            "-H", "skyroute-deadline-ms: 600000", "--data-binary", "@" + payload_path]
+    for h in extra:
+        args += ["-H", h]
+    status, hdrs, body = curl(args + [g["url"] + "/v1/workloads"])
+    check(status == 202, "accepted at %s: %s %s" % (g["id"], status, body[:300]))
+    return hdrs["skyroute-id"]
+
+
+def wait_for(what, cond, timeout, every=0.25):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+def upload(env, g, path, what, ctype):
+    okey = env.path("ops.key")
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(path, "rb").read(),
+              check=True).stdout.decode().strip()
+    status, _, body = curl(["-X", "PUT", "--data-binary", "@" + path, "-H",
+                            "content-type: " + ctype, "-H", "skyroute-signature: " + sig,
+                            g["url"] + "/v1/" + what])
+    check(status == 200, "%s accepted at %s: %s %s" % (what, g["id"], status, body[:300]))
+
+
+def b2(path):
+    return run(["b2sum", "-l", "256", path]).stdout.decode().split()[0]
+
+
+def test_federation_must_show():
+    env = srtest.Env("cluster")
+    try:
+        _scenario(env)
+    finally:
+        bad = [p for p in env.close(keep=os.environ.get("SR_KEEP") == "1")
+               if not p.sr_name.startswith("nats")]
+        check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+def _scenario(env):
+    t0 = time.time()
+    nats = NatsCluster(env)
+    nats.start_all()
+    log("NATS cluster of 3 healthy in %.1f s" % (time.time() - t0))
+    gkeys = {gid: env.keygen(gid) for gid in STATIONS}
+    env.keygen("ops")
+    trust = [gkeys[g][1] for g in STATIONS]
+    # sat-1 passes overhead B in ~70 s: its node is reachable only then (seen from B)
+    tle, aos, los = srtest.synthetic_pass(env, STATIONS["gs-b"], MASK, 75)
+    key, pub = env.keygen("sat-1")
+    sport, sadmin = srtest.free_port(), srtest.free_port()
+    argv = [srtest.NODE, "--id", "sat-1", "--listen", "127.0.0.1:%d" % sport, "--key", key,
+            "--admin", "127.0.0.1:%d" % sadmin, "--emulate-link", tle, "--station",
+            STATIONS["gs-b"], "--min-el", str(MASK)]
+    for t in trust:
+        argv += ["--trust", t]
+    sat = env.start(argv, "sat-1")
+    srtest.wait_port(sadmin, proc=sat)
+    sat_t = {"id": "sat-1", "kind": "satellite", "url": "http://127.0.0.1:%d" % sport,
+             "pub": pub, "extra": {"catnum": "90000"}}
+    sat2_t = {"id": "sat-2", "kind": "satellite", "url": "http://127.0.0.1:1", "pub": pub + "2",
+              "extra": {"catnum": "90001"}}
+    env.keygen("sat-2")
+    sat2_t["pub"] = env.path("sat-2.pub")
+    idcs = {gid: env.start_node("idc-" + gid[-1], trust) for gid in STATIONS}
+    urls = {"gs-a": [nats.url(0), nats.url(1)], "gs-b": [nats.url(1), nats.url(0)],
+            "gs-c": [nats.url(2)]}  # C's only server is the one this test kills
+    gws = {}
+    for gid in STATIONS:
+        peers = [p for p in STATIONS if p != gid]
+        gws[gid] = gateway_conf(env, gid, [idcs[gid], sat_t, sat2_t], urls[gid], peers)
+        start_gw(env, gws[gid])
+    A, B, C = gws["gs-a"], gws["gs-b"], gws["gs-c"]
+    for g in gws.values():
+        upload(env, g, tle, "elements", "text/plain")
+
+    def connected(g):
+        st, j = get_json(g, "/v1/cluster")
+        return st == 200 and j["connected"] and sum(s["alive"] for s in j["stations"]) == 2
+
+    for g in gws.values():
+        wait_for("%s connected and seeing the other two" % g["id"], lambda: connected(g), 30)
+    log("three gateways connected and seeing each other at %.1f s" % (time.time() - t0))
+
+    # -- 1. a schedule uploaded at A appears at B and C -------------------------------------------
+    sched = env.path("sched.json")
+    base = int(time.time()) + 3 * 3600
+    passes = [{"sat": "sat-2", "aos": srtest.iso(base + k * 5400)[:-4] + "Z",
+               "los": srtest.iso(base + k * 5400 + 420)[:-4] + "Z"} for k in range(3)]
+    with open(sched, "w") as f:
+        json.dump({"station": "gs-a", "passes": passes}, f)
+    upload(env, A, sched, "passes", "application/json")
+    want = [(p["aos"], p["los"]) for p in passes]
+
+    def seen_at(g):
+        st, j = get_json(g, "/v1/cluster/passes?sat=sat-2")
+        got = [(p["aos"][:19], p["los"][:19]) for p in j["stations"].get("gs-a", [])]
+        return st == 200 and got == [(a[:19], l[:19]) for a, l in want]
+
+    for g in (B, C):
+        wait_for("A's schedule at %s" % g["id"], lambda: seen_at(g), 10)
+    log("schedule uploaded at A seen at B and C (%d passes)" % len(want))
+
+    # -- 2. work for sat-1 submitted at A leaves through B's pass ---------------------------------
+    def route_via():
+        st, j = get_json(A, "/v1/route?work=0&bytes=100&deadline_ms=600000&place=orbit&async=1")
+        return st == 200 and j["choice"] == "sat-1@gs-b" and j
+    j = wait_for("A's router to plan sat-1 through B's pass", route_via, 15)
+    chosen = [c for c in j["candidates"] if c["chosen"]][0]
+    check(chosen.get("via_station") == "gs-b", "the explanation names the station: %r" % chosen)
+    log("A's router: %s via_station=%s, uplink AOS %s" % (chosen["target"], chosen["via_station"],
+                                                          chosen["window"]["uplink_aos"]))
+    payloads = {}
+    first = []
+    for i in range(5):
+        p = env.path("w%d.bin" % i)
+        with open(p, "wb") as f:
+            f.write(os.urandom(512))
+        wid = submit(A, p, ["skyroute-place: target:sat-1"])
+        payloads[wid] = (A, p)
+        first.append(wid)
+
+    def forwarded(g, ids):
+        out = []
+        for wid in ids:
+            st, j = get_json(g, "/v1/workloads/" + wid)
+            if st == 202 and j["state"] == "forwarded" and j.get("station") == "gs-b":
+                out.append(wid)
+        return len(out) == len(ids)
+
+    wait_for("A to forward its five workloads to B", lambda: forwarded(A, first), 15)
+    check(srtest.metric(B["admin"], "skyroute_cluster_adopted_total") >= 5, "B adopted them")
+    log("5 workloads submitted at A forwarded to gs-b and stored there")
+
+    # -- 3. kill -9 B while it holds that queued work; restart it ----------------------------------
+    B["proc"].kill()
+    B["proc"].wait()
+    start_gw(env, B, "gs-b-again")
+    log("gs-b killed with SIGKILL holding the work, restarted")
+
+    # -- 4. one of three NATS nodes killed while A publishes more work for B; --------------------
+    # -- 5. C (whose only server that is) cut off, keeps serving locally ----------------------------
+    nats.kill(2)
+    log("nats node n2 killed: C is cut off")
+    for i in range(20):
+        p = env.path("x%d.bin" % i)
+        with open(p, "wb") as f:
+            f.write(os.urandom(256))
+        payloads[submit(A, p, ["skyroute-place: target:sat-1"])] = (A, p)
+    wait_for("C to notice it is cut off", lambda: not get_json(C, "/v1/cluster")[1]["connected"],
+             15)
+    local = []
+    for i in range(5):
+        p = env.path("c%d.bin" % i)
+        with open(p, "wb") as f:
+            f.write(os.urandom(128))
+        local.append((submit(C, p, ["skyroute-place: ground"]), p))
+    cp = env.path("c-sat.bin")
+    with open(cp, "wb") as f:
+        f.write(os.urandom(300))
+    c_sat = submit(C, cp, ["skyroute-place: target:sat-1"])
+    payloads[c_sat] = (C, cp)
+
+    def done_at(g, wid):
+        st, _, body = curl([g["url"] + "/v1/workloads/" + wid])
+        return st == 200 and body
+
+    for wid, p in local:
+        body = wait_for("C's local work while cut off", lambda: done_at(C, wid), 15)
+        check(body == b2(p), "C's local result")
+    st, j = get_json(C, "/v1/workloads/" + c_sat)
+    check(st == 202 and j["state"] != "forwarded", "cut off, C cannot forward: %r" % j)
+    log("C, cut off, accepted 6 workloads and ran the 5 local ones (IDC)")
+    wait_for("all 25 of A's workloads forwarded (2 of 3 NATS nodes up)",
+             lambda: forwarded(A, [w for w, (g, _) in payloads.items() if g is A]), 20)
+    log("25 workloads forwarded through the stream with one NATS node down")
+
+    # -- C rejoins ---------------------------------------------------------------------------------
+    nats.start(2)
+    wait_for("C to reconnect and see the others", lambda: connected(C), 30)
+    wait_for("A to see C's heartbeat again", lambda: connected(A), 15)
+    wait_for("C's satellite work to go through B after the rejoin",
+             lambda: forwarded(C, [c_sat]), 20)
+    log("C rejoined at %.1f s; its satellite work was forwarded to B" % (time.time() - t0))
+    check(time.time() < aos, "all of this before B's pass (AOS in %.0f s)" % (aos - time.time()))
+
+    # -- B's pass: everything runs there; results fetched from where it was submitted -----------
+    pending = dict(payloads)
+    end = los + 30
+    while pending and time.time() < end:
+        for wid, (g, p) in list(pending.items()):
+            st, h, body = curl([g["url"] + "/v1/workloads/" + wid])
+            if st == 200:
+                check(body == b2(p), "result of %s" % wid)
+                check(h.get("skyroute-target") == "sat-1@gs-b", "ran through B: %r" % h)
+                del pending[wid]
+        time.sleep(0.5)
+    check(not pending, "%d workloads never finished: %r" % (len(pending), list(pending)[:3]))
+    log("all %d satellite workloads done in B's pass, fetched from A and C" % len(payloads))
+    # any station answers for any workload (from the results bucket)
+    wid = first[0]
+    st, h, body = curl([C["url"] + "/v1/workloads/" + wid])
+    check(st == 200 and body == b2(payloads[wid][1]), "A's workload fetched at C: %s" % st)
+    executed = srtest.metric(sadmin, "skyroute_node_executed_total")
+    log("sat-1 executed %d handlers for %d workloads" % (executed, len(payloads)))
+    check(executed == len(payloads), "each handler ran exactly once: %d for %d" %
+          (executed, len(payloads)))
+    check(srtest.metric(idcs["gs-c"]["admin"], "skyroute_node_executed_total") == len(local),
+          "C's local work ran once each")
+
+
+def test_cluster_config_is_checked():
+    """--check-config names the line and what is wrong in [cluster] and [peer.*];
+    a gateway without [cluster] starts no NATS client and still starts fine."""
+    env = srtest.Env("cluster-cfg")
+    env.keygen("gs-a")
+    env.keygen("gs-b")
+    base = ("[gateway]\nid = gs-a\nlisten = 127.0.0.1:%d\nkey = gs-a.key\nstate_dir = st\n\n"
+            % srtest.free_port())
+    cases = [
+        ("[cluster]\nnats = http://127.0.0.1:4222\n", "is not nats://HOST:PORT"),
+        ("[cluster]\nnats = nats://127.0.0.1\n", "is not nats://HOST:PORT"),
+        ("[cluster]\nnats = nats://127.0.0.1:4222\nstaton = x\n", "unknown key 'staton'"),
+        ("[cluster]\nnats = nats://127.0.0.1:4222\nstation = a.b\n", "station 'a.b'"),
+        ("[cluster]\nnats = nats://127.0.0.1:4222\nreplicas = 7\n", "replicas"),
+        ("[cluster]\nstation = x\n", "needs nats ="),
+        ("[cluster]\nnats = nats://127.0.0.1:4222\n\n[peer.gs-b]\npubky = gs-b.pub\n", "pubky"),
+        ("[cluster]\nnats = nats://127.0.0.1:4222\n\n[peer.gs-b]\npubkey = nope.pub\n",
+         "nope.pub"),
+        ("[peer.gs-b]\npubkey = gs-b.pub\n", "needs a [cluster] section"),
+        ("[cluster]\nnats = nats://127.0.0.1:4222\nstate_ttl_s = 1\nheartbeat_ms = 900\n",
+         "heartbeat_ms"),
+    ]
+    conf = env.path("gs-a.conf")
+    for text, want in cases:
+        with open(conf, "w") as f:
+            f.write(base + text)
+        r = run([srtest.SKYROUTED, "-c", conf, "--check-config"])
+        err = r.stderr.decode()
+        check(r.returncode != 0 and want in err, "%r: expected %r, got %r" % (text, want, err))
+        check(conf + ":" in err, "names the file (and line): %r" % err)
+    with open(conf, "w") as f:
+        f.write(base + "[cluster]\nnats = nats://127.0.0.1:4222, tls://h.example:4443\n"
+                "station = gs-a\nreplicas = 3\n\n[peer.gs-b]\npubkey = gs-b.pub\n")
+    r = run([srtest.SKYROUTED, "-c", conf, "--check-config"])
+    check(r.returncode == 0, "a good [cluster] passes: %r" % r.stderr)
+    env.close()
+
+
+if __name__ == "__main__":
+    srtest.run_tests([test_cluster_config_is_checked, test_federation_must_show])
