@@ -1393,8 +1393,11 @@ int main(int argc, char **argv)
     sr_metrics_add(n.metrics, "skyroute_node_executed_total", "", 0);
 
     /* keep freed memory rather than hand the heap's top back to the kernel
-     * after every batch of results (a brk() pair and fresh page faults each) */
+     * after every batch of results (a brk() pair and fresh page faults each),
+     * and take bodies up to 8 MiB from the heap, not from an mmap() each
+     * (setting one threshold turns off glibc's adjustment of the other) */
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
     n.base = event_base_new();
     /* three priorities, everything at the middle one by default; results are
      * sealed at the lowest, when a turn has nothing else to run */

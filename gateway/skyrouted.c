@@ -518,9 +518,12 @@ int main(int argc, char **argv)
                                           : SR_LOG_INFO;
     g.check_only = check;
     /* Keep freed memory rather than hand the heap's top back to the kernel
-     * after every burst of requests: under load that was a brk() pair and
-     * fresh page faults per loop turn. */
+     * after every burst of requests (under load that was a brk() pair and
+     * fresh page faults per loop turn), and take bodies up to 8 MiB from the
+     * heap, not from an mmap() each: setting one threshold turns off glibc's
+     * own adjustment of the other. */
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
     if (gw_cluster_preinit(g.cfg) != 0) { /* [cluster]: libevent must be thread-safe first */
         fprintf(stderr, "skyrouted: cannot initialise threading for [cluster]\n");
         goto out;
