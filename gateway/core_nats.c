@@ -7,13 +7,15 @@
  * the watchers' next value, creating streams) is a synchronous
  * request/reply, and the reply is read by the loop: a call made on the loop
  * would wait for a reply only the loop itself could read. So those calls run
- * on two worker threads of our own, and the loop never waits for them:
+ * on three worker threads of our own, and the loop never waits for them:
  *
  *   - the ops thread runs the operations the loop asks for (publish, put,
  *     get), one at a time, in order, each bounded by op_timeout_ms;
  *   - the poll thread connects (retrying forever), creates the stream and
  *     buckets if they are missing, binds the pull consumer of this station's
- *     work subject, watches the buckets, and fetches work (100 ms at a time).
+ *     work subject, and fetches work (one message as soon as there is one,
+ *     then whatever else is waiting, without waiting);
+ *   - the watch thread watches the four buckets (5 ms per bucket per round).
  *
  * Both hand their results to the loop through two queues under one mutex and
  * one event made active with event_active (libevent is made thread-safe by
@@ -50,6 +52,7 @@
 #define FETCH_BATCH 32
 #define FETCH_WAIT_MS 100
 #define WATCH_BURST 512
+#define WATCH_WAIT_MS 5 /* per watcher per round: a change is seen within ~20 ms */
 
 static const char *const bucket_names[SR_NATS_NKV] = {"sr_passes", "sr_elements", "sr_state",
                                                       "sr_results"};
@@ -106,8 +109,9 @@ struct sr_nats {
     struct op *done, **done_tail;
     struct inbound *in, **in_tail;
     struct event *wake;
-    pthread_t ops_thr, poll_thr;
-    bool ops_started, poll_started;
+    pthread_t ops_thr, poll_thr, watch_thr;
+    bool ops_started, poll_started, watch_started;
+    atomic_uint generation; /* setups done: the watch thread follows it */
     atomic_bool stop;
     atomic_bool ready;
     atomic_bool reset; /* reconnected: recreate the watchers */
@@ -472,7 +476,7 @@ static void drop_watchers(sr_nats *n)
     }
 }
 
-/* Streams, buckets, the consumer and the watchers; idempotent. */
+/* The stream, the buckets and the consumer; idempotent. */
 static natsStatus setup(sr_nats *n)
 {
     natsStatus s = NATS_OK;
@@ -521,14 +525,17 @@ static natsStatus setup(sr_nats *n)
             return s;
         }
     }
+    return NATS_OK;
+}
+
+/* The watch thread's own watchers, (re)created after each setup. */
+static natsStatus make_watchers(sr_nats *n)
+{
     drop_watchers(n);
     for (int b = 0; b < SR_NATS_NKV; b++) {
-        if (b == SR_NATS_KV_RESULTS) {
-            /* results are read on demand (kv_get) and by the origin's watcher below */
-        }
         kvWatchOptions wo;
         kvWatchOptions_Init(&wo);
-        s = kvStore_WatchAll(&n->w[b], n->kv[b], &wo);
+        natsStatus s = kvStore_WatchAll(&n->w[b], n->kv[b], &wo);
         if (s != NATS_OK) {
             n->w[b] = NULL;
             log_setup_error(n, "watch", s);
@@ -544,7 +551,7 @@ static void poll_watchers(sr_nats *n)
     for (int b = 0; b < SR_NATS_NKV; b++) {
         for (int i = 0; n->w[b] && i < WATCH_BURST && !atomic_load(&n->stop); i++) {
             kvEntry *e = NULL;
-            natsStatus s = kvWatcher_Next(&e, n->w[b], 1);
+            natsStatus s = kvWatcher_Next(&e, n->w[b], WATCH_WAIT_MS);
             if (s != NATS_OK) {
                 break; /* timeout: nothing more now */
             }
@@ -579,8 +586,28 @@ static void poll_watchers(sr_nats *n)
 
 static void fetch_work(sr_nats *n)
 {
+    /* a batch > 1 waits for the whole batch or the timeout: ask for one (it
+     * comes as soon as there is one), then for the rest without waiting */
     natsMsgList list = {0};
-    natsStatus s = natsSubscription_Fetch(&list, n->sub, FETCH_BATCH, FETCH_WAIT_MS, NULL);
+    natsStatus s = natsSubscription_Fetch(&list, n->sub, 1, FETCH_WAIT_MS, NULL);
+    if (s == NATS_OK && list.Count == 1) {
+        natsMsgList more = {0};
+        jsFetchRequest fr;
+        jsFetchRequest_Init(&fr);
+        fr.Batch = FETCH_BATCH - 1;
+        fr.NoWait = true;
+        if (natsSubscription_FetchRequest(&more, n->sub, &fr) == NATS_OK && more.Count > 0) {
+            natsMsg **all = realloc(list.Msgs, (size_t)(1 + more.Count) * sizeof(*all));
+            if (all) {
+                list.Msgs = all;
+                for (int i = 0; i < more.Count; i++) {
+                    list.Msgs[list.Count++] = more.Msgs[i];
+                    more.Msgs[i] = NULL;
+                }
+            }
+        }
+        natsMsgList_Destroy(&more); /* what did not fit: redelivered after the ack wait */
+    }
     if (s != NATS_OK) {
         if (s != NATS_TIMEOUT) {
             nap(50);
@@ -629,13 +656,40 @@ static void *poll_main(void *arg)
                 nap(500);
                 continue;
             }
+            atomic_fetch_add(&n->generation, 1);
             atomic_store(&n->ready, true);
             sr_log(SR_LOG_INFO, "nats: connected, stream and buckets ready");
             post_status(n, true);
         }
-        poll_watchers(n);
         fetch_work(n);
     }
+    return NULL;
+}
+
+/* The watch thread: the buckets' watchers, recreated after every setup (so
+ * every current value is delivered again after a reconnection). */
+static void *watch_main(void *arg)
+{
+    sr_nats *n = arg;
+    unsigned gen = 0;
+    while (!atomic_load(&n->stop)) {
+        if (!atomic_load(&n->ready)) {
+            drop_watchers(n);
+            gen = 0;
+            nap(50);
+            continue;
+        }
+        unsigned want = atomic_load(&n->generation);
+        if (gen != want) {
+            if (make_watchers(n) != NATS_OK) {
+                nap(200);
+                continue;
+            }
+            gen = want;
+        }
+        poll_watchers(n);
+    }
+    drop_watchers(n);
     return NULL;
 }
 
@@ -748,6 +802,11 @@ int sr_nats_new(sr_nats **out, struct event_base *base, const struct sr_nats_opt
         goto fail;
     }
     n->poll_started = true;
+    if (pthread_create(&n->watch_thr, NULL, watch_main, n) != 0) {
+        rv = SR_ERR_NOMEM;
+        goto fail;
+    }
+    n->watch_started = true;
     *out = n;
     return 0;
 fail:
@@ -772,6 +831,9 @@ void sr_nats_free(sr_nats *n)
     }
     if (n->poll_started) {
         pthread_join(n->poll_thr, NULL);
+    }
+    if (n->watch_started) {
+        pthread_join(n->watch_thr, NULL);
     }
     atomic_store(&n->ready, false);
     /* operations never run, or done but not yet delivered: cancelled */
