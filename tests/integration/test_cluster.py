@@ -59,7 +59,10 @@ class NatsCluster:
                 f.write("server_name: n%d\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
                         "jetstream { store_dir: \"%s\", max_memory_store: 64MB, "
                         "max_file_store: 1GB }\n"
-                        "cluster { name: skyroute, listen: 127.0.0.1:%d, routes: [%s] }\n" %
+                        # no_advertise: clients use the servers they are given, so a
+                        # gateway whose only server dies is really cut off
+                        "cluster { name: skyroute, listen: 127.0.0.1:%d, no_advertise: true, "
+                        "routes: [%s] }\n" %
                         (i, self.ports[i], self.mon[i], store, self.routes[i], routes))
             self.confs.append(conf)
 
