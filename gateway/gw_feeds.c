@@ -540,6 +540,47 @@ static int sat_from_text(sr_sat **out, const char *text, size_t len, uint32_t ca
     return rv;
 }
 
+/* The text stored for one satellite of an upload that matched several: its
+ * own set alone (a 10,000-satellite catalogue is not stored 10,000 times,
+ * nor parsed 10,000 times at start-up). TLE uploads give back the TLE lines,
+ * digit for digit (the formatter writes the fields at TLE precision); other
+ * formats, and catalogue numbers past Alpha-5, give one OMM JSON object. */
+static int own_set_text(sr_buf *b, const sr_elements *e, const char *format, char fmt_out[16])
+{
+    char l1[SR_TLE_LINE_LEN], l2[SR_TLE_LINE_LEN];
+    if (!strcmp(format, "tle") && sr_tle_format(l1, l2, e) == 0) {
+        snprintf(fmt_out, 16, "tle");
+        return e->name[0] ? sr_buf_appendf(b, "%s\n%s\n%s\n", e->name, l1, l2)
+                          : sr_buf_appendf(b, "%s\n%s\n", l1, l2);
+    }
+    snprintf(fmt_out, 16, "omm-json");
+    return sr_omm_format_json(b, e);
+}
+
+static int catnum_cmp(const void *a, const void *b)
+{
+    const struct sat_info *x = *(const struct sat_info *const *)a;
+    const struct sat_info *y = *(const struct sat_info *const *)b;
+    return x->catnum < y->catnum ? -1 : x->catnum > y->catnum;
+}
+
+/* Index of the configured satellite with catalogue number |catnum| in |by|
+ * (sorted by catnum_cmp), or SIZE_MAX. */
+static size_t find_catnum(struct sat_info *const *by, size_t n, const struct sat_info *base,
+                          uint32_t catnum)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (by[mid]->catnum < catnum) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && by[lo]->catnum == catnum ? (size_t)(by[lo] - base) : SIZE_MAX;
+}
+
 static int load_store(struct gw_feeds *f, char *err, size_t errlen)
 {
     struct sr_store_elements *els = NULL;
@@ -1045,23 +1086,30 @@ static void put_elements(struct gw_feeds *f, sr_req *req)
     const sr_elements **pick = calloc(f->nsats ? f->nsats : 1, sizeof(*pick));
     sr_sat **sats = calloc(f->nsats ? f->nsats : 1, sizeof(*sats));
     struct sr_store_elements *se = calloc(f->nsats ? f->nsats : 1, sizeof(*se));
-    if (!pick || !sats || !se) {
+    struct sat_info **by = calloc(f->nsats ? f->nsats : 1, sizeof(*by));
+    sr_buf own; /* each satellite's own set, when the upload holds several */
+    sr_buf_init(&own, (size_t)MAX_ELEMENT_SETS * 1024);
+    if (!pick || !sats || !se || !by) {
         free(pick);
         free(sats);
         free(se);
+        free(by);
         free(els);
         refuse(f, req, "elements", 503, "nomem", "out of memory", NULL);
         return;
     }
-    size_t ignored = 0, matched = 0;
+    size_t ignored = 0, matched = 0, nby = 0;
     const char *format = elements_format((const char *)body, len);
     int status = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        while (k < f->nsats && !(f->sats[k].catnum && f->sats[k].catnum == els[i].catnum)) {
-            k++;
+    for (size_t k = 0; k < f->nsats; k++) {
+        if (f->sats[k].catnum) {
+            by[nby++] = &f->sats[k];
         }
-        if (k == f->nsats) {
+    }
+    qsort(by, nby, sizeof(*by), catnum_cmp);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = find_catnum(by, nby, f->sats, els[i].catnum);
+        if (k == SIZE_MAX) {
             ignored++;
             continue;
         }
@@ -1094,6 +1142,30 @@ static void put_elements(struct gw_feeds *f, sr_req *req)
         e->epoch_ms = pick[k]->epoch_ms;
         e->text = (char *)(uintptr_t)body;
         e->len = len;
+    }
+    if (status == 0 && matched > 1) {
+        /* offsets first: |own| may move while it grows */
+        size_t *off = calloc(matched, sizeof(*off));
+        for (size_t m = 0, k = 0; off && k < f->nsats && status == 0; k++) {
+            if (!pick[k]) {
+                continue;
+            }
+            off[m] = own.len;
+            if (own_set_text(&own, pick[k], format, se[m].format) != 0) {
+                refuse(f, req, "elements", 503, "nomem", "out of memory", NULL);
+                status = 503;
+            }
+            se[m].len = own.len - off[m];
+            m++;
+        }
+        if (!off && status == 0) {
+            refuse(f, req, "elements", 503, "nomem", "out of memory", NULL);
+            status = 503;
+        }
+        for (size_t m = 0; off && status == 0 && m < matched; m++) {
+            se[m].text = (char *)own.data + off[m];
+        }
+        free(off);
     }
     if (status == 0 && matched == 0) {
         refuse(f, req, "elements", 422, "unknown_satellite",
@@ -1158,6 +1230,8 @@ static void put_elements(struct gw_feeds *f, sr_req *req)
     free(sats);
     free(pick);
     free(se);
+    free(by);
+    sr_buf_free(&own);
     free(els);
     if (status != 0) {
         sr_buf_free(&b);

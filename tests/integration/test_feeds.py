@@ -522,6 +522,54 @@ def test_elements_tle_and_omm_predict_passes():
     finish(env)
 
 
+def test_catalogue_upload_stores_each_satellite_its_own_set():
+    """A catalogue (many satellites in one upload) is stored as each known
+    satellite's own set, not the whole file once per satellite; the passes
+    predicted after a restart are the same to the millisecond."""
+    import sqlite3
+    env, g = gateway("catalogue")
+    at = now_ms() + 4 * 3600000
+    for fmt in ("tle", "omm-json"):
+        parts = [run([srtest.SKYROUTE, "elements", "synth", "--overhead", STATION, "--at",
+                      iso(at + k * 600000), "--first-catnum", str(cat), "--format", fmt],
+                     check=True).stdout for k, cat in enumerate((43017, 43880))]
+        others = run([srtest.SKYROUTE, "elements", "synth", "--walker", "550,53,5,10,1",
+                      "--epoch", iso(now_ms()), "--first-catnum", "60000", "--format", fmt],
+                     check=True).stdout
+        if fmt == "tle":
+            text = parts[0] + others + parts[1]
+        else:
+            objs = [json.loads(x) for x in parts] + [json.loads(others)]
+            flat = [o for x in objs for o in (x if isinstance(x, list) else [x])]
+            text = json.dumps([flat[0]] + flat[2:] + [flat[1]]).encode()
+        path = write(env, "catalogue." + fmt, text)
+        st, body = upload(g, "elements", path, key(env, "acme"),
+                          "text/plain" if fmt == "tle" else "application/json")
+        check(st == 200 and body["accepted"] == 2 and body["ignored"] == 50,
+              "%s catalogue: %s %r" % (fmt, st, body))
+        db = sqlite3.connect(os.path.join(env.dir, "state-gs-test", "skyroute.db"))
+        rows = dict(db.execute("SELECT sat, text FROM elements").fetchall())
+        db.close()
+        for sat, cat in (("sat-1", b"43017"), ("sat-2", b"43880")):
+            t = bytes(rows[sat])
+            check(cat in t and len(t) < 600 and b"60000" not in t,
+                  "%s stores its own set only (%d bytes of %d)" % (sat, len(t), len(text)))
+        t0 = now_ms()
+
+        def predicted():  # a day that both runs' 48 h horizons cover
+            return sorted(norm(p) for p in passes(g) if p["source"] == "predicted" and
+                          t0 < ms_of(p["aos"]) < t0 + 86400000)
+        before = predicted()
+        check(len(before) >= 2, "passes predicted for both")
+        check(env.stop(g["proc"]) == 0, "clean exit on SIGTERM")
+        g["proc"] = env.start([srtest.SKYROUTED, "-c", g["conf"]], "gs-test-" + fmt, g["port"])
+        srtest.wait_port(g["admin"], proc=g["proc"])
+        after = predicted()
+        check(after == before, "%s: the same passes after a restart: %r vs %r" %
+              (fmt, before[:3], after[:3]))
+    finish(env)
+
+
 def test_config_errors_name_the_line():
     env = srtest.Env("feedcfg")
     env.keygen("gw")
@@ -560,6 +608,7 @@ if __name__ == "__main__":
         test_cancelled_contact_withdraws_the_pass,
         test_other_stations_are_skipped,
         test_restart_keeps_what_was_accepted,
+        test_catalogue_upload_stores_each_satellite_its_own_set,
         test_elements_tle_and_omm_predict_passes,
         test_config_errors_name_the_line,
     ])
