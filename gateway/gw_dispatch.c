@@ -28,6 +28,7 @@
  */
 #include "gateway/gw.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,6 @@ struct gw_job {
     uint8_t *payload_copy; /* spec.payload, owned when spec.copy_payload */
     struct sr_envelope env;
     int64_t start_mono;
-    struct sr_candidate cands[MAX_CANDIDATES];
     size_t ncands, next;
     size_t cur_target;
     double cur_predicted;
@@ -63,8 +63,9 @@ struct gw_job {
     /* queued for sealing (seal_q): target chosen, router begun, not yet sent */
     bool queued, qflush; /* qflush: in seal_q.fl (being sealed), else in seal_q.jobs */
     size_t qslot;
-    struct target_rt *qtarget;
     int64_t qleft;
+    /* last: only [0, ncands) is ever read, so it is not zeroed (20 KiB) */
+    struct sr_candidate cands[MAX_CANDIDATES];
 };
 
 /*
@@ -188,12 +189,30 @@ static void record_attempt(struct gw_job *job, const char *why)
     }
 }
 
+/* Label sets of skyroute_dispatch_total, formatted once per (target, outcome):
+ * a direct-mapped cache checked by the target's id, so a reload that renumbers
+ * targets only costs a miss. */
+#define LABEL_CACHE 64
+static struct {
+    char id[SR_ENV_STRMAX];
+    const char *outcome; /* one of the string literals below */
+    char labels[160];
+} label_cache[LABEL_CACHE];
+
 static void count_dispatch(struct gw *g, size_t target, const char *outcome)
 {
-    char labels[160];
-    snprintf(labels, sizeof(labels), "target=\"%s\",outcome=\"%s\"",
-             sr_router_target(g->router, target)->id, outcome);
-    sr_metrics_add(g->metrics, "skyroute_dispatch_total", labels, 1);
+    const char *id = sr_router_target(g->router, target)->id;
+    size_t h = (target * 8 + (size_t)(outcome[0] + outcome[1])) % LABEL_CACHE;
+    if (label_cache[h].outcome != outcome || strcmp(label_cache[h].id, id) != 0) {
+        snprintf(label_cache[h].id, sizeof(label_cache[h].id), "%s", id);
+        label_cache[h].outcome = outcome;
+        snprintf(label_cache[h].labels, sizeof(label_cache[h].labels),
+                 "target=\"%s\",outcome=\"%s\"", id, outcome);
+        if (strcmp(label_cache[h].id, id) != 0) { /* longer than SR_ENV_STRMAX: never cached */
+            label_cache[h].outcome = NULL;
+        }
+    }
+    sr_metrics_add(g->metrics, "skyroute_dispatch_total", label_cache[h].labels, 1);
 }
 
 /* Builds {"id":..,"target":..,KEY:VALUE,"why":WHY} into |b| (NUL-terminated). */
@@ -348,14 +367,24 @@ static struct target_rt *target_rt(struct gw *g, size_t router_idx)
 
 /* ---- sealing, one signature per loop turn ------------------------------------------ */
 
-/* Sends |job|'s sealed envelope (taken from |env|, which is left empty). */
+/* Sends |job|'s sealed envelope (taken from |env|, which is left empty). The
+ * target is looked up again: a reload (SIGHUP) may have removed it, or moved
+ * its configuration, since the job was queued; then the envelope never left
+ * and the next candidate is tried. */
 static void send_sealed(struct gw_job *job, sr_buf *env)
 {
     struct gw *g = job->gw;
+    struct target_rt *t = target_rt(g, job->cur_target);
+    if (!t) {
+        sr_router_end(g->router, job->cur_target);
+        record_attempt(job, "removed by a reload before the envelope left");
+        dispatch(job);
+        return;
+    }
     static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
     /* the sealed envelope's buffer goes to the call as is: no copy */
-    job->call = sr_h2_request_take(g->pool, job->qtarget->cfg->url, "POST", "/v1/exec", h, 1, env,
-                                   job->qleft, on_result, job);
+    job->call = sr_h2_request_take(g->pool, t->cfg->url, "POST", "/v1/exec", h, 1, env, job->qleft,
+                                   on_result, job);
     if (!job->call) {
         sr_router_end(g->router, job->cur_target);
         fail(job, 503, "out of memory", NULL, true);
@@ -582,7 +611,6 @@ static void dispatch(struct gw_job *job)
         /* reserve the pass bytes and the compute this plan uses, so the next
          * decisions do not oversubscribe a pass or ignore the queue */
         sr_router_commit(g->router, &job->spec.w, c, now);
-        job->qtarget = t;
         job->qleft = left;
         if (seal_enqueue(job) != 0) {
             sr_router_end(g->router, c->target);
@@ -619,10 +647,11 @@ static void start_cb(evutil_socket_t fd, short what, void *arg)
 struct gw_job *gw_job_start(struct gw *g, const struct gw_job_spec *spec, gw_job_done done,
                             void *arg)
 {
-    struct gw_job *job = calloc(1, sizeof(*job));
+    struct gw_job *job = malloc(sizeof(*job));
     if (!job) {
         return NULL;
     }
+    memset(job, 0, offsetof(struct gw_job, cands));
     job->gw = g;
     job->spec = *spec;
     job->done = done;

@@ -35,6 +35,9 @@ struct gw_status {
     struct recent ring[RECENT];
     size_t next, count;
     struct event *tick;
+    sr_buf line;    /* the access log line, kept across calls: no allocation per line */
+    int64_t ts_sec; /* the second ts_prefix was formatted for */
+    char ts_prefix[SR_RFC3339_LEN]; /* "YYYY-MM-DDTHH:MM:SS." of ts_sec */
 };
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -60,6 +63,8 @@ int gw_status_init(struct gw *g, char *err, size_t errlen)
         return SR_ERR_NOMEM;
     }
     g->status = s;
+    sr_buf_init(&s->line, 4096);
+    s->ts_sec = INT64_MIN;
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     sr_metrics_describe(g->metrics, "skyroute_passes_in_view", "gauge",
@@ -83,6 +88,7 @@ void gw_status_free(struct gw *g)
         if (g->status->tick) {
             event_free(g->status->tick);
         }
+        sr_buf_free(&g->status->line);
         free(g->status);
         g->status = NULL;
     }
@@ -95,28 +101,40 @@ void gw_status_record(struct gw *g, const struct gw_event *ev)
     if (!s) {
         return;
     }
+    /* the date and time are formatted once per second, the milliseconds here */
     char ts[SR_RFC3339_LEN];
-    sr_time_format(ts, ev->t_ms);
-    sr_buf b;
-    sr_buf_init(&b, 4096);
-    int rv = sr_buf_appendf(&b, "{\"ts\":\"%s\",\"id\":\"%s\",\"peer\":", ts, ev->id);
-    rv = rv ? rv : sr_buf_append_json_str(&b, ev->peer, strlen(ev->peer));
-    rv = rv ? rv : sr_buf_appendf(&b, ",\"method\":\"%s\",\"path\":", ev->method);
-    rv = rv ? rv : sr_buf_append_json_str(&b, ev->path, strlen(ev->path));
-    rv = rv ? rv : sr_buf_appendf(&b, ",\"status\":%d,\"handler\":", ev->status);
-    rv = rv ? rv : sr_buf_append_json_str(&b, ev->handler, strlen(ev->handler));
-    rv = rv ? rv : sr_buf_append(&b, ",\"target\":", 10);
-    rv = rv ? rv : sr_buf_append_json_str(&b, ev->target, strlen(ev->target));
+    int64_t sec = ev->t_ms >= 0 ? ev->t_ms / 1000 : INT64_MIN;
+    if (sec != INT64_MIN && sec == s->ts_sec) {
+        unsigned msec = (unsigned)(ev->t_ms % 1000);
+        memcpy(ts, s->ts_prefix, 20);
+        ts[20] = (char)('0' + msec / 100);
+        ts[21] = (char)('0' + msec / 10 % 10);
+        ts[22] = (char)('0' + msec % 10);
+        ts[23] = 'Z';
+        ts[24] = '\0';
+    } else if (sr_time_format(ts, ev->t_ms) == 24 && sec != INT64_MIN) {
+        memcpy(s->ts_prefix, ts, 20);
+        s->ts_sec = sec;
+    }
+    sr_buf *b = &s->line;
+    sr_buf_reset(b);
+    int rv = sr_buf_appendf(b, "{\"ts\":\"%s\",\"id\":\"%s\",\"peer\":", ts, ev->id);
+    rv = rv ? rv : sr_buf_append_json_str(b, ev->peer, strlen(ev->peer));
+    rv = rv ? rv : sr_buf_appendf(b, ",\"method\":\"%s\",\"path\":", ev->method);
+    rv = rv ? rv : sr_buf_append_json_str(b, ev->path, strlen(ev->path));
+    rv = rv ? rv : sr_buf_appendf(b, ",\"status\":%d,\"handler\":", ev->status);
+    rv = rv ? rv : sr_buf_append_json_str(b, ev->handler, strlen(ev->handler));
+    rv = rv ? rv : sr_buf_append(b, ",\"target\":", 10);
+    rv = rv ? rv : sr_buf_append_json_str(b, ev->target, strlen(ev->target));
     rv =
         rv ? rv
-           : sr_buf_appendf(&b,
+           : sr_buf_appendf(b,
                             ",\"kind\":\"%s\",\"predicted_ms\":%.1f,\"elapsed_ms\":%.1f,"
                             "\"bytes_in\":%zu,\"attempts\":%d}\n",
                             ev->kind, ev->predicted_ms, ev->elapsed_ms, ev->bytes_in, ev->attempts);
     if (rv == 0) {
-        fwrite(b.data, 1, b.len, stdout);
+        fwrite(b->data, 1, b->len, stdout);
     }
-    sr_buf_free(&b);
 
     struct recent *r = &s->ring[s->next];
     s->next = (s->next + 1) % RECENT;
