@@ -31,7 +31,7 @@
  * signature is checked, against the key configured for |station|, before the
  * body is decoded. Body keys (strings; unknown keys are ignored):
  *
- *   all      kind (str: work|result|passes|state), station (str, = the outer
+ *   all      kind (str: work|result|passes|state|elements), station (str, = the outer
  *            one), t (int, ms since the epoch when written)
  *   work     id (bin 16), origin, dest, target, handler, client (str), payload
  *            (bin), iat, deadline (int), work (float), result_bytes (int),
@@ -43,6 +43,8 @@
  *            down_bps, light_ms (float), source (str)]
  *   state    items, bytes (int: the spool), ready (bool), targets: array of
  *            [id (str), ewma_ms (float), inflight (int), failures (int)]
+ *   elements sat, format (str: tle, omm-json, ...), op (str: the operator who
+ *            uploaded it), epoch (int ms), payload (bin: the element set text)
  */
 
 typedef enum {
@@ -50,6 +52,7 @@ typedef enum {
     SR_CMSG_RESULT = 2,
     SR_CMSG_PASSES = 3,
     SR_CMSG_STATE = 4,
+    SR_CMSG_ELEMENTS = 5,
 } sr_cmsg_kind;
 
 #define SR_CMSG_MAX_PASSES 4096
@@ -96,6 +99,10 @@ struct sr_cmsg {
     bool ready;
     struct sr_cmsg_target *targets; /* owned after decode; borrowed for encode */
     size_t ntargets;
+    /* elements (the text is payload) */
+    char format[16];
+    char op[64];
+    int64_t epoch_ms;
 };
 
 /* Signs and appends the record for |m| to |out| (which keeps its ceiling).

@@ -21,7 +21,7 @@
 
 static const char magic[] = "SRC1";
 static const char context[] = "skyroute/cluster/v1"; /* signed with its NUL */
-static const char *const kind_names[] = {"", "work", "result", "passes", "state"};
+static const char *const kind_names[] = {"", "work", "result", "passes", "state", "elements"};
 
 /* ---- encoding ------------------------------------------------------------------------------ */
 
@@ -79,13 +79,14 @@ static bool fits(const char *s, size_t cap)
 
 static int check(const struct sr_cmsg *m)
 {
-    if ((int)m->kind < SR_CMSG_WORK || (int)m->kind > SR_CMSG_STATE || !m->station[0] ||
+    if ((int)m->kind < SR_CMSG_WORK || (int)m->kind > SR_CMSG_ELEMENTS || !m->station[0] ||
         !fits(m->station, sizeof(m->station)) || !fits(m->origin, sizeof(m->origin)) ||
         !fits(m->dest, sizeof(m->dest)) || !fits(m->target, sizeof(m->target)) ||
         !fits(m->handler, sizeof(m->handler)) || !fits(m->client, sizeof(m->client)) ||
         !fits(m->place_target, sizeof(m->place_target)) || !fits(m->data_at, sizeof(m->data_at)) ||
         !fits(m->signer, sizeof(m->signer)) || !fits(m->error, sizeof(m->error)) ||
-        !fits(m->sat, sizeof(m->sat)) || (m->payload_len && !m->payload) ||
+        !fits(m->sat, sizeof(m->sat)) || !fits(m->op, sizeof(m->op)) ||
+        !fits(m->format, sizeof(m->format)) || (m->payload_len && !m->payload) ||
         m->npasses > SR_CMSG_MAX_PASSES || (m->npasses && !m->passes) ||
         m->ntargets > SR_CMSG_MAX_TARGETS || (m->ntargets && !m->targets)) {
         return SR_ERR_INVAL;
@@ -108,6 +109,9 @@ static int pack_body(sr_buf *b, const struct sr_cmsg *m)
         break;
     case SR_CMSG_PASSES:
         n += 2;
+        break;
+    case SR_CMSG_ELEMENTS:
+        n += 5;
         break;
     default:
         n += 4;
@@ -159,6 +163,12 @@ static int pack_body(sr_buf *b, const struct sr_cmsg *m)
             msgpack_pack_double(&pk, p->light_ms);
             pk_str(&pk, fits(p->source, sizeof(p->source)) ? p->source : "");
         }
+    } else if (m->kind == SR_CMSG_ELEMENTS) {
+        kv_str(&pk, "sat", m->sat);
+        kv_str(&pk, "format", m->format);
+        kv_str(&pk, "op", m->op);
+        kv_int(&pk, "epoch", m->epoch_ms);
+        kv_bin(&pk, "payload", m->payload, m->payload_len);
     } else {
         kv_int(&pk, "items", m->items);
         kv_int(&pk, "bytes", m->bytes);
@@ -525,6 +535,9 @@ enum {
     K_BYTES,
     K_READY,
     K_TARGETS,
+    K_FORMAT,
+    K_OP,
+    K_EPOCH,
     K_N
 };
 static const char *const keys[K_N] = {
@@ -532,7 +545,8 @@ static const char *const keys[K_N] = {
     "target", "handler",      "client", "payload",      "iat",          "deadline",
     "work",   "result_bytes", "flags",  "place",        "place_target", "data_at",
     "status", "signer",       "error",  "predicted_ms", "elapsed_ms",   "sat",
-    "passes", "items",        "bytes",  "ready",        "targets"};
+    "passes", "items",        "bytes",  "ready",        "targets",      "format",
+    "op",     "epoch"};
 
 #define B(k) (1ull << (k))
 static const uint64_t required[] = {
@@ -542,6 +556,7 @@ static const uint64_t required[] = {
     B(K_ID) | B(K_ORIGIN) | B(K_STATUS),
     B(K_SAT) | B(K_PASSES),
     B(K_ITEMS),
+    B(K_SAT) | B(K_FORMAT) | B(K_PAYLOAD),
 };
 
 static int decode_field(struct sr_cmsg *m, int k, const msgpack_object *v, char *err, size_t errlen)
@@ -551,7 +566,7 @@ static int decode_field(struct sr_cmsg *m, int k, const msgpack_object *v, char 
     switch (k) {
     case K_KIND:
         ok = false;
-        for (int i = 1; i <= SR_CMSG_STATE; i++) {
+        for (int i = 1; i <= SR_CMSG_ELEMENTS; i++) {
             if (is_str(v, kind_names[i])) {
                 m->kind = (sr_cmsg_kind)i;
                 ok = true;
@@ -559,7 +574,8 @@ static int decode_field(struct sr_cmsg *m, int k, const msgpack_object *v, char 
         }
         if (!ok) {
             return bad(err, errlen, SR_ERR_ENV_BODY,
-                       "body key 'kind' is not one of work, result, passes, state");
+                       "body key 'kind' is not one of work, result, passes, state, "
+                       "elements");
         }
         return 0;
     case K_STATION:
@@ -655,6 +671,15 @@ static int decode_field(struct sr_cmsg *m, int k, const msgpack_object *v, char 
     case K_READY:
         ok = v->type == MSGPACK_OBJECT_BOOLEAN;
         m->ready = ok && v->via.boolean;
+        break;
+    case K_FORMAT:
+        ok = get_str(v, m->format, sizeof(m->format)) && m->format[0];
+        break;
+    case K_OP:
+        ok = get_str(v, m->op, sizeof(m->op));
+        break;
+    case K_EPOCH:
+        ok = get_int(v, &m->epoch_ms);
         break;
     case K_TARGETS:
         if (m->targets) {

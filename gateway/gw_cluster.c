@@ -96,6 +96,17 @@ struct local_pub { /* what we last published for one local satellite */
     char sat[SR_TARGET_IDMAX];
     uint64_t hash;
     bool done;
+    uint64_t elem_hash; /* the element set last published */
+    bool elem_done;
+};
+
+struct shared_elements { /* the latest element set in the bucket, per satellite */
+    char sat[SR_TARGET_IDMAX];
+    char station[SR_TARGET_IDMAX];
+    char op[64];
+    char format[16];
+    int64_t epoch_ms;
+    size_t len;
 };
 
 struct gw_cluster {
@@ -110,6 +121,10 @@ struct gw_cluster {
     size_t nstations, cap_stations;
     struct local_pub *pubs;
     size_t npubs;
+    struct shared_elements *elems;
+    size_t nelems, cap_elems;
+    sr_store *store; /* our own connection to the feeds' store: element sets to publish */
+    int64_t last_elements;
     struct event *timer;
     bool ready;
     int64_t last_heartbeat;
@@ -389,6 +404,64 @@ static void on_result(struct gw_cluster *c, const char *key, const uint8_t *data
     sr_cmsg_clear(&m);
 }
 
+static struct shared_elements *elements_get(struct gw_cluster *c, const char *sat, bool create)
+{
+    for (size_t i = 0; i < c->nelems; i++) {
+        if (!strcmp(c->elems[i].sat, sat)) {
+            return &c->elems[i];
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    if (c->nelems == c->cap_elems) {
+        size_t ncap = c->cap_elems ? c->cap_elems * 2 : 8;
+        struct shared_elements *ne = realloc(c->elems, ncap * sizeof(*ne));
+        if (!ne) {
+            return NULL;
+        }
+        c->elems = ne;
+        c->cap_elems = ncap;
+    }
+    struct shared_elements *e = &c->elems[c->nelems++];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->sat, sizeof(e->sat), "%s", sat);
+    return e;
+}
+
+/* The latest element set any station accepted, per satellite: listed by GET
+ * /v1/cluster (stations still predict from the sets their own operators
+ * upload; see the closing note of issue 8). */
+static void on_elements(struct gw_cluster *c, const char *key, const uint8_t *data, size_t len,
+                        bool deleted)
+{
+    if (deleted) {
+        return;
+    }
+    struct sr_cmsg m;
+    char why[200];
+    int rv = sr_cmsg_decode(&m, data, len, MAX_RECORD, peer_key, c, why, sizeof(why));
+    if (rv == 0 && (m.kind != SR_CMSG_ELEMENTS || strcmp(m.sat, key) != 0)) {
+        rv = SR_ERR_ENV_BODY;
+        snprintf(why, sizeof(why), "not the elements of %s", key);
+    }
+    if (rv) {
+        sr_log(SR_LOG_WARN, "cluster: elements %s refused: %s", key, why);
+        count_rejected(c, "elements", rv);
+        sr_cmsg_clear(&m);
+        return;
+    }
+    struct shared_elements *e = elements_get(c, m.sat, true);
+    if (e) {
+        snprintf(e->station, sizeof(e->station), "%s", m.station);
+        snprintf(e->op, sizeof(e->op), "%s", m.op);
+        snprintf(e->format, sizeof(e->format), "%s", m.format);
+        e->epoch_ms = m.epoch_ms;
+        e->len = m.payload_len;
+    }
+    sr_cmsg_clear(&m);
+}
+
 static void on_kv(void *arg, int bucket, const char *key, const uint8_t *data, size_t len,
                   bool deleted)
 {
@@ -403,8 +476,11 @@ static void on_kv(void *arg, int bucket, const char *key, const uint8_t *data, s
     case SR_NATS_KV_RESULTS:
         on_result(c, key, data, len, deleted);
         break;
+    case SR_NATS_KV_ELEMENTS:
+        on_elements(c, key, data, len, deleted);
+        break;
     default:
-        break; /* elements: kept in the bucket for operators and new stations */
+        break;
     }
 }
 
@@ -761,6 +837,70 @@ static void publish_passes(struct gw_cluster *c)
     free(buf);
 }
 
+static void elem_put_done(void *arg, int rv, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    struct local_pub *lp = arg;
+    if (rv != 0) {
+        lp->elem_done = false;
+    }
+}
+
+/* Every few seconds: element sets accepted here that are newer than what the
+ * bucket holds for their satellite go to the bucket. */
+static void publish_elements(struct gw_cluster *c)
+{
+    int64_t now = sr_mono_ms();
+    if (!c->store || now - c->last_elements < 2000) {
+        return;
+    }
+    c->last_elements = now;
+    struct sr_store_elements *els = NULL;
+    size_t n = 0;
+    if (sr_store_get_elements(c->store, &els, &n) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct local_pub *lp = NULL;
+        for (size_t k = 0; k < c->npubs && !lp; k++) {
+            lp = !strcmp(c->pubs[k].sat, els[i].sat) ? &c->pubs[k] : NULL;
+        }
+        if (!lp) {
+            continue;
+        }
+        uint64_t h = fnv(1469598103934665603ull, els[i].text, els[i].len);
+        h = fnv(h, els[i].format, strlen(els[i].format));
+        const struct shared_elements *cur = elements_get(c, els[i].sat, false);
+        if ((lp->elem_done && lp->elem_hash == h) ||
+            (cur && cur->epoch_ms >= (int64_t)els[i].epoch_ms)) {
+            continue; /* published, or the bucket has a set as new */
+        }
+        struct sr_cmsg m;
+        memset(&m, 0, sizeof(m));
+        m.kind = SR_CMSG_ELEMENTS;
+        snprintf(m.station, sizeof(m.station), "%s", c->station);
+        m.t_ms = sr_now_ms();
+        snprintf(m.sat, sizeof(m.sat), "%s", els[i].sat);
+        snprintf(m.format, sizeof(m.format), "%s", els[i].format[0] ? els[i].format : "tle");
+        snprintf(m.op, sizeof(m.op), "%s", els[i].op);
+        m.epoch_ms = (int64_t)els[i].epoch_ms;
+        m.payload = (uint8_t *)els[i].text;
+        m.payload_len = els[i].len;
+        sr_buf rec;
+        if (sealed(c, &m, &rec) != 0) {
+            continue;
+        }
+        if (sr_nats_kv_put(c->nats, SR_NATS_KV_ELEMENTS, els[i].sat, rec.data, rec.len,
+                           elem_put_done, lp) == 0) {
+            lp->elem_hash = h;
+            lp->elem_done = true;
+        }
+        sr_buf_free(&rec);
+    }
+    sr_store_elements_free(els, n);
+}
+
 static void state_put_done(void *arg, int rv, const uint8_t *data, size_t len)
 {
     (void)rv;
@@ -819,6 +959,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     if (c->ready) {
         publish_state(c);
         publish_passes(c);
+        publish_elements(c);
     }
     for (size_t i = 0; i < c->nviews; i++) {
         view_refresh(c, &c->views[i]);
@@ -835,7 +976,9 @@ static void on_status(void *arg, bool ready)
                  : "cut off from NATS: serving locally");
     for (size_t i = 0; i < c->npubs; i++) {
         c->pubs[i].done = false; /* publish everything again once back */
+        c->pubs[i].elem_done = false;
     }
+    c->last_elements = sr_mono_ms(); /* first learn what the bucket holds */
     c->last_heartbeat = 0;
     for (size_t i = 0; i < c->nviews; i++) {
         view_refresh(c, &c->views[i]);
@@ -934,6 +1077,21 @@ static void get_status(struct gw_cluster *c, sr_req *req)
         rv = rv ? rv
                 : sr_buf_appendf(&b, ",\"passes\":%zu,\"planned\":%s}", v->npasses,
                                  v->offline ? "false" : "true");
+    }
+    rv = rv ? rv : sr_buf_append(&b, "],\"elements\":[", 14);
+    for (size_t i = 0; rv == 0 && i < c->nelems; i++) {
+        struct shared_elements *e = &c->elems[i];
+        char ep[SR_RFC3339_LEN];
+        sr_time_format(ep, e->epoch_ms);
+        rv = sr_buf_appendf(&b, "%s{\"sat\":", i ? "," : "");
+        rv = rv ? rv : sr_buf_append_json_str(&b, e->sat, strlen(e->sat));
+        rv = rv ? rv : sr_buf_append(&b, ",\"station\":", 11);
+        rv = rv ? rv : sr_buf_append_json_str(&b, e->station, strlen(e->station));
+        rv = rv ? rv : sr_buf_append(&b, ",\"operator\":", 12);
+        rv = rv ? rv : sr_buf_append_json_str(&b, e->op, strlen(e->op));
+        rv = rv ? rv : sr_buf_append(&b, ",\"format\":", 10);
+        rv = rv ? rv : sr_buf_append_json_str(&b, e->format, strlen(e->format));
+        rv = rv ? rv : sr_buf_appendf(&b, ",\"epoch\":\"%s\",\"bytes\":%zu}", ep, e->len);
     }
     rv = rv ? rv : sr_buf_append(&b, "]}\n", 3);
     static const struct sr_http_header h[] = {{"content-type", "application/json"}};
@@ -1168,6 +1326,11 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
             snprintf(c->pubs[c->npubs++].sat, sizeof(c->pubs[0].sat), "%s", g->targets[i].cfg->id);
         }
     }
+    char why_store[300] = "";
+    if (sr_store_open(&c->store, cfg->state_dir, why_store, sizeof(why_store)) != 0) {
+        sr_log(SR_LOG_WARN, "cluster: element sets will not be shared: %s", why_store);
+        c->store = NULL;
+    }
     sr_metrics_describe(g->metrics, "skyroute_cluster_connected", "gauge",
                         "1 while connected to NATS with the stream and buckets ready.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_forwarded_total", "counter",
@@ -1235,6 +1398,8 @@ void gw_cluster_free(struct gw *g)
     free(c->views);
     free(c->stations);
     free(c->pubs);
+    free(c->elems);
+    sr_store_close(c->store);
     free(c);
     g->cluster = NULL;
 }

@@ -209,6 +209,26 @@ static void test_passes_and_state_round_trip(void **state)
     assert_string_equal(d.targets[0].id, "alpha");
     assert_true(d.targets[0].ewma_ms == 12.5);
     sr_cmsg_clear(&d);
+    static const char tle[] = "1 90000U ...\n2 90000 ...\n";
+    memset(&m, 0, sizeof(m));
+    m.kind = SR_CMSG_ELEMENTS;
+    snprintf(m.station, sizeof(m.station), "gs-a");
+    snprintf(m.sat, sizeof(m.sat), "sat-1");
+    snprintf(m.format, sizeof(m.format), "tle");
+    snprintf(m.op, sizeof(m.op), "ops");
+    m.epoch_ms = 1700000000000LL;
+    m.payload = (uint8_t *)(uintptr_t)tle;
+    m.payload_len = sizeof(tle) - 1;
+    sr_buf_reset(&b);
+    assert_int_equal(sr_cmsg_encode(&b, key_a, &m), 0);
+    assert_int_equal(sr_cmsg_decode(&d, b.data, b.len, 1 << 20, lookup, NULL, err, sizeof(err)), 0);
+    assert_int_equal(d.kind, SR_CMSG_ELEMENTS);
+    assert_string_equal(d.format, "tle");
+    assert_string_equal(d.op, "ops");
+    assert_int_equal(d.epoch_ms, 1700000000000LL);
+    assert_int_equal(d.payload_len, sizeof(tle) - 1);
+    assert_memory_equal(d.payload, tle, sizeof(tle) - 1);
+    sr_cmsg_clear(&d);
     /* encoding refuses what it could not decode */
     m.kind = (sr_cmsg_kind)9;
     assert_int_equal(sr_cmsg_encode(&b, key_a, &m), SR_ERR_INVAL);

@@ -254,6 +254,13 @@ def _scenario(env):
         wait_for("A's schedule at %s" % g["id"], lambda: seen_at(g), 10)
     log("schedule uploaded at A seen at B and C (%d passes)" % len(want))
 
+    def elements_listed(g):
+        st, j = get_json(g, "/v1/cluster")
+        return st == 200 and [e for e in j.get("elements", []) if e["sat"] == "sat-1"]
+    e = wait_for("sat-1's element set in the shared bucket", lambda: elements_listed(C), 10)[0]
+    check(e["format"] == "tle" and e["operator"] == "ops" and e["bytes"] > 100, e)
+    log("sat-1's elements in the bucket (from %s, epoch %s)" % (e["station"], e["epoch"]))
+
     # -- 2. work for sat-1 submitted at A leaves through B's pass ---------------------------------
     def route_via():
         st, j = get_json(A, "/v1/route?work=0&bytes=100&deadline_ms=600000&place=orbit&async=1")
