@@ -61,6 +61,12 @@ void gw_main_handler(sr_req *req, void *arg);
 int gw_feeds_init(struct gw *g, char *err, size_t errlen);
 bool gw_feeds_handle(struct gw *g, sr_req *req);
 void gw_feeds_free(struct gw *g);
+/* [cluster]: an element set another station accepted (text as stored there):
+ * stored under |op| and predicted for this station, for every configured
+ * satellite whose set in it is newer than the one in use. 0, SR_ERR_NOTFOUND
+ * (nothing newer here), SR_ERR_UNAVAILABLE (no [gateway] station), a parse
+ * error or SR_ERR_IO. */
+int gw_feeds_ingest_elements(struct gw *g, const char *op, const char *text, size_t len);
 
 /* [tls]: init validates and loads the certificate; listen opens the TLS
  * listener (after the h2c one); reload (SIGHUP) swaps in a freshly loaded

@@ -429,9 +429,9 @@ static struct shared_elements *elements_get(struct gw_cluster *c, const char *sa
     return e;
 }
 
-/* The latest element set any station accepted, per satellite: listed by GET
- * /v1/cluster (stations still predict from the sets their own operators
- * upload; see the closing note of issue 8). */
+/* The latest element set any station accepted, per satellite: each station
+ * predicts its own passes from it (when newer than the set it has), and GET
+ * /v1/cluster lists it. */
 static void on_elements(struct gw_cluster *c, const char *key, const uint8_t *data, size_t len,
                         bool deleted)
 {
@@ -450,6 +450,16 @@ static void on_elements(struct gw_cluster *c, const char *key, const uint8_t *da
         count_rejected(c, "elements", rv);
         sr_cmsg_clear(&m);
         return;
+    }
+    if (strcmp(m.station, c->station) != 0) {
+        /* predict this station's passes from it, when it is newer than ours */
+        char op[64];
+        snprintf(op, sizeof(op), "%s@%s", m.op[0] ? m.op : "?", m.station);
+        int irv = gw_feeds_ingest_elements(c->g, op, (const char *)m.payload, m.payload_len);
+        if (irv != 0 && irv != SR_ERR_NOTFOUND && irv != SR_ERR_UNAVAILABLE) {
+            sr_log(SR_LOG_WARN, "cluster: elements of %s from %s not used: %s", m.sat, m.station,
+                   sr_strerror(irv));
+        }
     }
     struct shared_elements *e = elements_get(c, m.sat, true);
     if (e) {

@@ -1428,6 +1428,65 @@ static bool path_is(const char *path, const char *want)
     return plen == strlen(want) && !strncmp(path, want, plen);
 }
 
+/* ---- [cluster]: element sets accepted at another station ---------------------------------- */
+
+int gw_feeds_ingest_elements(struct gw *g, const char *op, const char *text, size_t len)
+{
+    struct gw_feeds *f = g->feeds;
+    if (!f || !f->has_station) {
+        return SR_ERR_UNAVAILABLE;
+    }
+    sr_elements *els = NULL;
+    size_t n = 0;
+    int rv = sr_elements_parse_text(&els, &n, text, len, MAX_ELEMENT_SETS, 0, NULL, 0);
+    if (rv) {
+        return rv;
+    }
+    const char *format = elements_format(text, len);
+    int64_t now = sr_now_ms();
+    size_t used = 0;
+    for (size_t k = 0; rv == 0 && k < f->nsats; k++) {
+        struct sat_info *s = &f->sats[k];
+        const sr_elements *best = NULL;
+        for (size_t i = 0; s->catnum && i < n; i++) {
+            if (els[i].catnum == s->catnum && (!best || els[i].epoch_ms > best->epoch_ms)) {
+                best = &els[i];
+            }
+        }
+        /* only a newer set than the one we predict from */
+        if (!best || (s->sat && sr_sat_elements(s->sat)->epoch_ms >= best->epoch_ms)) {
+            continue;
+        }
+        sr_sat *sat = NULL;
+        if (sr_sat_new(&sat, best) != 0) {
+            continue;
+        }
+        struct sr_store_elements se;
+        memset(&se, 0, sizeof(se));
+        snprintf(se.sat, sizeof(se.sat), "%s", s->id);
+        snprintf(se.format, sizeof(se.format), "%s", format);
+        se.catnum = best->catnum;
+        se.epoch_ms = best->epoch_ms;
+        se.text = (char *)(uintptr_t)text;
+        se.len = len;
+        if (sr_store_put_elements(f->store, op, now, &se, 1, NULL) != 0) {
+            sr_sat_free(sat);
+            rv = SR_ERR_IO;
+            break;
+        }
+        sr_sat_free(s->sat);
+        s->sat = sat;
+        snprintf(s->elem_format, sizeof(s->elem_format), "%s", format);
+        predict(f, s, now);
+        (void)resync(f, s);
+        used++;
+        sr_log(SR_LOG_INFO, "feeds: elements of %s from %s: %zu passes predicted", s->id, op,
+               s->npred);
+    }
+    free(els);
+    return rv ? rv : used ? 0 : SR_ERR_NOTFOUND;
+}
+
 bool gw_feeds_handle(struct gw *g, sr_req *req)
 {
     struct gw_feeds *f = g->feeds;
