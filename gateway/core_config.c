@@ -321,6 +321,16 @@ static int on_entry(void *user, const char *section, const char *name, const cha
             cfg->max_body = (size_t)d;
             return 1;
         }
+        if (!strcmp(name, "envelope_batch")) {
+            if (!set_num(ctx, &d, name, value, 1, SR_ENV_BATCH_MAX)) {
+                return 0;
+            }
+            if (d != (double)(uint32_t)d) {
+                return fail(ctx, "'envelope_batch' must be a whole number, not '%.40s'", value);
+            }
+            cfg->envelope_batch = (uint32_t)d;
+            return 1;
+        }
         if (!strcmp(name, "default_deadline_ms")) {
             if (!set_num(ctx, &d, name, value, 1, 86400000.0 * 7)) {
                 return 0;
@@ -486,6 +496,7 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
     cfg->default_deadline_ms = 30000;
     cfg->max_deadline_ms = 86400000;
     cfg->max_streams = 1000;
+    cfg->envelope_batch = 256;
     snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
     snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
     struct parse_ctx ctx = {.cfg = cfg};

@@ -34,7 +34,7 @@
 #include <string.h>
 
 #define MAX_CANDIDATES 64
-#define SEAL_BATCH_MAX 256 /* envelopes per root: paths of at most 8 hashes */
+#define SEAL_BATCH_MAX 256 /* envelopes per root at most ([gateway] envelope_batch) */
 #define SEAL_WAIT_US 1000  /* longest an envelope waits for its batch */
 
 struct attempt {
@@ -397,6 +397,13 @@ static void seal_failed(struct gw_job *job, int rv)
     fail(job, rv == SR_ERR_NOMEM ? 503 : 500, "cannot seal the envelope", NULL, true);
 }
 
+/* [gateway] envelope_batch: envelopes per signature at most (1: SR1 only). */
+static size_t seal_batch_max(const struct gw *g)
+{
+    size_t m = g->cfg->envelope_batch;
+    return m < 1 ? 1 : m > SEAL_BATCH_MAX ? SEAL_BATCH_MAX : m;
+}
+
 /* Seals the jobs seal_q.fl[idx[0..n)] (none NULL) under one signature and
  * sends them. If the batch cannot be sealed as a whole (out of memory, or one
  * envelope refused), each is sealed on its own so one bad envelope fails only
@@ -465,10 +472,11 @@ static void flush_seals(evutil_socket_t fd, short what, void *arg)
             seal_q.fl[i]->qflush = true;
         }
     }
+    size_t max = seal_batch_max(seal_q.g);
     size_t i = 0;
     while (i < seal_q.fl_n) {
         size_t idx[SEAL_BATCH_MAX], k = 0;
-        for (; i < seal_q.fl_n && k < SEAL_BATCH_MAX; i++) {
+        for (; i < seal_q.fl_n && k < max; i++) {
             if (seal_q.fl[i]) {
                 idx[k++] = i;
             }
@@ -547,7 +555,7 @@ static int seal_enqueue(struct gw_job *job)
     job->qflush = false;
     job->qslot = seal_q.n;
     seal_q.jobs[seal_q.n++] = job;
-    if (seal_q.n >= SEAL_BATCH_MAX) {
+    if (seal_q.n >= seal_batch_max(g)) {
         event_active(seal_q.late_ev, EV_TIMEOUT, 0);
     }
     return 0;

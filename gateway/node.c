@@ -37,7 +37,7 @@
 
 #define MAX_TRUST 32
 #define MAX_EXEC 32
-#define RESULT_BATCH_MAX 256 /* results per Merkle root */
+#define RESULT_BATCH_MAX 256 /* results per Merkle root, by default */
 #define RESULT_WAIT_US 1000  /* longest a result waits for its batch */
 
 static const char usage_text[] =
@@ -57,6 +57,8 @@ static const char usage_text[] =
     "  --admin HOST:PORT  admin listener: /metrics, /healthz (HTTP/1.1 and h2c)\n"
     "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
+    "  --envelope-batch N results sealed under one signature at most (1..1024,\n"
+    "                     default 256; 1: a signature per result, SR1 only)\n"
     "  --emulate-link FILE  behave like a satellite behind an RF link: FILE holds its\n"
     "                     elements (TLE or OMM; --sat picks one by name or catalogue\n"
     "                     number, else the first); each direction is delayed by the\n"
@@ -91,6 +93,7 @@ struct node {
     struct job **rq;     /* results to seal at the end of this loop turn */
     size_t rq_n, rq_cap;
     bool rq_scheduled;
+    size_t batch_max;      /* --envelope-batch: results per signature at most */
     struct event *rq_idle; /* lowest priority: a loop turn with nothing else to run */
     struct event *rq_late; /* RESULT_WAIT_US after the first queued result */
     sr_metrics *metrics;
@@ -314,8 +317,8 @@ static void results_flush(evutil_socket_t fd, short what, void *arg)
     n->rq_scheduled = false;
     event_del(n->rq_late);
     size_t cap = n->max_body + 4096;
-    for (size_t off = 0; off < total; off += RESULT_BATCH_MAX) {
-        size_t k = total - off < RESULT_BATCH_MAX ? total - off : RESULT_BATCH_MAX;
+    for (size_t off = 0; off < total; off += n->batch_max) {
+        size_t k = total - off < n->batch_max ? total - off : n->batch_max;
         struct job **jobs = q + off;
         struct sr_envelope *envs = k > 1 ? malloc(k * sizeof(*envs)) : NULL;
         sr_buf *outs = k > 1 ? malloc(k * sizeof(*outs)) : NULL;
@@ -381,7 +384,7 @@ static bool results_enqueue(struct node *n, struct job *j)
     }
     j->rq_slot = n->rq_n;
     n->rq[n->rq_n++] = j;
-    if (n->rq_n >= RESULT_BATCH_MAX) {
+    if (n->rq_n >= n->batch_max) {
         event_active(n->rq_late, EV_TIMEOUT, 0);
     }
     return true;
@@ -1231,6 +1234,7 @@ int main(int argc, char **argv)
         {"gateway", required_argument, 0, 'G'},
         {"gateway-id", required_argument, 0, 'I'},
         {"link-bps", required_argument, 0, 'R'},
+        {"envelope-batch", required_argument, 0, 'B'},
         {0, 0, 0, 0},
     };
     const char *emu_file = NULL, *emu_station = NULL, *emu_which = NULL;
@@ -1239,6 +1243,7 @@ int main(int argc, char **argv)
     memset(&n, 0, sizeof(n));
     n.gops = 10;
     n.max_body = 32u << 20;
+    n.batch_max = RESULT_BATCH_MAX;
     n.emu_min_el = 10;
     const char *listen = NULL, *admin = NULL, *keyfile = NULL, *config = NULL;
     const char *trust[MAX_TRUST];
@@ -1271,6 +1276,13 @@ int main(int argc, char **argv)
                 return usage_error("too many --trust keys");
             }
             trust[ntrust++] = optarg;
+            break;
+        case 'B':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 1 || d > SR_ENV_BATCH_MAX ||
+                d != (double)(size_t)d) {
+                return usage_error("--envelope-batch must be an integer in [1, 1024]");
+            }
+            n.batch_max = (size_t)d;
             break;
         case 'g':
             if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d <= 0) {

@@ -185,6 +185,7 @@ static void test_readme_example(void **state)
     assert_int_equal(cfg->default_deadline_ms, 30000);
     assert_int_equal(cfg->max_deadline_ms, 86400000);
     assert_int_equal(cfg->max_streams, 1000);
+    assert_int_equal(cfg->envelope_batch, 256);
     assert_string_equal(cfg->log_level, "info");
     assert_int_equal(cfg->ntargets, 1);
     const struct sr_target_cfg *t = &cfg->targets[0];
@@ -393,6 +394,9 @@ static void test_bad_values(void **state)
     load_bad(GW "max_deadline_ms = nan\n", 4,
              "'max_deadline_ms' must be a number in [1, 2.592e+09], got 'nan'");
     load_bad(GW "max_streams = \n", 4, "'max_streams' must be a number in [1, 100000], got ''");
+    load_bad(GW "envelope_batch = 0\n", 4,
+             "'envelope_batch' must be a number in [1, 1024], got '0'");
+    load_bad(GW "envelope_batch = 2.5\n", 4, "'envelope_batch' must be a whole number, not '2.5'");
     load_bad(GW "[idc.a]\nrtt_ms = -1\n", 5,
              "'rtt_ms' must be a number in [0.001, 3.6e+06], got '-1'");
     load_bad(GW "[idc.a]\n\ngops = 0\n", 6, "'gops' must be a number in [1e-06, 1e+09], got '0'");
@@ -403,6 +407,16 @@ static void test_bad_values(void **state)
     load_bad("[gateway]\nid = bad id\nkey = k\n", 2,
              "'id' must be 1-63 characters of [A-Za-z0-9._-]");
     load_bad("[gateway]\n\nkey = k\nid =\n", 4, "'id' must be 1-63 characters of [A-Za-z0-9._-]");
+}
+
+static void test_envelope_batch(void **state)
+{
+    (void)state;
+    struct sr_config *cfg =
+        load_ok("[gateway]\nid = gw\nkey = gw.key\nenvelope_batch = 1\n"
+                "[idc.alpha]\nurl = http://127.0.0.1:9101\npubkey = alpha.pub\n");
+    assert_int_equal(cfg->envelope_batch, 1);
+    sr_config_free(cfg);
 }
 
 static void test_bad_urls(void **state)
@@ -587,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_first_error_wins_with_right_lines),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_envelope_batch),
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_missing_pubkey_file),
         cmocka_unit_test(test_syntax_error),
