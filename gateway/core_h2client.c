@@ -549,6 +549,10 @@ static int tc_connect(struct tconn *tc)
     }
     bufferevent_setcb(tc->bev, tc_readcb, tc_writecb, tc_eventcb, tc);
     bufferevent_setwatermark(tc->bev, EV_WRITE, OUT_LOW, 0);
+    /* up to 256 KiB per read and per write, not libevent's 16 KiB: a 64 KiB
+     * envelope in one syscall and one loop turn instead of four of each */
+    bufferevent_set_max_single_read(tc->bev, 256 * 1024);
+    bufferevent_set_max_single_write(tc->bev, 256 * 1024);
     bufferevent_enable(tc->bev, EV_READ | EV_WRITE);
     struct timeval cto = {5, 0};
     bufferevent_set_timeouts(tc->bev, NULL, &cto);

@@ -36,6 +36,7 @@
 
 #define OUT_HIGH (256 * 1024) /* stop pulling frames above this much queued output */
 #define OUT_LOW (32 * 1024)   /* resume when output drains below this */
+#define IO_CHUNK (256 * 1024) /* bytes per read() and per write() at most */
 #define MAX_HEADERS 100
 /* Abuse limits (per connection). nghttp2 itself caps CONTINUATION frames per
  * header block, RST_STREAM rate (rapid reset, CVE-2023-44487), queued
@@ -1109,6 +1110,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct timeval idle = {srv->opts.idle_timeout_s, 0};
     bufferevent_set_timeouts(c->bev, &idle, NULL);
     bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+    /* up to IO_CHUNK per read and per write, not libevent's 16 KiB: a 64 KiB
+     * body in one syscall and one loop turn instead of four of each */
+    bufferevent_set_max_single_read(c->bev, IO_CHUNK);
+    bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->next = srv->conns;
