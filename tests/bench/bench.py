@@ -10,7 +10,9 @@ Parts (all by default):
            signed, every result verified) and through nghttpx -> nghttpd (a
            file of the same size as the body, so responses match): req/s, p50,
            p99, CPU seconds per 10,000 requests of skyrouted and of nghttpx
-           (its master and worker processes)
+           (its master and worker processes); and through a second
+           skyrouted -> skyroute-node pair with envelope_batch = 1 (one
+           signature per envelope, SR1 only) for the crypto-bound target
   crypto   Ed25519 signs and verifies per second from libsodium (bench_ed25519),
            and the gateway's CPU per request as a multiple of one sign + one
            verify of a body that size
@@ -137,10 +139,18 @@ def requests_for(size, streams, quick):
 
 
 def part_proxy(args, env, res):
-    say("proxy: starting skyroute-node, skyrouted, nghttpd, nghttpx on loopback")
+    say("proxy: starting skyroute-node, skyrouted (twice: batched signatures, the default, and "
+        "envelope_batch = 1), nghttpd, nghttpx on loopback")
     gkey, gpub = env.keygen("gs-bench")
     node = env.start_node("alpha", [gpub], admin=False, extra=["--log-level", "warn"])
     gw = env.start_gateway("gs-bench", [node], extra_gateway="log_level = warn")
+    # the same pair with one signature per envelope (SR1 only), for the crypto
+    # bound target, which is stated for one signature per request
+    skey, spub = env.keygen("gs-sr1")
+    node1 = env.start_node("beta", [spub], admin=False,
+                           extra=["--log-level", "warn", "--envelope-batch", "1"])
+    gw1 = env.start_gateway("gs-sr1", [node1],
+                            extra_gateway="log_level = warn\nenvelope_batch = 1")
     docroot = env.path("www")
     os.mkdir(docroot)
     bodies = {}
@@ -161,8 +171,9 @@ def part_proxy(args, env, res):
     paths = {
         "skyroute": (lambda size: gw["url"] + "/v1/workloads", gw["proc"].pid),
         "nghttpx": (lambda size: "http://127.0.0.1:%d/f%d" % (px, size), nghttpx.pid),
+        "sr1": (lambda size: gw1["url"] + "/v1/workloads", gw1["proc"].pid),
     }
-    for name, (url, _) in paths.items():  # warm both
+    for name, (url, _) in paths.items():  # warm all
         h2load(url(1024), bodies[1024], 2000, 10, 10, log)
     res["proxy"] = []
     total = len(SIZES) * len(LOADS)
@@ -472,6 +483,26 @@ def summary(args, res):
                          x["p99"], s["cpu10k"], x["cpu10k"], cx,
                          "" if not fails else " (%d failed)" % fails))
         L.append("")
+        if all("sr1" in row for row in res["proxy"]):
+            L.append("The same, with one signature per envelope (`envelope_batch = 1` at the "
+                     "gateway, `--envelope-batch 1` at the node: SR1 only, as before batching), "
+                     "same run:")
+            L.append("")
+            L.append("| body | streams (c x m) | req/s SR1 | ratio to nghttpx | p99 ms | "
+                     "CPU s/10k | crypto x |")
+            L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+            for row in res["proxy"]:
+                s1, x = row["sr1"], row["nghttpx"]
+                bound = cr.get(row["size"])
+                cx = "-"
+                if bound:
+                    cx = "%.2f" % ((s1["cpu10k"] / 10000 * 1e6) /
+                                   (bound["sign_us"] + bound["verify_us"]))
+                L.append("| %s | %d (%d x %d) | %.0f | %.2f | %.2f | %.3f | %s |%s" % (
+                    row["size_label"], row["streams"], row["c"], row["m"], s1["rps"],
+                    s1["rps"] / max(1e-9, x["rps"]), s1["p99"], s1["cpu10k"], cx,
+                    "" if not s1["failed"] else " (%d failed)" % s1["failed"]))
+            L.append("")
     if cr:
         L.append("| crypto bound (libsodium Ed25519, one core) | sign/s | verify/s | "
                  "sign + verify us |")
