@@ -97,12 +97,16 @@ static bool ext_known(const char *section, const char *key, bool *section_known)
 static int ext_store(struct sr_config *cfg, const char *section, const char *key, const char *value,
                      int line, int section_line)
 {
-    struct sr_cfg_kv *kv = realloc(cfg->kv, (cfg->nkv + 1) * sizeof(*kv));
-    if (!kv) {
-        return SR_ERR_NOMEM;
+    if (cfg->nkv == cfg->kv_cap) {
+        size_t ncap = cfg->kv_cap ? cfg->kv_cap * 2 : 64;
+        struct sr_cfg_kv *kv = realloc(cfg->kv, ncap * sizeof(*kv));
+        if (!kv) {
+            return SR_ERR_NOMEM;
+        }
+        cfg->kv = kv;
+        cfg->kv_cap = ncap;
     }
-    cfg->kv = kv;
-    struct sr_cfg_kv *e = &kv[cfg->nkv];
+    struct sr_cfg_kv *e = &cfg->kv[cfg->nkv];
     memset(e, 0, sizeof(*e));
     snprintf(e->section, sizeof(e->section), "%s", section);
     snprintf(e->key, sizeof(e->key), "%s", key);
@@ -246,6 +250,11 @@ static struct sr_target_cfg *target_for(struct parse_ctx *ctx, const char *secti
                                         const char *id)
 {
     struct sr_config *cfg = ctx->cfg;
+    /* a section's keys come one after another: its target is the last one */
+    if (cfg->ntargets && !strcmp(cfg->targets[cfg->ntargets - 1].id, id) &&
+        cfg->targets[cfg->ntargets - 1].kind == kind) {
+        return &cfg->targets[cfg->ntargets - 1];
+    }
     for (size_t i = 0; i < cfg->ntargets; i++) {
         if (!strcmp(cfg->targets[i].id, id)) {
             if (cfg->targets[i].kind != kind) {
@@ -259,13 +268,17 @@ static struct sr_target_cfg *target_for(struct parse_ctx *ctx, const char *secti
         fail_section(ctx, "[%s]: target id must be 1-63 characters of [A-Za-z0-9._-]", section);
         return NULL;
     }
-    struct sr_target_cfg *nt = realloc(cfg->targets, (cfg->ntargets + 1) * sizeof(*nt));
-    if (!nt) {
-        fail(ctx, "out of memory%s%s", "", "");
-        return NULL;
+    if (cfg->ntargets == cfg->targets_cap) {
+        size_t ncap = cfg->targets_cap ? cfg->targets_cap * 2 : 16;
+        struct sr_target_cfg *nt = realloc(cfg->targets, ncap * sizeof(*nt));
+        if (!nt) {
+            fail(ctx, "out of memory%s%s", "", "");
+            return NULL;
+        }
+        cfg->targets = nt;
+        cfg->targets_cap = ncap;
     }
-    cfg->targets = nt;
-    struct sr_target_cfg *t = &nt[cfg->ntargets++];
+    struct sr_target_cfg *t = &cfg->targets[cfg->ntargets++];
     memset(t, 0, sizeof(*t));
     snprintf(t->id, sizeof(t->id), "%s", id);
     t->kind = kind;
@@ -413,9 +426,66 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     return fail_section(ctx, "unknown section [%.60s]", section);
 }
 
+static uint32_t kv_hash(const char *section, const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over "section\0key" */
+    for (const char *p = section;; p++) {
+        h = (h ^ (uint8_t)*p) * 16777619u;
+        if (!*p) {
+            break;
+        }
+    }
+    for (const char *p = key; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    }
+    return h;
+}
+
+/* Indexes the extension keys once the file is read: a gateway with 10,000
+ * satellites looks up tens of thousands of keys at start-up. Without the
+ * index (out of memory) sr_config_get scans. */
+static void kv_index_build(struct sr_config *cfg)
+{
+    size_t cap = 16;
+    while (cap < cfg->nkv * 2) {
+        cap *= 2;
+    }
+    uint32_t *ix = calloc(cap, sizeof(*ix));
+    if (!ix || cfg->nkv >= UINT32_MAX) {
+        free(ix);
+        return;
+    }
+    for (size_t i = 0; i < cfg->nkv; i++) {
+        size_t slot = kv_hash(cfg->kv[i].section, cfg->kv[i].key) & (cap - 1);
+        while (ix[slot]) {
+            const struct sr_cfg_kv *o = &cfg->kv[ix[slot] - 1];
+            if (!strcmp(o->section, cfg->kv[i].section) && !strcmp(o->key, cfg->kv[i].key)) {
+                break; /* a later occurrence replaces it: the last one wins */
+            }
+            slot = (slot + 1) & (cap - 1);
+        }
+        ix[slot] = (uint32_t)i + 1;
+    }
+    cfg->kv_index = ix;
+    cfg->kv_index_cap = cap;
+}
+
 const char *sr_config_get(const struct sr_config *cfg, const char *section, const char *key,
                           int *line)
 {
+    if (cfg->kv_index) {
+        size_t slot = kv_hash(section, key) & (cfg->kv_index_cap - 1);
+        for (; cfg->kv_index[slot]; slot = (slot + 1) & (cfg->kv_index_cap - 1)) {
+            const struct sr_cfg_kv *e = &cfg->kv[cfg->kv_index[slot] - 1];
+            if (!strcmp(e->section, section) && !strcmp(e->key, key)) {
+                if (line) {
+                    *line = e->line;
+                }
+                return e->value;
+            }
+        }
+        return NULL;
+    }
     for (size_t i = cfg->nkv; i-- > 0;) { /* the last occurrence wins */
         if (!strcmp(cfg->kv[i].section, section) && !strcmp(cfg->kv[i].key, key)) {
             if (line) {
@@ -479,6 +549,7 @@ void sr_config_free(struct sr_config *cfg)
             free(cfg->kv[i].value);
         }
         free(cfg->kv);
+        free(cfg->kv_index);
         free(cfg->targets);
         free(cfg);
     }
@@ -519,6 +590,7 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
         sr_config_free(cfg);
         return SR_ERR_CONFIG;
     }
+    kv_index_build(cfg);
     /* whole-file checks */
     if (!ctx.gateway_seen) {
         snprintf(err, errlen, "%s:1: missing [gateway] section", path);

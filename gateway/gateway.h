@@ -266,7 +266,10 @@ struct sr_config {
     struct sr_target_cfg *targets;
     size_t ntargets;
     struct sr_cfg_kv *kv; /* extension keys, in file order */
-    size_t nkv;
+    size_t nkv, kv_cap;
+    size_t targets_cap;
+    uint32_t *kv_index;  /* (section, key) -> 1 + index of its last entry; 0 = empty */
+    size_t kv_index_cap; /* a power of two, or 0 (sr_config_get then scans) */
 };
 
 /*

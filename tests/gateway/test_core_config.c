@@ -577,6 +577,36 @@ static void test_extension_keys(void **state)
     load_bad(GW "[operator.acme]\npubkee = x\n", 5, "unknown key 'pubkee' in [operator.acme]");
 }
 
+static void test_many_sections_indexed(void **state)
+{
+    (void)state;
+    /* thousands of targets: keys are found through the index, the last
+     * occurrence of a repeated key still wins */
+    size_t n = 3000, cap = 200 * n + 1024;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t len = (size_t)snprintf(text, cap, GW "[policy]\nw_time = 1\nw_time = 2\n");
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(text + len, cap - len,
+                                "[satellite.s%zu]\nurl = http://127.0.0.1:9\n"
+                                "pubkey = alpha.pub\ncatnum = %zu\n",
+                                i, 70000 + i);
+    }
+    struct sr_config *cfg = load_ok(text);
+    free(text);
+    assert_int_equal(cfg->ntargets, n);
+    int line = 0;
+    assert_string_equal(sr_config_get(cfg, "policy", "w_time", &line), "2");
+    assert_int_equal(line, 6);
+    assert_string_equal(sr_config_get(cfg, "satellite.s0", "catnum", NULL), "70000");
+    assert_string_equal(sr_config_get(cfg, "satellite.s2999", "catnum", &line), "72999");
+    assert_int_equal(line, 6 + 4 * 2999 + 4);
+    assert_null(sr_config_get(cfg, "satellite.s3000", "catnum", NULL));
+    assert_null(sr_config_get(cfg, "satellite.s1", "nothing", NULL));
+    assert_string_equal(cfg->targets[1234].id, "s1234");
+    sr_config_free(cfg);
+}
+
 static void test_err_buffer_small(void **state)
 {
     (void)state;
@@ -611,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_bom),
         cmocka_unit_test(test_extension_keys),
+        cmocka_unit_test(test_many_sections_indexed),
         cmocka_unit_test(test_err_buffer_small),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
