@@ -75,6 +75,7 @@ struct gw_spool {
     sqlite3_stmt *upd_fwd, *upd_pub, *upd_import, *set_origin; /* [cluster] */
     struct item **items;                                       /* active workloads */
     size_t n, cap;
+    struct item **due; /* dispatch_due's scratch: the items about to go, cap entries */
     uint64_t bytes;
     size_t running;
     struct pending *batch, **batch_tail;
@@ -154,6 +155,11 @@ static int item_add(struct gw_spool *sp, struct item *it)
             return SR_ERR_NOMEM;
         }
         sp->items = ni;
+        struct item **nd = realloc(sp->due, ncap * sizeof(*nd));
+        if (!nd) {
+            return SR_ERR_NOMEM; /* items grew: cap stays, the next add retries */
+        }
+        sp->due = nd;
         sp->cap = ncap;
     }
     sp->items[sp->n++] = it;
@@ -469,8 +475,9 @@ static int deadline_cmp(const void *a, const void *b)
     return x->deadline_ms < y->deadline_ms ? -1 : x->deadline_ms > y->deadline_ms;
 }
 
-/* Loads a workload's stored request and starts placing it. */
-static void start_item(struct gw_spool *sp, struct item *it)
+/* Loads a workload's stored request and starts placing it. False if it did
+ * not start; |it| is then freed if it vanished from the store. */
+static bool start_item(struct gw_spool *sp, struct item *it)
 {
     sqlite3_stmt *st = sp->get_payload;
     sqlite3_reset(st);
@@ -478,7 +485,7 @@ static void start_item(struct gw_spool *sp, struct item *it)
     if (sqlite3_step(st) != SQLITE_ROW) {
         sr_log(SR_LOG_ERROR, "spool: workload vanished from the store");
         item_remove(sp, it);
-        return;
+        return false;
     }
     struct gw_job_spec spec;
     memset(&spec, 0, sizeof(spec));
@@ -514,24 +521,34 @@ static void start_item(struct gw_spool *sp, struct item *it)
     if (it->job) {
         sp->running++;
     }
+    return it->job != NULL;
 }
 
 static void dispatch_due(struct gw_spool *sp)
 {
     int64_t now = sr_now_ms();
-    if (sp->n > 1) {
-        qsort(sp->items, sp->n, sizeof(sp->items[0]), deadline_cmp);
+    if (sp->running >= (size_t)sp->concurrency) {
+        return;
+    }
+    /* Only what is due, or about to be (3 s), is sorted: 100,000 workloads
+     * waiting for a later pass cost one scan per turn, not a sort. */
+    size_t ndue = 0;
+    for (size_t i = 0; i < sp->n; i++) {
+        struct item *it = sp->items[i];
+        if (!it->job && !it->forwarding && it->wait_until_ms <= now + 3000) {
+            sp->due[ndue++] = it;
+        }
+    }
+    if (ndue > 1) {
+        qsort(sp->due, ndue, sizeof(sp->due[0]), deadline_cmp);
     }
     /* Earliest deadline first, per target: work bound for a target does not
      * overtake earlier-deadline work for the same target that is about to go
      * (e.g. retrying the first seconds of a pass while the link comes up). */
     const char *held[16];
     size_t nheld = 0;
-    for (size_t i = 0; i < sp->n && sp->running < (size_t)sp->concurrency; i++) {
-        struct item *it = sp->items[i];
-        if (it->job || it->forwarding) {
-            continue;
-        }
+    for (size_t i = 0; i < ndue && sp->running < (size_t)sp->concurrency; i++) {
+        struct item *it = sp->due[i];
         bool blocked = false;
         for (size_t k = 0; k < nheld && !blocked; k++) {
             blocked = it->target[0] && !strcmp(held[k], it->target);
@@ -545,8 +562,7 @@ static void dispatch_due(struct gw_spool *sp)
             }
             continue;
         }
-        start_item(sp, it);
-        if (it->job && it->target[0] && nheld < 16) {
+        if (start_item(sp, it) && it->target[0] && nheld < 16) {
             held[nheld++] = it->target; /* one at a time per target, in deadline order */
         }
     }
@@ -1212,6 +1228,7 @@ void gw_spool_free(struct gw *g)
         free(sp->items[i]);
     }
     free(sp->items);
+    free(sp->due);
     for (struct pending *p = sp->batch; p;) {
         struct pending *next = p->next;
         free(p->payload);
