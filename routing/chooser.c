@@ -29,6 +29,7 @@
 #define TAU_MS 10000.0
 #define PRIOR_TAU_MS 300000.0
 #define EJECT_BASE_MS 2000
+#define FALLBACK_ALL_MAX 256 /* satellites: past this, rank skips placement-excluded ones */
 #define EJECT_MAX_MS 60000
 #define ERR_ALPHA 0.1
 #define FAIL_ALPHA 0.2
@@ -764,10 +765,14 @@ size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t n
             }
             size_t evaluated = p->n;
             /* Room left: evaluate the other satellites too (small setups,
-             * explanations). */
+             * explanations). In a large fleet, only those the placement
+             * allows: 10,000 satellites evaluated for work bound to one of
+             * them made each decision cost milliseconds. */
             if (k.n < max && evaluated < nsched) {
+                bool large = nsched > FALLBACK_ALL_MAX;
                 for (size_t i = 0; i < r->n; i++) {
-                    if (r->t[i].scheduled && !seen_has(&p->seen, (uint32_t)i)) {
+                    if (r->t[i].scheduled && !seen_has(&p->seen, (uint32_t)i) &&
+                        (!large || sr__place_ok(&r->t[i], w))) {
                         sr__evaluate(r, i, w, now_ms, data_slot, &c);
                         topk_add(&k, &c);
                     }

@@ -139,7 +139,7 @@ static void energy(const struct target *t, double work, int64_t at, struct sr_ca
     c->carbon_g = kwh * (1 - green) * carbon;
 }
 
-static bool place_ok(const struct target *t, const struct sr_workload *w)
+bool sr__place_ok(const struct target *t, const struct sr_workload *w)
 {
     switch (w->place) {
     case SR_PLACE_TARGET:
@@ -178,7 +178,7 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
     c->cost = 0;
     c->target = idx;
     c->feasible = true;
-    if (!place_ok(t, w)) {
+    if (!sr__place_ok(t, w)) {
         refuse(c, SR_WHY_PLACE);
     }
     if (t->ejected_until > now) {

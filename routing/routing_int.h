@@ -110,6 +110,8 @@ void sr__link_target(sr_router *r, size_t idx); /* after add_target */
 void sr__mark_scheduled(sr_router *r, size_t idx);
 
 /* predict.c */
+/* Whether the workload's placement (skyroute-place) allows target |t|. */
+bool sr__place_ok(const struct target *t, const struct sr_workload *w);
 void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, int64_t now,
                   int data_slot, struct sr_candidate *c);
 double sr__ewma_at(const struct target *t, int64_t now_ms);
