@@ -1373,7 +1373,9 @@ static void get_targets(struct gw_feeds *f, sr_req *req)
 {
     struct gw *g = f->g;
     sr_buf b;
-    sr_buf_init(&b, 4u << 20);
+    /* an entry is bounded (ids, url, two passes, elements): about 1 KiB at
+     * most, so 4 KiB each leaves room and 10,000 satellites still answer */
+    sr_buf_init(&b, ((size_t)64 << 10) + g->ntargets * 4096);
     int64_t now = sr_now_ms();
     int e = sr_buf_append(&b, "{\"now\":", 7);
     e = e ? e : append_time(&b, now);

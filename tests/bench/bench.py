@@ -286,19 +286,20 @@ def part_memory(args, res):
         pid = g["proc"].pid
         m = {"sats": n, "rss_config_kib": rss_kib(pid)}
         t = time.monotonic()
-        ne = n if args.all_elements else min(n, 1000)
-        if ne < n:  # the first |ne| sets of the catalogue
-            with open(tpath) as f:
-                lines = f.read().splitlines()
-            tpath = env.path("fleet-part.tle")
-            with open(tpath, "w") as f:
-                f.write("\n".join(lines[:3 * ne]) + "\n")
+        ne = n
         m["sats_elements"] = ne
         m["elements_file"] = tpath
         say("memory: PUT /v1/elements for %d of them (passes predicted and stored)" % ne)
         st = upload_elements(g, tpath, okey)
         m["elements_status"] = st
         m["elements_s"] = time.monotonic() - t
+        t = time.monotonic()
+        r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", env.path("targets.json"),
+                            "-w", "%{http_code} %{size_download}", g["url"] + "/v1/targets"],
+                           stdout=subprocess.PIPE, timeout=120)
+        code, _, size = r.stdout.decode().partition(" ")
+        say("memory: GET /v1/targets with %d satellites: %s, %.1f MiB in %.2f s" %
+            (n, code, int(size or 0) / 1048576, time.monotonic() - t))
         time.sleep(1.0)
         m["rss_elements_kib"] = rss_kib(pid)
         m["hwm_kib"] = rss_kib(pid, "VmHWM")
@@ -557,9 +558,6 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a quarter of the requests, smaller "
                     "fleets: a smoke run of about two minutes")
     ap.add_argument("--only", default="proxy,crypto,sgp4,route,memory")
-    ap.add_argument("--all-elements", action="store_true",
-                    help="memory: upload elements for all 10,000 satellites, not 1,000 "
-                         "(storing their passes takes minutes)")
     ap.add_argument("--markdown", help="also write the summary table to this file")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--note", default="", help="a note for the table's first line")
