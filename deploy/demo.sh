@@ -148,7 +148,25 @@ submit curl echo "$work/hello.txt" -H "skyroute-deadline-ms: 2000"
 submit curl compute "$work/hello.txt" -H "skyroute-work: 500" -H "skyroute-deadline-ms: 1000"
 
 echo
-echo "b2sum of image.bin (the digest handler's answer above must match): $(b2sum -l 256 "$work/image.bin" | cut -c1-40)"
+echo "store and forward: prefer: respond-async is answered 202 once the workload is on disk;"
+echo "the client leaves and fetches the result later"
+curl -sS --http2-prior-knowledge -D "$work/ah" -o "$work/ab" -H "prefer: respond-async" \
+    -H "skyroute-handler: digest" --data-binary @"$work/image.bin" "$url"
+loc=$(grep -i '^location:' "$work/ah" | cut -d' ' -f2 | tr -d '\r')
+echo "  POST: $(head -1 "$work/ah" | awk '{print $1, $2}'), location: $loc, $(grep -o '"state":"[a-z]*"' "$work/ab")"
+code=000
+i=0
+while [ $i -lt 100 ]; do
+    code=$(curl -sS --http2-prior-knowledge -D "$work/arh" -o "$work/ar" -w '%{http_code}' \
+        "http://127.0.0.1:$pg$loc")
+    [ "$code" = 200 ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
+echo "  GET $loc: $code, ran on $(grep -i '^skyroute-target:' "$work/arh" | cut -d' ' -f2 | tr -d '\r'), result $(head -c 40 "$work/ar")"
+
+echo
+echo "b2sum of image.bin (the digest handler's answers above must match): $(b2sum -l 256 "$work/image.bin" | cut -c1-40)"
 echo
 echo "gateway metrics:"
 curl -sS "http://127.0.0.1:$padm/metrics" | grep -E '^skyroute_(requests|dispatch)_total' | sed 's/^/  /'
