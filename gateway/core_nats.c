@@ -116,7 +116,7 @@ struct sr_nats {
     atomic_bool ready;
     atomic_bool reset; /* reconnected: recreate the watchers */
     bool ready_reported;
-    int64_t last_err_log;
+    _Atomic int64_t last_err_log; /* the poll and watch threads both log */
 };
 
 int sr_nats_global_init(void)
@@ -395,8 +395,8 @@ static void nap(int ms)
 static void log_setup_error(sr_nats *n, const char *what, natsStatus s)
 {
     int64_t now = sr_mono_ms();
-    if (now - n->last_err_log > 5000) {
-        n->last_err_log = now;
+    int64_t last = atomic_load(&n->last_err_log);
+    if (now - last > 5000 && atomic_compare_exchange_strong(&n->last_err_log, &last, now)) {
         sr_log(SR_LOG_WARN, "nats: %s: %s (%s); retrying", what, natsStatus_GetText(s),
                nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
     }
@@ -546,8 +546,11 @@ static natsStatus make_watchers(sr_nats *n)
     return NATS_OK;
 }
 
-static void poll_watchers(sr_nats *n)
+/* Returns whether the state bucket delivered anything (our own heartbeat
+ * lands there every heartbeat, so silence means the watcher is dead). */
+static bool poll_watchers(sr_nats *n)
 {
+    bool state_seen = false;
     for (int b = 0; b < SR_NATS_NKV; b++) {
         for (int i = 0; n->w[b] && i < WATCH_BURST && !atomic_load(&n->stop); i++) {
             kvEntry *e = NULL;
@@ -558,6 +561,7 @@ static void poll_watchers(sr_nats *n)
             if (!e) {
                 continue; /* the marker after the initial values */
             }
+            state_seen = state_seen || b == SR_NATS_KV_STATE;
             struct inbound *in = calloc(1, sizeof(*in));
             int len = kvEntry_ValueLen(e);
             if (in) {
@@ -582,6 +586,7 @@ static void poll_watchers(sr_nats *n)
             }
         }
     }
+    return state_seen;
 }
 
 static void fetch_work(sr_nats *n)
@@ -672,6 +677,7 @@ static void *watch_main(void *arg)
 {
     sr_nats *n = arg;
     unsigned gen = 0;
+    int64_t last_state = 0;
     while (!atomic_load(&n->stop)) {
         if (!atomic_load(&n->ready)) {
             drop_watchers(n);
@@ -680,14 +686,29 @@ static void *watch_main(void *arg)
             continue;
         }
         unsigned want = atomic_load(&n->generation);
-        if (gen != want) {
+        int64_t now = sr_mono_ms();
+        /* A watcher is an ephemeral, unreplicated consumer: when the server
+         * holding it dies while our connection to another one stays up,
+         * it just goes quiet. Our own heartbeat reaches the state bucket
+         * every heartbeat_ms; silence for stale_ms means: watch again
+         * (which also delivers every current value again). */
+        bool stale = gen == want && n->o.watch_stale_ms > 0 && last_state &&
+                     now - last_state > n->o.watch_stale_ms;
+        if (gen != want || stale) {
+            if (stale) {
+                sr_log(SR_LOG_WARN, "nats: no heartbeat seen for %lld ms: watching again",
+                       (long long)(now - last_state));
+            }
             if (make_watchers(n) != NATS_OK) {
                 nap(200);
                 continue;
             }
             gen = want;
+            last_state = sr_mono_ms();
         }
-        poll_watchers(n);
+        if (poll_watchers(n)) {
+            last_state = sr_mono_ms();
+        }
     }
     drop_watchers(n);
     return NULL;

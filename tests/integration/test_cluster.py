@@ -305,19 +305,28 @@ def _scenario(env):
     start_gw(env, B, "gs-b-again")
     log("gs-b killed with SIGKILL holding the work, restarted")
     # and A killed right after accepting more: some not yet published when it dies
-    late = []
-    for i in range(5):
+    # (ten in one burst on one connection, and the kill at once)
+    from test_spool import H2
+    late, bodies = [], [os.urandom(700) for _ in range(10)]
+    cl = H2(A["port"])
+    out = cl.many([("POST", "/v1/workloads", [("prefer", "respond-async"),
+                                              ("skyroute-handler", "digest"),
+                                              ("skyroute-deadline-ms", "600000"),
+                                              ("skyroute-place", "target:sat-1")], b)
+                   for b in bodies], window=10)
+    A["proc"].kill()
+    cl.close()
+    for i, (st, h, body) in enumerate(out):
+        check(st == 202, "accepted before the kill: %s %r" % (st, body[:200]))
         p = env.path("k%d.bin" % i)
         with open(p, "wb") as f:
-            f.write(os.urandom(700))
-        wid = submit(A, p, ["skyroute-place: target:sat-1"])
-        payloads[wid] = (A, p)
-        late.append(wid)
-    A["proc"].kill()
+            f.write(bodies[i])
+        payloads[h["skyroute-id"]] = (A, p)
+        late.append(h["skyroute-id"])
     A["proc"].wait()
     start_gw(env, A, "gs-a-again")
     wait_for("the restarted A to forward what it had accepted", lambda: forwarded(A, late), 20)
-    log("gs-a killed with SIGKILL just after accepting 5 more, restarted: all 5 forwarded "
+    log("gs-a killed with SIGKILL just after accepting 10 more, restarted: all 10 forwarded "
         "(%d published by the restarted one)" %
         srtest.metric(A["admin"], "skyroute_cluster_forwarded_total"))
 
@@ -354,7 +363,7 @@ def _scenario(env):
     st, j = get_json(C, "/v1/workloads/" + c_sat)
     check(st == 202 and j["state"] != "forwarded", "cut off, C cannot forward: %r" % j)
     log("C, cut off, accepted 6 workloads and ran the 5 local ones (IDC)")
-    wait_for("all 30 of A's workloads forwarded (2 of 3 NATS nodes up)",
+    wait_for("all 35 of A's workloads forwarded (2 of 3 NATS nodes up)",
              lambda: forwarded(A, [w for w, (g, _) in payloads.items() if g is A]), 20)
     log("20 more workloads forwarded through the stream with one NATS node down")
 
