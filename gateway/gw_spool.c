@@ -54,6 +54,8 @@ struct item {
     struct gw_spool *sp;
     char origin[SR_TARGET_IDMAX]; /* [cluster]: adopted from this station ("" = ours) */
     bool forwarding;              /* [cluster]: a publication to another station in flight */
+    bool dirty;                   /* a state change waits for the next batched write */
+    char *reason;                 /* its reason, while dirty */
 };
 
 /* A submission waiting for the group commit. */
@@ -75,7 +77,10 @@ struct gw_spool {
     sqlite3_stmt *upd_fwd, *upd_pub, *upd_import, *set_origin; /* [cluster] */
     struct item **items;                                       /* active workloads */
     size_t n, cap;
-    struct item **due; /* dispatch_due's scratch: the items about to go, cap entries */
+    struct item **due;   /* dispatch_due's scratch: the items about to go, cap entries */
+    struct item **dirty; /* states to write in the next batch (update_state_later) */
+    size_t ndirty, dirty_cap;
+    struct event *flush_ev;
     uint64_t bytes;
     size_t running;
     struct pending *batch, **batch_tail;
@@ -144,6 +149,65 @@ static void update_state(struct gw_spool *sp, struct item *it, const char *reaso
     }
 }
 
+/* A state change that needs no durability of its own (waiting for a window,
+ * retrying shortly): written with the others of the same loop turn in one
+ * transaction, one fsync for all. A crash before it is written loses only
+ * the plan: the workload is recovered from its last durable state (queued,
+ * or dispatched and so pinned) and planned again. Changes that must be on
+ * disk before something happens (before_send, a forward) use update_state. */
+static void update_state_later(struct gw_spool *sp, struct item *it, const char *reason)
+{
+    char *copy = strdup(reason ? reason : "");
+    if (!copy) {
+        update_state(sp, it, reason, false); /* at once, then */
+        return;
+    }
+    free(it->reason);
+    it->reason = copy;
+    if (!it->dirty) {
+        if (sp->ndirty == sp->dirty_cap) {
+            size_t ncap = sp->dirty_cap ? sp->dirty_cap * 2 : 64;
+            struct item **nd = realloc(sp->dirty, ncap * sizeof(*nd));
+            if (!nd) {
+                update_state(sp, it, reason, false); /* at once, then */
+                return;
+            }
+            sp->dirty = nd;
+            sp->dirty_cap = ncap;
+        }
+        sp->dirty[sp->ndirty++] = it;
+        it->dirty = true;
+    }
+    event_active(sp->flush_ev, 0, 0);
+}
+
+static void flush_states(struct gw_spool *sp)
+{
+    if (!sp->ndirty) {
+        return;
+    }
+    bool txn = sp->ndirty > 1 && exec_sql(sp, "BEGIN IMMEDIATE") == 0;
+    for (size_t i = 0; i < sp->ndirty; i++) {
+        struct item *it = sp->dirty[i];
+        it->dirty = false;
+        update_state(sp, it, it->reason, false); /* its state now: never a stale one */
+        free(it->reason);
+        it->reason = NULL;
+    }
+    sp->ndirty = 0;
+    if (txn && exec_sql(sp, "COMMIT") != 0) {
+        sr_log(SR_LOG_ERROR, "spool: cannot write workload states: %s", sqlite3_errmsg(sp->db));
+        exec_sql(sp, "ROLLBACK");
+    }
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flush_states(arg);
+}
+
 /* ---- the active set ---------------------------------------------------------------------- */
 
 static int item_add(struct gw_spool *sp, struct item *it)
@@ -169,6 +233,13 @@ static int item_add(struct gw_spool *sp, struct item *it)
 
 static void item_remove(struct gw_spool *sp, struct item *it)
 {
+    for (size_t i = 0; it->dirty && i < sp->ndirty; i++) {
+        if (sp->dirty[i] == it) {
+            sp->dirty[i] = sp->dirty[--sp->ndirty];
+            break;
+        }
+    }
+    free(it->reason);
     for (size_t i = 0; i < sp->n; i++) {
         if (sp->items[i] == it) {
             sp->items[i] = sp->items[--sp->n];
@@ -403,7 +474,7 @@ static void job_done(const struct gw_job_result *r, void *arg)
         if (!it->pinned) {
             snprintf(it->target, sizeof(it->target), "%s", target);
         }
-        update_state(sp, it, "waiting for a window", false);
+        update_state_later(sp, it, "waiting for a window");
         return;
     }
     bool expired = now >= it->deadline_ms;
@@ -416,7 +487,7 @@ static void job_done(const struct gw_job_result *r, void *arg)
             snprintf(it->target, sizeof(it->target), "%s", r->target);
             it->pinned = true;
             it->wait_until_ms = now + 1000;
-            update_state(sp, it, r->error, false);
+            update_state_later(sp, it, r->error);
             return;
         }
         it->state = SP_FAILED;
@@ -466,7 +537,7 @@ static void job_done(const struct gw_job_result *r, void *arg)
         snprintf(it->target, sizeof(it->target), "%s", r->target); /* keeps its place in line */
     }
     it->wait_until_ms = now + 300;
-    update_state(sp, it, r->error, false);
+    update_state_later(sp, it, r->error);
 }
 
 static int deadline_cmp(const void *a, const void *b)
@@ -1208,8 +1279,10 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
     sp->commit_ev = event_new(g->base, -1, 0, commit_cb, sp);
     sp->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, sp);
     sp->kick_ev = event_new(g->base, -1, 0, tick_cb, sp);
+    sp->flush_ev = event_new(g->base, -1, 0, flush_cb, sp);
     struct timeval tv = {0, 200000};
-    if (!sp->commit_ev || !sp->tick || !sp->kick_ev || event_add(sp->tick, &tv) != 0) {
+    if (!sp->commit_ev || !sp->tick || !sp->kick_ev || !sp->flush_ev ||
+        event_add(sp->tick, &tv) != 0) {
         snprintf(err, errlen, "cannot start the spool's timers");
         return SR_ERR_NOMEM;
     }
@@ -1223,12 +1296,16 @@ void gw_spool_free(struct gw *g)
     if (!sp) {
         return;
     }
+    if (sp->db) {
+        flush_states(sp);
+    }
     for (size_t i = 0; i < sp->n; i++) {
         gw_job_cancel(sp->items[i]->job);
         free(sp->items[i]);
     }
     free(sp->items);
     free(sp->due);
+    free(sp->dirty);
     for (struct pending *p = sp->batch; p;) {
         struct pending *next = p->next;
         free(p->payload);
@@ -1243,6 +1320,9 @@ void gw_spool_free(struct gw *g)
     }
     if (sp->kick_ev) {
         event_free(sp->kick_ev);
+    }
+    if (sp->flush_ev) {
+        event_free(sp->flush_ev);
     }
     sqlite3_finalize(sp->ins);
     sqlite3_finalize(sp->upd_state);
