@@ -134,8 +134,8 @@ void sr_cmsg_clear(struct sr_cmsg *m); /* frees what decode allocated; zeroes |m
  * One connection to the cluster, driven by the daemon's event_base through
  * libnats's libevent adapter (socket reads and writes run on the loop).
  * JetStream and KV calls in libnats are synchronous request/reply, and a
- * reply can only be read by the loop, so they never run on it: three worker
- * threads make them (one for the caller's operations, one that connects,
+ * reply can only be read by the loop, so they never run on it: worker
+ * threads make them (four for the caller's operations, one that connects,
  * creates the stream and buckets and fetches work, one that watches the
  * buckets) and post every outcome back to the loop with event_active. Every
  * callback below runs on the loop thread.

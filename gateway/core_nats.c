@@ -7,10 +7,12 @@
  * the watchers' next value, creating streams) is a synchronous
  * request/reply, and the reply is read by the loop: a call made on the loop
  * would wait for a reply only the loop itself could read. So those calls run
- * on three worker threads of our own, and the loop never waits for them:
+ * on worker threads of our own, and the loop never waits for them:
  *
- *   - the ops thread runs the operations the loop asks for (publish, put,
- *     get), one at a time, in order, each bounded by op_timeout_ms;
+ *   - four ops threads run the operations the loop asks for (publish, put,
+ *     get), each bounded by op_timeout_ms; the operations on one key (or
+ *     one workload) go to the same thread, in order, so a request stuck in
+ *     a leader election holds back only its own lane;
  *   - the poll thread connects (retrying forever), creates the stream and
  *     buckets if they are missing, binds the pull consumer of this station's
  *     work subject, and fetches work (one message as soon as there is one,
@@ -52,6 +54,8 @@
 #define FETCH_BATCH 32
 #define FETCH_WAIT_MS 100
 #define WATCH_BURST 512
+#define OPS_LANES 4 /* ops threads: one slow request (a leader election) does not stall the rest   \
+                     */
 #define WATCH_WAIT_MS 5 /* per watcher per round: a change is seen within ~20 ms */
 
 static const char *const bucket_names[SR_NATS_NKV] = {"sr_passes", "sr_elements", "sr_state",
@@ -105,12 +109,14 @@ struct sr_nats {
     natsSubscription *sub;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct op *ops, **ops_tail;
+    struct op *ops[OPS_LANES], **ops_tail[OPS_LANES]; /* one queue per ops thread */
+    pthread_cond_t lane_cv[OPS_LANES];
     struct op *done, **done_tail;
     struct inbound *in, **in_tail;
     struct event *wake;
-    pthread_t ops_thr, poll_thr, watch_thr;
-    bool ops_started, poll_started, watch_started;
+    pthread_t ops_thr[OPS_LANES], poll_thr, watch_thr;
+    int ops_started;
+    bool poll_started, watch_started;
     atomic_uint generation; /* setups done: the watch thread follows it */
     atomic_bool stop;
     atomic_bool ready;
@@ -275,19 +281,27 @@ static void run_op(sr_nats *n, struct op *op)
     }
 }
 
+struct lane_arg {
+    sr_nats *n;
+    int lane;
+};
+
 static void *ops_main(void *arg)
 {
-    sr_nats *n = arg;
+    struct lane_arg *la = arg;
+    sr_nats *n = la->n;
+    int k = la->lane;
+    free(la);
     pthread_mutex_lock(&n->mu);
     while (!atomic_load(&n->stop)) {
-        struct op *op = n->ops;
+        struct op *op = n->ops[k];
         if (!op) {
-            pthread_cond_wait(&n->cv, &n->mu);
+            pthread_cond_wait(&n->lane_cv[k], &n->mu);
             continue;
         }
-        n->ops = op->next;
-        if (!n->ops) {
-            n->ops_tail = &n->ops;
+        n->ops[k] = op->next;
+        if (!n->ops[k]) {
+            n->ops_tail[k] = &n->ops[k];
         }
         op->next = NULL;
         pthread_mutex_unlock(&n->mu);
@@ -329,10 +343,18 @@ static int enqueue(sr_nats *n, enum op_type type, int bucket, const char *subjec
     }
     op->done = done;
     op->arg = arg;
+    /* the same key (or workload id) always takes the same lane: its
+     * operations stay in order; different keys run side by side */
+    const char *by = op->msg_id[0] ? op->msg_id : op->subject;
+    uint32_t h = 2166136261u;
+    for (const char *c = by; *c; c++) {
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    }
+    int k = (int)(h % OPS_LANES);
     pthread_mutex_lock(&n->mu);
-    *n->ops_tail = op;
-    n->ops_tail = &op->next;
-    pthread_cond_signal(&n->cv);
+    *n->ops_tail[k] = op;
+    n->ops_tail[k] = &op->next;
+    pthread_cond_signal(&n->lane_cv[k]);
     pthread_mutex_unlock(&n->mu);
     return 0;
 }
@@ -748,7 +770,10 @@ int sr_nats_new(sr_nats **out, struct event_base *base, const struct sr_nats_opt
     }
     n->base = base;
     n->o = *o;
-    n->ops_tail = &n->ops;
+    for (int k = 0; k < OPS_LANES; k++) {
+        n->ops_tail[k] = &n->ops[k];
+        pthread_cond_init(&n->lane_cv[k], NULL);
+    }
     n->done_tail = &n->done;
     n->in_tail = &n->in;
     pthread_mutex_init(&n->mu, NULL);
@@ -813,11 +838,21 @@ int sr_nats_new(sr_nats **out, struct event_base *base, const struct sr_nats_opt
         rv = s == NATS_NO_MEMORY ? SR_ERR_NOMEM : SR_ERR_CONFIG;
         goto fail;
     }
-    if (pthread_create(&n->ops_thr, NULL, ops_main, n) != 0) {
-        rv = SR_ERR_NOMEM;
-        goto fail;
+    for (int k = 0; k < OPS_LANES; k++) {
+        struct lane_arg *la = malloc(sizeof(*la));
+        if (!la) {
+            rv = SR_ERR_NOMEM;
+            goto fail;
+        }
+        la->n = n;
+        la->lane = k;
+        if (pthread_create(&n->ops_thr[k], NULL, ops_main, la) != 0) {
+            free(la);
+            rv = SR_ERR_NOMEM;
+            goto fail;
+        }
+        n->ops_started++;
     }
-    n->ops_started = true;
     if (pthread_create(&n->poll_thr, NULL, poll_main, n) != 0) {
         rv = SR_ERR_NOMEM;
         goto fail;
@@ -846,9 +881,12 @@ void sr_nats_free(sr_nats *n)
     pthread_mutex_lock(&n->mu);
     atomic_store(&n->stop, true);
     pthread_cond_broadcast(&n->cv);
+    for (int k = 0; k < OPS_LANES; k++) {
+        pthread_cond_broadcast(&n->lane_cv[k]);
+    }
     pthread_mutex_unlock(&n->mu);
-    if (n->ops_started) {
-        pthread_join(n->ops_thr, NULL);
+    for (int k = 0; k < n->ops_started; k++) {
+        pthread_join(n->ops_thr[k], NULL);
     }
     if (n->poll_started) {
         pthread_join(n->poll_thr, NULL);
@@ -858,8 +896,8 @@ void sr_nats_free(sr_nats *n)
     }
     atomic_store(&n->ready, false);
     /* operations never run, or done but not yet delivered: cancelled */
-    for (int pass = 0; pass < 2; pass++) {
-        struct op *op = pass ? n->done : n->ops;
+    for (int pass = 0; pass <= OPS_LANES; pass++) {
+        struct op *op = pass == OPS_LANES ? n->done : n->ops[pass];
         while (op) {
             struct op *next = op->next;
             if (op->done) {
@@ -900,6 +938,9 @@ void sr_nats_free(sr_nats *n)
     }
     pthread_mutex_destroy(&n->mu);
     pthread_cond_destroy(&n->cv);
+    for (int k = 0; k < OPS_LANES; k++) {
+        pthread_cond_destroy(&n->lane_cv[k]);
+    }
     free(n->servers_copy);
     free(n->station);
     free(n->user);
