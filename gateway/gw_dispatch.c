@@ -397,6 +397,14 @@ static void seal_failed(struct gw_job *job, int rv)
     fail(job, rv == SR_ERR_NOMEM ? 503 : 500, "cannot seal the envelope", NULL, true);
 }
 
+/* Signatures made and envelopes sealed under them: their ratio is the batch
+ * size operators see on /metrics. */
+static void count_seal(struct gw *g, size_t envelopes)
+{
+    sr_metrics_add(g->metrics, "skyroute_envelope_signatures_total", "", 1);
+    sr_metrics_add(g->metrics, "skyroute_envelopes_sealed_total", "", (double)envelopes);
+}
+
 /* [gateway] envelope_batch: envelopes per signature at most (1: SR1 only). */
 static size_t seal_batch_max(const struct gw *g)
 {
@@ -421,6 +429,9 @@ static void seal_and_send(struct gw *g, const size_t *idx, size_t n)
             sr_buf_init(&outs[i], cap);
         }
         rv = sr_envelope_seal_batch(outs, g->key, envs, n);
+        if (rv == 0) {
+            count_seal(g, n);
+        }
         for (size_t i = 0; i < n; i++) {
             struct gw_job *job = seal_q.fl[idx[i]];
             if (rv == 0 && job) {
@@ -445,6 +456,7 @@ static void seal_and_send(struct gw *g, const size_t *idx, size_t n)
         sr_buf_init(&env, cap);
         int r = sr_envelope_seal(&env, g->key, &job->env);
         if (r == 0) {
+            count_seal(g, 1);
             send_sealed(job, &env);
         } else {
             seal_failed(job, r);
@@ -515,6 +527,10 @@ static int seal_init(struct gw *g)
     if (np > 1) {
         event_priority_set(seal_q.idle_ev, np - 1);
     }
+    sr_metrics_describe(g->metrics, "skyroute_envelope_signatures_total", "counter",
+                        "Ed25519 signatures made for workload envelopes (one per batch).");
+    sr_metrics_describe(g->metrics, "skyroute_envelopes_sealed_total", "counter",
+                        "Workload envelopes sealed; divided by the signatures, the batch size.");
     seal_q.g = g;
     return 0;
 }

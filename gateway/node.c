@@ -329,6 +329,10 @@ static void results_flush(evutil_socket_t fd, short what, void *arg)
                 sr_buf_init(&outs[i], cap);
             }
             rv = sr_envelope_seal_batch(outs, n->key, envs, k);
+            if (rv == 0) {
+                sr_metrics_add(n->metrics, "skyroute_node_signatures_total", "", 1);
+                sr_metrics_add(n->metrics, "skyroute_node_results_sealed_total", "", (double)k);
+            }
             for (size_t i = 0; i < k; i++) {
                 if (rv == 0) {
                     job_answer(jobs[i], &outs[i], 0);
@@ -342,7 +346,12 @@ static void results_flush(evutil_socket_t fd, short what, void *arg)
         for (size_t i = 0; rv != 0 && i < k; i++) {
             sr_buf env;
             sr_buf_init(&env, cap);
-            job_answer(jobs[i], &env, sr_envelope_seal(&env, n->key, &jobs[i]->res));
+            int r = sr_envelope_seal(&env, n->key, &jobs[i]->res);
+            if (r == 0) {
+                sr_metrics_add(n->metrics, "skyroute_node_signatures_total", "", 1);
+                sr_metrics_add(n->metrics, "skyroute_node_results_sealed_total", "", 1);
+            }
+            job_answer(jobs[i], &env, r);
         }
     }
     free(q);
@@ -1402,6 +1411,10 @@ int main(int argc, char **argv)
                         "Handler runs actually executed (replays are not counted).");
     sr_metrics_describe(n.metrics, "skyroute_node_rejected_total", "counter",
                         "Envelopes refused, by reason.");
+    sr_metrics_describe(n.metrics, "skyroute_node_signatures_total", "counter",
+                        "Ed25519 signatures made for results (one per batch).");
+    sr_metrics_describe(n.metrics, "skyroute_node_results_sealed_total", "counter",
+                        "Results sealed; divided by the signatures, the batch size.");
     sr_metrics_add(n.metrics, "skyroute_node_executed_total", "", 0);
 
     /* keep freed memory rather than hand the heap's top back to the kernel

@@ -129,6 +129,17 @@ def test_h2load_1000_concurrent_streams():
     codes = [l for l in out.splitlines() if l.startswith("status codes:")][0]
     check("5000 2xx" in codes, codes)
     check(srtest.metric(g["admin"], "skyroute_requests_total", 'code="200"') == 5000, "metric count")
+    # under 1,000 streams envelopes share signatures (SR2 batches), and the
+    # nodes batch their results; every one was still verified (all 200 above)
+    sigs = srtest.metric(g["admin"], "skyroute_envelope_signatures_total")
+    sealed = srtest.metric(g["admin"], "skyroute_envelopes_sealed_total")
+    check(sealed == 5000 and 0 < sigs < sealed,
+          "5000 envelopes under fewer signatures: %d under %d" % (sealed, sigs))
+    node_sigs = sum(srtest.metric(n["admin"], "skyroute_node_signatures_total") for n in (a, b))
+    node_sealed = sum(srtest.metric(n["admin"], "skyroute_node_results_sealed_total")
+                      for n in (a, b))
+    check(node_sealed == 5000 and 0 < node_sigs < node_sealed,
+          "5000 results under fewer signatures: %d under %d" % (node_sealed, node_sigs))
     finish(env)
 
 
