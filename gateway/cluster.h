@@ -42,7 +42,8 @@
  *   passes   sat (str), passes: array of [aos, tca, los (int), max_el, up_bps,
  *            down_bps, light_ms (float), source (str)]
  *   state    items, bytes (int: the spool), ready (bool), targets: array of
- *            [id (str), ewma_ms (float), inflight (int), failures (int)]
+ *            [id (str), ewma_ms (float), inflight (int), failures (int),
+ *            kind (int: 1 IDC, 2 satellite), gops (float)]
  *   elements sat, format (str: tle, omm-json, ...), op (str: the operator who
  *            uploaded it), epoch (int ms), payload (bin: the element set text)
  */
@@ -63,6 +64,8 @@ struct sr_cmsg_target {
     double ewma_ms;
     int64_t inflight;
     int64_t failures;
+    int64_t kind; /* SR_TARGET_IDC or SR_TARGET_SATELLITE */
+    double gops;  /* compute rate (> 0) */
 };
 
 struct sr_cmsg {

@@ -182,11 +182,13 @@ static int pack_body(sr_buf *b, const struct sr_cmsg *m)
         msgpack_pack_array(&pk, m->ntargets);
         for (size_t i = 0; i < m->ntargets; i++) {
             const struct sr_cmsg_target *t = &m->targets[i];
-            msgpack_pack_array(&pk, 4);
+            msgpack_pack_array(&pk, 6);
             pk_str(&pk, fits(t->id, sizeof(t->id)) ? t->id : "");
             msgpack_pack_double(&pk, t->ewma_ms);
             msgpack_pack_int64(&pk, t->inflight);
             msgpack_pack_int64(&pk, t->failures);
+            msgpack_pack_int64(&pk, t->kind);
+            msgpack_pack_double(&pk, t->gops);
         }
     }
     return ctx.err;
@@ -491,13 +493,18 @@ static int decode_targets(struct sr_cmsg *m, const msgpack_object *o, char *err,
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         const msgpack_object *e = &o->via.array.ptr[i];
         struct sr_cmsg_target *t = &m->targets[i];
-        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 4 ||
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 6 ||
             !get_str(&e->via.array.ptr[0], t->id, sizeof(t->id)) ||
             !get_dbl(&e->via.array.ptr[1], &t->ewma_ms) ||
             !get_int(&e->via.array.ptr[2], &t->inflight) ||
-            !get_int(&e->via.array.ptr[3], &t->failures)) {
+            !get_int(&e->via.array.ptr[3], &t->failures) ||
+            !get_int(&e->via.array.ptr[4], &t->kind) || !get_dbl(&e->via.array.ptr[5], &t->gops) ||
+            !(t->ewma_ms >= 0) || (t->kind != SR_TARGET_IDC && t->kind != SR_TARGET_SATELLITE) ||
+            !(t->gops > 0)) {
             return bad(err, errlen, SR_ERR_ENV_BODY,
-                       "targets[%u] is not [id, ewma_ms, inflight, failures]", i);
+                       "targets[%u] is not [id, ewma_ms >= 0, inflight, failures, kind 1|2, "
+                       "gops > 0]",
+                       i);
         }
         m->ntargets++;
     }

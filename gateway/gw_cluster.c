@@ -76,13 +76,14 @@ struct peer {
     uint8_t pk[SR_PUBLICKEYBYTES];
 };
 
-struct view { /* another station's passes of one of our satellites */
+struct view { /* another station's passes of one of our satellites, or one of its IDCs */
     char id[SR_TARGET_IDMAX];
     char station[SR_TARGET_IDMAX];
-    char sat[SR_TARGET_IDMAX];
+    char sat[SR_TARGET_IDMAX]; /* the target's id at that station */
     int router_idx;
     size_t npasses;
     bool offline;
+    bool idc; /* an IDC of that station: planned while the station is alive */
 };
 
 struct station {
@@ -129,6 +130,7 @@ struct gw_cluster {
     bool ready;
     int64_t last_heartbeat;
     double state_ttl_ms, heartbeat_ms, op_timeout_ms, replicas, results_ttl_s;
+    double forward_ms; /* the cost of a forward, added to another station's IDCs */
     bool state_inflight;
 };
 
@@ -205,12 +207,77 @@ static bool station_alive(struct gw_cluster *c, const char *name)
  * otherwise), its station is alive, and it has passes. */
 static void view_refresh(struct gw_cluster *c, struct view *v)
 {
-    bool off = !c->ready || !station_alive(c, v->station) || v->npasses == 0;
+    bool off = !c->ready || !station_alive(c, v->station) || (!v->idc && v->npasses == 0);
     if (off != v->offline) {
         v->offline = off;
         sr_log(SR_LOG_INFO, "cluster: %s is %s", v->id, off ? "offline" : "planned again");
     }
     (void)sr_router_set_offline(c->g->router, (size_t)v->router_idx, off);
+}
+
+/* A target of this station's own (not a view) named |id|, or NULL. */
+static const struct sr_target_info *local_target(struct gw_cluster *c, const char *id)
+{
+    int idx = sr_router_find(c->g->router, id);
+    if (idx < 0) {
+        return NULL;
+    }
+    const struct sr_target_info *ti = sr_router_target(c->g->router, (size_t)idx);
+    return ti->via_station[0] ? NULL : ti;
+}
+
+/* Another station's IDC as a target here: "ID@STATION", reached by
+ * forwarding; its time cost carries the forward (forward_ms) and that
+ * station's observed latency to it (as a fixed queue, refreshed with every
+ * heartbeat). */
+static void idc_view(struct gw_cluster *c, const char *station, const struct sr_cmsg_target *t)
+{
+    char id[SR_TARGET_IDMAX];
+    if ((size_t)snprintf(id, sizeof(id), "%s@%s", t->id, station) >= sizeof(id)) {
+        return;
+    }
+    struct view *v = NULL;
+    for (size_t i = 0; i < c->nviews && !v; i++) {
+        v = !strcmp(c->views[i].id, id) ? &c->views[i] : NULL;
+    }
+    if (!v) {
+        if (c->nviews == c->cap_views) {
+            size_t ncap = c->cap_views ? c->cap_views * 2 : 8;
+            struct view *nv = realloc(c->views, ncap * sizeof(*nv));
+            if (!nv) {
+                return;
+            }
+            c->views = nv;
+            c->cap_views = ncap;
+        }
+        struct sr_target_info ti;
+        memset(&ti, 0, sizeof(ti));
+        snprintf(ti.id, sizeof(ti.id), "%s", id);
+        snprintf(ti.via_station, sizeof(ti.via_station), "%s", station);
+        ti.kind = SR_TARGET_IDC;
+        ti.prior_rtt_ms = c->forward_ms > 0 ? c->forward_ms : 1;
+        ti.gops = t->gops;
+        int idx = sr_router_find(c->g->router, id);
+        if (idx < 0) {
+            idx = sr_router_add_target(c->g->router, &ti);
+        }
+        if (idx < 0) {
+            return;
+        }
+        v = &c->views[c->nviews++];
+        memset(v, 0, sizeof(*v));
+        snprintf(v->id, sizeof(v->id), "%s", id);
+        snprintf(v->station, sizeof(v->station), "%s", station);
+        snprintf(v->sat, sizeof(v->sat), "%s", t->id);
+        v->router_idx = idx;
+        v->idc = true;
+        v->offline = true;
+        (void)sr_router_set_offline(c->g->router, (size_t)idx, true);
+    }
+    if (sr_router_set_link(c->g->router, (size_t)v->router_idx, 0, 0,
+                           t->ewma_ms < 3600000 ? t->ewma_ms : 3600000) != 0) {
+        sr_log(SR_LOG_DEBUG, "cluster: cannot update %s", id);
+    }
 }
 
 /* The local satellite target |sat| (not itself a view), or NULL. */
@@ -358,6 +425,11 @@ static void on_state(struct gw_cluster *c, const char *key, const uint8_t *data,
         s->items = m.items;
         s->bytes = m.bytes;
         s->ready = m.ready;
+        for (size_t i = 0; i < m.ntargets; i++) {
+            if (m.targets[i].kind == SR_TARGET_IDC) {
+                idc_view(c, key, &m.targets[i]);
+            }
+        }
         for (size_t i = 0; i < c->nviews; i++) {
             if (!strcmp(c->views[i].station, key)) {
                 view_refresh(c, &c->views[i]);
@@ -507,9 +579,9 @@ static void on_work(void *arg, sr_nats_msg *msg, const uint8_t *data, size_t len
         snprintf(why, sizeof(why), "work from %s for %s (origin %s) is not for this station",
                  m.station, m.dest, m.origin);
     }
-    if (rv == 0 && !local_sat(c, m.target)) {
+    if (rv == 0 && !local_target(c, m.target)) {
         rv = SR_ERR_NOTFOUND;
-        snprintf(why, sizeof(why), "satellite '%s' is not a target of this station", m.target);
+        snprintf(why, sizeof(why), "'%s' is not a target of this station", m.target);
     }
     if (rv) {
         /* never usable: dropped from the queue (the origin's GET keeps saying forwarded) */
@@ -947,6 +1019,8 @@ static void publish_state(struct gw_cluster *c)
         t[i].ewma_ms = st.ewma_ms;
         t[i].inflight = st.inflight;
         t[i].failures = (int64_t)st.failures;
+        t[i].kind = g->targets[i].cfg->kind;
+        t[i].gops = g->targets[i].cfg->gops > 0 ? g->targets[i].cfg->gops : 1;
         m.ntargets++;
     }
     m.targets = t;
@@ -1137,8 +1211,8 @@ bool gw_cluster_handle(struct gw *g, sr_req *req)
 /* ---- start-up and shut-down ----------------------------------------------------------------- */
 
 static const char *const cluster_keys[] = {
-    "nats",     "station",     "user",         "password",      "token",        "creds",
-    "replicas", "state_ttl_s", "heartbeat_ms", "op_timeout_ms", "results_ttl_s"};
+    "nats",     "station",     "user",         "password",      "token",         "creds",
+    "replicas", "state_ttl_s", "heartbeat_ms", "op_timeout_ms", "results_ttl_s", "forward_ms"};
 
 int gw_cluster_preinit(const struct sr_config *cfg)
 {
@@ -1221,7 +1295,8 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
         if (!known) {
             snprintf(err, errlen,
                      "%s:%d: unknown key '%s' in [cluster] (nats, station, user, password, token, "
-                     "creds, replicas, state_ttl_s, heartbeat_ms, op_timeout_ms, results_ttl_s)",
+                     "creds, replicas, state_ttl_s, heartbeat_ms, op_timeout_ms, results_ttl_s, "
+                     "forward_ms)",
                      cfg->path, kv->line, kv->key);
             return SR_ERR_CONFIG;
         }
@@ -1291,7 +1366,8 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
         sr_config_num(cfg, "cluster", "op_timeout_ms", 2000, 50, 60000, &c->op_timeout_ms, err,
                       errlen) ||
         sr_config_num(cfg, "cluster", "results_ttl_s", 86400, 60, 86400.0 * 365, &c->results_ttl_s,
-                      err, errlen)) {
+                      err, errlen) ||
+        sr_config_num(cfg, "cluster", "forward_ms", 100, 0, 3600000, &c->forward_ms, err, errlen)) {
         return SR_ERR_CONFIG;
     }
     c->state_ttl_ms *= 1000;

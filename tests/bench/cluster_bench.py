@@ -62,7 +62,8 @@ def throughput(gws, n):
         cl = H2(g["port"])
         out = cl.many([("POST", "/v1/workloads", [("prefer", "respond-async"),
                                                   ("skyroute-deadline-ms", "600000"),
-                                                  ("skyroute-place", "ground")], body)
+                                                  ("skyroute-place", "target:" + g["idc"])],
+                        body)
                        for _ in range(per)], window=48)
         for st, h, b in out:
             if st == 202:
@@ -158,6 +159,7 @@ def run(env):
     solo = env.start_gateway("gs-solo", [idcs["gs-a"], sat_t],
                              extra_gateway="log_level = warn\nstation = 48.85,2.35,35",
                              sections="[operator.ops]\npubkey = ops.pub\nsatellites = *\n")
+    solo["idc"] = "idc-a"  # each gateway's own IDC: work is not forwarded in this part
     nats = NatsCluster(env)
     nats.start_all()
     urls = [nats.url(i) for i in range(3)]
@@ -170,6 +172,7 @@ def run(env):
         with open(gws[g]["conf"], "w") as f:
             f.write(text)
         start_gw(env, gws[g])
+        gws[g]["idc"] = "idc-" + g[-1]
     for g in gws.values():
         wait_for("%s connected" % g["id"],
                  lambda: get_json(g, "/v1/cluster")[1].get("connected"), 30)

@@ -191,7 +191,8 @@ static void test_passes_and_state_round_trip(void **state)
     assert_string_equal(d.passes[1].source, "aws");
     sr_cmsg_clear(&d);
 
-    struct sr_cmsg_target t = {.id = "alpha", .ewma_ms = 12.5, .inflight = 3, .failures = 1};
+    struct sr_cmsg_target t = {
+        .id = "alpha", .ewma_ms = 12.5, .inflight = 3, .failures = 1, .kind = 1, .gops = 50};
     memset(&m, 0, sizeof(m));
     m.kind = SR_CMSG_STATE;
     snprintf(m.station, sizeof(m.station), "gs-a");
@@ -208,6 +209,8 @@ static void test_passes_and_state_round_trip(void **state)
     assert_int_equal(d.ntargets, 1);
     assert_string_equal(d.targets[0].id, "alpha");
     assert_true(d.targets[0].ewma_ms == 12.5);
+    assert_int_equal(d.targets[0].kind, 1);
+    assert_true(d.targets[0].gops == 50);
     sr_cmsg_clear(&d);
     static const char tle[] = "1 90000U ...\n2 90000 ...\n";
     memset(&m, 0, sizeof(m));

@@ -378,6 +378,19 @@ def _scenario(env):
     log("C rejoined at %.1f s; its satellite work was forwarded to B" % (time.time() - t0))
     check(time.time() < aos, "all of this before B's pass (AOS in %.0f s)" % (aos - time.time()))
 
+    # -- an IDC of another station, reached through it ---------------------------------------
+    ip = env.path("idc.bin")
+    with open(ip, "wb") as f:
+        f.write(os.urandom(200))
+    wid = submit(A, ip, ["skyroute-place: target:idc-b@gs-b"])
+    body = wait_for("work for B's IDC, submitted at A", lambda: done_at(A, wid), 20)
+    check(body == b2(ip), "its result, fetched from A")
+    st, h, _ = curl([A["url"] + "/v1/workloads/" + wid])
+    check(h.get("skyroute-target") == "idc-b@gs-b", "ran at B's IDC: %r" % h)
+    check(srtest.metric(idcs["gs-b"]["admin"], "skyroute_node_executed_total") == 1,
+          "B's IDC ran it once")
+    log("work for B's IDC submitted at A: forwarded, ran there once, fetched from A")
+
     # -- B's pass: everything runs there; results fetched from where it was submitted -----------
     pending = dict(payloads)
     end = los + 30
