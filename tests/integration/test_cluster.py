@@ -20,6 +20,10 @@ synthetic pass of sat-1 over station B:
     while cut off is planned through B's pass after all;
   - every handler ran exactly once (skyroute_node_executed_total).
 
+A second, shorter test cuts one station's link to NATS (a TCP forwarder the
+test closes and reopens) while it runs work adopted from another: it keeps
+the result and publishes it when the link is back.
+
 Every wait is bounded; only processes this test started are stopped.
 """
 
@@ -147,8 +151,8 @@ def get_json(g, path):
     return status, (json.loads(body) if body.strip().startswith("{") else body)
 
 
-def submit(g, payload_path, extra=()):
-    args = ["-H", "prefer: respond-async", "-H", "skyroute-handler: digest",
+def submit(g, payload_path, extra=(), handler="digest"):
+    args = ["-H", "prefer: respond-async", "-H", "skyroute-handler: " + handler,
             "-H", "skyroute-deadline-ms: 600000", "--data-binary", "@" + payload_path]
     for h in extra:
         args += ["-H", h]
@@ -454,5 +458,133 @@ def test_cluster_config_is_checked():
     env.close()
 
 
+class CuttableProxy:
+    """A TCP forwarder on loopback whose link can be cut (listener closed,
+    every connection dropped) and restored on the same port: a station's
+    network link to NATS."""
+
+    def __init__(self, upstream_port):
+        import socket
+        import threading
+        self.socket, self.threading = socket, threading
+        self.upstream = upstream_port
+        self.port = srtest.free_port()
+        self.conns = []
+        self.lock = threading.Lock()
+        self.listener = None
+        self.restore()
+
+    def restore(self):
+        ls = self.socket.socket()
+        ls.setsockopt(self.socket.SOL_SOCKET, self.socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(16)
+        self.listener = ls
+        self.threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        while True:
+            try:
+                c, _ = ls.accept()
+                u = self.socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+            except OSError:
+                return
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                self.threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(self.socket.SHUT_RDWR)
+                    c.close()
+                except OSError:
+                    pass
+            self.conns = []
+
+
+def test_results_held_while_cut_off_are_published_on_rejoin():
+    """B adopts work from A, loses its link to NATS while it runs, keeps the
+    result, and publishes it when the link is back: A gets it, run once."""
+    env = srtest.Env("cluster-cut")
+    try:
+        port, mon = srtest.free_port(), srtest.free_port()
+        conf = env.path("nats.conf")
+        with open(conf, "w") as f:
+            f.write("listen: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\njetstream { store_dir: \"%s\" }\n"
+                    % (port, mon, env.path("js")))
+        env.start(["nats-server", "-c", conf], "nats", port)
+        wait_for("JetStream", lambda: srtest.http_get(mon, "/healthz")[0] == 200, 15)
+        proxy = CuttableProxy(port)
+        keys = {g: env.keygen(g) for g in ("gs-a", "gs-b")}
+        env.keygen("ops")
+        trust = [k[1] for k in keys.values()]
+        idc_a = env.start_node("idc-a", trust)
+        idc_b = env.start_node("idc-b", trust, extra=["--gops", "1"])
+        A = gateway_conf(env, "gs-a", [idc_a], ["nats://127.0.0.1:%d" % port], ["gs-b"])
+        B = gateway_conf(env, "gs-b", [idc_b], ["nats://127.0.0.1:%d" % proxy.port], ["gs-a"])
+        for g in (A, B):
+            with open(g["conf"]) as f:
+                text = f.read().replace("replicas = 3", "replicas = 1")
+            with open(g["conf"], "w") as f:
+                f.write(text)
+            start_gw(env, g)
+
+        def view():
+            st, j = get_json(A, "/v1/cluster")
+            return st == 200 and any(v["target"] == "idc-b@gs-b" and v["planned"]
+                                     for v in j["views"])
+        wait_for("A to plan B's IDC", view, 20)
+        p = env.path("w.bin")
+        with open(p, "wb") as f:
+            f.write(os.urandom(256))
+        # three seconds of compute at B's IDC (1 Gop/s)
+        wid = submit(A, p, ["skyroute-place: target:idc-b@gs-b", "skyroute-work: 3"],
+                     handler="compute")
+        wait_for("B to adopt it", lambda: srtest.metric(
+            B["admin"], "skyroute_cluster_adopted_total") >= 1, 15, every=0.05)
+        proxy.cut()
+        log("B adopted the work; its link to NATS cut while the handler runs")
+        wait_for("B to notice", lambda: not get_json(B, "/v1/cluster")[1]["connected"], 10)
+        wait_for("the handler to finish at B", lambda: srtest.metric(
+            idc_b["admin"], "skyroute_node_executed_total") == 1, 15)
+        time.sleep(1)
+        st, j = get_json(A, "/v1/workloads/" + wid)
+        check(st == 202 and j["state"] == "forwarded", "A has no result yet: %s %r" % (st, j))
+        check(srtest.metric(B["admin"], "skyroute_cluster_results_published_total") == 0,
+              "B could not publish while cut off")
+        log("the result is stored at B, not published (cut off); A still says forwarded")
+        proxy.restore()
+        st, h, body = wait_for("the result at A after B rejoins", lambda: (
+            lambda r: r if r[0] == 200 else None)(curl([A["url"] + "/v1/workloads/" + wid])), 20)
+        check(json.loads(body)["work_gop"] == 3, "the compute result: %r" % body[:200])
+        check(srtest.metric(idc_b["admin"], "skyroute_node_executed_total") == 1, "run once")
+        check(srtest.metric(B["admin"], "skyroute_cluster_results_published_total") >= 1,
+              "published after the rejoin")
+        log("B rejoined and published the result it held; A answers 200; the handler ran once")
+    finally:
+        bad = [x for x in env.close() if x.sr_name != "nats"]
+        check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
-    srtest.run_tests([test_cluster_config_is_checked, test_federation_must_show])
+    srtest.run_tests([test_cluster_config_is_checked, test_results_held_while_cut_off_are_published_on_rejoin,
+                      test_federation_must_show])
