@@ -81,6 +81,7 @@ struct gw_spool {
     struct item **dirty; /* states to write in the next batch (update_state_later) */
     size_t ndirty, dirty_cap;
     struct event *flush_ev;
+    int64_t republish_at; /* [cluster]: publish unacknowledged results again then; 0 = no */
     uint64_t bytes;
     size_t running;
     struct pending *batch, **batch_tail;
@@ -377,6 +378,11 @@ static void publish_done(int rv, void *arg)
         sqlite3_reset(st);
         sqlite3_bind_blob(st, 1, p->id, SR_ENV_IDBYTES, SQLITE_STATIC);
         sqlite3_step(st);
+    } else if (rv != SR_ERR_CANCELLED && !p->sp->republish_at) {
+        /* not acknowledged (a timeout while the bucket elects a leader, with
+         * our connection up): every unpublished result goes again shortly,
+         * not only at the next reconnection */
+        p->sp->republish_at = sr_now_ms() + 1000;
     }
     free(p);
 }
@@ -633,6 +639,16 @@ static void dispatch_due(struct gw_spool *sp)
             }
             continue;
         }
+        if (it->pinned && strchr(it->target, '@') && sp->g->cluster) {
+            /* bound for another station ("SAT@STATION"): onto its queue,
+             * whether or not its heartbeat is seen right now (the stream
+             * keeps it for that station; planning it again could run it
+             * twice) */
+            char via[SR_TARGET_IDMAX];
+            snprintf(via, sizeof(via), "%s", it->target);
+            forward(sp, it, via);
+            continue;
+        }
         if (start_item(sp, it) && it->target[0] && nheld < 16) {
             held[nheld++] = it->target; /* one at a time per target, in deadline order */
         }
@@ -652,6 +668,8 @@ static void prune(struct gw_spool *sp)
     exec_sql(sp, sql);
 }
 
+static void republish_results(struct gw_spool *sp);
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -659,6 +677,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     struct gw_spool *sp = arg;
     dispatch_due(sp);
     prune(sp);
+    if (sp->republish_at && sr_now_ms() >= sp->republish_at) {
+        republish_results(sp);
+    }
 }
 
 /* Runs the dispatcher on the next loop turn (new work, a finished job). */
@@ -1454,7 +1475,13 @@ void gw_spool_republish(struct gw *g)
         }
     }
     kick(sp);
-    /* results of adopted work not acknowledged by the bucket yet */
+    republish_results(sp);
+}
+
+/* Results of adopted work the bucket has not acknowledged yet, again. */
+static void republish_results(struct gw_spool *sp)
+{
+    sp->republish_at = 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(sp->db,
                            "SELECT id, origin, target, res_status, res_payload, res_signer, reason,"
