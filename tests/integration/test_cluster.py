@@ -12,7 +12,9 @@ synthetic pass of sat-1 over station B:
   - B is killed with SIGKILL while it holds that queued work, and restarted:
     it completes it; A is killed with SIGKILL just after accepting more work
     (not all of it published yet), and restarted: it forwards all of it;
-  - one of the three NATS nodes is killed while A publishes more work for B:
+  - one of the three NATS nodes is killed during a burst of 200 workloads at
+    A for B's IDC (forwarded through the stream, results through the bucket)
+    and while A publishes more work for B:
     nothing is lost;
   - C, cut off from NATS (its only server is the one killed), keeps
     accepting and running local work, and converges when its server comes
@@ -29,6 +31,7 @@ Every wait is bounded; only processes this test started are stopped.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -38,6 +41,7 @@ from srtest import check, run
 
 STATIONS = {"gs-a": "48.85,2.35,35", "gs-b": "-33.92,18.42,20", "gs-c": "35.68,139.69,40"}
 MASK = 84.0
+N_BURST = 200  # workloads in flight when a NATS node is killed
 
 
 def log(msg):
@@ -338,8 +342,19 @@ def _scenario(env):
 
     # -- 4. one of three NATS nodes killed while A publishes more work for B; --------------------
     # -- 5. C (whose only server that is) cut off, keeps serving locally ----------------------------
+    # under load: a burst of work for B's IDC, submitted at A and forwarded
+    # through the stream (results back through the bucket), while n2 dies
+    burst_body = env.path("burst.bin")
+    with open(burst_body, "wb") as f:
+        f.write(os.urandom(256))
+    burst = subprocess.Popen(
+        ["h2load", "-n", str(N_BURST), "-c", "2", "-m", "10", "-d", burst_body,
+         "-H", "prefer: respond-async", "-H", "skyroute-handler: digest",
+         "-H", "skyroute-place: target:idc-b@gs-b", "-H", "skyroute-deadline-ms: 600000",
+         A["url"] + "/v1/workloads"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(0.3)
     nats.kill(2)
-    log("nats node n2 killed: C is cut off")
+    log("nats node n2 killed during a burst of %d workloads at A: C is cut off" % N_BURST)
     for i in range(20):
         p = env.path("x%d.bin" % i)
         with open(p, "wb") as f:
@@ -372,6 +387,9 @@ def _scenario(env):
     wait_for("all 35 of A's workloads forwarded (2 of 3 NATS nodes up)",
              lambda: forwarded(A, [w for w, (g, _) in payloads.items() if g is A]), 45)
     log("20 more workloads forwarded through the stream with one NATS node down")
+    out = burst.communicate(timeout=120)[0].decode(errors="replace")
+    check(re.search(r"status codes: %d 2xx" % N_BURST, out),
+          "the burst was accepted (202) in full: %s" % out[-600:])
 
     # -- C rejoins ---------------------------------------------------------------------------------
     nats.start(2)
@@ -391,8 +409,12 @@ def _scenario(env):
     check(body == b2(ip), "its result, fetched from A")
     st, h, _ = curl([A["url"] + "/v1/workloads/" + wid])
     check(h.get("skyroute-target") == "idc-b@gs-b", "ran at B's IDC: %r" % h)
-    check(srtest.metric(idcs["gs-b"]["admin"], "skyroute_node_executed_total") == 1,
-          "B's IDC ran it once")
+    wait_for("the burst and this one to run at B's IDC", lambda: srtest.metric(
+        idcs["gs-b"]["admin"], "skyroute_node_executed_total") >= N_BURST + 1, 60)
+    time.sleep(1.0)
+    check(srtest.metric(idcs["gs-b"]["admin"], "skyroute_node_executed_total") == N_BURST + 1,
+          "B's IDC ran the burst and this one, each once: %d" % srtest.metric(
+              idcs["gs-b"]["admin"], "skyroute_node_executed_total"))
     log("work for B's IDC submitted at A: forwarded, ran there once, fetched from A")
 
     # -- B's pass: everything runs there; results fetched from where it was submitted -----------
