@@ -54,8 +54,9 @@
 #define FETCH_BATCH 32
 #define FETCH_WAIT_MS 100
 #define WATCH_BURST 512
-#define OPS_LANES 4 /* ops threads: one slow request (a leader election) does not stall the rest   \
-                     */
+#define OPS_LANES                                                                                  \
+    4 /* ops threads: one slow request (a leader election) does not stall the rest                 \
+       */
 #define WATCH_WAIT_MS 5 /* per watcher per round: a change is seen within ~20 ms */
 
 static const char *const bucket_names[SR_NATS_NKV] = {"sr_passes", "sr_elements", "sr_state",
@@ -820,7 +821,10 @@ int sr_nats_new(sr_nats **out, struct event_base *base, const struct sr_nats_opt
     s = s == NATS_OK ? natsOptions_SetTimeout(n->nopts, 2000) : s;
     s = s == NATS_OK ? natsOptions_SetPingInterval(n->nopts, 2000) : s;
     s = s == NATS_OK ? natsOptions_SetMaxPingsOut(n->nopts, 2) : s;
-    s = s == NATS_OK ? natsOptions_SetRetryOnFailedConnect(n->nopts, true, NULL, NULL) : s;
+    /* with a callback, Connect returns at once (NATS_NOT_YET_CONNECTED) and libnats keeps
+     * trying in the background; without one it would block until a server answers, and a
+     * daemon whose servers are all down at start-up could not stop */
+    s = s == NATS_OK ? natsOptions_SetRetryOnFailedConnect(n->nopts, true, on_reconnected, n) : s;
     s = s == NATS_OK ? natsOptions_SetDisconnectedCB(n->nopts, on_disconnected, n) : s;
     s = s == NATS_OK ? natsOptions_SetReconnectedCB(n->nopts, on_reconnected, n) : s;
     if (s == NATS_OK && n->user) {
