@@ -393,7 +393,7 @@ def _scenario(env):
 
     # -- C rejoins ---------------------------------------------------------------------------------
     nats.start(2)
-    wait_for("C to reconnect and see the others", lambda: connected(C), 30)
+    wait_for("C to reconnect and see the others", lambda: connected(C), 60)
     wait_for("A to see C's heartbeat again", lambda: connected(A), 15)
     wait_for("C's satellite work to go through B after the rejoin",
              lambda: forwarded(C, [c_sat]), 20)
