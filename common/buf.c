@@ -54,6 +54,13 @@ int sr_buf_reserve(sr_buf *b, size_t extra)
 
 int sr_buf_append(sr_buf *b, const void *p, size_t n)
 {
+    /* the common case, room already there: the same tests as sr_buf_reserve()
+     * (len + n + 1 <= cap and len + n <= max), without the call */
+    if (b->cap - b->len > n && b->len + n <= b->max) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
     int rv = sr_buf_reserve(b, n);
     if (rv) {
         return rv;
@@ -89,20 +96,35 @@ int sr_buf_appendf(sr_buf *b, const char *fmt, ...)
     return 0;
 }
 
+/* Bytes a JSON string literal carries as they are. */
+static int json_plain(unsigned char c)
+{
+    return c >= 0x20 && c != 0x7f && c != '"' && c != '\\';
+}
+
 int sr_buf_append_json_str(sr_buf *b, const char *s, size_t n)
 {
     static const char hexd[] = "0123456789abcdef";
     int rv = sr_buf_append(b, "\"", 1);
-    for (size_t i = 0; rv == 0 && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    size_t i = 0;
+    while (rv == 0 && i < n) {
+        /* a run of plain bytes goes in with one append */
+        size_t j = i;
+        while (j < n && json_plain((unsigned char)s[j])) {
+            j++;
+        }
+        if (j > i) {
+            rv = sr_buf_append(b, s + i, j - i);
+            i = j;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i++];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             rv = sr_buf_append(b, e, 2);
-        } else if (c < 0x20 || c == 0x7f) {
+        } else {
             char e[6] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15]};
             rv = sr_buf_append(b, e, 6);
-        } else {
-            rv = sr_buf_append(b, &s[i], 1);
         }
     }
     return rv ? rv : sr_buf_append(b, "\"", 1);
@@ -199,4 +221,171 @@ int sr_parse_double(double *out, const char *s, size_t len)
     }
     *out = v;
     return 0;
+}
+
+/* ---- formatting without printf ------------------------------------------------------ */
+
+/* "00" "01" ... "99": two digits per division */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+size_t sr_fmt_u64(char out[SR_FMT_U64_LEN], uint64_t v)
+{
+    char tmp[SR_FMT_U64_LEN];
+    char *p = tmp + sizeof(tmp);
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * d, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof(tmp) - p);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return n;
+}
+
+size_t sr_fmt_i64(char out[SR_FMT_I64_LEN], int64_t v)
+{
+    if (v >= 0) {
+        return sr_fmt_u64(out, (uint64_t)v);
+    }
+    /* 0 - (uint64_t)v is |v| also for INT64_MIN */
+    char tmp[SR_FMT_U64_LEN];
+    size_t n = sr_fmt_u64(tmp, 0 - (uint64_t)v);
+    out[0] = '-';
+    memcpy(out + 1, tmp, n + 1);
+    return n + 1;
+}
+
+/*
+ * The fast path of sr_fmt_fixed(): 0 if |v| is not a finite value below 2^53
+ * or |decimals| is not 0..3, else the length written to |out| (which must hold
+ * SR_FMT_FIXED_LEN bytes).
+ *
+ * Why this is exact: a double is m * 2^-s with an integer m < 2^53, so
+ * v * 10^d = m * 10^d / 2^s, and m * 10^d < 2^63 fits a uint64_t. The
+ * quotient and remainder of that division by 2^s are exact, and rounding the
+ * quotient to nearest with ties to even is what glibc's printf does with the
+ * exact binary value in the default rounding mode. The sign is printed
+ * whenever the sign bit is set, "-0.0" included, as printf does.
+ */
+static size_t fixed_fast(char *out, double v, int decimals)
+{
+    static const uint64_t pow10[4] = {1, 10, 100, 1000};
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    unsigned bexp = (unsigned)(bits >> 52) & 0x7ff;
+    if (decimals < 0 || decimals > 3 || bexp >= 1023 + 53) {
+        return 0; /* NaN, infinities and |v| >= 2^53 included */
+    }
+    uint64_t m = bits & ((UINT64_C(1) << 52) - 1);
+    unsigned s; /* v = m / 2^s */
+    if (bexp == 0) {
+        s = 1074; /* zero and subnormals */
+    } else {
+        m |= UINT64_C(1) << 52;
+        s = 1075 - bexp; /* >= 0: bexp < 1076 */
+    }
+    uint64_t x = m * pow10[decimals], q;
+    if (s == 0) {
+        q = x;
+    } else if (s >= 64) {
+        q = 0; /* x < 2^63 <= 2^(s-1): below one half */
+    } else {
+        q = x >> s;
+        uint64_t rem = x & ((UINT64_C(1) << s) - 1), half = UINT64_C(1) << (s - 1);
+        if (rem > half || (rem == half && (q & 1))) {
+            q++;
+        }
+    }
+    size_t n = 0;
+    if (bits >> 63) {
+        out[n++] = '-';
+    }
+    n += sr_fmt_u64(out + n, q / pow10[decimals]);
+    if (decimals > 0) {
+        uint64_t f = q % pow10[decimals];
+        out[n++] = '.';
+        for (int i = decimals - 1; i >= 0; i--) {
+            out[n + (size_t)i] = (char)('0' + f % 10);
+            f /= 10;
+        }
+        n += (size_t)decimals;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+size_t sr_fmt_fixed(char *out, size_t size, double v, int decimals)
+{
+    if (size >= SR_FMT_FIXED_LEN) {
+        size_t n = fixed_fast(out, v, decimals);
+        if (n) {
+            return n;
+        }
+    }
+    int n = snprintf(out, size, "%.*f", decimals, v);
+    if (n < 0 || size == 0) {
+        return 0;
+    }
+    return (size_t)n < size ? (size_t)n : size - 1;
+}
+
+size_t sr_str_copy(char *dst, size_t size, const char *src)
+{
+    if (size == 0) {
+        return 0;
+    }
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+int sr_buf_append_u64(sr_buf *b, uint64_t v)
+{
+    char tmp[SR_FMT_U64_LEN];
+    return sr_buf_append(b, tmp, sr_fmt_u64(tmp, v));
+}
+
+int sr_buf_append_i64(sr_buf *b, int64_t v)
+{
+    char tmp[SR_FMT_I64_LEN];
+    return sr_buf_append(b, tmp, sr_fmt_i64(tmp, v));
+}
+
+int sr_buf_append_fixed(sr_buf *b, double v, int decimals)
+{
+    char tmp[SR_FMT_FIXED_LEN];
+    size_t n = fixed_fast(tmp, v, decimals);
+    if (n == 0) {
+        /* whatever length printf makes of it, untruncated */
+        return sr_buf_appendf(b, "%.*f", decimals, v);
+    }
+    return sr_buf_append(b, tmp, n);
+}
+
+int sr_buf_append_fixed1(sr_buf *b, double v)
+{
+    return sr_buf_append_fixed(b, v, 1);
+}
+
+int sr_buf_append_str(sr_buf *b, const char *s)
+{
+    return sr_buf_append(b, s, strlen(s));
 }

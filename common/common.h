@@ -117,6 +117,43 @@ int sr_buf_append_json_str(sr_buf *b, const char *s, size_t n) SR_WARN_UNUSED;
 /* Appends a NUL without counting it in len, so data can be used as a C string. */
 int sr_buf_terminate(sr_buf *b) SR_WARN_UNUSED;
 
+/* ---- formatting without printf ------------------------------------------------ */
+
+/* Hand-written formatters for the per-request paths (access log, response
+ * headers, metrics labels): the same bytes as the printf conversions named,
+ * for a fraction of the instructions. */
+
+#define SR_FMT_U64_LEN 21   /* 20 digits and a NUL */
+#define SR_FMT_I64_LEN 21   /* sign, 19 digits and a NUL */
+#define SR_FMT_FIXED_LEN 32 /* what sr_fmt_fixed() needs to use its fast path */
+
+/* Decimal digits of |v|, as "%llu" would print them, NUL-terminated. Returns
+ * the length (1..20). */
+size_t sr_fmt_u64(char out[SR_FMT_U64_LEN], uint64_t v);
+/* As "%lld". Returns the length (1..20). */
+size_t sr_fmt_i64(char out[SR_FMT_I64_LEN], int64_t v);
+/* Stores what snprintf(out, size, "%.*f", decimals, v) would store, including
+ * its truncation to size - 1 characters, and returns the length stored (not
+ * the untruncated length). Rounds exactly as glibc does in the default
+ * rounding mode: the exact binary value to nearest, ties to even (0.25 gives
+ * "0.2", -0.01 gives "-0.0"). Finite |v| < 2^53 with 0..3 decimals and
+ * size >= SR_FMT_FIXED_LEN are formatted here; anything else (NaN, inf,
+ * larger values, more decimals, a small |out|) is handed to snprintf. */
+size_t sr_fmt_fixed(char *out, size_t size, double v, int decimals);
+/* What snprintf(dst, size, "%s", src) stores: |src| truncated to size - 1
+ * bytes, NUL-terminated (nothing when size is 0). Returns the length stored. */
+size_t sr_str_copy(char *dst, size_t size, const char *src);
+
+/* Appends like sr_buf_appendf(b, "%llu" / "%lld" / "%.*f", ...) would.
+ * 0, SR_ERR_TOOBIG or SR_ERR_NOMEM. */
+int sr_buf_append_u64(sr_buf *b, uint64_t v) SR_WARN_UNUSED;
+int sr_buf_append_i64(sr_buf *b, int64_t v) SR_WARN_UNUSED;
+int sr_buf_append_fixed(sr_buf *b, double v, int decimals) SR_WARN_UNUSED;
+/* sr_buf_append_fixed(b, v, 1): "%.1f", the access log's milliseconds. */
+int sr_buf_append_fixed1(sr_buf *b, double v) SR_WARN_UNUSED;
+/* Appends the NUL-terminated |s| (without its NUL). */
+int sr_buf_append_str(sr_buf *b, const char *s) SR_WARN_UNUSED;
+
 /* ---- small helpers --------------------------------------------------------- */
 
 /* Lowercase hex of |n| bytes into |out| (2n+1 bytes, NUL-terminated). */
