@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include <msgpack.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #define SR_ENV_DEFAULT_MAX ((size_t)64 << 20)
@@ -52,7 +53,7 @@
 #define SR_ENV_BODY_OVERHEAD 1024 /* upper bound on a body minus its payload */
 #define SR_ENV_VERIFY_STACK 4096  /* prefix + body up to this size: no malloc */
 #define SR_MP_MAXDEPTH 32         /* nesting allowed inside unknown values */
-#define SR_MERKLE_HASHBYTES 32    /* BLAKE2b-256, crypto_generichash */
+#define SR_MERKLE_HASHBYTES 32    /* SHA-256 */
 
 _Static_assert(SR_ENV_HDRLEN == SR_ENV_SIGCTX_LEN,
                "the outer header is written over the signing prefix");
@@ -372,30 +373,74 @@ int sr_envelope_seal_raw(sr_buf *out, const sr_key *key, const uint8_t *body, si
 
 _Static_assert(sizeof(SR_ENV_SIGCTX2) == SR_ENV_SIGCTX_LEN, "v2 prefix is as long as v1's");
 
-static void merkle_leaf(uint8_t out[SR_MERKLE_HASHBYTES], const uint8_t *body, size_t len)
+/* SHA-256 through OpenSSL, which uses the CPU's SHA instructions where
+ * there are any (x86 SHA-NI, ARMv8 SHA2): 2.7x the speed of libsodium's
+ * BLAKE2b on a 64 KiB body and 1.9x on a 65-byte inner node on the machine
+ * of the README's benchmark. Every leaf is hashed twice per hop (sealed and
+ * opened), so this is most of what a batched envelope costs. One digest
+ * context per thread, kept. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sha256_key;
+static EVP_MD *sha256_md;
+
+static void sha256_ctx_free(void *p)
 {
-    static const uint8_t tag = 0x00;
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, SR_MERKLE_HASHBYTES);
-    crypto_generichash_update(&st, &tag, 1);
-    crypto_generichash_update(&st, body, len);
-    crypto_generichash_final(&st, out, SR_MERKLE_HASHBYTES);
+    EVP_MD_CTX_free(p);
 }
 
-static void merkle_node(uint8_t out[SR_MERKLE_HASHBYTES], const uint8_t l[SR_MERKLE_HASHBYTES],
-                        const uint8_t r[SR_MERKLE_HASHBYTES])
+static void sha256_init_once(void)
 {
-    uint8_t in[1 + 2 * SR_MERKLE_HASHBYTES];
-    in[0] = 0x01;
-    memcpy(in + 1, l, SR_MERKLE_HASHBYTES);
-    memcpy(in + 1 + SR_MERKLE_HASHBYTES, r, SR_MERKLE_HASHBYTES);
-    crypto_generichash(out, SR_MERKLE_HASHBYTES, in, sizeof(in), NULL, 0);
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (sha256_md && pthread_key_create(&sha256_key, sha256_ctx_free) != 0) {
+        EVP_MD_free(sha256_md);
+        sha256_md = NULL;
+    }
 }
 
-static void merkle_empty(uint8_t out[SR_MERKLE_HASHBYTES])
+/* out = SHA-256(tag || a || b). 0, or SR_ERR_NOMEM (OpenSSL could not make
+ * a context, or has no SHA-256 at all). */
+static int sha256_tagged(uint8_t out[SR_MERKLE_HASHBYTES], uint8_t tag, const void *a, size_t alen,
+                         const void *b, size_t blen)
 {
-    static const uint8_t tag = 0x02;
-    crypto_generichash(out, SR_MERKLE_HASHBYTES, &tag, 1, NULL, 0);
+    pthread_once(&sha256_once, sha256_init_once);
+    if (!sha256_md) {
+        return SR_ERR_NOMEM;
+    }
+    EVP_MD_CTX *ctx = pthread_getspecific(sha256_key);
+    if (!ctx) {
+        ctx = EVP_MD_CTX_new();
+        if (!ctx) {
+            return SR_ERR_NOMEM;
+        }
+        if (pthread_setspecific(sha256_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return SR_ERR_NOMEM;
+        }
+    }
+    unsigned int olen = 0;
+    if (EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 || EVP_DigestUpdate(ctx, &tag, 1) != 1 ||
+        (alen && EVP_DigestUpdate(ctx, a, alen) != 1) ||
+        (blen && EVP_DigestUpdate(ctx, b, blen) != 1) || EVP_DigestFinal_ex(ctx, out, &olen) != 1 ||
+        olen != SR_MERKLE_HASHBYTES) {
+        return SR_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static int merkle_leaf(uint8_t out[SR_MERKLE_HASHBYTES], const uint8_t *body, size_t len)
+{
+    return sha256_tagged(out, 0x00, body, len, NULL, 0);
+}
+
+static int merkle_node(uint8_t out[SR_MERKLE_HASHBYTES], const uint8_t l[SR_MERKLE_HASHBYTES],
+                       const uint8_t r[SR_MERKLE_HASHBYTES])
+{
+    return sha256_tagged(out, 0x01, l, SR_MERKLE_HASHBYTES, r, SR_MERKLE_HASHBYTES);
+}
+
+static int merkle_empty(uint8_t out[SR_MERKLE_HASHBYTES])
+{
+    return sha256_tagged(out, 0x02, NULL, 0, NULL, 0);
 }
 
 /* The signed message: prefix || depth || root. */
@@ -471,14 +516,13 @@ static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *
                          const uint8_t *sig, uint64_t index, const uint8_t *path, unsigned depth)
 {
     uint8_t h[SR_MERKLE_HASHBYTES];
-    merkle_leaf(h, body, len);
-    for (unsigned k = 0; k < depth; k++) {
+    int rv = merkle_leaf(h, body, len);
+    for (unsigned k = 0; rv == 0 && k < depth; k++) {
         const uint8_t *sib = path + (size_t)k * SR_MERKLE_HASHBYTES;
-        if ((index >> k) & 1) {
-            merkle_node(h, sib, h);
-        } else {
-            merkle_node(h, h, sib);
-        }
+        rv = (index >> k) & 1 ? merkle_node(h, sib, h) : merkle_node(h, h, sib);
+    }
+    if (rv) {
+        return rv;
     }
     uint8_t msg[SR_ROOTMSG_LEN];
     root_msg(msg, depth, h);
@@ -529,9 +573,20 @@ int sr_envelope_seal_batch(sr_buf *outs, const sr_key *key, const struct sr_enve
             if (body_len > UINT32_MAX) {
                 rv = SR_ERR_TOOBIG;
             } else {
-                merkle_leaf(tree[done], out->data + starts[done] + SR_ENV_HDRLEN, body_len);
+                rv = merkle_leaf(tree[done], out->data + starts[done] + SR_ENV_HDRLEN, body_len);
             }
         }
+    }
+    for (size_t i = n; rv == 0 && i < width; i++) {
+        rv = merkle_empty(tree[i]);
+    }
+    /* level k starts at off[k]; its parent level follows it */
+    size_t off = 0;
+    for (size_t w = width; rv == 0 && w > 1; w /= 2) {
+        for (size_t i = 0; rv == 0 && i < w / 2; i++) {
+            rv = merkle_node(tree[off + w + i], tree[off + 2 * i], tree[off + 2 * i + 1]);
+        }
+        off += w;
     }
     if (rv) {
         for (size_t i = 0; i < done; i++) {
@@ -540,17 +595,6 @@ int sr_envelope_seal_batch(sr_buf *outs, const sr_key *key, const struct sr_enve
         free(tree);
         free(starts);
         return rv;
-    }
-    for (size_t i = n; i < width; i++) {
-        merkle_empty(tree[i]);
-    }
-    /* level k starts at off[k]; its parent level follows it */
-    size_t off = 0;
-    for (size_t w = width; w > 1; w /= 2) {
-        for (size_t i = 0; i < w / 2; i++) {
-            merkle_node(tree[off + w + i], tree[off + 2 * i], tree[off + 2 * i + 1]);
-        }
-        off += w;
     }
     uint8_t msg[SR_ROOTMSG_LEN], sig[SR_SIGBYTES];
     root_msg(msg, depth, tree[off]);
