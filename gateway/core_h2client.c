@@ -10,6 +10,7 @@
  * elsewhere; one lost after it was written may have run (RFC 9113 section 8.7).
  */
 #include "gateway/gateway.h"
+#include "gateway/core_sockout.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -79,11 +80,16 @@ struct tconn {
     int32_t goaway_last_id; /* -1 if no GOAWAY */
     struct sr_h2_call *calls;
     bool in_recv;
+    bool dirty; /* in pool->dirty: flush at the end of this loop turn */
+    struct tconn *dirty_next;
+    sr_sockout out; /* the flush in progress */
 };
 
 struct sr_h2_pool {
     struct event_base *base;
     struct tconn *conns;
+    struct event *flush_ev; /* flushes pool->dirty once the turn's events ran */
+    struct tconn *dirty;
 };
 
 static void tc_flush(struct tconn *tc);
@@ -243,11 +249,10 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     (void)s;
     struct tconn *tc = ud;
     struct sr_h2_call *call = src->ptr;
-    struct evbuffer *out = bufferevent_get_output(tc->bev);
     /* no padding is ever asked for, so the frame is header + payload */
     if (frame->data.padlen > 0 || length > call->body_len - call->body_off ||
-        evbuffer_add(out, framehd, 9) != 0 ||
-        (length && evbuffer_add(out, call->body + call->body_off, length) != 0)) {
+        sr_sockout_add(&tc->out, framehd, 9) != 0 ||
+        (length && sr_sockout_add(&tc->out, call->body + call->body_off, length) != 0)) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     call->body_off += length;
@@ -433,23 +438,61 @@ static void tc_flush(struct tconn *tc)
     if (tc->state != TC_UP || !tc->h2 || tc->in_recv) {
         return;
     }
-    struct evbuffer *out = bufferevent_get_output(tc->bev);
-    while (evbuffer_get_length(out) < OUT_HIGH) {
+    sr_sockout_begin(&tc->out, tc->bev, true);
+    const char *err = NULL;
+    while (sr_sockout_pending(&tc->out) < OUT_HIGH) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(tc->h2, &data);
         if (n < 0) {
-            tc_down(tc, nghttp2_strerror((int)n));
-            return;
+            err = nghttp2_strerror((int)n);
+            break;
         }
         if (n == 0) {
             break;
         }
-        evbuffer_add(out, data, (size_t)n);
+        if (sr_sockout_add(&tc->out, data, (size_t)n) != 0) {
+            err = "out of memory";
+            break;
+        }
+    }
+    if (sr_sockout_end(&tc->out) != 0 && !err) {
+        err = "out of memory";
+    }
+    if (err) {
+        tc_down(tc, err);
+        return;
     }
     if (!nghttp2_session_want_read(tc->h2) && !nghttp2_session_want_write(tc->h2) &&
-        evbuffer_get_length(out) == 0) {
+        evbuffer_get_length(bufferevent_get_output(tc->bev)) == 0) {
         tc_down(tc, "session ended (GOAWAY)");
     }
+}
+
+/* Requests submitted during a loop turn go out together once its other
+ * events have run (as in core_h2server.c): one write instead of one each. */
+static void flush_dirty(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sr_h2_pool *pool = arg;
+    while (pool->dirty) {
+        struct tconn *tc = pool->dirty;
+        pool->dirty = tc->dirty_next;
+        tc->dirty = false;
+        tc->dirty_next = NULL;
+        tc_flush(tc);
+    }
+}
+
+static void tc_flush_later(struct tconn *tc)
+{
+    if (tc->dirty) {
+        return;
+    }
+    tc->dirty = true;
+    tc->dirty_next = tc->pool->dirty;
+    tc->pool->dirty = tc;
+    event_active(tc->pool->flush_ev, 0, 0);
 }
 
 static void tc_readcb(struct bufferevent *bev, void *arg)
@@ -602,6 +645,11 @@ int sr_h2_pool_new(sr_h2_pool **out, struct event_base *base)
         return SR_ERR_NOMEM;
     }
     p->base = base;
+    p->flush_ev = event_new(base, -1, 0, flush_dirty, p);
+    if (!p->flush_ev) {
+        free(p);
+        return SR_ERR_NOMEM;
+    }
     *out = p;
     return 0;
 }
@@ -622,6 +670,7 @@ void sr_h2_pool_free(sr_h2_pool *pool)
         tc_close(tc);
         free(tc);
     }
+    event_free(pool->flush_ev);
     free(pool);
 }
 
@@ -698,7 +747,7 @@ static sr_h2_call *request_new(sr_h2_pool *pool, const char *origin, const char 
     switch (tc->state) {
     case TC_UP:
         tc_submit(tc, call);
-        tc_flush(tc);
+        tc_flush_later(tc);
         break;
     case TC_CONNECTING:
         break; /* submitted when connected */

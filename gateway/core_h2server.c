@@ -15,6 +15,7 @@
  * nghttp2 forbids re-entering the session from its callbacks (habit 10).
  */
 #include "gateway/gateway.h"
+#include "gateway/core_sockout.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -93,7 +94,10 @@ struct conn {
     struct sr_req *reqs;
     bool in_recv;    /* inside nghttp2_session_mem_recv */
     bool want_flush; /* a response was queued while in_recv */
-    bool closing;    /* close once output is drained */
+    bool dirty;      /* in srv->dirty: flush at the end of this loop turn */
+    struct conn *dirty_next;
+    sr_sockout out; /* the flush in progress */
+    bool closing;   /* close once output is drained */
     char peer[64];
     bool tls;
     int cert_state; /* 0 unknown, 1 verified client certificate, -1 none */
@@ -122,10 +126,13 @@ struct sr_http_server {
     size_t body_bytes;                /* request body bytes buffered, all connections */
     bool starved;                     /* some stream waits for body budget */
     struct ev_token_bucket_cfg *rate; /* opts.rate_Bps, or NULL */
+    struct event *flush_ev;           /* flushes srv->dirty once the turn's events ran */
+    struct conn *dirty;
 };
 
 static void conn_free(struct conn *c);
 static int conn_flush(struct conn *c);
+static void conn_flush_later(struct conn *c);
 static void h1_process(struct conn *c);
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -361,11 +368,10 @@ static int resp_send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uin
     (void)s;
     struct conn *c = ud;
     sr_req *r = src->ptr;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     /* no padding is ever asked for, so the frame is header + payload */
     if (frame->data.padlen > 0 || length > r->resp_len - r->resp_off ||
-        evbuffer_add(out, framehd, 9) != 0 ||
-        (length && evbuffer_add(out, r->resp + r->resp_off, length) != 0)) {
+        sr_sockout_add(&c->out, framehd, 9) != 0 ||
+        (length && sr_sockout_add(&c->out, r->resp + r->resp_off, length) != 0)) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     r->resp_off += length;
@@ -513,7 +519,7 @@ int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
     if (c->in_recv) {
         c->want_flush = true;
     } else {
-        conn_flush(c);
+        conn_flush_later(c);
     }
     return rv ? SR_ERR_NOMEM : 0;
 }
@@ -692,7 +698,7 @@ static void budget_release(sr_http_server *srv)
             }
         }
         if (any && !c->in_recv) {
-            conn_flush(c);
+            conn_flush_later(c);
         }
     }
 }
@@ -714,8 +720,8 @@ static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code, void 
 static int conn_flush(struct conn *c)
 {
     if (c->mode == MODE_H2 && c->h2) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        while (evbuffer_get_length(out) < OUT_HIGH) {
+        sr_sockout_begin(&c->out, c->bev, !c->tls && !c->srv->rate);
+        while (sr_sockout_pending(&c->out) < OUT_HIGH) {
             const uint8_t *data;
             ssize_t n = nghttp2_session_mem_send(c->h2, &data);
             if (n < 0) {
@@ -725,10 +731,13 @@ static int conn_flush(struct conn *c)
             if (n == 0) {
                 break;
             }
-            if (evbuffer_add(out, data, (size_t)n) != 0) {
+            if (sr_sockout_add(&c->out, data, (size_t)n) != 0) {
                 c->closing = true;
                 break;
             }
+        }
+        if (sr_sockout_end(&c->out) != 0) {
+            c->closing = true;
         }
         if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
             c->closing = true;
@@ -739,6 +748,38 @@ static int conn_flush(struct conn *c)
         return -1;
     }
     return 0;
+}
+
+/* Responses given outside the connection's own read callback (a target's
+ * answer, a spool event) are flushed together once the loop turn's other
+ * events have run: one write for all of them instead of one each. */
+static void flush_dirty(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sr_http_server *srv = arg;
+    while (srv->dirty) {
+        struct conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        conn_flush(c);
+    }
+}
+
+static void conn_flush_later(struct conn *c)
+{
+    if (c->dirty) {
+        return;
+    }
+    if (!c->srv->flush_ev) {
+        conn_flush(c);
+        return;
+    }
+    c->dirty = true;
+    c->dirty_next = c->srv->dirty;
+    c->srv->dirty = c;
+    event_active(c->srv->flush_ev, 0, 0);
 }
 
 static int conn_start_h2(struct conn *c)
@@ -781,6 +822,14 @@ static int conn_start_h2(struct conn *c)
 static void conn_free(struct conn *c)
 {
     c->srv->nconns--;
+    if (c->dirty) {
+        for (struct conn **pp = &c->srv->dirty; *pp; pp = &(*pp)->dirty_next) {
+            if (*pp == c) {
+                *pp = c->dirty_next;
+                break;
+            }
+        }
+    }
     if (c->first_req_timer) {
         event_free(c->first_req_timer);
     }
@@ -1143,6 +1192,11 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
     }
     srv->base = base;
     srv->opts = *opts;
+    srv->flush_ev = event_new(base, -1, 0, flush_dirty, srv);
+    if (!srv->flush_ev) {
+        free(srv);
+        return SR_ERR_NOMEM;
+    }
     if (!srv->opts.max_body) {
         srv->opts.max_body = 32u << 20;
     }
@@ -1171,6 +1225,7 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
         srv->rate = ev_token_bucket_cfg_new((size_t)per_tick, (size_t)per_tick, (size_t)per_tick,
                                             (size_t)per_tick, &tick);
         if (!srv->rate) {
+            event_free(srv->flush_ev);
             free(srv);
             snprintf(err, errlen, "out of memory");
             return SR_ERR_NOMEM;
@@ -1188,6 +1243,7 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
         if (srv->rate) {
             ev_token_bucket_cfg_free(srv->rate);
         }
+        event_free(srv->flush_ev);
         free(srv);
         return SR_ERR_IO;
     }
@@ -1264,5 +1320,6 @@ void sr_http_server_free(sr_http_server *srv)
     if (srv->rate) {
         ev_token_bucket_cfg_free(srv->rate); /* after the connections that use it */
     }
+    event_free(srv->flush_ev);
     free(srv);
 }
