@@ -297,10 +297,17 @@ void sr_replay_free(sr_replay *g);
 int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_ms, int64_t now_ms,
                     const uint8_t **result, size_t *result_len) SR_WARN_UNUSED;
 /* Stores a copy of the result for a recorded id (replacing any earlier one).
- * 0, SR_ERR_NOTFOUND, SR_ERR_NOMEM, or SR_ERR_FULL if stored results would
- * exceed the guard's byte limit. */
+ * When stored results would pass the guard's byte limit, the oldest are
+ * dropped first (their ids stay recorded: see sr_replay_dropped()).
+ * 0, SR_ERR_NOTFOUND, SR_ERR_NOMEM, or SR_ERR_FULL if this one result is over
+ * the limit by itself. */
 int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
                     size_t len);
+/* True if |id| is recorded and its stored result was dropped to make room:
+ * a replay of it is refused without the first answer. */
+bool sr_replay_dropped(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES]);
+/* Results dropped to make room since the guard was made. */
+uint64_t sr_replay_results_dropped(const sr_replay *g);
 /* Forgets an id (e.g. its execution failed before any effect and may be retried). */
 void sr_replay_forget(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES]);
 size_t sr_replay_count(const sr_replay *g);

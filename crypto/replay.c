@@ -16,7 +16,12 @@
  * probe run.
  *
  * Stored results are copies on the heap, capped in total by
- * sr_replay_set_result_limit().
+ * sr_replay_set_result_limit(). When a new result would pass the cap, the
+ * oldest stored results are dropped first (a FIFO of (entry, sequence)
+ * pairs; a pair whose entry was removed or stored again since is stale and
+ * skipped). A dropped result's id stays recorded until it expires, so its
+ * envelope is still refused as a replay: the handler never runs twice, only
+ * the first answer is no longer at hand (sr_replay_dropped()).
  */
 #include "crypto/crypto.h"
 
@@ -36,7 +41,13 @@ struct replay_ent {
     size_t result_len;
     uint32_t heap_pos;
     uint32_t next_free;
+    uint32_t seq; /* of its place in the result FIFO */
     bool stored;
+    bool dropped; /* its result was dropped to make room */
+};
+
+struct fifo_ent {
+    uint32_t ei, seq;
 };
 
 struct sr_replay {
@@ -48,6 +59,10 @@ struct sr_replay {
     size_t mask;
     uint32_t *heap;
     size_t result_bytes, result_limit;
+    struct fifo_ent *fifo; /* stored results, oldest first: a ring of 2 cap */
+    size_t fifo_cap, fifo_head, fifo_len;
+    uint32_t next_seq;
+    uint64_t dropped_total;
     uint8_t hkey[crypto_shorthash_KEYBYTES];
 };
 
@@ -79,7 +94,9 @@ int sr_replay_new(sr_replay **out, size_t capacity)
     g->ents = calloc(capacity, sizeof(*g->ents));
     g->table = calloc(tsize, sizeof(*g->table));
     g->heap = calloc(capacity, sizeof(*g->heap));
-    if (!g->ents || !g->table || !g->heap) {
+    g->fifo_cap = 2 * capacity;
+    g->fifo = calloc(g->fifo_cap, sizeof(*g->fifo));
+    if (!g->ents || !g->table || !g->heap || !g->fifo) {
         sr_replay_free(g);
         return SR_ERR_NOMEM;
     }
@@ -104,6 +121,7 @@ void sr_replay_free(sr_replay *g)
     free(g->ents);
     free(g->table);
     free(g->heap);
+    free(g->fifo);
     free(g);
 }
 
@@ -115,6 +133,11 @@ void sr_replay_set_result_limit(sr_replay *g, size_t max_bytes)
 size_t sr_replay_count(const sr_replay *g)
 {
     return g ? g->count : 0;
+}
+
+uint64_t sr_replay_results_dropped(const sr_replay *g)
+{
+    return g ? g->dropped_total : 0;
 }
 
 /* ---- min-heap on exp -------------------------------------------------------- */
@@ -288,6 +311,45 @@ int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_
     return 0;
 }
 
+/* Is the FIFO pair still the entry's stored result? */
+static bool fifo_live(const sr_replay *g, struct fifo_ent f)
+{
+    const struct replay_ent *e = &g->ents[f.ei];
+    return f.ei < g->used && e->stored && e->seq == f.seq;
+}
+
+static void fifo_drop_oldest(sr_replay *g)
+{
+    struct fifo_ent f = g->fifo[g->fifo_head];
+    g->fifo_head = (g->fifo_head + 1) % g->fifo_cap;
+    g->fifo_len--;
+    if (fifo_live(g, f)) {
+        struct replay_ent *e = &g->ents[f.ei];
+        g->result_bytes -= e->result_len;
+        free(e->result);
+        e->result = NULL;
+        e->result_len = 0;
+        e->stored = false;
+        e->dropped = true;
+        g->dropped_total++;
+    }
+}
+
+/* Removes stale pairs. Live ones are at most cap (one per entry), half the
+ * ring, so this frees at least half of it. */
+static void fifo_compact(sr_replay *g)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < g->fifo_len; k++) {
+        struct fifo_ent f = g->fifo[(g->fifo_head + k) % g->fifo_cap];
+        if (fifo_live(g, f)) {
+            g->fifo[(g->fifo_head + n) % g->fifo_cap] = f;
+            n++;
+        }
+    }
+    g->fifo_len = n;
+}
+
 int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
                     size_t len)
 {
@@ -298,9 +360,9 @@ int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_
     if (g->table[slot] == 0) {
         return SR_ERR_NOTFOUND;
     }
-    struct replay_ent *e = &g->ents[g->table[slot] - 1];
-    size_t others = g->result_bytes - e->result_len;
-    if (len > g->result_limit || others > g->result_limit - len) {
+    uint32_t ei = g->table[slot] - 1;
+    struct replay_ent *e = &g->ents[ei];
+    if (len > g->result_limit) {
         return SR_ERR_FULL;
     }
     uint8_t *copy = NULL;
@@ -311,12 +373,35 @@ int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_
         }
         memcpy(copy, result, len);
     }
+    g->result_bytes -= e->result_len;
     free(e->result);
+    e->result = NULL;
+    e->result_len = 0;
+    e->stored = false;
+    while (g->result_bytes > g->result_limit - len && g->fifo_len > 0) {
+        fifo_drop_oldest(g);
+    }
+    if (g->fifo_len == g->fifo_cap) {
+        fifo_compact(g);
+    }
     e->result = copy;
     e->result_len = len;
     e->stored = true;
-    g->result_bytes = others + len;
+    e->dropped = false;
+    e->seq = ++g->next_seq;
+    g->fifo[(g->fifo_head + g->fifo_len) % g->fifo_cap] = (struct fifo_ent){ei, e->seq};
+    g->fifo_len++;
+    g->result_bytes += len;
     return 0;
+}
+
+bool sr_replay_dropped(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES])
+{
+    if (!g || !id || g->count == 0) {
+        return false;
+    }
+    size_t slot = table_probe(g, id, id_hash(g, id));
+    return g->table[slot] != 0 && g->ents[g->table[slot] - 1].dropped;
 }
 
 void sr_replay_forget(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES])

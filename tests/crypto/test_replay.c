@@ -103,23 +103,87 @@ static void test_replay_result_limit(void **state)
     (void)state;
     sr_replay *g = NULL;
     uint8_t a[16], b[16];
+    const uint8_t *res;
+    size_t res_len;
     make_id(a, 1);
     make_id(b, 2);
     assert_int_equal(sr_replay_new(&g, 8), 0);
     sr_replay_set_result_limit(g, 10);
     assert_int_equal(sr_replay_check(g, a, 100, 0, NULL, NULL), 0);
     assert_int_equal(sr_replay_check(g, b, 200, 0, NULL, NULL), 0);
+    /* one result over the limit by itself: refused, nothing dropped */
     assert_int_equal(sr_replay_store(g, a, (const uint8_t *)"0123456789A", 11), SR_ERR_FULL);
     assert_int_equal(sr_replay_store(g, a, (const uint8_t *)"012345", 6), 0);
-    assert_int_equal(sr_replay_store(g, b, (const uint8_t *)"01234", 5), SR_ERR_FULL);
     assert_int_equal(sr_replay_store(g, b, (const uint8_t *)"0123", 4), 0);
-    /* replacing counts only the difference */
+    /* replacing counts only the difference: 6 + 4 still fits */
     assert_int_equal(sr_replay_store(g, a, (const uint8_t *)"abcdef", 6), 0);
-    /* expiry releases the bytes */
+    assert_int_equal(sr_replay_results_dropped(g), 0);
+    assert_false(sr_replay_dropped(g, a));
+    /* a new result that does not fit drops the oldest (b, since a was stored
+     * again after it); the dropped id is still a replay, without its answer */
     uint8_t c[16];
     make_id(c, 3);
-    assert_int_equal(sr_replay_check(g, c, 300, 100, NULL, NULL), 0);
-    assert_int_equal(sr_replay_store(g, c, (const uint8_t *)"012345", 6), 0);
+    assert_int_equal(sr_replay_check(g, c, 300, 0, NULL, NULL), 0);
+    assert_int_equal(sr_replay_store(g, c, (const uint8_t *)"wxyz", 4), 0);
+    assert_int_equal(sr_replay_results_dropped(g), 1);
+    assert_true(sr_replay_dropped(g, b));
+    assert_false(sr_replay_dropped(g, a));
+    assert_int_equal(sr_replay_check(g, b, 200, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
+    assert_null(res);
+    assert_int_equal(res_len, 0);
+    assert_int_equal(sr_replay_check(g, a, 100, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
+    assert_int_equal(res_len, 6);
+    assert_memory_equal(res, "abcdef", 6);
+    assert_int_equal(sr_replay_check(g, c, 300, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
+    assert_memory_equal(res, "wxyz", 4);
+    /* expiry releases the bytes: with a and b gone, 6 more fit next to c */
+    uint8_t d[16];
+    make_id(d, 4);
+    assert_int_equal(sr_replay_check(g, d, 400, 250, NULL, NULL), 0);
+    assert_false(sr_replay_dropped(g, b)); /* expired: no longer recorded */
+    assert_int_equal(sr_replay_store(g, d, (const uint8_t *)"012345", 6), 0);
+    assert_int_equal(sr_replay_results_dropped(g), 1);
+    sr_replay_free(g);
+}
+
+/* Many stores over few ids: the FIFO fills with stale pairs and is
+ * compacted; the bytes held never pass the limit and the newest results
+ * are the ones kept. */
+static void test_replay_result_fifo(void **state)
+{
+    (void)state;
+    sr_replay *g = NULL;
+    enum { CAP = 4, LIMIT = 24 };
+    assert_int_equal(sr_replay_new(&g, CAP), 0);
+    sr_replay_set_result_limit(g, LIMIT);
+    uint8_t id[CAP][16];
+    for (unsigned i = 0; i < CAP; i++) {
+        make_id(id[i], i + 10);
+        assert_int_equal(sr_replay_check(g, id[i], 1000, 0, NULL, NULL), 0);
+    }
+    uint8_t val[10];
+    for (unsigned round = 0; round < 200; round++) {
+        unsigned i = round % CAP;
+        size_t len = 5 + round % 6; /* 5..10 bytes */
+        memset(val, (int)('a' + round % 26), sizeof(val));
+        assert_int_equal(sr_replay_store(g, id[i], val, len), 0);
+        size_t held = 0;
+        for (unsigned k = 0; k < CAP; k++) {
+            const uint8_t *res;
+            size_t res_len;
+            assert_int_equal(sr_replay_check(g, id[k], 1000, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
+            held += res_len;
+            assert_true(k > round || res || sr_replay_dropped(g, id[k])); /* stored once at least */
+        }
+        assert_true(held <= LIMIT);
+        /* the one just stored is always there */
+        const uint8_t *res;
+        size_t res_len;
+        assert_int_equal(sr_replay_check(g, id[i], 1000, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
+        assert_int_equal(res_len, len);
+        assert_memory_equal(res, val, len);
+    }
+    assert_true(sr_replay_results_dropped(g) > 0);
     sr_replay_free(g);
 }
 
@@ -202,9 +266,8 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_replay_basic),
-        cmocka_unit_test(test_replay_capacity),
-        cmocka_unit_test(test_replay_result_limit),
+        cmocka_unit_test(test_replay_basic),        cmocka_unit_test(test_replay_capacity),
+        cmocka_unit_test(test_replay_result_limit), cmocka_unit_test(test_replay_result_fifo),
         cmocka_unit_test(test_replay_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
