@@ -95,6 +95,23 @@ void gw_status_free(struct gw *g)
     fflush(stdout);
 }
 
+/* Appends the literal |lit| (a string constant: its length is known at compile time). */
+#define APPEND_LIT(b, lit) sr_buf_append((b), (lit), sizeof(lit) - 1)
+
+/* skyroute_routing_choices_total's label set for |kind|: the two kinds there
+ * are, without formatting; anything else into |tmp|. */
+static const char *kind_labels(const char *kind, char *tmp, size_t tmplen)
+{
+    if (!strcmp(kind, "idc")) {
+        return "kind=\"idc\"";
+    }
+    if (!strcmp(kind, "satellite")) {
+        return "kind=\"satellite\"";
+    }
+    snprintf(tmp, tmplen, "kind=\"%s\"", kind);
+    return tmp;
+}
+
 void gw_status_record(struct gw *g, const struct gw_event *ev)
 {
     struct gw_status *s = g->status;
@@ -103,6 +120,7 @@ void gw_status_record(struct gw *g, const struct gw_event *ev)
     }
     /* the date and time are formatted once per second, the milliseconds here */
     char ts[SR_RFC3339_LEN];
+    size_t tslen;
     int64_t sec = ev->t_ms >= 0 ? ev->t_ms / 1000 : INT64_MIN;
     if (sec != INT64_MIN && sec == s->ts_sec) {
         unsigned msec = (unsigned)(ev->t_ms % 1000);
@@ -112,26 +130,51 @@ void gw_status_record(struct gw *g, const struct gw_event *ev)
         ts[22] = (char)('0' + msec % 10);
         ts[23] = 'Z';
         ts[24] = '\0';
-    } else if (sr_time_format(ts, ev->t_ms) == 24 && sec != INT64_MIN) {
-        memcpy(s->ts_prefix, ts, 20);
-        s->ts_sec = sec;
+        tslen = 24;
+    } else {
+        int n = sr_time_format(ts, ev->t_ms); /* "" on failure */
+        tslen = n > 0 ? (size_t)n : 0;
+        if (n == 24 && sec != INT64_MIN) {
+            memcpy(s->ts_prefix, ts, 20);
+            s->ts_sec = sec;
+        }
     }
+    /*
+     * One line, no printf: it ran for every request. The bytes are those of
+     *   {"ts":"%s","id":"%s","peer":JSON,"method":"%s","path":JSON,"status":%d,
+     *   "handler":JSON,"target":JSON,"kind":"%s","predicted_ms":%.1f,
+     *   "elapsed_ms":%.1f,"bytes_in":%zu,"attempts":%d}\n
+     * (tests/integration checks them; sr_buf_append_fixed1 rounds as %.1f).
+     */
     sr_buf *b = &s->line;
     sr_buf_reset(b);
-    int rv = sr_buf_appendf(b, "{\"ts\":\"%s\",\"id\":\"%s\",\"peer\":", ts, ev->id);
+    int rv = APPEND_LIT(b, "{\"ts\":\"");
+    rv = rv ? rv : sr_buf_append(b, ts, tslen);
+    rv = rv ? rv : APPEND_LIT(b, "\",\"id\":\"");
+    rv = rv ? rv : sr_buf_append_str(b, ev->id);
+    rv = rv ? rv : APPEND_LIT(b, "\",\"peer\":");
     rv = rv ? rv : sr_buf_append_json_str(b, ev->peer, strlen(ev->peer));
-    rv = rv ? rv : sr_buf_appendf(b, ",\"method\":\"%s\",\"path\":", ev->method);
+    rv = rv ? rv : APPEND_LIT(b, ",\"method\":\"");
+    rv = rv ? rv : sr_buf_append_str(b, ev->method);
+    rv = rv ? rv : APPEND_LIT(b, "\",\"path\":");
     rv = rv ? rv : sr_buf_append_json_str(b, ev->path, strlen(ev->path));
-    rv = rv ? rv : sr_buf_appendf(b, ",\"status\":%d,\"handler\":", ev->status);
+    rv = rv ? rv : APPEND_LIT(b, ",\"status\":");
+    rv = rv ? rv : sr_buf_append_i64(b, ev->status);
+    rv = rv ? rv : APPEND_LIT(b, ",\"handler\":");
     rv = rv ? rv : sr_buf_append_json_str(b, ev->handler, strlen(ev->handler));
-    rv = rv ? rv : sr_buf_append(b, ",\"target\":", 10);
+    rv = rv ? rv : APPEND_LIT(b, ",\"target\":");
     rv = rv ? rv : sr_buf_append_json_str(b, ev->target, strlen(ev->target));
-    rv =
-        rv ? rv
-           : sr_buf_appendf(b,
-                            ",\"kind\":\"%s\",\"predicted_ms\":%.1f,\"elapsed_ms\":%.1f,"
-                            "\"bytes_in\":%zu,\"attempts\":%d}\n",
-                            ev->kind, ev->predicted_ms, ev->elapsed_ms, ev->bytes_in, ev->attempts);
+    rv = rv ? rv : APPEND_LIT(b, ",\"kind\":\"");
+    rv = rv ? rv : sr_buf_append_str(b, ev->kind);
+    rv = rv ? rv : APPEND_LIT(b, "\",\"predicted_ms\":");
+    rv = rv ? rv : sr_buf_append_fixed1(b, ev->predicted_ms);
+    rv = rv ? rv : APPEND_LIT(b, ",\"elapsed_ms\":");
+    rv = rv ? rv : sr_buf_append_fixed1(b, ev->elapsed_ms);
+    rv = rv ? rv : APPEND_LIT(b, ",\"bytes_in\":");
+    rv = rv ? rv : sr_buf_append_u64(b, ev->bytes_in);
+    rv = rv ? rv : APPEND_LIT(b, ",\"attempts\":");
+    rv = rv ? rv : sr_buf_append_i64(b, ev->attempts);
+    rv = rv ? rv : APPEND_LIT(b, "}\n");
     if (rv == 0) {
         fwrite(b->data, 1, b->len, stdout);
     }
@@ -142,17 +185,17 @@ void gw_status_record(struct gw *g, const struct gw_event *ev)
         s->count++;
     }
     r->t_ms = ev->t_ms;
-    snprintf(r->id, sizeof(r->id), "%s", ev->id);
-    snprintf(r->target, sizeof(r->target), "%s", ev->target);
-    snprintf(r->kind, sizeof(r->kind), "%s", ev->kind);
-    snprintf(r->handler, sizeof(r->handler), "%s", ev->handler);
+    sr_str_copy(r->id, sizeof(r->id), ev->id);
+    sr_str_copy(r->target, sizeof(r->target), ev->target);
+    sr_str_copy(r->kind, sizeof(r->kind), ev->kind);
+    sr_str_copy(r->handler, sizeof(r->handler), ev->handler);
     r->status = ev->status;
     r->predicted_ms = ev->predicted_ms;
     r->elapsed_ms = ev->elapsed_ms;
     if (ev->target[0]) {
-        char labels[48];
-        snprintf(labels, sizeof(labels), "kind=\"%s\"", ev->kind);
-        sr_metrics_add(g->metrics, "skyroute_routing_choices_total", labels, 1);
+        char tmp[48];
+        sr_metrics_add(g->metrics, "skyroute_routing_choices_total",
+                       kind_labels(ev->kind, tmp, sizeof(tmp)), 1);
     }
     if (ev->status == 200) {
         double e = ev->elapsed_ms - ev->predicted_ms;

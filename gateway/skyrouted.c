@@ -45,11 +45,44 @@ struct sync_wl {
     char handler[SR_ENV_STRMAX];
 };
 
+/* skyroute_requests_total's label set for |status|: a constant for the codes
+ * this daemon answers with, formatted into |tmp| for any other. */
+static const char *code_labels(int status, char *tmp, size_t tmplen)
+{
+#define CODE(n)                                                                                    \
+    case n:                                                                                        \
+        return "code=\"" #n "\""
+    switch (status) {
+        CODE(200);
+        CODE(202);
+        CODE(400);
+        CODE(401);
+        CODE(403);
+        CODE(404);
+        CODE(405);
+        CODE(408);
+        CODE(409);
+        CODE(413);
+        CODE(422);
+        CODE(429);
+        CODE(499);
+        CODE(500);
+        CODE(502);
+        CODE(503);
+        CODE(504);
+        CODE(507);
+    default:
+        break;
+    }
+#undef CODE
+    snprintf(tmp, tmplen, "code=\"%d\"", status);
+    return tmp;
+}
+
 static void count_request(struct gw *g, int status)
 {
-    char labels[48];
-    snprintf(labels, sizeof(labels), "code=\"%d\"", status);
-    sr_metrics_add(g->metrics, "skyroute_requests_total", labels, 1);
+    char tmp[48];
+    sr_metrics_add(g->metrics, "skyroute_requests_total", code_labels(status, tmp, sizeof(tmp)), 1);
 }
 
 /* Metrics, the access log line and the status page's recent list. */
@@ -85,9 +118,9 @@ static void sync_done(const struct gw_job_result *r, void *arg)
     sr_req *req = s->req;
     sr_req_set_abort(req, NULL);
     if (r->status == 200) {
-        char predicted[32], elapsed[32];
-        snprintf(predicted, sizeof(predicted), "%.0f", r->predicted_ms);
-        snprintf(elapsed, sizeof(elapsed), "%.0f", r->elapsed_ms);
+        char predicted[32], elapsed[32]; /* "%.0f", without printf */
+        sr_fmt_fixed(predicted, sizeof(predicted), r->predicted_ms, 0);
+        sr_fmt_fixed(elapsed, sizeof(elapsed), r->elapsed_ms, 0);
         const struct sr_http_header h[] = {
             {"content-type", "application/octet-stream"},
             {"skyroute-id", r->idhex},
@@ -158,11 +191,12 @@ static void handle_workload(struct gw *g, sr_req *req, const char *client)
     if (bad && !bad_hdr) {
         bad_hdr = "skyroute-deadline-ms";
     }
-    header_num(req, "skyroute-work", &work, 0, 1e12, &bad);
+    /* present (1) or not: the envelope says so, without looking them up again */
+    int has_work = header_num(req, "skyroute-work", &work, 0, 1e12, &bad);
     if (bad && !bad_hdr) {
         bad_hdr = "skyroute-work";
     }
-    header_num(req, "skyroute-result-bytes", &rbytes, 0, 1e12, &bad);
+    int has_rbytes = header_num(req, "skyroute-result-bytes", &rbytes, 0, 1e12, &bad);
     if (bad && !bad_hdr) {
         bad_hdr = "skyroute-result-bytes";
     }
@@ -177,7 +211,8 @@ static void handle_workload(struct gw *g, sr_req *req, const char *client)
     if (!handler) {
         handler = "echo";
     }
-    if (!handler[0] || strlen(handler) >= SR_ENV_STRMAX) {
+    size_t hlen = strlen(handler);
+    if (hlen == 0 || hlen >= SR_ENV_STRMAX) {
         refuse(g, req, 400, "bad header value",
                "{\"header\":\"skyroute-handler\",\"value\":\"1-63 bytes\"}");
         return;
@@ -202,7 +237,7 @@ static void handle_workload(struct gw *g, sr_req *req, const char *client)
                    "{\"header\":\"skyroute-data-at\"}");
             return;
         }
-        snprintf(spec.w.data_at, sizeof(spec.w.data_at), "%s", data_at);
+        sr_str_copy(spec.w.data_at, sizeof(spec.w.data_at), data_at);
     }
     int64_t now = sr_now_ms();
     size_t plen;
@@ -213,12 +248,12 @@ static void handle_workload(struct gw *g, sr_req *req, const char *client)
     spec.w.result_bytes = (int64_t)rbytes;
     spec.w.deadline_ms = now + (int64_t)deadline;
     spec.iat_ms = now;
-    snprintf(spec.handler, sizeof(spec.handler), "%s", handler);
+    memcpy(spec.handler, handler, hlen + 1); /* hlen < SR_ENV_STRMAX, checked above */
     sr_envelope_new_id(spec.id);
-    if (sr_req_header(req, "skyroute-work")) {
+    if (has_work) {
         spec.env_flags |= SR_ENV_HAS_WORK;
     }
-    if (sr_req_header(req, "skyroute-result-bytes")) {
+    if (has_rbytes) {
         spec.env_flags |= SR_ENV_HAS_RESULT_BYTES;
     }
     const char *prefer = sr_req_header(req, "prefer");
@@ -235,7 +270,7 @@ static void handle_workload(struct gw *g, sr_req *req, const char *client)
     s->gw = g;
     s->req = req;
     s->start_mono = sr_req_start_mono(req);
-    snprintf(s->handler, sizeof(s->handler), "%s", handler);
+    memcpy(s->handler, spec.handler, hlen + 1);
     s->job = gw_job_start(g, &spec, sync_done, s);
     if (!s->job) {
         free(s);
