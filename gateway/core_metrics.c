@@ -1,11 +1,15 @@
 /*
  * A small Prometheus registry: families of counters, gauges and histograms,
  * each series keyed by its preformatted label string. Lookups are a linear
- * scan over a handful of families and a hash over series; metrics are updated
- * once per request, so this stays off the profile.
+ * scan over the families and over a family's series, in front of which sit
+ * small caches keyed by the caller's string pointers: callers name metrics
+ * with string constants, so the same pointer comes back every request and a
+ * hit costs one strcmp (which also makes a stale or reused pointer, a label
+ * set formatted on the stack, merely a miss).
  */
 #include "gateway/gateway.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,17 +26,49 @@ struct series {
     uint64_t buckets[NBUCKETS];
 };
 
+#define SERIES_CACHE 4
+#define FAMILY_CACHE 64
+
 struct family {
     struct family *next;
     char *name;
     char *help;
     char type[12];
     struct series *series;
+    struct {
+        uintptr_t labels; /* the caller's pointer, as a number: it may be gone */
+        struct series *s;
+    } scache[SERIES_CACHE];
 };
 
 struct sr_metrics {
     struct family *fams, *last;
+    struct {
+        uintptr_t name; /* the caller's pointer, as a number: it may be gone */
+        struct family *f;
+    } fcache[FAMILY_CACHE];
 };
+
+/* Cache slot of a string constant's address. */
+/* Cache slot of a string constant's address (Fibonacci hashing: constants
+ * sit a few dozen bytes apart, and the top bits of the product mix them all).
+ * Each key may sit in |slot| or |slot ^ 1|, so two keys used in turn that
+ * share a slot do not evict each other. |n| is a power of two. */
+static size_t ptr_slot(uintptr_t x, size_t n)
+{
+    return (size_t)(((uint64_t)x * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & (n - 1);
+}
+
+/* Where to put a key that missed: the pair's first slot unless it is in use
+ * and the second is not. */
+#define PICK_SLOT(cache, slot, field)                                                              \
+    ((cache)[slot].field && !(cache)[(slot) ^ 1].field ? (slot) ^ 1 : (slot))
+
+/* Labels equal: "" (most series) without a call. */
+static int labels_eq(const char *a, const char *b)
+{
+    return a[0] == '\0' ? b[0] == '\0' : !strcmp(a, b);
+}
 
 int sr_metrics_new(sr_metrics **out)
 {
@@ -63,12 +99,26 @@ void sr_metrics_free(sr_metrics *m)
 
 static struct family *fam_get(sr_metrics *m, const char *name, const char *type)
 {
-    for (struct family *f = m->fams; f; f = f->next) {
+    uintptr_t key = (uintptr_t)name;
+    size_t slot = ptr_slot(key, FAMILY_CACHE);
+    struct family *f = NULL;
+    if (m->fcache[slot].name == key) {
+        f = m->fcache[slot].f;
+    } else if (m->fcache[slot ^ 1].name == key) {
+        f = m->fcache[slot ^ 1].f;
+    }
+    if (f && !strcmp(f->name, name)) {
+        return f;
+    }
+    slot = PICK_SLOT(m->fcache, slot, name);
+    for (f = m->fams; f; f = f->next) {
         if (!strcmp(f->name, name)) {
+            m->fcache[slot].name = key;
+            m->fcache[slot].f = f;
             return f;
         }
     }
-    struct family *f = calloc(1, sizeof(*f));
+    f = calloc(1, sizeof(*f));
     if (!f) {
         return NULL;
     }
@@ -87,17 +137,33 @@ static struct family *fam_get(sr_metrics *m, const char *name, const char *type)
         m->fams = f;
     }
     m->last = f;
+    m->fcache[slot].name = key;
+    m->fcache[slot].f = f;
     return f;
 }
 
 static struct series *series_get(struct family *f, const char *labels)
 {
-    for (struct series *s = f->series; s; s = s->next) {
-        if (!strcmp(s->labels, labels)) {
+    uintptr_t key = (uintptr_t)labels;
+    size_t slot = ptr_slot(key, SERIES_CACHE);
+    struct series *s = NULL;
+    if (f->scache[slot].labels == key) {
+        s = f->scache[slot].s;
+    } else if (f->scache[slot ^ 1].labels == key) {
+        s = f->scache[slot ^ 1].s;
+    }
+    if (s && labels_eq(s->labels, labels)) {
+        return s;
+    }
+    slot = PICK_SLOT(f->scache, slot, labels);
+    for (s = f->series; s; s = s->next) {
+        if (labels_eq(s->labels, labels)) {
+            f->scache[slot].labels = key;
+            f->scache[slot].s = s;
             return s;
         }
     }
-    struct series *s = calloc(1, sizeof(*s));
+    s = calloc(1, sizeof(*s));
     if (!s) {
         return NULL;
     }
@@ -113,6 +179,8 @@ static struct series *series_get(struct family *f, const char *labels)
     }
     s->next = *pp;
     *pp = s;
+    f->scache[slot].labels = key;
+    f->scache[slot].s = s;
     return s;
 }
 
