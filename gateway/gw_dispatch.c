@@ -79,7 +79,7 @@ static struct {
     size_t n, cap;
     bool scheduled;
     struct gw_job **fl; /* the queue being sealed by flush_seals() */
-    size_t fl_n;
+    size_t fl_n, fl_cap;
     sr_rootcache *roots;
     struct event *idle_ev; /* lowest priority: runs when a loop turn has nothing else */
     struct event *late_ev; /* normal priority: SEAL_WAIT_US after the first queued job */
@@ -333,8 +333,12 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
     count_dispatch(g, job->cur_target, "ok");
     char signer[SR_KEYIDBYTES * 2 + 1];
     sr_hex(signer, res.signer, SR_KEYIDBYTES);
-    char signer_hdr[SR_ENV_STRMAX + 40];
-    snprintf(signer_hdr, sizeof(signer_hdr), "%s %s", res.signer_name, signer);
+    char signer_hdr[SR_ENV_STRMAX + 40]; /* "%s %s" of the name and the key id */
+    size_t sn = sr_str_copy(signer_hdr, sizeof(signer_hdr), res.signer_name);
+    if (sn + 1 < sizeof(signer_hdr)) {
+        signer_hdr[sn++] = ' ';
+        sr_str_copy(signer_hdr + sn, sizeof(signer_hdr) - sn, signer);
+    }
     struct gw_job_result r = {.status = 200,
                               .payload = res.payload,
                               .payload_len = res.payload_len,
@@ -475,6 +479,7 @@ static void flush_seals(evutil_socket_t fd, short what, void *arg)
      * which queues for the next flush. */
     seal_q.fl = seal_q.jobs;
     seal_q.fl_n = seal_q.n;
+    seal_q.fl_cap = seal_q.cap;
     seal_q.jobs = NULL;
     seal_q.n = seal_q.cap = 0;
     seal_q.scheduled = false;
@@ -497,9 +502,16 @@ static void flush_seals(evutil_socket_t fd, short what, void *arg)
             seal_and_send(seal_q.g, idx, k);
         }
     }
-    free(seal_q.fl);
+    /* every job of |fl| has left it (sent, failed or cancelled): its array
+     * becomes the next queue unless one was started meanwhile (a retry) */
+    if (!seal_q.jobs) {
+        seal_q.jobs = seal_q.fl;
+        seal_q.cap = seal_q.fl_cap;
+    } else {
+        free(seal_q.fl);
+    }
     seal_q.fl = NULL;
-    seal_q.fl_n = 0;
+    seal_q.fl_n = seal_q.fl_cap = 0;
 }
 
 /* Makes the two events that flush the queue (once per process). */
@@ -626,7 +638,7 @@ static void dispatch(struct gw_job *job)
             fail(job, 507, "cannot record the dispatch durably", NULL, true);
             return;
         }
-        snprintf(job->env.dst, sizeof(job->env.dst), "%s", t->cfg->id);
+        sr_str_copy(job->env.dst, sizeof(job->env.dst), t->cfg->id);
         job->cur_target = c->target;
         job->cur_predicted = c->predicted_ms;
         job->cur_cand = *c;
@@ -695,8 +707,8 @@ struct gw_job *gw_job_start(struct gw *g, const struct gw_job_spec *spec, gw_job
     sr_hex(job->idhex, e->id, SR_ENV_IDBYTES);
     e->iat = spec->iat_ms;
     e->exp = spec->w.deadline_ms;
-    snprintf(e->src, sizeof(e->src), "%s", g->cfg->id);
-    snprintf(e->handler, sizeof(e->handler), "%s", spec->handler);
+    sr_str_copy(e->src, sizeof(e->src), g->cfg->id);
+    sr_str_copy(e->handler, sizeof(e->handler), spec->handler);
     e->payload = job->payload_copy ? job->payload_copy : spec->payload;
     e->payload_len = spec->payload_len;
     e->flags = spec->env_flags & (SR_ENV_HAS_WORK | SR_ENV_HAS_RESULT_BYTES);
