@@ -52,15 +52,8 @@ int sr_buf_reserve(sr_buf *b, size_t extra)
     return 0;
 }
 
-int sr_buf_append(sr_buf *b, const void *p, size_t n)
+int sr_buf_append_grow(sr_buf *b, const void *p, size_t n)
 {
-    /* the common case, room already there: the same tests as sr_buf_reserve()
-     * (len + n + 1 <= cap and len + n <= max), without the call */
-    if (b->cap - b->len > n && b->len + n <= b->max) {
-        memcpy(b->data + b->len, p, n);
-        b->len += n;
-        return 0;
-    }
     int rv = sr_buf_reserve(b, n);
     if (rv) {
         return rv;
