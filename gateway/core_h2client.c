@@ -72,7 +72,8 @@ struct tconn {
     int addrlen;
     bool addr_ok;
     char addr_err[160];
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* connects and writes; reads until connected */
+    struct event *rev;       /* then our own read event (see tc_rawread) */
     nghttp2_session *h2;
     enum tc_state state;
     int64_t retry_at_mono;
@@ -369,6 +370,10 @@ static void tc_close(struct tconn *tc)
         nghttp2_session_del(tc->h2);
         tc->h2 = NULL;
     }
+    if (tc->rev) {
+        event_free(tc->rev);
+        tc->rev = NULL;
+    }
     if (tc->bev) {
         bufferevent_free(tc->bev);
         tc->bev = NULL;
@@ -495,26 +500,58 @@ static void tc_flush_later(struct tconn *tc)
     event_active(tc->pool->flush_ev, 0, 0);
 }
 
+/* Hands |n| received bytes to nghttp2, then flushes what they produced.
+ * False if the connection went down. */
+static bool tc_feed(struct tconn *tc, const uint8_t *p, size_t n)
+{
+    tc->in_recv = true;
+    ssize_t rv = nghttp2_session_mem_recv(tc->h2, p, n);
+    tc->in_recv = false;
+    if (rv < 0) {
+        tc_down(tc, nghttp2_strerror((int)rv));
+        return false;
+    }
+    return true;
+}
+
 static void tc_readcb(struct bufferevent *bev, void *arg)
 {
     struct tconn *tc = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    tc->in_recv = true;
-    while (evbuffer_get_length(in) > 0) {
+    while (tc->h2 && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) {
             break;
         }
-        ssize_t rv = nghttp2_session_mem_recv(tc->h2, v.iov_base, v.iov_len);
-        if (rv < 0) {
-            tc->in_recv = false;
-            tc_down(tc, nghttp2_strerror((int)rv));
+        if (!tc_feed(tc, v.iov_base, v.iov_len)) {
             return;
         }
-        evbuffer_drain(in, (size_t)rv);
+        evbuffer_drain(in, v.iov_len);
     }
-    tc->in_recv = false;
     tc_flush(tc);
+}
+
+static void tc_eventcb(struct bufferevent *bev, short events, void *arg);
+
+/* Once connected, the socket is read here rather than by the bufferevent
+ * (as in core_h2server.c: no ioctl(FIONREAD) and no evbuffer per read). */
+static uint8_t rawbuf[256 * 1024];
+
+static void tc_rawread(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct tconn *tc = arg;
+    ssize_t n = recv(fd, rawbuf, sizeof(rawbuf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return;
+    }
+    if (n <= 0) {
+        tc_eventcb(tc->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), tc);
+        return;
+    }
+    if (tc_feed(tc, rawbuf, (size_t)n)) {
+        tc_flush(tc);
+    }
 }
 
 static void tc_writecb(struct bufferevent *bev, void *arg)
@@ -562,6 +599,14 @@ static void tc_eventcb(struct bufferevent *bev, short events, void *arg)
         tc->state = TC_UP;
         tc->backoff_ms = 0;
         tc->goaway_last_id = -1;
+        tc->rev =
+            event_new(tc->pool->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, tc_rawread, tc);
+        if (tc->rev && event_add(tc->rev, NULL) == 0) {
+            bufferevent_disable(bev, EV_READ);
+        } else if (tc->rev) {
+            event_free(tc->rev);
+            tc->rev = NULL;
+        }
         for (struct sr_h2_call *c = tc->calls; c;) {
             struct sr_h2_call *next = c->next;
             if (c->stream_id == 0) {

@@ -88,7 +88,8 @@ struct sr_req {
 struct conn {
     sr_http_server *srv;
     struct conn *prev, *next; /* in srv->conns */
-    struct bufferevent *bev;
+    struct bufferevent *bev;  /* writes, TLS, rate limits; reads unless |rev| */
+    struct event *rev;        /* plain sockets: our own read event (see conn_rawread) */
     nghttp2_session *h2;
     enum conn_mode mode;
     struct sr_req *reqs;
@@ -133,6 +134,7 @@ struct sr_http_server {
 static void conn_free(struct conn *c);
 static int conn_flush(struct conn *c);
 static void conn_flush_later(struct conn *c);
+static void conn_read_enable(struct conn *c, bool on);
 static void h1_process(struct conn *c);
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -447,7 +449,7 @@ static int h1_respond(sr_req *r, int status, const struct sr_http_header *hdrs, 
     req_free(r);
     if (close_after) {
         c->closing = true;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_read_enable(c, false);
     } else {
         h1_process(c); /* a pipelined request may be waiting */
     }
@@ -498,13 +500,13 @@ int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
     }
 
     nghttp2_nv nva[MAX_HEADERS + 2];
-    char status_str[8], len_str[24];
-    snprintf(status_str, sizeof(status_str), "%d", status);
-    snprintf(len_str, sizeof(len_str), "%zu", len);
+    char status_str[SR_FMT_I64_LEN], len_str[SR_FMT_U64_LEN];
+    size_t status_len = sr_fmt_i64(status_str, status);
+    size_t len_len = sr_fmt_u64(len_str, len);
     size_t n = 0;
-    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str),
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, status_len,
                             NGHTTP2_NV_FLAG_NONE};
-    nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, strlen(len_str),
+    nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, len_len,
                             NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < nhdrs && n < MAX_HEADERS + 2; i++) {
         nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value,
@@ -847,6 +849,9 @@ static void conn_free(struct conn *c)
     if (c->h2) {
         nghttp2_session_del(c->h2);
     }
+    if (c->rev) {
+        event_free(c->rev);
+    }
     bufferevent_free(c->bev);
     free(c);
 }
@@ -990,6 +995,38 @@ static void h1_process(struct conn *c)
     }
 }
 
+static void conn_eventcb(struct bufferevent *bev, short events, void *arg);
+
+/* Hands |n| received bytes to nghttp2 (in_recv set by the caller). False if
+ * the session failed: the connection is then closing (or already freed). */
+static bool h2_feed(struct conn *c, const uint8_t *p, size_t n)
+{
+    ssize_t rv = nghttp2_session_mem_recv(c->h2, p, n);
+    if (rv < 0) {
+        sr_log(SR_LOG_DEBUG, "h2 %s: %s", c->peer, nghttp2_strerror((int)rv));
+        c->in_recv = false;
+        c->closing = true;
+        conn_read_enable(c, false);
+        conn_flush(c);
+        return false;
+    }
+    return true;
+}
+
+/* After a read's bytes went through nghttp2: one flush for all the
+ * responses it produced, and backpressure. */
+static void h2_input_done(struct conn *c)
+{
+    c->in_recv = false;
+    c->want_flush = false;
+    sr_http_server *srv = c->srv;
+    if (conn_flush(c) == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) > 4 * OUT_HIGH) {
+        /* the peer is not reading what we send: stop reading what it sends */
+        conn_read_enable(c, false);
+    }
+    budget_release(srv);
+}
+
 static void conn_readcb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
@@ -1011,7 +1048,7 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
                     "this port speaks HTTP/2 only (prior knowledge or ALPN h2)\r\n";
                 evbuffer_add(bufferevent_get_output(bev), msg, sizeof(msg) - 1);
                 c->closing = true;
-                bufferevent_disable(bev, EV_READ);
+                conn_read_enable(c, false);
                 conn_flush(c);
                 return;
             }
@@ -1034,34 +1071,83 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) {
             break;
         }
-        ssize_t rv = nghttp2_session_mem_recv(c->h2, v.iov_base, v.iov_len);
-        if (rv < 0) {
-            sr_log(SR_LOG_DEBUG, "h2 %s: %s", c->peer, nghttp2_strerror((int)rv));
-            c->in_recv = false;
-            c->closing = true;
+        if (!h2_feed(c, v.iov_base, v.iov_len)) {
             evbuffer_drain(in, evbuffer_get_length(in));
-            bufferevent_disable(bev, EV_READ);
-            conn_flush(c);
             return;
         }
-        evbuffer_drain(in, (size_t)rv);
+        evbuffer_drain(in, v.iov_len);
     }
-    c->in_recv = false;
-    c->want_flush = false;
-    sr_http_server *srv = c->srv;
-    if (conn_flush(c) == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) > 4 * OUT_HIGH) {
-        /* the peer is not reading what we send: stop reading what it sends */
-        bufferevent_disable(c->bev, EV_READ);
+    h2_input_done(c);
+}
+
+/* Plain sockets are read here rather than by the bufferevent, which asks the
+ * kernel how much is waiting (ioctl FIONREAD) before every read and copies
+ * into an evbuffer: one read() into a static buffer, handed to nghttp2 as is.
+ * Until the protocol is known, and for HTTP/1.1, the bytes go through the
+ * bufferevent's input buffer and conn_readcb() as before. */
+static uint8_t rawbuf[IO_CHUNK];
+
+static void conn_rawread(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        event_del(c->rev); /* as a bufferevent stops reading on its timeout */
+        conn_eventcb(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
+        return;
     }
-    budget_release(srv);
+    ssize_t n = recv(fd, rawbuf, sizeof(rawbuf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return;
+    }
+    if (n <= 0) {
+        conn_eventcb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+        return;
+    }
+    if (c->mode != MODE_H2 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        if (evbuffer_add(bufferevent_get_input(c->bev), rawbuf, (size_t)n) != 0) {
+            conn_free(c);
+            return;
+        }
+        conn_readcb(c->bev, c);
+        return;
+    }
+    c->in_recv = true;
+    if (h2_feed(c, rawbuf, (size_t)n)) {
+        h2_input_done(c);
+    }
+}
+
+static void conn_read_enable(struct conn *c, bool on)
+{
+    if (!c->rev) {
+        if (on) {
+            bufferevent_enable(c->bev, EV_READ);
+        } else {
+            bufferevent_disable(c->bev, EV_READ);
+        }
+        return;
+    }
+    if (!on) {
+        event_del(c->rev);
+    } else if (!event_pending(c->rev, EV_READ, NULL)) {
+        struct timeval idle = {c->srv->opts.idle_timeout_s, 0};
+        event_add(c->rev, &idle);
+    }
+}
+
+static bool conn_reading(struct conn *c)
+{
+    return c->rev ? event_pending(c->rev, EV_READ, NULL) != 0
+                  : (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
 }
 
 static void conn_writecb(struct bufferevent *bev, void *arg)
 {
+    (void)bev;
     struct conn *c = arg;
     sr_http_server *srv = c->srv;
-    if (conn_flush(c) == 0 && !c->closing && !(bufferevent_get_enabled(bev) & EV_READ)) {
-        bufferevent_enable(bev, EV_READ);
+    if (conn_flush(c) == 0 && !c->closing && !conn_reading(c)) {
+        conn_read_enable(c, true);
     }
     budget_release(srv);
 }
@@ -1079,6 +1165,7 @@ static void first_request_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void conn_eventcb(struct bufferevent *bev, short events, void *arg)
 {
+    (void)bev;
     struct conn *c = arg;
     if (events & BEV_EVENT_CONNECTED) {
         return; /* TLS handshake done; the first bytes decide the protocol */
@@ -1086,7 +1173,7 @@ static void conn_eventcb(struct bufferevent *bev, short events, void *arg)
     if (events & BEV_EVENT_TIMEOUT) {
         if (c->reqs && !c->closing) {
             /* work still in flight: not idle */
-            bufferevent_enable(bev, EV_READ);
+            conn_read_enable(c, true);
             return;
         }
         if (c->mode == MODE_H2 && c->h2 && !c->closing) {
@@ -1164,7 +1251,19 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_set_max_single_read(c->bev, IO_CHUNK);
     bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (!c->tls && !srv->rate) {
+        c->rev =
+            event_new(srv->base, bufferevent_getfd(c->bev), EV_READ | EV_PERSIST, conn_rawread, c);
+    }
+    if (c->rev) {
+        /* the bufferevent never reads this socket, and conn_rawread() appends
+         * to its input buffer, whose end a bufferevent keeps frozen */
+        evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+        bufferevent_enable(c->bev, EV_WRITE);
+        event_add(c->rev, &idle);
+    } else {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    }
     c->next = srv->conns;
     if (srv->conns) {
         srv->conns->prev = c;
