@@ -125,7 +125,7 @@ int sr_buf_terminate(sr_buf *b) SR_WARN_UNUSED;
  * len + n <= max, sr_buf_reserve's tests) it is one copy. */
 static inline int sr_buf_append(sr_buf *b, const void *p, size_t n)
 {
-    if (b->cap - b->len > n && b->len + n <= b->max) {
+    if (n && b->cap - b->len > n && b->len + n <= b->max) { /* n == 0: |p| may be NULL */
         memcpy(b->data + b->len, p, n);
         b->len += n;
         return 0;
