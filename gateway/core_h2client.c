@@ -84,6 +84,7 @@ struct tconn {
     bool dirty; /* in pool->dirty: flush at the end of this loop turn */
     struct tconn *dirty_next;
     sr_sockout out; /* the flush in progress */
+    bool out_full;  /* the flush stopped at OUT_HIGH with frames left */
 };
 
 struct sr_h2_pool {
@@ -94,6 +95,7 @@ struct sr_h2_pool {
 };
 
 static void tc_flush(struct tconn *tc);
+static void tc_flush_later(struct tconn *tc);
 static void tc_fail_all(struct tconn *tc, const char *why);
 
 /* ---- calls ------------------------------------------------------------------- */
@@ -250,6 +252,10 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     (void)s;
     struct tconn *tc = ud;
     struct sr_h2_call *call = src->ptr;
+    if (sr_sockout_pending(&tc->out) >= OUT_HIGH) {
+        tc->out_full = true; /* the rest in the next flush (as in core_h2server.c) */
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
     /* no padding is ever asked for, so the frame is header + payload */
     if (frame->data.padlen > 0 || length > call->body_len - call->body_off ||
         sr_sockout_add(&tc->out, framehd, 9) != 0 ||
@@ -444,6 +450,7 @@ static void tc_flush(struct tconn *tc)
         return;
     }
     sr_sockout_begin(&tc->out, tc->bev, true);
+    tc->out_full = false;
     const char *err = NULL;
     while (sr_sockout_pending(&tc->out) < OUT_HIGH) {
         const uint8_t *data;
@@ -460,6 +467,9 @@ static void tc_flush(struct tconn *tc)
             break;
         }
     }
+    if (sr_sockout_pending(&tc->out) >= OUT_HIGH) {
+        tc->out_full = true;
+    }
     if (sr_sockout_end(&tc->out) != 0 && !err) {
         err = "out of memory";
     }
@@ -467,9 +477,11 @@ static void tc_flush(struct tconn *tc)
         tc_down(tc, err);
         return;
     }
-    if (!nghttp2_session_want_read(tc->h2) && !nghttp2_session_want_write(tc->h2) &&
-        evbuffer_get_length(bufferevent_get_output(tc->bev)) == 0) {
+    size_t queued = evbuffer_get_length(bufferevent_get_output(tc->bev));
+    if (!nghttp2_session_want_read(tc->h2) && !nghttp2_session_want_write(tc->h2) && queued == 0) {
         tc_down(tc, "session ended (GOAWAY)");
+    } else if (tc->out_full && queued == 0) {
+        tc_flush_later(tc); /* no write callback will come for the rest */
     }
 }
 

@@ -98,6 +98,7 @@ struct conn {
     bool dirty;      /* in srv->dirty: flush at the end of this loop turn */
     struct conn *dirty_next;
     sr_sockout out; /* the flush in progress */
+    bool out_full;  /* the flush stopped at OUT_HIGH with frames left */
     bool closing;   /* close once output is drained */
     char peer[64];
     bool tls;
@@ -370,6 +371,12 @@ static int resp_send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uin
     (void)s;
     struct conn *c = ud;
     sr_req *r = src->ptr;
+    if (sr_sockout_pending(&c->out) >= OUT_HIGH) {
+        /* one mem_send call would otherwise emit every ready DATA frame of
+         * every stream: leave the rest for the next flush */
+        c->out_full = true;
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
     /* no padding is ever asked for, so the frame is header + payload */
     if (frame->data.padlen > 0 || length > r->resp_len - r->resp_off ||
         sr_sockout_add(&c->out, framehd, 9) != 0 ||
@@ -723,6 +730,7 @@ static int conn_flush(struct conn *c)
 {
     if (c->mode == MODE_H2 && c->h2) {
         sr_sockout_begin(&c->out, c->bev, !c->tls && !c->srv->rate);
+        c->out_full = false;
         while (sr_sockout_pending(&c->out) < OUT_HIGH) {
             const uint8_t *data;
             ssize_t n = nghttp2_session_mem_send(c->h2, &data);
@@ -738,11 +746,20 @@ static int conn_flush(struct conn *c)
                 break;
             }
         }
+        if (sr_sockout_pending(&c->out) >= OUT_HIGH) {
+            c->out_full = true;
+        }
         if (sr_sockout_end(&c->out) != 0) {
             c->closing = true;
         }
         if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
             c->closing = true;
+        }
+        if (c->out_full && !c->closing &&
+            evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+            /* all of it went straight to the socket, so no write callback
+             * will come: go on once this turn's other events ran */
+            conn_flush_later(c);
         }
     }
     if (c->closing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {

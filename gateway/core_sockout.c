@@ -34,7 +34,7 @@ int sr_sockout_add(sr_sockout *o, const void *data, size_t len)
         return evbuffer_add(bufferevent_get_output(o->bev), data, len) == 0 ? 0 : -1;
     }
     if (gather.cap - gather.len < len) {
-        size_t cap = gather.cap ? gather.cap : 64 * 1024;
+        size_t cap = gather.cap ? gather.cap : 512 * 1024;
         while (cap - gather.len < len) {
             cap *= 2;
         }
@@ -81,7 +81,7 @@ int sr_sockout_end(sr_sockout *o)
         rv = evbuffer_add(bufferevent_get_output(o->bev), gather.data + off, gather.len - off);
     }
     gather.len = 0;
-    if (gather.cap > 1024 * 1024) { /* do not keep a rare large flush's memory */
+    if (gather.cap > 4 * 1024 * 1024) { /* do not keep a rare large flush's memory */
         free(gather.data);
         gather.data = NULL;
         gather.cap = 0;
