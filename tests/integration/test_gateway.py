@@ -12,6 +12,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
 import srtest
 from srtest import check, run
@@ -144,6 +145,79 @@ def test_h2load_1000_concurrent_streams():
 
 
 test_h2load_1000_concurrent_streams.heavy = True
+
+
+def test_large_echoes_to_a_slow_reader_arrive_intact():
+    """Many large responses to a client that stops reading: the gateway's
+    direct socket writes meet a full socket and fall back to the queued
+    path, and everything arrives byte for byte once the client reads;
+    meanwhile h2load's 64 KiB bodies at 400 streams all succeed."""
+    env, g, a, b = two_node_gateway("slowreader")
+    # 8 MiB of answers: more than the kernel buffers between us can hold
+    # (tcp_wmem's 4 MiB ceiling plus our small receive buffer)
+    n, size = 32, 256 * 1024
+    bodies = {1 + 2 * i: os.urandom(size) for i in range(n)}
+    s = socket.create_connection(("127.0.0.1", g["port"]), timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding="utf-8"))
+    c.local_settings = h2.settings.Settings(client=True, initial_values={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 << 20})
+    c.initiate_connection()
+    c.increment_flow_control_window(64 << 20)
+    for sid, body in bodies.items():
+        c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+                             (":path", "/v1/workloads"), ("content-length", str(size)),
+                             ("skyroute-handler", "echo")])
+    s.sendall(c.data_to_send())
+    left = dict(bodies)  # sent as the gateway's windows allow
+    got = {sid: bytearray() for sid in bodies}
+    status, ended = {}, set()
+    slept = False
+    deadline = time.time() + 120
+    while len(ended) < n and time.time() < deadline:
+        for sid in list(left):
+            room = min(c.local_flow_control_window(sid), len(left[sid]), c.max_outbound_frame_size)
+            while room > 0:
+                c.send_data(sid, left[sid][:room], end_stream=(room == len(left[sid])))
+                left[sid] = left[sid][room:]
+                room = min(c.local_flow_control_window(sid), len(left[sid]),
+                           c.max_outbound_frame_size) if left[sid] else 0
+            if not left[sid]:
+                del left[sid]
+        s.sendall(c.data_to_send())
+        if not left and not slept:
+            time.sleep(2)  # all sent: now let the gateway's answers pile up unread
+            slept = True
+        data = s.recv(65536)
+        if not data:
+            break
+        for e in c.receive_data(data):
+            if isinstance(e, h2.events.ResponseReceived):
+                status[e.stream_id] = dict(e.headers).get(":status")
+            elif isinstance(e, h2.events.DataReceived):
+                got[e.stream_id] += e.data
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            elif isinstance(e, h2.events.StreamEnded):
+                ended.add(e.stream_id)
+            elif isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                check(False, "stream or connection reset: %r" % e)
+        s.sendall(c.data_to_send())
+    s.close()
+    check(len(ended) == n, "all %d streams ended (%d)" % (n, len(ended)))
+    for sid, body in bodies.items():
+        check(status.get(sid) == "200", "stream %d: status %s" % (sid, status.get(sid)))
+        check(bytes(got[sid]) == body, "stream %d: %d bytes back, intact: %s" %
+              (sid, len(got[sid]), bytes(got[sid]) == body))
+    p = write(env, "64k.bin", os.urandom(65536))
+    r = run(["h2load", "-c", "4", "-m", "100", "-n", "1200", "-d", p,
+             "-H", "skyroute-handler: echo", g["url"] + "/v1/workloads"], timeout=300)
+    line = [l for l in r.stdout.decode().splitlines() if l.startswith("requests:")][0]
+    check("1200 succeeded, 0 failed, 0 errored" in line, line)
+    finish(env)
+
+
+test_large_echoes_to_a_slow_reader_arrive_intact.heavy = True
 
 
 def seal(env, key, to, handler="echo", deadline=60000, payload=b"hello"):
@@ -436,6 +510,7 @@ if __name__ == "__main__":
         test_check_config_names_the_line,
         test_payload_sizes_digest_nghttp_and_curl,
         test_h2load_1000_concurrent_streams,
+        test_large_echoes_to_a_slow_reader_arrive_intact,
         test_hostile_envelopes_refused_by_node,
         test_tampered_result_never_reaches_client,
         test_node_killed_mid_flight,
