@@ -185,6 +185,7 @@ static void call_deliver(evutil_socket_t fd, short what, void *arg)
         .body = call->resp_body.data ? call->resp_body.data : (const uint8_t *)"",
         .body_len = call->resp_body.len,
         .detail = call->detail,
+        .body_mem = call->resp_body.data ? &call->resp_body.data : NULL,
     };
     call->done(&resp, call->arg);
     call_free(call);

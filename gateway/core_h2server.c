@@ -82,7 +82,7 @@ struct sr_req {
     /* response body being sent */
     uint8_t *resp;
     size_t resp_len, resp_off;
-    bool resp_owned;
+    void *resp_mem; /* freed with the request: the block holding |resp|, if ours */
 };
 
 struct conn {
@@ -192,9 +192,7 @@ static void req_free(sr_req *r)
     }
     sr_buf_free(&r->hdrs);
     sr_buf_free(&r->body);
-    if (r->resp_owned) {
-        free(r->resp);
-    }
+    free(r->resp_mem);
     free(r);
 }
 
@@ -463,13 +461,13 @@ static int h1_respond(sr_req *r, int status, const struct sr_http_header *hdrs, 
     return 0;
 }
 
-int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
-                   const void *body, size_t len, bool take)
+/* |mem|: a malloc'd block holding |body| that becomes ours, or NULL to copy
+ * |body|. */
+static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
+                   const void *body, size_t len, void *mem)
 {
     if (r->responded) {
-        if (take) {
-            free((void *)body);
-        }
+        free(mem);
         return SR_ERR_INVAL;
     }
     r->responded = true;
@@ -477,9 +475,9 @@ int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
     if (c && r->dispatched && c->srv->inflight > 0) {
         c->srv->inflight--;
     }
-    if (take) {
+    if (mem) {
         r->resp = (uint8_t *)body;
-        r->resp_owned = true;
+        r->resp_mem = mem;
     } else if (len) {
         r->resp = malloc(len);
         if (!r->resp) {
@@ -491,7 +489,7 @@ int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
             return SR_ERR_NOMEM;
         }
         memcpy(r->resp, body, len);
-        r->resp_owned = true;
+        r->resp_mem = r->resp;
     }
     r->resp_len = len;
     if (!c) { /* the client went away while we worked */
@@ -531,6 +529,18 @@ int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
         conn_flush_later(c);
     }
     return rv ? SR_ERR_NOMEM : 0;
+}
+
+int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
+                   const void *body, size_t len, bool take)
+{
+    return respond(r, status, hdrs, nhdrs, body, len, take ? (void *)body : NULL);
+}
+
+int sr_req_respond_within(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
+                          const void *body, size_t len, void *mem)
+{
+    return respond(r, status, hdrs, nhdrs, body, len, mem);
 }
 
 int sr_req_respond_error(sr_req *r, int status, const char *msg, const char *detail_json)

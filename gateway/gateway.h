@@ -141,6 +141,10 @@ int64_t sr_req_start_mono(const sr_req *req);
  * stream is then reset). */
 int sr_req_respond(sr_req *req, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                    const void *body, size_t len, bool take);
+/* As sr_req_respond, taking |mem|, a malloc'd block that holds |body| (a
+ * slice of it): sent without a copy, freed when sent. */
+int sr_req_respond_within(sr_req *req, int status, const struct sr_http_header *hdrs, size_t nhdrs,
+                          const void *body, size_t len, void *mem);
 /* Convenience: JSON error body {"error": msg, "detail": detail_json or null}. */
 int sr_req_respond_error(sr_req *req, int status, const char *msg, const char *detail_json);
 
@@ -159,6 +163,8 @@ struct sr_h2_response {
     const uint8_t *body;
     size_t body_len;
     const char *detail; /* human reason when error != 0 */
+    uint8_t **body_mem; /* the malloc'd block |body| lives in (or NULL): a callback
+                           may take it (*body_mem = NULL), and then frees it */
 };
 
 /* Completion: the response and its memory are valid only during the call. */

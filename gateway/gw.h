@@ -117,6 +117,8 @@ struct gw_job_result {
     const char *detail_json; /* JSON or NULL */
     const uint8_t *payload;  /* status 200: the verified result payload */
     size_t payload_len;
+    uint8_t **payload_mem; /* the malloc'd block |payload| lives in, or NULL: the
+                              callback may take it (*payload_mem = NULL) and free it */
     const char *idhex;
     const char *target; /* "" if never dispatched */
     const char *target_kind;

@@ -342,6 +342,7 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
     struct gw_job_result r = {.status = 200,
                               .payload = res.payload,
                               .payload_len = res.payload_len,
+                              .payload_mem = resp->body_mem,
                               .signer = signer_hdr,
                               .t_recv = (res.flags & SR_ENV_HAS_T_RECV) ? res.t_recv : 0,
                               .t_done = (res.flags & SR_ENV_HAS_T_DONE) ? res.t_done : 0};
@@ -353,6 +354,7 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         r.detail_json = detail(&b, job, ti->id, extra, res.error);
         r.payload = NULL;
         r.payload_len = 0;
+        r.payload_mem = NULL;
         r.handler_failed = true;
     }
     finish(job, &r);

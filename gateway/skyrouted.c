@@ -130,7 +130,17 @@ static void sync_done(const struct gw_job_result *r, void *arg)
             {"skyroute-signer", r->signer},
         };
         record(s->gw, req, 200, r, s->handler, s->start_mono);
-        sr_req_respond(req, 200, h, sizeof(h) / sizeof(h[0]), r->payload, r->payload_len, false);
+        if (r->payload_mem && *r->payload_mem) {
+            /* the verified payload is a slice of the target's answer: sent
+             * from there, without a copy */
+            void *mem = *r->payload_mem;
+            *r->payload_mem = NULL;
+            sr_req_respond_within(req, 200, h, sizeof(h) / sizeof(h[0]), r->payload, r->payload_len,
+                                  mem);
+        } else {
+            sr_req_respond(req, 200, h, sizeof(h) / sizeof(h[0]), r->payload, r->payload_len,
+                           false);
+        }
     } else if (r->status == 202) {
         /* the best plan waits for a window: a synchronous client cannot */
         char when[SR_RFC3339_LEN], d[400];
