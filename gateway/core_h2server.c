@@ -212,45 +212,60 @@ static void req_abort(sr_req *r)
     req_free(r);
 }
 
+/* Headers are stored as [u32 name length][name, lowercased]\0[u32 value
+ * length][value]\0, so a lookup compares lengths first and skips entries
+ * without scanning them (it runs a dozen times per request). */
 static int req_add_header(sr_req *r, const uint8_t *name, size_t nlen, const uint8_t *value,
                           size_t vlen)
 {
     if (r->nhdrs >= MAX_HEADERS) {
         return SR_ERR_TOOBIG;
     }
-    size_t mark = r->hdrs.len;
-    int rv = sr_buf_reserve(&r->hdrs, nlen + vlen + 2);
+    if (nlen > UINT32_MAX || vlen > UINT32_MAX) {
+        return SR_ERR_TOOBIG;
+    }
+    int rv = sr_buf_reserve(&r->hdrs, 8 + nlen + vlen + 2);
     if (rv) {
         return rv;
     }
+    uint32_t n32 = (uint32_t)nlen, v32 = (uint32_t)vlen;
+    memcpy(r->hdrs.data + r->hdrs.len, &n32, 4);
+    r->hdrs.len += 4;
     for (size_t i = 0; i < nlen; i++) {
         char ch = (char)name[i];
         r->hdrs.data[r->hdrs.len++] = (uint8_t)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
     }
     r->hdrs.data[r->hdrs.len++] = 0;
+    memcpy(r->hdrs.data + r->hdrs.len, &v32, 4);
+    r->hdrs.len += 4;
     if (vlen) {
         memcpy(r->hdrs.data + r->hdrs.len, value, vlen);
     }
     r->hdrs.len += vlen;
     r->hdrs.data[r->hdrs.len++] = 0;
     r->nhdrs++;
-    (void)mark;
     return 0;
 }
 
+/* |name| in lowercase, as every caller passes it (stored names are). */
 const char *sr_req_header(const sr_req *r, const char *name)
 {
     if (!r->hdrs.data) {
         return NULL;
     }
-    const char *p = (const char *)r->hdrs.data;
-    const char *end = p + r->hdrs.len;
+    size_t want = strlen(name);
+    const uint8_t *p = r->hdrs.data;
+    const uint8_t *end = p + r->hdrs.len;
     while (p < end) {
-        const char *v = p + strlen(p) + 1;
-        if (!strcasecmp(p, name)) {
-            return v;
+        uint32_t nlen, vlen;
+        memcpy(&nlen, p, 4);
+        const uint8_t *n = p + 4;
+        memcpy(&vlen, n + nlen + 1, 4);
+        const uint8_t *v = n + nlen + 1 + 4;
+        if (nlen == want && !memcmp(n, name, want)) {
+            return (const char *)v;
         }
-        p = v + strlen(v) + 1;
+        p = v + vlen + 1;
     }
     return NULL;
 }
