@@ -303,6 +303,12 @@ int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_
  * the limit by itself. */
 int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
                     size_t len);
+/* As sr_replay_store, without a copy: the guard holds |result| until it lets
+ * go of it (dropped, expired, replaced, forgotten, or the guard freed) and
+ * then calls release(owner); on any failure it calls it at once. |release|
+ * is required. */
+int sr_replay_store_shared(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
+                           size_t len, void (*release)(void *), void *owner);
 /* True if |id| is recorded and its stored result was dropped to make room:
  * a replay of it is refused without the first answer. */
 bool sr_replay_dropped(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES]);

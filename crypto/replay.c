@@ -39,12 +39,16 @@ struct replay_ent {
     uint64_t hash;
     uint8_t *result; /* NULL while pending (or for an empty stored result) */
     size_t result_len;
+    void (*release)(void *); /* how the result is let go: NULL = free(result) */
+    void *owner;             /* release's argument */
     uint32_t heap_pos;
     uint32_t next_free;
     uint32_t seq; /* of its place in the result FIFO */
     bool stored;
     bool dropped; /* its result was dropped to make room */
 };
+
+static void ent_release(struct replay_ent *e);
 
 struct fifo_ent {
     uint32_t ei, seq;
@@ -115,7 +119,7 @@ void sr_replay_free(sr_replay *g)
     }
     if (g->ents) {
         for (size_t i = 0; i < g->used; i++) {
-            free(g->ents[i].result);
+            ent_release(&g->ents[i]);
         }
     }
     free(g->ents);
@@ -138,6 +142,19 @@ size_t sr_replay_count(const sr_replay *g)
 uint64_t sr_replay_results_dropped(const sr_replay *g)
 {
     return g ? g->dropped_total : 0;
+}
+
+/* Lets go of an entry's stored result (its bytes are counted by the caller). */
+static void ent_release(struct replay_ent *e)
+{
+    if (e->release) {
+        e->release(e->owner);
+    } else {
+        free(e->result);
+    }
+    e->result = NULL;
+    e->release = NULL;
+    e->owner = NULL;
 }
 
 /* ---- min-heap on exp -------------------------------------------------------- */
@@ -241,7 +258,7 @@ static void remove_at(sr_replay *g, size_t slot)
     }
 
     g->result_bytes -= e->result_len;
-    free(e->result);
+    ent_release(e);
     memset(e, 0, sizeof(*e));
     e->next_free = g->free_head;
     g->free_head = ei + 1;
@@ -326,8 +343,7 @@ static void fifo_drop_oldest(sr_replay *g)
     if (fifo_live(g, f)) {
         struct replay_ent *e = &g->ents[f.ei];
         g->result_bytes -= e->result_len;
-        free(e->result);
-        e->result = NULL;
+        ent_release(e);
         e->result_len = 0;
         e->stored = false;
         e->dropped = true;
@@ -350,6 +366,43 @@ static void fifo_compact(sr_replay *g)
     g->fifo_len = n;
 }
 
+/* Stores |result| for |id|, held as is: released with |release|(|owner|)
+ * (NULL: free(result)) when the guard lets go of it, or at once on failure. */
+static int store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], uint8_t *result, size_t len,
+                 void (*release)(void *), void *owner)
+{
+    size_t slot = table_probe(g, id, id_hash(g, id));
+    int rv = g->table[slot] == 0 ? SR_ERR_NOTFOUND : len > g->result_limit ? SR_ERR_FULL : 0;
+    if (rv) {
+        struct replay_ent tmp = {.result = result, .release = release, .owner = owner};
+        ent_release(&tmp);
+        return rv;
+    }
+    uint32_t ei = g->table[slot] - 1;
+    struct replay_ent *e = &g->ents[ei];
+    g->result_bytes -= e->result_len;
+    ent_release(e);
+    e->result_len = 0;
+    e->stored = false;
+    while (g->result_bytes > g->result_limit - len && g->fifo_len > 0) {
+        fifo_drop_oldest(g);
+    }
+    if (g->fifo_len == g->fifo_cap) {
+        fifo_compact(g);
+    }
+    e->result = result;
+    e->result_len = len;
+    e->release = release;
+    e->owner = owner;
+    e->stored = true;
+    e->dropped = false;
+    e->seq = ++g->next_seq;
+    g->fifo[(g->fifo_head + g->fifo_len) % g->fifo_cap] = (struct fifo_ent){ei, e->seq};
+    g->fifo_len++;
+    g->result_bytes += len;
+    return 0;
+}
+
 int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
                     size_t len)
 {
@@ -360,8 +413,6 @@ int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_
     if (g->table[slot] == 0) {
         return SR_ERR_NOTFOUND;
     }
-    uint32_t ei = g->table[slot] - 1;
-    struct replay_ent *e = &g->ents[ei];
     if (len > g->result_limit) {
         return SR_ERR_FULL;
     }
@@ -373,26 +424,19 @@ int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_
         }
         memcpy(copy, result, len);
     }
-    g->result_bytes -= e->result_len;
-    free(e->result);
-    e->result = NULL;
-    e->result_len = 0;
-    e->stored = false;
-    while (g->result_bytes > g->result_limit - len && g->fifo_len > 0) {
-        fifo_drop_oldest(g);
+    return store(g, id, copy, len, NULL, NULL);
+}
+
+int sr_replay_store_shared(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
+                           size_t len, void (*release)(void *), void *owner)
+{
+    if (!g || !id || (!result && len) || !release) {
+        if (release) {
+            release(owner);
+        }
+        return SR_ERR_INVAL;
     }
-    if (g->fifo_len == g->fifo_cap) {
-        fifo_compact(g);
-    }
-    e->result = copy;
-    e->result_len = len;
-    e->stored = true;
-    e->dropped = false;
-    e->seq = ++g->next_seq;
-    g->fifo[(g->fifo_head + g->fifo_len) % g->fifo_cap] = (struct fifo_ent){ei, e->seq};
-    g->fifo_len++;
-    g->result_bytes += len;
-    return 0;
+    return store(g, id, (uint8_t *)result, len, release, owner);
 }
 
 bool sr_replay_dropped(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES])

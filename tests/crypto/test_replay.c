@@ -187,6 +187,74 @@ static void test_replay_result_fifo(void **state)
     sr_replay_free(g);
 }
 
+/* Results stored without a copy are released exactly once, whatever lets
+ * them go: a failed store, being replaced, dropped for room, expiring,
+ * forgotten, or the guard being freed. */
+static int releases[8];
+
+static void count_release(void *p)
+{
+    releases[(int)(intptr_t)p]++;
+}
+
+static void test_replay_result_shared(void **state)
+{
+    (void)state;
+    sr_replay *g = NULL;
+    uint8_t a[16], b[16], c[16], d[16];
+    static const uint8_t r8[8] = "resultsX";
+    make_id(a, 1);
+    make_id(b, 2);
+    make_id(c, 3);
+    make_id(d, 4);
+    assert_int_equal(sr_replay_new(&g, 8), 0);
+    sr_replay_set_result_limit(g, 16);
+    /* unknown id: refused, released at once */
+    assert_int_equal(sr_replay_store_shared(g, a, r8, 8, count_release, (void *)0),
+                     SR_ERR_NOTFOUND);
+    assert_int_equal(releases[0], 1);
+    assert_int_equal(sr_replay_check(g, a, 100, 0, NULL, NULL), 0);
+    assert_int_equal(sr_replay_check(g, b, 200, 0, NULL, NULL), 0);
+    assert_int_equal(sr_replay_check(g, c, 300, 0, NULL, NULL), 0);
+    assert_int_equal(sr_replay_check(g, d, 1000, 0, NULL, NULL), 0);
+    /* over the limit by itself: refused, released */
+    static const uint8_t big[17] = {0};
+    assert_int_equal(sr_replay_store_shared(g, a, big, 17, count_release, (void *)1), SR_ERR_FULL);
+    assert_int_equal(releases[1], 1);
+    /* held as is: the replay answer is the very same bytes */
+    assert_int_equal(sr_replay_store_shared(g, a, r8, 8, count_release, (void *)2), 0);
+    const uint8_t *res;
+    size_t res_len;
+    assert_int_equal(sr_replay_check(g, a, 100, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
+    assert_ptr_equal(res, r8);
+    assert_int_equal(res_len, 8);
+    /* replaced: the first is released */
+    assert_int_equal(sr_replay_store_shared(g, a, r8, 4, count_release, (void *)3), 0);
+    assert_int_equal(releases[2], 1);
+    assert_int_equal(sr_replay_store_shared(g, b, r8, 8, count_release, (void *)4), 0);
+    /* 4 + 8 held; 8 more drops the oldest (a's) */
+    assert_int_equal(sr_replay_store_shared(g, c, r8, 8, count_release, (void *)5), 0);
+    assert_int_equal(releases[3], 1);
+    assert_true(sr_replay_dropped(g, a));
+    /* expiry releases b's and c's */
+    assert_int_equal(sr_replay_check(g, d, 1000, 500, NULL, NULL), SR_ERR_ENV_REPLAY);
+    assert_int_equal(releases[4], 1);
+    assert_int_equal(releases[5], 1);
+    /* forgotten */
+    assert_int_equal(sr_replay_store_shared(g, d, r8, 8, count_release, (void *)6), 0);
+    sr_replay_forget(g, d);
+    assert_int_equal(releases[6], 1);
+    /* freed with the guard */
+    uint8_t e[16];
+    make_id(e, 5);
+    assert_int_equal(sr_replay_check(g, e, 2000, 600, NULL, NULL), 0);
+    assert_int_equal(sr_replay_store_shared(g, e, r8, 8, count_release, (void *)7), 0);
+    sr_replay_free(g);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(releases[i], 1);
+    }
+}
+
 /* Random operations against a brute-force model: exercises probe-run
  * deletion and heap removal from the middle. */
 static void test_replay_model(void **state)
@@ -266,9 +334,9 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_replay_basic),        cmocka_unit_test(test_replay_capacity),
-        cmocka_unit_test(test_replay_result_limit), cmocka_unit_test(test_replay_result_fifo),
-        cmocka_unit_test(test_replay_model),
+        cmocka_unit_test(test_replay_basic),         cmocka_unit_test(test_replay_capacity),
+        cmocka_unit_test(test_replay_result_limit),  cmocka_unit_test(test_replay_result_fifo),
+        cmocka_unit_test(test_replay_result_shared), cmocka_unit_test(test_replay_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
