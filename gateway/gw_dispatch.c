@@ -228,6 +228,18 @@ static const char *detail(sr_buf *b, struct gw_job *job, const char *target, con
     return rv ? NULL : (const char *)b->data;
 }
 
+/* Does |p| (|n| bytes, not NUL-terminated) contain |needle|? */
+static bool contains(const uint8_t *p, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; k <= n && i <= n - k; i++) {
+        if (p[i] == (uint8_t)needle[0] && !memcmp(p + i, needle, k)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void on_result(const struct sr_h2_response *resp, void *arg)
 {
     struct gw_job *job = arg;
@@ -266,6 +278,17 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         if (!strcmp(resp->headers[i].name, "content-type")) {
             ctype = resp->headers[i].value;
         }
+    }
+    if (resp->status == 409 && strstr(ctype, "json") &&
+        contains(resp->body, resp->body_len, "\"result_dropped\"")) {
+        /* it ran there, and its replay guard had to drop the result to make
+         * room before this retry came: nothing to fetch, never a second run */
+        count_dispatch(g, job->cur_target, "result_dropped");
+        fail(job, 502, "the target ran this workload and no longer holds its result",
+             detail(&b, job, ti->id, ",\"retry_safe\":false", "result dropped at the target"),
+             false);
+        sr_buf_free(&b);
+        return;
     }
     if (resp->status == 409 && strstr(ctype, "json")) {
         /* the target already has this envelope and is still running it: its

@@ -60,6 +60,9 @@ static const char usage_text[] =
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024,\n"
     "                     default 256; 1: a signature per result, SR1 only)\n"
+    "  --replay-memory BYTES  results kept to answer a re-sent workload (default\n"
+    "                     256 MiB; the oldest are dropped first: a re-sent one then\n"
+    "                     gets 409 result_dropped, never a second run)\n"
     "  --emulate-link FILE  behave like a satellite behind an RF link: FILE holds its\n"
     "                     elements (TLE or OMM; --sat picks one by name or catalogue\n"
     "                     number, else the first); each direction is delayed by the\n"
@@ -275,14 +278,82 @@ static void job_free(struct job *j)
     free(j);
 }
 
+/* A sealed result held by both the replay guard and the response being
+ * sent: freed when the last of them lets go. */
+struct shared_result {
+    unsigned refs;
+    uint8_t *data;
+};
+
+static void shared_result_release(void *p)
+{
+    struct shared_result *s = p;
+    if (--s->refs == 0) {
+        free(s->data);
+        free(s);
+    }
+}
+
+static void replay_store_failed(int rv)
+{
+    /* said once per 10 s with a count, not once per result */
+    static int64_t last;
+    static unsigned since;
+    since++;
+    int64_t now = sr_mono_ms();
+    if (now - last >= 10000) {
+        sr_log(SR_LOG_WARN, "cannot keep %u result(s) for replay: %s", since, sr_strerror(rv));
+        last = now;
+        since = 0;
+    }
+}
+
+/* The replay guard's figures, read when /metrics is asked for. */
+static void replay_gauges(struct node *n)
+{
+    sr_metrics_set(n->metrics, "skyroute_node_replay_ids", "", (double)sr_replay_count(n->replay));
+    sr_metrics_set(n->metrics, "skyroute_node_replay_results_dropped_total", "",
+                   (double)sr_replay_results_dropped(n->replay));
+}
+
 /* Stores the sealed result |env| (rv: how sealing went) for |j|'s id and
  * answers (or only stores it if the client left); frees |j|. */
 static void job_answer(struct job *j, sr_buf *env, int rv)
 {
     struct node *n = j->node;
+    static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
+    struct shared_result *shared = NULL;
+    if (rv == 0 && j->req && !n->emu_sat && env->data) {
+        /* one buffer for the guard and the response, not a copy for the
+         * guard: trimmed to its length first (in place), so the guard's
+         * byte cap is about the memory it holds */
+        uint8_t *p = env->len ? realloc(env->data, env->len) : NULL;
+        if (p) {
+            env->data = p;
+            env->cap = env->len;
+            shared = malloc(sizeof(*shared));
+        }
+    }
+    if (shared) {
+        shared->refs = 2;
+        shared->data = env->data;
+        env->data = NULL;
+        int r = sr_replay_store_shared(n->replay, j->wl.id, shared->data, env->len,
+                                       shared_result_release, shared);
+        if (r != 0) {
+            replay_store_failed(r);
+        }
+        sr_req_set_abort(j->req, NULL);
+        sr_req_respond_shared(j->req, 200, h, 1, shared->data, env->len, shared_result_release,
+                              shared);
+        sr_buf_free(env);
+        job_free(j);
+        return;
+    }
     if (rv == 0) {
-        if (sr_replay_store(n->replay, j->wl.id, env->data, env->len) != 0) {
-            sr_log(SR_LOG_WARN, "cannot store result for replay: out of memory");
+        int r = sr_replay_store(n->replay, j->wl.id, env->data, env->len);
+        if (r != 0) {
+            replay_store_failed(r);
         }
     }
     if (j->req) {
@@ -292,7 +363,6 @@ static void job_answer(struct job *j, sr_buf *env, int rv)
         } else if (n->emu_sat && delay_over_link(n, j->req, env->data, env->len)) {
             env->data = NULL; /* sent down after the light time */
         } else {
-            static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
             sr_req_respond(j->req, 200, h, 1, env->data, env->len, true);
             env->data = NULL;
         }
@@ -680,8 +750,11 @@ static void handle_exec(struct node *n, sr_req *req)
                                                       {"skyroute-replay", "stored-result"}};
             sr_req_respond(req, 409, h, 2, stored, stored_len, false);
         } else {
+            bool dropped = sr_replay_dropped(n->replay, wl.id);
             sr_req_respond_error(req, 409, sr_strerror(rv),
-                                 "{\"code\":\"env_replay\",\"why\":\"still running\"}");
+                                 dropped ? "{\"code\":\"result_dropped\",\"why\":\"already run; "
+                                           "its result is no longer held\"}"
+                                         : "{\"code\":\"env_replay\",\"why\":\"still running\"}");
         }
         return;
     }
@@ -782,6 +855,7 @@ static void main_handler(sr_req *req, void *arg)
         handle_exec(n, req);
         return;
     }
+    replay_gauges(n);
     if (sr_admin_serve(req, n->metrics, !n->draining)) {
         return;
     }
@@ -1011,6 +1085,7 @@ static void admin_handler(sr_req *req, void *arg)
         inbox_get(n, req, path + 10, plen - 10);
         return;
     }
+    replay_gauges(n);
     if (!sr_admin_serve(req, n->metrics, !n->draining)) {
         sr_req_respond_error(req, 404, "no such path", NULL);
     }
@@ -1261,10 +1336,12 @@ int main(int argc, char **argv)
         {"gateway-id", required_argument, 0, 'I'},
         {"link-bps", required_argument, 0, 'R'},
         {"envelope-batch", required_argument, 0, 'B'},
+        {"replay-memory", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     const char *emu_file = NULL, *emu_station = NULL, *emu_which = NULL;
     double link_bps = 0;
+    size_t replay_memory = (size_t)256 << 20;
     struct node n;
     memset(&n, 0, sizeof(n));
     n.gops = 10;
@@ -1302,6 +1379,13 @@ int main(int argc, char **argv)
                 return usage_error("too many --trust keys");
             }
             trust[ntrust++] = optarg;
+            break;
+        case 'P':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 0 || d > 1e12 ||
+                d != (double)(size_t)d) {
+                return usage_error("--replay-memory must be a number of bytes in [0, 1e12]");
+            }
+            replay_memory = (size_t)d;
             break;
         case 'B':
             if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 1 || d > SR_ENV_BATCH_MAX ||
@@ -1412,6 +1496,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "skyroute-node: out of memory\n");
         return 1;
     }
+    sr_replay_set_result_limit(n.replay, replay_memory);
     for (size_t i = 0; i < ntrust; i++) {
         uint8_t pk[SR_PUBLICKEYBYTES];
         if (sr_pubkey_load(pk, trust[i], err, sizeof(err)) != 0) {
@@ -1432,6 +1517,11 @@ int main(int argc, char **argv)
                         "Ed25519 signatures made for results (one per batch).");
     sr_metrics_describe(n.metrics, "skyroute_node_results_sealed_total", "counter",
                         "Results sealed; divided by the signatures, the batch size.");
+    sr_metrics_describe(n.metrics, "skyroute_node_replay_ids", "gauge",
+                        "Envelope ids the replay guard holds (until each expires).");
+    sr_metrics_describe(n.metrics, "skyroute_node_replay_results_dropped_total", "counter",
+                        "Results dropped from the replay guard to stay within --replay-memory "
+                        "(their ids are still refused).");
     sr_metrics_add(n.metrics, "skyroute_node_executed_total", "", 0);
 
     /* keep freed memory rather than hand the heap's top back to the kernel

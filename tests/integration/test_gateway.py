@@ -273,6 +273,36 @@ def test_hostile_envelopes_refused_by_node():
     finish(env)
 
 
+def test_replay_guard_drops_oldest_results_within_its_memory():
+    """A node with little replay memory keeps the newest results: a re-sent
+    old envelope is refused as 409 result_dropped (it never runs twice), a
+    re-sent recent one still gets its stored result."""
+    env = srtest.Env("replaymem")
+    gkey, gpub = env.keygen("gw")
+    n = env.start_node("alpha", [gpub], extra=["--replay-memory", "4000"])
+    port, admin = n["port"], n["admin"]
+    sealed, results = [], []
+    for i in range(4):  # each result about 1.2 KB: by the fourth the first is pushed out
+        e = seal(env, gkey, "alpha", payload=bytes([65 + i]) * 1024)
+        st, h, body = post_raw(port, "/v1/exec", e)
+        check(st == 200, "envelope %d ran: %s" % (i, st))
+        sealed.append(e)
+        results.append(body)
+    st, h, body = post_raw(port, "/v1/exec", sealed[0])
+    check(st == 409, "the oldest re-sent: %s" % st)
+    j = json.loads(body)
+    check(j["detail"]["code"] == "result_dropped" and "no longer held" in j["detail"]["why"],
+          "said why: %r" % j)
+    st, h, body = post_raw(port, "/v1/exec", sealed[3])
+    check(st == 409 and h.get("skyroute-replay") == "stored-result" and body == results[3],
+          "the newest re-sent gets its stored result: %s %s" % (st, h.get("skyroute-replay")))
+    check(srtest.metric(admin, "skyroute_node_executed_total") == 4, "each ran once")
+    dropped = srtest.metric(admin, "skyroute_node_replay_results_dropped_total")
+    check(dropped >= 1, "dropped results counted: %s" % dropped)
+    check(srtest.metric(admin, "skyroute_node_replay_ids") == 4, "all four ids still held")
+    finish(env)
+
+
 def test_tampered_result_never_reaches_client():
     env = srtest.Env("tamper")
     gkey, gpub = env.keygen("gs-test")
@@ -512,6 +542,7 @@ if __name__ == "__main__":
         test_h2load_1000_concurrent_streams,
         test_large_echoes_to_a_slow_reader_arrive_intact,
         test_hostile_envelopes_refused_by_node,
+        test_replay_guard_drops_oldest_results_within_its_memory,
         test_tampered_result_never_reaches_client,
         test_node_killed_mid_flight,
         test_garbage_bad_headers_limits_and_unknown_paths,
