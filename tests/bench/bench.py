@@ -33,6 +33,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -192,16 +193,27 @@ def part_proxy(args, env, res):
             i += 1
             n = requests_for(size, streams, args.quick)
             row = {"size": size, "size_label": size_label, "streams": streams, "c": c, "m": m,
-                   "n": n}
-            for name, (url, pid) in paths.items():
-                c0 = cpu_seconds(pid)
-                r = h2load(url(size), bodies[size], n, c, m, log)
-                r["cpu10k"] = (cpu_seconds(pid) - c0) / max(1, r["ok"]) * 10000
-                row[name] = r
-                say("proxy %d/%d: %-6s x %4d streams  %-8s %8.0f req/s  p50 %7.2f ms  "
-                    "p99 %7.2f ms  cpu %.3f s/10k  (%d ok, %d failed)" %
-                    (i, total, size_label, streams, name, r["rps"], r["p50"], r["p99"],
-                     r["cpu10k"], r["ok"], r["failed"]))
+                   "n": n, "rounds": args.rounds}
+            runs = {name: [] for name in paths}
+            # rounds alternate the three, so a slow spell of this shared
+            # machine falls on all of them; each figure is the median of its
+            # rounds
+            for rnd in range(args.rounds):
+                for name, (url, pid) in paths.items():
+                    c0 = cpu_seconds(pid)
+                    r = h2load(url(size), bodies[size], n, c, m, log)
+                    r["cpu10k"] = (cpu_seconds(pid) - c0) / max(1, r["ok"]) * 10000
+                    runs[name].append(r)
+                    say("proxy %d/%d round %d/%d: %-6s x %4d streams  %-8s %8.0f req/s  "
+                        "p50 %7.2f ms  p99 %7.2f ms  cpu %.3f s/10k  (%d ok, %d failed)" %
+                        (i, total, rnd + 1, args.rounds, size_label, streams, name, r["rps"],
+                         r["p50"], r["p99"], r["cpu10k"], r["ok"], r["failed"]))
+            for name, rs in runs.items():
+                row[name] = {k: statistics.median(r[k] for r in rs)
+                             for k in ("rps", "p50", "p99", "cpu10k")}
+                row[name]["ok"] = sum(r["ok"] for r in rs)
+                row[name]["failed"] = sum(r["failed"] for r in rs)
+                row[name]["rounds"] = rs
             res["proxy"].append(row)
 
 
@@ -472,9 +484,10 @@ def summary(args, res):
     if "proxy" in res:
         L.append("Gateway (`skyrouted -> skyroute-node`, echo; every envelope signed, every "
                  "result verified) versus `nghttpx -> nghttpd` (plain HTTP/2 proxy), h2load POST, "
-                 "same run. CPU = seconds of CPU per 10,000 requests of skyrouted / of nghttpx "
+                 "same run, each figure the median of %d alternated rounds after the same "
+                 "warm-up. CPU = seconds of CPU per 10,000 requests of skyrouted / of nghttpx "
                  "(master + worker). Crypto x = gateway CPU per request / (one sign + one "
-                 "verify).")
+                 "verify)." % res["proxy"][0].get("rounds", 1))
         L.append("")
         L.append("| body | streams (c x m) | req/s sky | req/s ngx | ratio | p50 ms sky / ngx "
                  "| p99 ms sky / ngx | CPU s/10k sky / ngx | crypto x |")
@@ -567,6 +580,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a quarter of the requests, smaller "
                     "fleets: a smoke run of about two minutes")
     ap.add_argument("--only", default="proxy,crypto,sgp4,route,memory")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds per proxy "
+                    "measurement; the table shows medians (default 3)")
     ap.add_argument("--markdown", help="also write the summary table to this file")
     ap.add_argument("--json", help="also write the raw results to this file")
     ap.add_argument("--note", default="", help="a note for the table's first line")
