@@ -43,6 +43,12 @@ int sr_buf_reserve(sr_buf *b, size_t extra)
     while (ncap < need) {
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
     }
+    if (b->cap == 0 && need > 256) {
+        /* a first reservation is taken as the size wanted (an envelope
+         * sealed into a fresh buffer): no power-of-two slack, which a kept
+         * buffer (a node's replay guard holds every result) would waste */
+        ncap = need;
+    }
     uint8_t *p = realloc(b->data, ncap);
     if (!p) {
         return SR_ERR_NOMEM;

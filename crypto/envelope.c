@@ -50,7 +50,7 @@
 #define SR_ENV_DEFAULT_MAX ((size_t)64 << 20)
 #define SR_ENV_HDRLEN 12                                     /* see the banner */
 #define SR_ENV_TAILLEN (2 + SR_KEYIDBYTES + 2 + SR_SIGBYTES) /* bin8 id, bin8 sig */
-#define SR_ENV_BODY_OVERHEAD 1024 /* upper bound on a body minus its payload */
+#define SR_ENV_BODY_OVERHEAD 1024 /* bound on a body minus its payload (checks only) */
 #define SR_ENV_VERIFY_STACK 4096  /* prefix + body up to this size: no malloc */
 #define SR_MP_MAXDEPTH 32         /* nesting allowed inside unknown values */
 #define SR_MERKLE_HASHBYTES 32    /* SHA-256 */
@@ -296,6 +296,21 @@ static int seal_finish(sr_buf *out, size_t start, const sr_key *key)
 /* Reserves room for the whole envelope up front when the ceiling allows, so
  * the encoder never reallocates midway. A failed estimate is not an error:
  * the appends themselves enforce the ceiling. */
+/* Bytes pack_body() writes for |env| at most: the payload, the strings, and
+ * 320 for the keys, headers and numbers (about 230 with every optional field;
+ * checked in tests/crypto). An estimate only sizes the buffer once: were it
+ * short, the appends would still grow it. */
+static size_t body_bound(const struct sr_envelope *env)
+{
+    size_t n = env->payload_len + 320;
+    n += strnlen(env->src, SR_ENV_STRMAX) + strnlen(env->dst, SR_ENV_STRMAX) +
+         strnlen(env->handler, SR_ENV_STRMAX);
+    if (env->flags & SR_ENV_HAS_ERROR) {
+        n += strnlen(env->error, SR_ENV_ERRMAX);
+    }
+    return n;
+}
+
 static int reserve_for(sr_buf *out, size_t body_bound)
 {
     if (body_bound > SIZE_MAX - SR_ENV_HDRLEN - SR_ENV_TAILLEN) {
@@ -318,7 +333,7 @@ int sr_envelope_seal(sr_buf *out, const sr_key *key, const struct sr_envelope *e
     if (env->payload_len > SIZE_MAX - SR_ENV_BODY_OVERHEAD) {
         return SR_ERR_TOOBIG;
     }
-    rv = reserve_for(out, env->payload_len + SR_ENV_BODY_OVERHEAD);
+    rv = reserve_for(out, body_bound(env));
     if (rv == 0) {
         rv = sr_buf_append(out, SR_ENV_SIGCTX, SR_ENV_SIGCTX_LEN);
     }
@@ -565,7 +580,8 @@ int sr_envelope_seal_batch(sr_buf *outs, const sr_key *key, const struct sr_enve
         if (rv == 0 && envs[done].payload_len > SIZE_MAX - SR_ENV_BODY_OVERHEAD - 512) {
             rv = SR_ERR_TOOBIG;
         }
-        rv = rv ? rv : reserve_for(out, envs[done].payload_len + SR_ENV_BODY_OVERHEAD + 512);
+        /* + the leaf index and the path */
+        rv = rv ? rv : reserve_for(out, body_bound(&envs[done]) + 16 + 32 * (size_t)depth);
         rv = rv ? rv : sr_buf_append(out, SR_ENV_SIGCTX2, SR_ENV_SIGCTX_LEN);
         rv = rv ? rv : pack_body(out, &envs[done]);
         if (rv == 0) {

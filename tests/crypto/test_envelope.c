@@ -216,6 +216,12 @@ static void test_roundtrip_limits(void **state)
     struct sr_open_opts o = opts_for(NULL);
     assert_int_equal(sr_envelope_open(&out, b.data, b.len, &o, NULL, 0), 0);
     assert_env_equal(&in, &out);
+    /* the size estimate held with every field at its longest and widest: a
+     * fresh buffer got its one exact reservation (12-byte header, payload,
+     * 320 + the strings, 76-byte tail, 1 for a terminator) and never grew */
+    size_t want = 12 + big + 320 + 3 * (SR_ENV_STRMAX - 1) + (SR_ENV_ERRMAX - 1) + 76 + 1;
+    assert_true(b.len < want);
+    assert_int_equal(b.cap, want);
     sr_buf_free(&b);
     free(p);
 }
