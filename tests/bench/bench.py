@@ -162,7 +162,7 @@ def part_proxy(args, env, res):
         with open(bodies[size], "wb") as f:
             f.write(os.urandom(size))
     pd, px = srtest.free_port(), srtest.free_port()
-    env.start(["nghttpd", "--no-tls", "-d", docroot, str(pd)], "nghttpd", pd)
+    nghttpd = env.start(["nghttpd", "--no-tls", "-d", docroot, str(pd)], "nghttpd", pd)
     nghttpx = env.start(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % px,
                          "--backend=127.0.0.1,%d;;proto=h2" % pd, "--workers=1",
                          "--no-ocsp", "--conf=/dev/null",
@@ -174,6 +174,9 @@ def part_proxy(args, env, res):
         "nghttpx": (lambda size: "http://127.0.0.1:%d/f%d" % (px, size), nghttpx.pid),
         "sr1": (lambda size: gw1["url"] + "/v1/workloads", gw1["proc"].pid),
     }
+    # the server behind each proxy, for the CPU of the whole pair
+    backends = {"skyroute": node["proc"].pid, "nghttpx": nghttpd.pid,
+                "sr1": node1["proc"].pid}
     # Warm all three alike before measuring: connections open, routing
     # estimates settled, and each daemon's heap grown to its working size.
     # A fresh node's first results land on fresh memory (its replay guard
@@ -200,9 +203,11 @@ def part_proxy(args, env, res):
             # rounds
             for rnd in range(args.rounds):
                 for name, (url, pid) in paths.items():
-                    c0 = cpu_seconds(pid)
+                    c0, b0 = cpu_seconds(pid), cpu_seconds(backends[name])
                     r = h2load(url(size), bodies[size], n, c, m, log)
                     r["cpu10k"] = (cpu_seconds(pid) - c0) / max(1, r["ok"]) * 10000
+                    r["pair_cpu10k"] = r["cpu10k"] + (cpu_seconds(backends[name]) - b0) / max(
+                        1, r["ok"]) * 10000
                     runs[name].append(r)
                     say("proxy %d/%d round %d/%d: %-6s x %4d streams  %-8s %8.0f req/s  "
                         "p50 %7.2f ms  p99 %7.2f ms  cpu %.3f s/10k  (%d ok, %d failed)" %
@@ -210,7 +215,7 @@ def part_proxy(args, env, res):
                          r["p50"], r["p99"], r["cpu10k"], r["ok"], r["failed"]))
             for name, rs in runs.items():
                 row[name] = {k: statistics.median(r[k] for r in rs)
-                             for k in ("rps", "p50", "p99", "cpu10k")}
+                             for k in ("rps", "p50", "p99", "cpu10k", "pair_cpu10k")}
                 row[name]["ok"] = sum(r["ok"] for r in rs)
                 row[name]["failed"] = sum(r["failed"] for r in rs)
                 row[name]["rounds"] = rs
@@ -486,12 +491,14 @@ def summary(args, res):
                  "result verified) versus `nghttpx -> nghttpd` (plain HTTP/2 proxy), h2load POST, "
                  "same run, each figure the median of %d alternated rounds after the same "
                  "warm-up. CPU = seconds of CPU per 10,000 requests of skyrouted / of nghttpx "
-                 "(master + worker). Crypto x = gateway CPU per request / (one sign + one "
+                 "(master + worker); pair CPU adds the server behind it (skyroute-node / "
+                 "nghttpd). Crypto x = gateway CPU per request / (one sign + one "
                  "verify)." % res["proxy"][0].get("rounds", 1))
         L.append("")
         L.append("| body | streams (c x m) | req/s sky | req/s ngx | ratio | p50 ms sky / ngx "
-                 "| p99 ms sky / ngx | CPU s/10k sky / ngx | crypto x |")
-        L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                 "| p99 ms sky / ngx | CPU s/10k sky / ngx | pair CPU s/10k sky / ngx "
+                 "| crypto x |")
+        L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for row in res["proxy"]:
             s, x = row["skyroute"], row["nghttpx"]
             bound = cr.get(row["size"])
@@ -500,10 +507,11 @@ def summary(args, res):
                 cx = "%.2f" % ((s["cpu10k"] / 10000 * 1e6) / (bound["sign_us"] + bound["verify_us"]))
             fails = s["failed"] + x["failed"]
             L.append("| %s | %d (%d x %d) | %.0f | %.0f | %.2f | %.2f / %.2f | %.2f / %.2f "
-                     "| %.3f / %.3f | %s |%s" % (
+                     "| %.3f / %.3f | %.3f / %.3f | %s |%s" % (
                          row["size_label"], row["streams"], row["c"], row["m"], s["rps"],
                          x["rps"], s["rps"] / max(1e-9, x["rps"]), s["p50"], x["p50"], s["p99"],
-                         x["p99"], s["cpu10k"], x["cpu10k"], cx,
+                         x["p99"], s["cpu10k"], x["cpu10k"], s.get("pair_cpu10k", float("nan")),
+                         x.get("pair_cpu10k", float("nan")), cx,
                          "" if not fails else " (%d failed)" % fails))
         L.append("")
         if all("sr1" in row for row in res["proxy"]):
