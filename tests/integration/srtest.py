@@ -159,9 +159,21 @@ class Env:
         for p in self.procs:
             self.stop(p)
         failed = [p for p in self.procs if p.returncode not in (0, -signal.SIGKILL, -9)]
+        for p in failed:  # the directory goes below: say what the process said first
+            self.print_tail(p, "exited %s" % p.returncode)
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         return failed
+
+    def print_tail(self, p, why, lines=40):
+        try:
+            tail = self.log(p).splitlines()[-lines:]
+        except OSError:
+            return
+        print("---- %s (%s), last %d lines of %s:" % (p.sr_name, why, len(tail), p.sr_log))
+        for line in tail:
+            print("    " + line)
+        print("----", flush=True)
 
     def log(self, p):
         with open(p.sr_log, "rb") as f:

@@ -193,6 +193,11 @@ def test_federation_must_show():
     env = srtest.Env("cluster")
     try:
         _scenario(env)
+    except Exception:
+        # the directory is removed below: show what each daemon said last
+        for p in env.procs:
+            env.print_tail(p, "at the failure", 25)
+        raise
     finally:
         bad = [p for p in env.close(keep=os.environ.get("SR_KEEP") == "1")
                if not p.sr_name.startswith("nats")]
