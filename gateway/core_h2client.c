@@ -81,8 +81,6 @@ struct tconn {
     int32_t goaway_last_id; /* -1 if no GOAWAY */
     struct sr_h2_call *calls;
     bool in_recv;
-    bool dirty; /* in pool->dirty: flush at the end of this loop turn */
-    struct tconn *dirty_next;
     sr_sockout out; /* the flush in progress */
     bool out_full;  /* the flush stopped at OUT_HIGH with frames left */
 };
@@ -90,8 +88,7 @@ struct tconn {
 struct sr_h2_pool {
     struct event_base *base;
     struct tconn *conns;
-    struct event *flush_ev; /* flushes pool->dirty once the turn's events ran */
-    struct tconn *dirty;
+    sr_flushq flushq; /* connections to flush at the end of the turn */
 };
 
 static void tc_flush(struct tconn *tc);
@@ -488,29 +485,14 @@ static void tc_flush(struct tconn *tc)
 
 /* Requests submitted during a loop turn go out together once its other
  * events have run (as in core_h2server.c): one write instead of one each. */
-static void flush_dirty(evutil_socket_t fd, short what, void *arg)
+static void tc_flush_queued(void *tc)
 {
-    (void)fd;
-    (void)what;
-    sr_h2_pool *pool = arg;
-    while (pool->dirty) {
-        struct tconn *tc = pool->dirty;
-        pool->dirty = tc->dirty_next;
-        tc->dirty = false;
-        tc->dirty_next = NULL;
-        tc_flush(tc);
-    }
+    tc_flush(tc);
 }
 
 static void tc_flush_later(struct tconn *tc)
 {
-    if (tc->dirty) {
-        return;
-    }
-    tc->dirty = true;
-    tc->dirty_next = tc->pool->dirty;
-    tc->pool->dirty = tc;
-    event_active(tc->pool->flush_ev, 0, 0);
+    sr_flushq_add(&tc->pool->flushq, &tc->out, tc);
 }
 
 /* Hands |n| received bytes to nghttp2, then flushes what they produced.
@@ -548,21 +530,18 @@ static void tc_eventcb(struct bufferevent *bev, short events, void *arg);
 
 /* Once connected, the socket is read here rather than by the bufferevent
  * (as in core_h2server.c: no ioctl(FIONREAD) and no evbuffer per read). */
-static uint8_t rawbuf[256 * 1024];
-
 static void tc_rawread(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct tconn *tc = arg;
-    ssize_t n = recv(fd, rawbuf, sizeof(rawbuf), 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    const uint8_t *data;
+    short events;
+    long n = sr_sock_read(fd, &data, &events);
+    if (n < 0) {
+        tc_eventcb(tc->bev, BEV_EVENT_READING | events, tc);
         return;
     }
-    if (n <= 0) {
-        tc_eventcb(tc->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), tc);
-        return;
-    }
-    if (tc_feed(tc, rawbuf, (size_t)n)) {
+    if (n > 0 && tc_feed(tc, data, (size_t)n)) {
         tc_flush(tc);
     }
 }
@@ -703,8 +682,7 @@ int sr_h2_pool_new(sr_h2_pool **out, struct event_base *base)
         return SR_ERR_NOMEM;
     }
     p->base = base;
-    p->flush_ev = event_new(base, -1, 0, flush_dirty, p);
-    if (!p->flush_ev) {
+    if (sr_flushq_init(&p->flushq, base, tc_flush_queued) != 0) {
         free(p);
         return SR_ERR_NOMEM;
     }
@@ -728,7 +706,7 @@ void sr_h2_pool_free(sr_h2_pool *pool)
         tc_close(tc);
         free(tc);
     }
-    event_free(pool->flush_ev);
+    sr_flushq_free(&pool->flushq);
     free(pool);
 }
 

@@ -96,11 +96,9 @@ struct conn {
     struct sr_req *reqs;
     bool in_recv;    /* inside nghttp2_session_mem_recv */
     bool want_flush; /* a response was queued while in_recv */
-    bool dirty;      /* in srv->dirty: flush at the end of this loop turn */
-    struct conn *dirty_next;
-    sr_sockout out; /* the flush in progress */
-    bool out_full;  /* the flush stopped at OUT_HIGH with frames left */
-    bool closing;   /* close once output is drained */
+    sr_sockout out;  /* the flush in progress */
+    bool out_full;   /* the flush stopped at OUT_HIGH with frames left */
+    bool closing;    /* close once output is drained */
     char peer[64];
     bool tls;
     int cert_state; /* 0 unknown, 1 verified client certificate, -1 none */
@@ -129,8 +127,7 @@ struct sr_http_server {
     size_t body_bytes;                /* request body bytes buffered, all connections */
     bool starved;                     /* some stream waits for body budget */
     struct ev_token_bucket_cfg *rate; /* opts.rate_Bps, or NULL */
-    struct event *flush_ev;           /* flushes srv->dirty once the turn's events ran */
-    struct conn *dirty;
+    sr_flushq flushq;                 /* connections to flush at the end of the turn */
 };
 
 static void conn_free(struct conn *c);
@@ -813,33 +810,14 @@ static int conn_flush(struct conn *c)
 /* Responses given outside the connection's own read callback (a target's
  * answer, a spool event) are flushed together once the loop turn's other
  * events have run: one write for all of them instead of one each. */
-static void flush_dirty(evutil_socket_t fd, short what, void *arg)
+static void conn_flush_queued(void *c)
 {
-    (void)fd;
-    (void)what;
-    sr_http_server *srv = arg;
-    while (srv->dirty) {
-        struct conn *c = srv->dirty;
-        srv->dirty = c->dirty_next;
-        c->dirty = false;
-        c->dirty_next = NULL;
-        conn_flush(c);
-    }
+    conn_flush(c);
 }
 
 static void conn_flush_later(struct conn *c)
 {
-    if (c->dirty) {
-        return;
-    }
-    if (!c->srv->flush_ev) {
-        conn_flush(c);
-        return;
-    }
-    c->dirty = true;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
-    event_active(c->srv->flush_ev, 0, 0);
+    sr_flushq_add(&c->srv->flushq, &c->out, c);
 }
 
 static int conn_start_h2(struct conn *c)
@@ -882,14 +860,7 @@ static int conn_start_h2(struct conn *c)
 static void conn_free(struct conn *c)
 {
     c->srv->nconns--;
-    if (c->dirty) {
-        for (struct conn **pp = &c->srv->dirty; *pp; pp = &(*pp)->dirty_next) {
-            if (*pp == c) {
-                *pp = c->dirty_next;
-                break;
-            }
-        }
-    }
+    sr_flushq_remove(&c->srv->flushq, &c->out);
     if (c->first_req_timer) {
         event_free(c->first_req_timer);
     }
@@ -1140,11 +1111,9 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
 
 /* Plain sockets are read here rather than by the bufferevent, which asks the
  * kernel how much is waiting (ioctl FIONREAD) before every read and copies
- * into an evbuffer: one read() into a static buffer, handed to nghttp2 as is.
+ * into an evbuffer: one recv() (sr_sock_read), handed to nghttp2 as is.
  * Until the protocol is known, and for HTTP/1.1, the bytes go through the
  * bufferevent's input buffer and conn_readcb() as before. */
-static uint8_t rawbuf[IO_CHUNK];
-
 static void conn_rawread(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -1153,16 +1122,17 @@ static void conn_rawread(evutil_socket_t fd, short what, void *arg)
         conn_eventcb(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
         return;
     }
-    ssize_t n = recv(fd, rawbuf, sizeof(rawbuf), 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        return;
-    }
+    const uint8_t *data;
+    short events;
+    long n = sr_sock_read(fd, &data, &events);
     if (n <= 0) {
-        conn_eventcb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+        if (n < 0) {
+            conn_eventcb(c->bev, BEV_EVENT_READING | events, c);
+        }
         return;
     }
     if (c->mode != MODE_H2 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
-        if (evbuffer_add(bufferevent_get_input(c->bev), rawbuf, (size_t)n) != 0) {
+        if (evbuffer_add(bufferevent_get_input(c->bev), data, (size_t)n) != 0) {
             conn_free(c);
             return;
         }
@@ -1170,7 +1140,7 @@ static void conn_rawread(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->in_recv = true;
-    if (h2_feed(c, rawbuf, (size_t)n)) {
+    if (h2_feed(c, data, (size_t)n)) {
         h2_input_done(c);
     }
 }
@@ -1349,8 +1319,7 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
     }
     srv->base = base;
     srv->opts = *opts;
-    srv->flush_ev = event_new(base, -1, 0, flush_dirty, srv);
-    if (!srv->flush_ev) {
+    if (sr_flushq_init(&srv->flushq, base, conn_flush_queued) != 0) {
         free(srv);
         return SR_ERR_NOMEM;
     }
@@ -1382,7 +1351,7 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
         srv->rate = ev_token_bucket_cfg_new((size_t)per_tick, (size_t)per_tick, (size_t)per_tick,
                                             (size_t)per_tick, &tick);
         if (!srv->rate) {
-            event_free(srv->flush_ev);
+            sr_flushq_free(&srv->flushq);
             free(srv);
             snprintf(err, errlen, "out of memory");
             return SR_ERR_NOMEM;
@@ -1400,7 +1369,7 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
         if (srv->rate) {
             ev_token_bucket_cfg_free(srv->rate);
         }
-        event_free(srv->flush_ev);
+        sr_flushq_free(&srv->flushq);
         free(srv);
         return SR_ERR_IO;
     }
@@ -1477,6 +1446,6 @@ void sr_http_server_free(sr_http_server *srv)
     if (srv->rate) {
         ev_token_bucket_cfg_free(srv->rate); /* after the connections that use it */
     }
-    event_free(srv->flush_ev);
+    sr_flushq_free(&srv->flushq);
     free(srv);
 }

@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <sys/socket.h>
 
 #include "common/common.h"
@@ -87,4 +88,80 @@ int sr_sockout_end(sr_sockout *o)
         gather.cap = 0;
     }
     return rv == 0 ? 0 : -1;
+}
+
+static uint8_t readbuf[256 * 1024];
+
+long sr_sock_read(int fd, const uint8_t **data, short *events)
+{
+    ssize_t n = recv(fd, readbuf, sizeof(readbuf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return 0;
+    }
+    if (n <= 0) {
+        *events = n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR;
+        return -1;
+    }
+    *data = readbuf;
+    return (long)n;
+}
+
+/* ---- the end-of-turn flush queue ---------------------------------------------- */
+
+static void flushq_run(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sr_flushq *q = arg;
+    while (q->head) {
+        sr_sockout *o = q->head;
+        q->head = o->next;
+        o->queued = false;
+        o->next = NULL;
+        q->flush(o->owner);
+    }
+}
+
+int sr_flushq_init(sr_flushq *q, struct event_base *base, void (*flush)(void *owner))
+{
+    q->head = NULL;
+    q->flush = flush;
+    q->ev = event_new(base, -1, 0, flushq_run, q);
+    return q->ev ? 0 : -1;
+}
+
+void sr_flushq_free(sr_flushq *q)
+{
+    if (q->ev) {
+        event_free(q->ev);
+        q->ev = NULL;
+    }
+    q->head = NULL;
+}
+
+void sr_flushq_add(sr_flushq *q, sr_sockout *o, void *owner)
+{
+    if (o->queued) {
+        return;
+    }
+    o->queued = true;
+    o->owner = owner;
+    o->next = q->head;
+    q->head = o;
+    event_active(q->ev, 0, 0);
+}
+
+void sr_flushq_remove(sr_flushq *q, sr_sockout *o)
+{
+    if (!o->queued) {
+        return;
+    }
+    for (sr_sockout **pp = &q->head; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    o->queued = false;
+    o->next = NULL;
 }

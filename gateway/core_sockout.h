@@ -18,13 +18,46 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct bufferevent;
+struct event;
+struct event_base;
 
 typedef struct sr_sockout {
     struct bufferevent *bev;
     bool direct; /* gathering in the thread's buffer */
+    /* in an sr_flushq: flushed once the loop turn's other events ran */
+    bool queued;
+    struct sr_sockout *next;
+    void *owner; /* passed to the queue's flush function */
 } sr_sockout;
+
+/* One recv() of up to 256 KiB into the thread's read buffer, for plain
+ * sockets read without a bufferevent: the bytes stay at *data until the next
+ * call. Returns how many (> 0); 0 if there is nothing to read after all; -1
+ * when the connection is over, with *events BEV_EVENT_EOF or BEV_EVENT_ERROR
+ * (errno set) for the caller's event callback. */
+long sr_sock_read(int fd, const uint8_t **data, short *events);
+
+/* Connections whose output was produced outside their own read callback (a
+ * response to another connection's event, a request from a timer) are
+ * flushed together by one event at the I/O priority: appended behind the
+ * turn's active events, it runs once they have, so all of the turn's output
+ * for a connection leaves in one write. */
+typedef struct sr_flushq {
+    struct event *ev;
+    sr_sockout *head;
+    void (*flush)(void *owner);
+} sr_flushq;
+
+/* 0, or -1 when out of memory. */
+int sr_flushq_init(sr_flushq *q, struct event_base *base, void (*flush)(void *owner));
+void sr_flushq_free(sr_flushq *q);
+/* Queues |o| (once) to have flush(owner) called at the end of the turn. */
+void sr_flushq_add(sr_flushq *q, sr_sockout *o, void *owner);
+/* Takes |o| out of the queue (its connection is going away). */
+void sr_flushq_remove(sr_flushq *q, sr_sockout *o);
 
 /* Starts a flush of |bev|; |plain| says the socket may be written directly. */
 void sr_sockout_begin(sr_sockout *o, struct bufferevent *bev, bool plain);
