@@ -32,6 +32,7 @@
 #include "gateway/cluster.h"
 #include "gateway/gateway.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -122,6 +123,7 @@ struct sr_nats {
     atomic_bool stop;
     atomic_bool ready;
     atomic_bool reset; /* reconnected: recreate the watchers */
+    bool closed;       /* the connection's closed callback ran (under mu) */
     bool ready_reported;
     _Atomic int64_t last_err_log; /* the poll and watch threads both log */
 };
@@ -754,6 +756,37 @@ static void on_reconnected(natsConnection *nc, void *closure)
     atomic_store(&n->reset, true);
 }
 
+/* libnats runs connection callbacks on its own thread, in the order they were posted, and
+ * the closed one is posted last by natsConnection_Close: once it has run, no callback of ours
+ * still holds n (a disconnected callback posted by the close used to run after n was freed) */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    sr_nats *n = closure;
+    pthread_mutex_lock(&n->mu);
+    n->closed = true;
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* wait (at most a few seconds: the library's callback thread could be stuck in someone
+ * else's callback) for on_closed */
+static bool wait_closed(sr_nats *n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&n->mu);
+    while (!n->closed) {
+        if (pthread_cond_timedwait(&n->cv, &n->mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    bool done = n->closed;
+    pthread_mutex_unlock(&n->mu);
+    return done;
+}
+
 /* ---- life cycle --------------------------------------------------------------------------------
  */
 
@@ -827,6 +860,7 @@ int sr_nats_new(sr_nats **out, struct event_base *base, const struct sr_nats_opt
     s = s == NATS_OK ? natsOptions_SetRetryOnFailedConnect(n->nopts, true, on_reconnected, n) : s;
     s = s == NATS_OK ? natsOptions_SetDisconnectedCB(n->nopts, on_disconnected, n) : s;
     s = s == NATS_OK ? natsOptions_SetReconnectedCB(n->nopts, on_reconnected, n) : s;
+    s = s == NATS_OK ? natsOptions_SetClosedCB(n->nopts, on_closed, n) : s;
     if (s == NATS_OK && n->user) {
         s = natsOptions_SetUserInfo(n->nopts, n->user, n->password ? n->password : "");
     }
@@ -889,6 +923,20 @@ void sr_nats_free(sr_nats *n)
         pthread_cond_broadcast(&n->lane_cv[k]);
     }
     pthread_mutex_unlock(&n->mu);
+    /* The connection's socket is served by the gateway's event loop, which has stopped: a
+     * request a thread has in flight (an acknowledged publish, a fetch, the consumer deletion
+     * of a watcher being destroyed) would only end at its timeout, one after the other (9 s
+     * per stop with the default op_timeout_ms). Closing first makes each fail at once; what
+     * was not acknowledged is published again by the next run. */
+    bool leak = false;
+    if (n->nc) {
+        natsConnection_Close(n->nc);
+        if (!wait_closed(n)) {
+            /* a callback may still come for n: keep it rather than let it write freed memory */
+            sr_log(SR_LOG_WARN, "nats: connection callbacks did not finish within 5 s");
+            leak = true;
+        }
+    }
     for (int k = 0; k < n->ops_started; k++) {
         pthread_join(n->ops_thr[k], NULL);
     }
@@ -932,18 +980,10 @@ void sr_nats_free(sr_nats *n)
         kvStore_Destroy(n->kv[b]);
     }
     jsCtx_Destroy(n->js);
-    if (n->nc) {
-        natsConnection_Close(n->nc);
-        natsConnection_Destroy(n->nc);
-    }
+    natsConnection_Destroy(n->nc);
     natsOptions_Destroy(n->nopts);
     if (n->wake) {
         event_free(n->wake);
-    }
-    pthread_mutex_destroy(&n->mu);
-    pthread_cond_destroy(&n->cv);
-    for (int k = 0; k < OPS_LANES; k++) {
-        pthread_cond_destroy(&n->lane_cv[k]);
     }
     free(n->servers_copy);
     free(n->station);
@@ -951,6 +991,13 @@ void sr_nats_free(sr_nats *n)
     free(n->password);
     free(n->token);
     free(n->creds);
-    free(n);
+    if (!leak) {
+        pthread_mutex_destroy(&n->mu);
+        pthread_cond_destroy(&n->cv);
+        for (int k = 0; k < OPS_LANES; k++) {
+            pthread_cond_destroy(&n->lane_cv[k]);
+        }
+        free(n);
+    }
     nats_Close();
 }
