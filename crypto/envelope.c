@@ -541,6 +541,9 @@ static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *
     }
     uint8_t msg[SR_ROOTMSG_LEN];
     root_msg(msg, depth, h);
+    if (depth == 0) {
+        cache = NULL; /* a tree of one leaf: no other envelope shares its root */
+    }
     if (cache && rootcache_find(cache, pk, msg, sig)) {
         return 0;
     }
@@ -553,14 +556,19 @@ static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *
     return 0;
 }
 
+int sr_envelope_seal_one(sr_buf *out, const sr_key *key, const struct sr_envelope *env)
+{
+    return sr_envelope_seal_batch(out, key, env, 1);
+}
+
 int sr_envelope_seal_batch(sr_buf *outs, const sr_key *key, const struct sr_envelope *envs,
                            size_t n)
 {
     if (!outs || !key || !envs || n == 0 || n > SR_ENV_BATCH_MAX) {
         return SR_ERR_INVAL;
     }
-    if (n == 1) {
-        return sr_envelope_seal(&outs[0], key, &envs[0]); /* single signature */
+    if (n == 1 && envs[0].payload_len < SR_ENV_PREHASH_MIN) {
+        return sr_envelope_seal(&outs[0], key, &envs[0]); /* signed as it is */
     }
     unsigned depth = 0;
     while (((size_t)1 << depth) < n) {

@@ -483,7 +483,7 @@ static void seal_and_send(struct gw *g, const size_t *idx, size_t n)
         job->queued = false;
         sr_buf env;
         sr_buf_init(&env, cap);
-        int r = sr_envelope_seal(&env, g->key, &job->env);
+        int r = sr_envelope_seal_one(&env, g->key, &job->env);
         if (r == 0) {
             count_seal(g, 1);
             send_sealed(job, &env);

@@ -417,7 +417,7 @@ static void results_flush(evutil_socket_t fd, short what, void *arg)
         for (size_t i = 0; rv != 0 && i < k; i++) {
             sr_buf env;
             sr_buf_init(&env, cap);
-            int r = sr_envelope_seal(&env, n->key, &jobs[i]->res);
+            int r = sr_envelope_seal_one(&env, n->key, &jobs[i]->res);
             if (r == 0) {
                 sr_metrics_add(n->metrics, "skyroute_node_signatures_total", "", 1);
                 sr_metrics_add(n->metrics, "skyroute_node_results_sealed_total", "", 1);
@@ -513,7 +513,7 @@ static void job_finish(struct job *j, int64_t status, const char *error, const u
     } else if (!results_enqueue(n, j)) {
         sr_buf env;
         sr_buf_init(&env, n->max_body + 4096);
-        job_answer(j, &env, sr_envelope_seal(&env, n->key, res));
+        job_answer(j, &env, sr_envelope_seal_one(&env, n->key, res));
     }
 }
 

@@ -978,6 +978,63 @@ static void test_batch_roundtrip(void **state)
     }
 }
 
+/* One envelope sealed alone: SR1 below SR_ENV_PREHASH_MIN bytes of payload, an SR2 tree of
+ * one leaf from there on (its signature covers the body's SHA-256). It opens like any other,
+ * any changed byte of body or signature fails, and its root never enters the root cache. */
+static void test_single_large_envelope_is_a_tree_of_one(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {1024, SR_ENV_PREHASH_MIN - 1, SR_ENV_PREHASH_MIN, 65536};
+    uint8_t *payload = malloc(65536);
+    assert_non_null(payload);
+    for (size_t i = 0; i < 65536; i++) {
+        payload[i] = (uint8_t)(i * 7 + 3);
+    }
+    for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+        struct sr_envelope e = full_env();
+        e.payload = payload;
+        e.payload_len = lens[l];
+        sr_buf b;
+        sr_buf_init(&b, 1 << 20);
+        assert_int_equal(sr_envelope_seal_one(&b, alpha, &e), 0);
+        bool tree = lens[l] >= SR_ENV_PREHASH_MIN;
+        assert_memory_equal(b.data + 4, tree ? "SR2" : "SR1", 3);
+        sr_rootcache *cache;
+        assert_int_equal(sr_rootcache_new(&cache), 0);
+        struct sr_open_opts o = opts_for("gs-svalbard");
+        o.roots = cache;
+        for (int k = 0; k < 2; k++) {
+            struct sr_envelope out;
+            char why[256] = "";
+            assert_int_equal(sr_envelope_open(&out, b.data, b.len, &o, why, sizeof(why)), 0);
+            assert_env_equal(&out, &e);
+            assert_int_equal(out.version, tree ? 2 : 1);
+        }
+        assert_int_equal(sr_rootcache_hits(cache), 0);
+        if (tree) {
+            size_t body_len = (size_t)b.data[8] << 24 | (size_t)b.data[9] << 16 |
+                              (size_t)b.data[10] << 8 | b.data[11];
+            size_t sig_at = 12 + body_len + 2 + 8 + 2;
+            /* index 0 (uint16) and an empty path (bin16) end it */
+            assert_int_equal(b.len, sig_at + 64 + 3 + 3);
+            static const size_t at[] = {12, 100, 4000};
+            uint8_t *copy = malloc(b.len);
+            assert_non_null(copy);
+            for (size_t i = 0; i < 4; i++) {
+                size_t pos = i < 3 ? 12 + body_len - 1 - at[i] : sig_at + 10;
+                memcpy(copy, b.data, b.len);
+                copy[pos] ^= 0x20;
+                char why[256] = "";
+                assert_int_equal(open_buf(copy, b.len, &o, why, sizeof(why)), SR_ERR_ENV_BADSIG);
+            }
+            free(copy);
+        }
+        sr_rootcache_free(cache);
+        sr_buf_free(&b);
+    }
+    free(payload);
+}
+
 static int id_cmp(const void *a, const void *b)
 {
     return memcmp(a, b, SR_ENV_IDBYTES);
@@ -1213,6 +1270,7 @@ int main(void)
         cmocka_unit_test(test_seal_raw_roundtrip),
         cmocka_unit_test(test_open_invalid_args),
         cmocka_unit_test(test_batch_roundtrip),
+        cmocka_unit_test(test_single_large_envelope_is_a_tree_of_one),
         cmocka_unit_test(test_new_id_pool),
         cmocka_unit_test(test_batch_rootcache_eviction),
         cmocka_unit_test(test_batch_flip_every_byte),
