@@ -296,9 +296,6 @@ static int seal_finish(sr_buf *out, size_t start, const sr_key *key)
     return sr_buf_append(out, tail, sizeof(tail));
 }
 
-/* Reserves room for the whole envelope up front when the ceiling allows, so
- * the encoder never reallocates midway. A failed estimate is not an error:
- * the appends themselves enforce the ceiling. */
 /* Bytes pack_body() writes for |env| at most: the payload, the strings, and
  * 320 for the keys, headers and numbers (about 230 with every optional field;
  * checked in tests/crypto). An estimate only sizes the buffer once: were it
@@ -314,6 +311,9 @@ static size_t body_bound(const struct sr_envelope *env)
     return n;
 }
 
+/* Reserves room for the whole envelope up front when the ceiling allows, so
+ * the encoder never reallocates midway. A failed estimate is not an error:
+ * the appends themselves enforce the ceiling. */
 static int reserve_for(sr_buf *out, size_t body_bound)
 {
     if (body_bound > SIZE_MAX - SR_ENV_HDRLEN - SR_ENV_TAILLEN) {

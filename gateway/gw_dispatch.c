@@ -26,6 +26,8 @@
  * unchanged: signer, id, address, expiry; the target's replay guard sees the
  * same ids; a job cancelled while queued leaves the queue.
  */
+#define _GNU_SOURCE /* memmem() */
+
 #include "gateway/gw.h"
 
 #include <stddef.h>
@@ -228,18 +230,6 @@ static const char *detail(sr_buf *b, struct gw_job *job, const char *target, con
     return rv ? NULL : (const char *)b->data;
 }
 
-/* Does |p| (|n| bytes, not NUL-terminated) contain |needle|? */
-static bool contains(const uint8_t *p, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; k <= n && i <= n - k; i++) {
-        if (p[i] == (uint8_t)needle[0] && !memcmp(p + i, needle, k)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void on_result(const struct sr_h2_response *resp, void *arg)
 {
     struct gw_job *job = arg;
@@ -279,8 +269,8 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
             ctype = resp->headers[i].value;
         }
     }
-    if (resp->status == 409 && strstr(ctype, "json") &&
-        contains(resp->body, resp->body_len, "\"result_dropped\"")) {
+    if (resp->status == 409 && strstr(ctype, "json") && resp->body_len &&
+        memmem(resp->body, resp->body_len, "\"result_dropped\"", 16)) {
         /* it ran there, and its replay guard had to drop the result to make
          * room before this retry came: nothing to fetch, never a second run */
         count_dispatch(g, job->cur_target, "result_dropped");

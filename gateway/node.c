@@ -59,7 +59,7 @@ static const char usage_text[] =
     "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024,\n"
-    "                     default 256; 1: a signature per result, SR1 only)\n"
+    "                     default 256; 1: a signature per result)\n"
     "  --replay-memory BYTES  results kept to answer a re-sent workload (default\n"
     "                     256 MiB; the oldest are dropped first: a re-sent one then\n"
     "                     gets 409 result_dropped, never a second run)\n"
