@@ -169,9 +169,19 @@ class Env:
 
     def print_tail(self, p, why, lines=40):
         try:
-            tail = self.log(p).splitlines()[-lines:]
+            all_lines = self.log(p).splitlines()
         except OSError:
             return
+        tail = all_lines[-lines:]
+        # a sanitizer's report says what went wrong at its top, not in its legend
+        for i, line in enumerate(all_lines):
+            if "ERROR: AddressSanitizer" in line or "runtime error:" in line \
+                    or "ERROR: LeakSanitizer" in line:
+                report = all_lines[i:i + 80]
+                print("---- %s (%s), sanitizer report in %s:" % (p.sr_name, why, p.sr_log))
+                for r in report:
+                    print("    " + r)
+                break
         print("---- %s (%s), last %d lines of %s:" % (p.sr_name, why, len(tail), p.sr_log))
         for line in tail:
             print("    " + line)
@@ -242,6 +252,18 @@ def nghttp_post(url, data_path, headers=(), timeout=120):
         if os.path.exists(har):
             os.unlink(har)
     return status, hdrs, r.stdout
+
+
+def curl(args, timeout=30):
+    """curl --http2-prior-knowledge ARGS. Returns (status, headers dict, body text)."""
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-"] + args, timeout=timeout)
+    head, _, body = r.stdout.decode(errors="replace").partition("\r\n\r\n")
+    status = int(head.split()[1]) if head.startswith("HTTP/") else None
+    hdrs = {}
+    for line in head.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body
 
 
 def curl_post(url, data_path, headers=(), timeout=120, out_path=None):

@@ -139,15 +139,7 @@ def start_gw(env, g, name=None):
     return p
 
 
-def curl(args, timeout=30):
-    r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-"] + args, timeout=timeout)
-    head, _, body = r.stdout.decode(errors="replace").partition("\r\n\r\n")
-    status = int(head.split()[1]) if head.startswith("HTTP/") else None
-    hdrs = {}
-    for line in head.split("\r\n")[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return status, hdrs, body
+curl = srtest.curl
 
 
 def get_json(g, path):
