@@ -300,7 +300,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
             ctx->gateway_seen = true;
             ctx->gateway_line = ctx->section_line ? ctx->section_line : ctx->line;
         }
-        double d;
+        double d = 0;
         if (!strcmp(name, "id")) {
             if (!valid_id(value)) {
                 return fail(ctx, "'id' must be 1-63 characters of [A-Za-z0-9._-]%s%s", "", "");
@@ -532,7 +532,7 @@ int sr_config_num(const struct sr_config *cfg, const char *section, const char *
         *out = def;
         return 0;
     }
-    double d;
+    double d = 0;
     if (sr_parse_double(&d, v, strlen(v)) != 0 || d < lo || d > hi) {
         snprintf(err, errlen, "%s:%d: '%s' in [%s] must be a number in [%g, %g], got '%.40s'",
                  cfg->path, line, key, section, lo, hi, v);

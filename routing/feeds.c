@@ -899,9 +899,9 @@ static int parse_ion(const char *body, size_t len, const struct sr_feed_opts *op
                       contact ? "contact" : "range", contact ? "RATE [CONFIDENCE]" : "OWLT");
             break;
         }
-        int64_t start, stop;
-        uint64_t from, to;
-        double val, conf;
+        int64_t start = 0, stop = 0;
+        uint64_t from = 0, to = 0;
+        double val = 0, conf = 0;
         rv = ion_time(&start, tok[2], tl[2], epoch, &o, "START", err);
         rv = rv ? rv : ion_time(&stop, tok[3], tl[3], epoch, &o, "END", err);
         rv = rv ? rv : ion_node(&from, tok[4], tl[4], &o, "FROM", err);

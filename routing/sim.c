@@ -158,7 +158,7 @@ void sr_sim_free(sr_sim *s)
 
 static int num(double *out, const char *v, double lo, double hi, char *err, size_t errlen)
 {
-    double d;
+    double d = 0;
     if (sr_parse_double(&d, v, strlen(v)) != 0) {
         snprintf(err, errlen, "'%s' is not a number", v);
         return SR_ERR_PARSE;
@@ -200,7 +200,7 @@ static int range(struct range *out, const char *v, double lo, double hi, char *e
 static int energy_key(struct sr_energy_profile *e, const char *key, const char *v, bool *done,
                       char *err, size_t errlen)
 {
-    double d;
+    double d = 0;
     int rv = 0;
     *done = true;
     if (!strcmp(key, "joules_per_gop")) {
@@ -233,7 +233,7 @@ int sr_sim_set(sr_sim *s, const char *section, const char *key, const char *v, c
 {
     bool done = false;
     int rv = 0;
-    double d;
+    double d = 0;
     s->prepared = false;
     if (!strcmp(section, "scenario")) {
         if (!strcmp(key, "start")) {
