@@ -127,6 +127,8 @@ struct gw_job_result {
     int attempts;
     bool never_sent;       /* no target received it: safe to plan again anywhere */
     bool handler_failed;   /* a signed result saying the handler failed */
+    bool result_dropped;   /* it ran at the target, which no longer holds the result:
+                              sending it there again cannot bring it back */
     int64_t wait_until_ms; /* status 202: the best plan starts at this window */
     const char *wait_target;
     int64_t t_recv, t_done;

@@ -274,9 +274,13 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         /* it ran there, and its replay guard had to drop the result to make
          * room before this retry came: nothing to fetch, never a second run */
         count_dispatch(g, job->cur_target, "result_dropped");
-        fail(job, 502, "the target ran this workload and no longer holds its result",
-             detail(&b, job, ti->id, ",\"retry_safe\":false", "result dropped at the target"),
-             false);
+        struct gw_job_result r = {
+            .status = 502,
+            .error = "the target ran this workload and no longer holds its result",
+            .detail_json =
+                detail(&b, job, ti->id, ",\"retry_safe\":false", "result dropped at the target"),
+            .result_dropped = true};
+        finish(job, &r);
         sr_buf_free(&b);
         return;
     }

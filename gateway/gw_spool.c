@@ -486,9 +486,10 @@ static void job_done(const struct gw_job_result *r, void *arg)
     bool expired = now >= it->deadline_ms;
     bool lost = !r->never_sent; /* it may have run at r->target */
     if (expired || r->status == 502 || r->status == 422) {
-        if (!expired && lost && r->status == 502 && r->detail_json &&
+        if (!expired && lost && r->status == 502 && !r->result_dropped && r->detail_json &&
             strstr(r->detail_json, "\"retry_safe\":false")) {
-            /* cut mid-flight (LOS, crash): send the same envelope there again */
+            /* cut mid-flight (LOS, crash): send the same envelope there again (unless
+             * the target said it ran it and dropped the result: then it failed) */
             it->state = SP_QUEUED;
             snprintf(it->target, sizeof(it->target), "%s", r->target);
             it->pinned = true;

@@ -3,6 +3,11 @@ request to a real skyroute-node and flips one byte of the response body on the
 way back, as an attacker on the ground segment's network could.
 
 Used to show that the gateway never hands a tampered result to a client.
+With lose_first=N it tampers with nothing and instead loses the first N
+responses: the request reaches the node and runs there, and the gateway gets
+RST_STREAM (INTERNAL_ERROR) in place of the result, as when a link drops
+after the uplink; |lost| is set once they are lost, and later requests wait
+for |go| to be set before they are forwarded (the test acts in between).
 Single-threaded per connection; requests are forwarded one at a time.
 """
 
@@ -11,6 +16,7 @@ import threading
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 
 
@@ -57,9 +63,14 @@ def _forward(upstream_port, headers, body, timeout=10):
 
 
 class TamperProxy:
-    def __init__(self, upstream_port, flip_at=-10):
+    def __init__(self, upstream_port, flip_at=-10, lose_first=0):
         self.upstream_port = upstream_port
         self.flip_at = flip_at  # index of the response body byte to flip
+        self.lose_first = lose_first
+        self.lost = threading.Event()
+        self.go = threading.Event()
+        if not lose_first:
+            self.go.set()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -98,7 +109,15 @@ class TamperProxy:
                     c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                 elif isinstance(ev, h2.events.StreamEnded):
                     headers, body = reqs.pop(ev.stream_id)
+                    if self.lose_first == 0:
+                        self.go.wait(30)
                     status, rh, rb = _forward(self.upstream_port, headers, bytes(body))
+                    if self.lose_first > 0:
+                        self.lose_first -= 1
+                        c.reset_stream(ev.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                        if self.lose_first == 0:
+                            self.lost.set()
+                        continue
                     if rb:
                         b = bytearray(rb)
                         b[self.flip_at] ^= 0x01

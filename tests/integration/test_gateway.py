@@ -303,6 +303,51 @@ def test_replay_guard_drops_oldest_results_within_its_memory():
     finish(env)
 
 
+def test_result_dropped_at_the_target_fails_at_once():
+    """A spooled workload ran at its target, its result was lost on the way
+    back, and the target's replay guard then dropped that result to make room.
+    The spool sends the same envelope there again (it may have run), gets 409
+    result_dropped, and fails the workload at once with 502, retry_safe false:
+    no second run, and no further re-sends that could never bring it back."""
+    env = srtest.Env("dropped")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--replay-memory", "4000"])
+    proxy = TamperProxy(n["port"], lose_first=1)
+    g = env.start_gateway("gs-test", [dict(n, url="http://127.0.0.1:%d" % proxy.port)])
+    fillers = [seal(env, gkey, "alpha", payload=bytes([97 + i]) * 1024) for i in range(4)]
+    p = write(env, "w.bin", b"W" * 1024)
+    r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-H", "prefer: respond-async",
+             "--data-binary", "@" + p, g["url"] + "/v1/workloads"])
+    head, _, body = r.stdout.decode().partition("\r\n\r\n")
+    check(head.startswith("HTTP/2 202"), "accepted into the spool: %r" % head)
+    wid = json.loads(body)["id"]
+    check(proxy.lost.wait(15), "the first result was lost on its way back")
+    # before the spool's re-send goes through: four newer results (about 1.2 KB
+    # each) push the lost one out of the node's 4,000 bytes of replay memory
+    for i, e in enumerate(fillers):
+        st, _, _ = post_raw(n["port"], "/v1/exec", e)
+        check(st == 200, "filler %d ran: %s" % (i, st))
+    proxy.go.set()
+    end = time.time() + 15
+    while True:
+        st, h, out = srtest.curl([g["url"] + "/v1/workloads/" + wid])
+        if st != 202 or time.time() > end:
+            break
+        time.sleep(0.1)
+    check(st == 502, "failed with 502: %s %r" % (st, out[:300]))
+    j = json.loads(out)
+    check(j["state"] == "failed" and "no longer holds its result" in j["reason"], "why: %r" % j)
+    check(j["detail"]["retry_safe"] is False and j["detail"]["target"] == "alpha", "%r" % j)
+    time.sleep(2.5)  # two more re-sends' time, had the spool kept trying
+    dropped = srtest.metric(g["admin"], "skyroute_dispatch_total",
+                            'target="alpha",outcome="result_dropped"')
+    check(dropped == 1, "one re-send answered result_dropped, then no more: %s" % dropped)
+    check(srtest.metric(n["admin"], "skyroute_node_executed_total") == 5,
+          "the workload ran once (and the four fillers once each)")
+    proxy.close()
+    finish(env)
+
+
 def test_tampered_result_never_reaches_client():
     env = srtest.Env("tamper")
     gkey, gpub = env.keygen("gs-test")
@@ -543,6 +588,7 @@ if __name__ == "__main__":
         test_large_echoes_to_a_slow_reader_arrive_intact,
         test_hostile_envelopes_refused_by_node,
         test_replay_guard_drops_oldest_results_within_its_memory,
+        test_result_dropped_at_the_target_fails_at_once,
         test_tampered_result_never_reaches_client,
         test_node_killed_mid_flight,
         test_garbage_bad_headers_limits_and_unknown_paths,
