@@ -167,9 +167,6 @@ struct sr_nats_opts {
     int64_t state_ttl_ms;                /* the state bucket's TTL */
     int64_t results_ttl_ms;              /* the results bucket's TTL */
     int64_t op_timeout_ms;               /* each JetStream request */
-    /* the state bucket silent this long (the caller's own heartbeats stopped
-     * arriving): the watchers are recreated; 0 = never */
-    int64_t watch_stale_ms;
     /* connected: streams, buckets and the work consumer are ready; false
      * when the connection is lost */
     void (*on_status)(void *arg, bool ready);

@@ -17,7 +17,8 @@
  *     buckets if they are missing, binds the pull consumer of this station's
  *     work subject, and fetches work (one message as soon as there is one,
  *     then whatever else is waiting, without waiting);
- *   - the watch thread watches the four buckets (5 ms per bucket per round).
+ *   - the watch thread makes the four buckets' watchers once and reads them (5 ms per
+ *     bucket per round).
  *
  * Both hand their results to the loop through two queues under one mutex and
  * one event made active with event_active (libevent is made thread-safe by
@@ -25,9 +26,15 @@
  * natsMsg_Ack only queues a publish, it does not wait.
  *
  * Reconnection: libnats reconnects on its own (forever, 250 ms apart) and
- * keeps the durable pull consumer; the watchers are recreated after each
- * reconnection, which delivers every current value again, so a station that
- * was cut off catches up with everything it missed.
+ * keeps the durable pull consumer. A watcher is a libnats ordered consumer
+ * with heartbeats: when they stop (the connection was lost, or the server
+ * holding the consumer died), libnats recreates it from the next stream
+ * sequence, so a station that was cut off gets every change it missed.
+ * We never destroy a watcher while the connection is open: libnats 3.4.1
+ * recreates it on a thread of its own, which frees the consumer's name while
+ * a destroy on another thread may still be using it to delete the consumer
+ * (a heap-use-after-free CI caught under ASan when a cut-off station came
+ * back). The watchers are destroyed once, after the connection is closed.
  */
 #include "gateway/cluster.h"
 #include "gateway/gateway.h"
@@ -119,10 +126,9 @@ struct sr_nats {
     pthread_t ops_thr[OPS_LANES], poll_thr, watch_thr;
     int ops_started;
     bool poll_started, watch_started;
-    atomic_uint generation; /* setups done: the watch thread follows it */
     atomic_bool stop;
     atomic_bool ready;
-    atomic_bool reset; /* reconnected: recreate the watchers */
+    atomic_bool reset; /* reconnected: set up the stream, buckets and consumer again */
     bool closed;       /* the connection's closed callback ran (under mu) */
     bool ready_reported;
     _Atomic int64_t last_err_log; /* the poll and watch threads both log */
@@ -553,29 +559,28 @@ static natsStatus setup(sr_nats *n)
     return NATS_OK;
 }
 
-/* The watch thread's own watchers, (re)created after each setup. */
+/* The watch thread's watchers, made once (those still missing); never destroyed while the
+ * connection is open (see the top of this file). */
 static natsStatus make_watchers(sr_nats *n)
 {
-    drop_watchers(n);
     for (int b = 0; b < SR_NATS_NKV; b++) {
+        if (n->w[b]) {
+            continue;
+        }
         kvWatchOptions wo;
         kvWatchOptions_Init(&wo);
         natsStatus s = kvStore_WatchAll(&n->w[b], n->kv[b], &wo);
         if (s != NATS_OK) {
             n->w[b] = NULL;
             log_setup_error(n, "watch", s);
-            drop_watchers(n);
             return s;
         }
     }
     return NATS_OK;
 }
 
-/* Returns whether the state bucket delivered anything (our own heartbeat
- * lands there every heartbeat, so silence means the watcher is dead). */
-static bool poll_watchers(sr_nats *n)
+static void poll_watchers(sr_nats *n)
 {
-    bool state_seen = false;
     for (int b = 0; b < SR_NATS_NKV; b++) {
         for (int i = 0; n->w[b] && i < WATCH_BURST && !atomic_load(&n->stop); i++) {
             kvEntry *e = NULL;
@@ -586,7 +591,6 @@ static bool poll_watchers(sr_nats *n)
             if (!e) {
                 continue; /* the marker after the initial values */
             }
-            state_seen = state_seen || b == SR_NATS_KV_STATE;
             struct inbound *in = calloc(1, sizeof(*in));
             int len = kvEntry_ValueLen(e);
             if (in) {
@@ -611,51 +615,50 @@ static bool poll_watchers(sr_nats *n)
             }
         }
     }
-    return state_seen;
 }
 
+/* Fetches one message at a time. libnats 3.4.1's fetch of a batch sizes its
+ * array by the batch, then counts what it takes against the batch it asks the
+ * server for, which it has lowered by the messages it already held (late
+ * deliveries to an earlier pull that expired): with some held, the count
+ * passes the batch and it writes past the array (heap-buffer-overflow under
+ * ASan, seen in CI). With a batch of one the count cannot pass it. So: wait for
+ * one (it comes as soon as there is one), then take the rest without waiting,
+ * one per request, up to FETCH_BATCH (a round trip to the server each). */
 static void fetch_work(sr_nats *n)
 {
-    /* a batch > 1 waits for the whole batch or the timeout: ask for one (it
-     * comes as soon as there is one), then for the rest without waiting */
-    natsMsgList list = {0};
-    natsStatus s = natsSubscription_Fetch(&list, n->sub, 1, FETCH_WAIT_MS, NULL);
-    if (s == NATS_OK && list.Count == 1) {
-        natsMsgList more = {0};
-        jsFetchRequest fr;
-        jsFetchRequest_Init(&fr);
-        fr.Batch = FETCH_BATCH - 1;
-        fr.NoWait = true;
-        if (natsSubscription_FetchRequest(&more, n->sub, &fr) == NATS_OK && more.Count > 0) {
-            natsMsg **all = realloc(list.Msgs, (size_t)(1 + more.Count) * sizeof(*all));
-            if (all) {
-                list.Msgs = all;
-                for (int i = 0; i < more.Count; i++) {
-                    list.Msgs[list.Count++] = more.Msgs[i];
-                    more.Msgs[i] = NULL;
-                }
-            }
-        }
-        natsMsgList_Destroy(&more); /* what did not fit: redelivered after the ack wait */
-    }
-    if (s != NATS_OK) {
-        if (s != NATS_TIMEOUT) {
-            nap(50);
-        }
-        return;
-    }
-    for (int i = 0; i < list.Count; i++) {
-        struct inbound *in = calloc(1, sizeof(*in));
-        if (!in) {
-            natsMsg_Destroy(list.Msgs[i]); /* redelivered after the ack wait */
+    for (int got = 0; got < FETCH_BATCH && !atomic_load(&n->stop); got++) {
+        natsMsgList list = {0};
+        natsStatus s;
+        if (got == 0) {
+            s = natsSubscription_Fetch(&list, n->sub, 1, FETCH_WAIT_MS, NULL);
         } else {
-            in->type = IN_WORK;
-            in->msg = list.Msgs[i];
-            post_in(n, in);
+            jsFetchRequest fr;
+            jsFetchRequest_Init(&fr);
+            fr.Batch = 1;
+            fr.NoWait = true;
+            s = natsSubscription_FetchRequest(&list, n->sub, &fr);
         }
-        list.Msgs[i] = NULL;
+        if (s != NATS_OK || list.Count < 1) {
+            natsMsgList_Destroy(&list);
+            if (got == 0 && s != NATS_OK && s != NATS_TIMEOUT) {
+                nap(50);
+            }
+            return; /* none waiting (or none now): back to the poll loop */
+        }
+        for (int i = 0; i < list.Count; i++) {
+            struct inbound *in = calloc(1, sizeof(*in));
+            if (!in) {
+                natsMsg_Destroy(list.Msgs[i]); /* redelivered after the ack wait */
+            } else {
+                in->type = IN_WORK;
+                in->msg = list.Msgs[i];
+                post_in(n, in);
+            }
+            list.Msgs[i] = NULL;
+        }
+        natsMsgList_Destroy(&list);
     }
-    natsMsgList_Destroy(&list);
 }
 
 static void *poll_main(void *arg)
@@ -686,7 +689,6 @@ static void *poll_main(void *arg)
                 nap(500);
                 continue;
             }
-            atomic_fetch_add(&n->generation, 1);
             atomic_store(&n->ready, true);
             sr_log(SR_LOG_INFO, "nats: connected, stream and buckets ready");
             post_status(n, true);
@@ -696,47 +698,23 @@ static void *poll_main(void *arg)
     return NULL;
 }
 
-/* The watch thread: the buckets' watchers, recreated after every setup (so
- * every current value is delivered again after a reconnection). */
+/* The watch thread: makes the watchers once the buckets exist, then reads them. While the
+ * connection is down they stay as they are; libnats brings them back after it. */
 static void *watch_main(void *arg)
 {
     sr_nats *n = arg;
-    unsigned gen = 0;
-    int64_t last_state = 0;
     while (!atomic_load(&n->stop)) {
         if (!atomic_load(&n->ready)) {
-            drop_watchers(n);
-            gen = 0;
             nap(50);
             continue;
         }
-        unsigned want = atomic_load(&n->generation);
-        int64_t now = sr_mono_ms();
-        /* A watcher is an ephemeral, unreplicated consumer: when the server
-         * holding it dies while our connection to another one stays up,
-         * it just goes quiet. Our own heartbeat reaches the state bucket
-         * every heartbeat_ms; silence for stale_ms means: watch again
-         * (which also delivers every current value again). */
-        bool stale = gen == want && n->o.watch_stale_ms > 0 && last_state &&
-                     now - last_state > n->o.watch_stale_ms;
-        if (gen != want || stale) {
-            if (stale) {
-                sr_log(SR_LOG_WARN, "nats: no heartbeat seen for %lld ms: watching again",
-                       (long long)(now - last_state));
-            }
-            if (make_watchers(n) != NATS_OK) {
-                nap(200);
-                continue;
-            }
-            gen = want;
-            last_state = sr_mono_ms();
+        if (make_watchers(n) != NATS_OK) {
+            nap(200);
+            continue;
         }
-        if (poll_watchers(n)) {
-            last_state = sr_mono_ms();
-        }
+        poll_watchers(n);
     }
-    drop_watchers(n);
-    return NULL;
+    return NULL; /* the watchers are destroyed by sr_nats_free, after the close */
 }
 
 /* ---- connection callbacks (libnats threads) ---------------------------------------------------

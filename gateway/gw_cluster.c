@@ -1442,8 +1442,6 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
         .state_ttl_ms = (int64_t)c->state_ttl_ms,
         .results_ttl_ms = (int64_t)(c->results_ttl_s * 1000),
         .op_timeout_ms = (int64_t)c->op_timeout_ms,
-        /* our own heartbeats missing for three beats (and at least 2 s) */
-        .watch_stale_ms = (int64_t)(c->heartbeat_ms * 3 > 2000 ? c->heartbeat_ms * 3 : 2000),
         .on_status = on_status,
         .on_work = on_work,
         .on_kv = on_kv,
