@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event_struct.h> /* the start event lives in the job: one allocation fewer */
+
 #define MAX_CANDIDATES 64
 #define SEAL_BATCH_MAX 256 /* envelopes per root at most ([gateway] envelope_batch) */
 #define SEAL_WAIT_US 1000  /* longest an envelope waits for its batch */
@@ -61,7 +63,7 @@ struct gw_job {
     char idhex[2 * SR_ENV_IDBYTES + 1];
     gw_job_done done;
     void *arg;
-    struct event *start_ev; /* deferred start: completions never run inside gw_job_start */
+    struct event start_ev; /* deferred start: completions never run inside gw_job_start */
     /* queued for sealing (seal_q): target chosen, router begun, not yet sent */
     bool queued, qflush; /* qflush: in seal_q.fl (being sealed), else in seal_q.jobs */
     size_t qslot;
@@ -97,9 +99,7 @@ static void job_free(struct gw_job *job)
         sr_h2_cancel(job->call);
         sr_router_end(job->gw->router, job->cur_target);
     }
-    if (job->start_ev) {
-        event_free(job->start_ev);
-    }
+    event_del(&job->start_ev);
     free(job->payload_copy);
     free(job);
 }
@@ -733,12 +733,7 @@ struct gw_job *gw_job_start(struct gw *g, const struct gw_job_spec *spec, gw_job
     e->flags = spec->env_flags & (SR_ENV_HAS_WORK | SR_ENV_HAS_RESULT_BYTES);
     e->work = spec->w.work_gop;
     e->result_bytes = spec->w.result_bytes;
-    job->start_ev = event_new(g->base, -1, 0, start_cb, job);
-    if (!job->start_ev) {
-        free(job->payload_copy);
-        free(job);
-        return NULL;
-    }
-    event_active(job->start_ev, 0, 0);
+    event_assign(&job->start_ev, g->base, -1, 0, start_cb, job);
+    event_active(&job->start_ev, 0, 0);
     return job;
 }
