@@ -16,15 +16,14 @@
  * Signatures under load: dispatch() does not seal. It queues the job, and
  * flush_seals() seals what is queued with one signature when the event loop
  * has a turn with nothing else to run (its event has the lowest priority), or
- * SEAL_WAIT_US after the first job queued, or at SEAL_BATCH_MAX jobs. At low
- * load that is at once, and a batch of one is a plain SR1 envelope with its
- * own signature; under load the requests and results arriving meanwhile
- * gather, and one Ed25519 signature over a Merkle root (SR2, crypto.h)
- * covers them all, each envelope still carrying its path and opening on its
- * own. Results are verified with a cache of verified roots, so a target that
- * batches its results costs one verification per batch. What is checked is
- * unchanged: signer, id, address, expiry; the target's replay guard sees the
- * same ids; a job cancelled while queued leaves the queue.
+ * SEAL_WAIT_US after the first job queued, or at [gateway] envelope_batch jobs (32 by default). At
+ * low load that is at once, and a batch of one is a plain SR1 envelope with its own signature;
+ * under load the requests and results arriving meanwhile gather, and one Ed25519 signature over a
+ * Merkle root (SR2, crypto.h) covers them all, each envelope still carrying its path and opening on
+ * its own. Results are verified with a cache of verified roots, so a target that batches its
+ * results costs one verification per batch. What is checked is unchanged: signer, id, address,
+ * expiry; the target's replay guard sees the same ids; a job cancelled while queued leaves the
+ * queue.
  */
 #define _GNU_SOURCE /* memmem() */
 
@@ -38,8 +37,8 @@
 #include <event2/event_struct.h> /* the start event lives in the job: one allocation fewer */
 
 #define MAX_CANDIDATES 64
-#define SEAL_BATCH_MAX 256 /* envelopes per root at most ([gateway] envelope_batch) */
-#define SEAL_WAIT_US 1000  /* longest an envelope waits for its batch */
+#define SEAL_BATCH_MAX SR_ENV_BATCH_MAX /* the most [gateway] envelope_batch allows */
+#define SEAL_WAIT_US 1000               /* longest an envelope waits for its batch */
 
 struct attempt {
     size_t target;
@@ -574,7 +573,7 @@ static int seal_init(struct gw *g)
  *    and results that keep arriving gather first, so one signature covers
  *    them all;
  *  - SEAL_WAIT_US after the first queued job (late_ev);
- *  - SEAL_BATCH_MAX queued jobs.
+ *  - [gateway] envelope_batch queued jobs (32 by default: node.c says why).
  * 0 or SR_ERR_NOMEM.
  */
 static int seal_enqueue(struct gw_job *job)

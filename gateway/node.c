@@ -11,10 +11,10 @@
  * Under load, results are sealed together: job_finish() queues each, and
  * results_flush() seals the queue with one signature over a Merkle root (SR2)
  * when the loop has a turn with nothing else to run, 1 ms after the first, or
- * at 256; a lone result is a plain SR1 envelope. Workload envelopes sealed in
- * a batch are verified with a cache of verified roots (one verification per
- * batch). The replay guard records the id on arrival, as before; a repeat
- * that arrives while the result waits to be sealed is "still running".
+ * at RESULT_BATCH_MAX (32 by default); a lone result is a plain SR1 envelope. Workload envelopes
+ * sealed in a batch are verified with a cache of verified roots (one verification per batch). The
+ * replay guard records the id on arrival, as before; a repeat that arrives while the result waits
+ * to be sealed is "still running".
  */
 #include "gateway/gateway.h"
 #include "linkmodels/linkmodels.h"
@@ -38,8 +38,11 @@
 
 #define MAX_TRUST 32
 #define MAX_EXEC 32
-#define RESULT_BATCH_MAX 256 /* results per Merkle root, by default */
-#define RESULT_WAIT_US 1000  /* longest a result waits for its batch */
+/* results per Merkle root, by default. Smaller batches cost more signatures but let the
+ * gateway, this node and the clients work at the same time instead of in turns: at 100
+ * streams of 1 KiB, 32 gave 35,500 requests/s against 29,700 with 256 (tests/bench) */
+#define RESULT_BATCH_MAX 32
+#define RESULT_WAIT_US 1000 /* longest a result waits for its batch */
 
 static const char usage_text[] =
     "usage: skyroute-node --id ID --listen HOST:PORT --key FILE.key --trust FILE.pub\n"
@@ -59,7 +62,7 @@ static const char usage_text[] =
     "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024,\n"
-    "                     default 256; 1: a signature per result)\n"
+    "                     default 32; 1: a signature per result)\n"
     "  --replay-memory BYTES  results kept to answer a re-sent workload (default\n"
     "                     256 MiB; the oldest are dropped first: a re-sent one then\n"
     "                     gets 409 result_dropped, never a second run)\n"

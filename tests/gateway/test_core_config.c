@@ -185,7 +185,7 @@ static void test_readme_example(void **state)
     assert_int_equal(cfg->default_deadline_ms, 30000);
     assert_int_equal(cfg->max_deadline_ms, 86400000);
     assert_int_equal(cfg->max_streams, 1000);
-    assert_int_equal(cfg->envelope_batch, 256);
+    assert_int_equal(cfg->envelope_batch, 32);
     assert_string_equal(cfg->log_level, "info");
     assert_int_equal(cfg->ntargets, 1);
     const struct sr_target_cfg *t = &cfg->targets[0];
