@@ -567,7 +567,7 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
     cfg->default_deadline_ms = 30000;
     cfg->max_deadline_ms = 86400000;
     cfg->max_streams = 1000;
-    cfg->envelope_batch = 32; /* node.c, RESULT_BATCH_MAX: why 32 */
+    cfg->envelope_batch = SR_ENV_BATCH_DEFAULT;
     snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
     snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
     struct parse_ctx ctx = {.cfg = cfg};

@@ -737,8 +737,7 @@ static sr_h2_call *request_new(sr_h2_pool *pool, const char *origin, const char 
     char lenstr[24];
     snprintf(lenstr, sizeof(lenstr), "%zu", len);
     bool has_body = body || owned;
-    int rv = 0;
-    rv = rv ? rv : hdr_add(&call->req_hdrs, ":method", method);
+    int rv = hdr_add(&call->req_hdrs, ":method", method);
     rv = rv ? rv : hdr_add(&call->req_hdrs, ":scheme", "http");
     rv = rv ? rv : hdr_add(&call->req_hdrs, ":authority", tc->authority);
     rv = rv ? rv : hdr_add(&call->req_hdrs, ":path", path);

@@ -17,7 +17,7 @@
  * flush_seals() seals what is queued with one signature when the event loop
  * has a turn with nothing else to run (its event has the lowest priority), or
  * SEAL_WAIT_US after the first job queued, or at [gateway] envelope_batch jobs (32 by default). At
- * low load that is at once, and a batch of one is a plain SR1 envelope with its own signature;
+ * low load that is at once, and a batch of one is signed on its own (sr_envelope_seal_one);
  * under load the requests and results arriving meanwhile gather, and one Ed25519 signature over a
  * Merkle root (SR2, crypto.h) covers them all, each envelope still carrying its path and opening on
  * its own. Results are verified with a cache of verified roots, so a target that batches its
@@ -573,7 +573,7 @@ static int seal_init(struct gw *g)
  *    and results that keep arriving gather first, so one signature covers
  *    them all;
  *  - SEAL_WAIT_US after the first queued job (late_ev);
- *  - [gateway] envelope_batch queued jobs (32 by default: node.c says why).
+ *  - [gateway] envelope_batch queued jobs (SR_ENV_BATCH_DEFAULT: crypto.h says why).
  * 0 or SR_ERR_NOMEM.
  */
 static int seal_enqueue(struct gw_job *job)

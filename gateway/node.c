@@ -11,7 +11,8 @@
  * Under load, results are sealed together: job_finish() queues each, and
  * results_flush() seals the queue with one signature over a Merkle root (SR2)
  * when the loop has a turn with nothing else to run, 1 ms after the first, or
- * at RESULT_BATCH_MAX (32 by default); a lone result is a plain SR1 envelope. Workload envelopes
+ * at --envelope-batch (SR_ENV_BATCH_DEFAULT, 32); a lone result is signed on its own
+ * (sr_envelope_seal_one). Workload envelopes
  * sealed in a batch are verified with a cache of verified roots (one verification per batch). The
  * replay guard records the id on arrival, as before; a repeat that arrives while the result waits
  * to be sealed is "still running".
@@ -38,10 +39,6 @@
 
 #define MAX_TRUST 32
 #define MAX_EXEC 32
-/* results per Merkle root, by default. Smaller batches cost more signatures but let the
- * gateway, this node and the clients work at the same time instead of in turns: at 100
- * streams of 1 KiB, 32 gave 35,500 requests/s against 29,700 with 256 (tests/bench) */
-#define RESULT_BATCH_MAX 32
 #define RESULT_WAIT_US 1000 /* longest a result waits for its batch */
 
 static const char usage_text[] =
@@ -376,7 +373,7 @@ static void job_answer(struct job *j, sr_buf *env, int rv)
 
 /*
  * Seals the results queued in this loop turn: one signature over a Merkle
- * root for all of them (SR2), or a plain SR1 envelope for a lone one. If the
+ * root for all of them (SR2), or its own signature for a lone one. If the
  * batch cannot be sealed as a whole, each is sealed on its own.
  */
 static void results_flush(evutil_socket_t fd, short what, void *arg)
@@ -433,7 +430,7 @@ static void results_flush(evutil_socket_t fd, short what, void *arg)
 
 /* Queues |j|'s result for results_flush(), which runs at the first of: a loop
  * turn with nothing else to run (at low load, right away: a lone result is
- * sealed as SR1), RESULT_WAIT_US later, RESULT_BATCH_MAX results. false on
+ * signed on its own), RESULT_WAIT_US later, n->batch_max results. false on
  * out of memory. */
 static bool results_enqueue(struct node *n, struct job *j)
 {
@@ -1349,7 +1346,7 @@ int main(int argc, char **argv)
     memset(&n, 0, sizeof(n));
     n.gops = 10;
     n.max_body = 32u << 20;
-    n.batch_max = RESULT_BATCH_MAX;
+    n.batch_max = SR_ENV_BATCH_DEFAULT;
     n.emu_min_el = 10;
     const char *listen = NULL, *admin = NULL, *keyfile = NULL, *config = NULL;
     const char *trust[MAX_TRUST];
