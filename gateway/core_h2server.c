@@ -82,8 +82,7 @@ struct sr_req {
     /* response body being sent */
     uint8_t *resp;
     size_t resp_len, resp_off;
-    void *resp_mem;               /* freed with the request: the block holding |resp|, if ours */
-    void (*resp_release)(void *); /* how resp_mem is let go: NULL = free() */
+    void *resp_mem; /* freed with the request: the block holding |resp|, if ours */
 };
 
 struct conn {
@@ -190,11 +189,7 @@ static void req_free(sr_req *r)
     }
     sr_buf_free(&r->hdrs);
     sr_buf_free(&r->body);
-    if (r->resp_release) {
-        r->resp_release(r->resp_mem);
-    } else {
-        free(r->resp_mem);
-    }
+    free(r->resp_mem);
     free(r);
 }
 
@@ -481,14 +476,10 @@ static int h1_respond(sr_req *r, int status, const struct sr_http_header *hdrs, 
 /* |mem|: a malloc'd block holding |body| that becomes ours, or NULL to copy
  * |body|. */
 static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
-                   const void *body, size_t len, void *mem, void (*release)(void *))
+                   const void *body, size_t len, void *mem)
 {
     if (r->responded) {
-        if (release) {
-            release(mem);
-        } else {
-            free(mem);
-        }
+        free(mem);
         return SR_ERR_INVAL;
     }
     r->responded = true;
@@ -496,10 +487,9 @@ static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
     if (c && r->dispatched && c->srv->inflight > 0) {
         c->srv->inflight--;
     }
-    if (mem || release) {
+    if (mem) {
         r->resp = (uint8_t *)body;
         r->resp_mem = mem;
-        r->resp_release = release;
     } else if (len) {
         r->resp = malloc(len);
         if (!r->resp) {
@@ -556,19 +546,13 @@ static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
 int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                    const void *body, size_t len, bool take)
 {
-    return respond(r, status, hdrs, nhdrs, body, len, take ? (void *)body : NULL, NULL);
+    return respond(r, status, hdrs, nhdrs, body, len, take ? (void *)body : NULL);
 }
 
 int sr_req_respond_within(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                           const void *body, size_t len, void *mem)
 {
-    return respond(r, status, hdrs, nhdrs, body, len, mem, NULL);
-}
-
-int sr_req_respond_shared(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
-                          const void *body, size_t len, void (*release)(void *), void *owner)
-{
-    return respond(r, status, hdrs, nhdrs, body, len, owner, release);
+    return respond(r, status, hdrs, nhdrs, body, len, mem);
 }
 
 int sr_req_respond_error(sr_req *r, int status, const char *msg, const char *detail_json)

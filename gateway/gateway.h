@@ -145,11 +145,6 @@ int sr_req_respond(sr_req *req, int status, const struct sr_http_header *hdrs, s
  * slice of it): sent without a copy, freed when sent. */
 int sr_req_respond_within(sr_req *req, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                           const void *body, size_t len, void *mem);
-/* As sr_req_respond, sending |body| as is and calling release(owner) once it
- * is no longer needed (sent, or the request went away); |release| is
- * required. For a body shared with other holders (a reference count). */
-int sr_req_respond_shared(sr_req *req, int status, const struct sr_http_header *hdrs, size_t nhdrs,
-                          const void *body, size_t len, void (*release)(void *), void *owner);
 /* Convenience: JSON error body {"error": msg, "detail": detail_json or null}. */
 int sr_req_respond_error(sr_req *req, int status, const char *msg, const char *detail_json);
 

@@ -278,22 +278,6 @@ static void job_free(struct job *j)
     free(j);
 }
 
-/* A sealed result held by both the replay guard and the response being
- * sent: freed when the last of them lets go. */
-struct shared_result {
-    unsigned refs;
-    uint8_t *data;
-};
-
-static void shared_result_release(void *p)
-{
-    struct shared_result *s = p;
-    if (--s->refs == 0) {
-        free(s->data);
-        free(s);
-    }
-}
-
 static void replay_store_failed(int rv)
 {
     /* said once per 10 s with a count, not once per result */
@@ -322,34 +306,6 @@ static void job_answer(struct job *j, sr_buf *env, int rv)
 {
     struct node *n = j->node;
     static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
-    struct shared_result *shared = NULL;
-    if (rv == 0 && j->req && !n->emu_sat && env->data) {
-        /* one buffer for the guard and the response, not a copy for the
-         * guard: trimmed to its length first (in place), so the guard's
-         * byte cap is about the memory it holds */
-        uint8_t *p = env->len ? realloc(env->data, env->len) : NULL;
-        if (p) {
-            env->data = p;
-            env->cap = env->len;
-            shared = malloc(sizeof(*shared));
-        }
-    }
-    if (shared) {
-        shared->refs = 2;
-        shared->data = env->data;
-        env->data = NULL;
-        int r = sr_replay_store_shared(n->replay, j->wl.id, shared->data, env->len,
-                                       shared_result_release, shared);
-        if (r != 0) {
-            replay_store_failed(r);
-        }
-        sr_req_set_abort(j->req, NULL);
-        sr_req_respond_shared(j->req, 200, h, 1, shared->data, env->len, shared_result_release,
-                              shared);
-        sr_buf_free(env);
-        job_free(j);
-        return;
-    }
     if (rv == 0) {
         int r = sr_replay_store(n->replay, j->wl.id, env->data, env->len);
         if (r != 0) {
@@ -1497,6 +1453,11 @@ int main(int argc, char **argv)
         return 1;
     }
     sr_replay_set_result_limit(n.replay, replay_memory);
+    /* the result log is faulted in now, not a page at a time under load */
+    if (sr_replay_reserve(n.replay) != 0) {
+        fprintf(stderr, "skyroute-node: cannot reserve --replay-memory %zu bytes\n", replay_memory);
+        return 1;
+    }
     for (size_t i = 0; i < ntrust; i++) {
         uint8_t pk[SR_PUBLICKEYBYTES];
         if (sr_pubkey_load(pk, trust[i], err, sizeof(err)) != 0) {

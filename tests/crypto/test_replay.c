@@ -146,113 +146,77 @@ static void test_replay_result_limit(void **state)
     sr_replay_free(g);
 }
 
-/* Many stores over few ids: the FIFO fills with stale pairs and is
- * compacted; the bytes held never pass the limit and the newest results
- * are the ones kept. */
-static void test_replay_result_fifo(void **state)
+/* Stores of |lo|..|hi| bytes, round robin over |nids| ids, into a guard
+ * whose log holds |limit| bytes: the FIFO fills with stale triples and is
+ * compacted, the ring wraps many times, and after every store each result
+ * still held is exactly the last one stored for its id (no result written
+ * over another), the bytes held never pass the limit, and the newest is
+ * always kept. */
+static void ring_rounds(size_t nids, size_t limit, size_t lo, size_t hi, unsigned rounds)
 {
-    (void)state;
     sr_replay *g = NULL;
-    enum { CAP = 4, LIMIT = 24 };
-    assert_int_equal(sr_replay_new(&g, CAP), 0);
-    sr_replay_set_result_limit(g, LIMIT);
-    uint8_t id[CAP][16];
-    for (unsigned i = 0; i < CAP; i++) {
-        make_id(id[i], i + 10);
+    assert_int_equal(sr_replay_new(&g, nids), 0);
+    sr_replay_set_result_limit(g, limit);
+    uint8_t(*id)[16] = calloc(nids, 16);
+    unsigned *last = calloc(nids, sizeof(*last)); /* round + 1 of the last store */
+    size_t *last_len = calloc(nids, sizeof(*last_len));
+    uint8_t *val = malloc(hi);
+    assert_non_null(id);
+    assert_non_null(last);
+    assert_non_null(last_len);
+    assert_non_null(val);
+    for (size_t i = 0; i < nids; i++) {
+        make_id(id[i], (unsigned)i + 10);
         assert_int_equal(sr_replay_check(g, id[i], 1000, 0, NULL, NULL), 0);
     }
-    uint8_t val[10];
-    for (unsigned round = 0; round < 200; round++) {
-        unsigned i = round % CAP;
-        size_t len = 5 + round % 6; /* 5..10 bytes */
-        memset(val, (int)('a' + round % 26), sizeof(val));
+    srand(777);
+    for (unsigned round = 0; round < rounds; round++) {
+        size_t i = round % nids;
+        size_t len = lo + (size_t)rand() % (hi - lo + 1);
+        memset(val, (int)(round % 251), len);
         assert_int_equal(sr_replay_store(g, id[i], val, len), 0);
+        last[i] = round + 1;
+        last_len[i] = len;
         size_t held = 0;
-        for (unsigned k = 0; k < CAP; k++) {
+        for (size_t k = 0; k < nids; k++) {
             const uint8_t *res;
             size_t res_len;
             assert_int_equal(sr_replay_check(g, id[k], 1000, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
+            if (!last[k]) {
+                continue; /* never stored */
+            }
+            if (!res) {
+                assert_true(sr_replay_dropped(g, id[k]));
+                continue;
+            }
+            assert_int_equal(res_len, last_len[k]);
+            uint8_t want = (uint8_t)((last[k] - 1) % 251);
+            for (size_t b = 0; b < res_len; b++) {
+                if (res[b] != want) {
+                    fail_msg("id %zu byte %zu: %u, want %u", k, b, res[b], want);
+                }
+            }
             held += res_len;
-            assert_true(k > round || res || sr_replay_dropped(g, id[k])); /* stored once at least */
         }
-        assert_true(held <= LIMIT);
-        /* the one just stored is always there */
-        const uint8_t *res;
-        size_t res_len;
-        assert_int_equal(sr_replay_check(g, id[i], 1000, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
-        assert_int_equal(res_len, len);
-        assert_memory_equal(res, val, len);
+        assert_true(held <= limit);
+        assert_false(sr_replay_dropped(g, id[i])); /* the one just stored is there */
     }
     assert_true(sr_replay_results_dropped(g) > 0);
+    free(id);
+    free(last);
+    free(last_len);
+    free(val);
     sr_replay_free(g);
 }
 
-/* Results stored without a copy are released exactly once, whatever lets
- * them go: a failed store, being replaced, dropped for room, expiring,
- * forgotten, or the guard being freed. */
-static int releases[8];
-
-static void count_release(void *p)
-{
-    releases[(int)(intptr_t)p]++;
-}
-
-static void test_replay_result_shared(void **state)
+/* A small log (on the heap) and a mapped one (2 MiB and more) with results
+ * of up to a fifth of it. */
+static void test_replay_result_ring(void **state)
 {
     (void)state;
-    sr_replay *g = NULL;
-    uint8_t a[16], b[16], c[16], d[16];
-    static const uint8_t r8[8] = "resultsX";
-    make_id(a, 1);
-    make_id(b, 2);
-    make_id(c, 3);
-    make_id(d, 4);
-    assert_int_equal(sr_replay_new(&g, 8), 0);
-    sr_replay_set_result_limit(g, 16);
-    /* unknown id: refused, released at once */
-    assert_int_equal(sr_replay_store_shared(g, a, r8, 8, count_release, (void *)0),
-                     SR_ERR_NOTFOUND);
-    assert_int_equal(releases[0], 1);
-    assert_int_equal(sr_replay_check(g, a, 100, 0, NULL, NULL), 0);
-    assert_int_equal(sr_replay_check(g, b, 200, 0, NULL, NULL), 0);
-    assert_int_equal(sr_replay_check(g, c, 300, 0, NULL, NULL), 0);
-    assert_int_equal(sr_replay_check(g, d, 1000, 0, NULL, NULL), 0);
-    /* over the limit by itself: refused, released */
-    static const uint8_t big[17] = {0};
-    assert_int_equal(sr_replay_store_shared(g, a, big, 17, count_release, (void *)1), SR_ERR_FULL);
-    assert_int_equal(releases[1], 1);
-    /* held as is: the replay answer is the very same bytes */
-    assert_int_equal(sr_replay_store_shared(g, a, r8, 8, count_release, (void *)2), 0);
-    const uint8_t *res;
-    size_t res_len;
-    assert_int_equal(sr_replay_check(g, a, 100, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
-    assert_ptr_equal(res, r8);
-    assert_int_equal(res_len, 8);
-    /* replaced: the first is released */
-    assert_int_equal(sr_replay_store_shared(g, a, r8, 4, count_release, (void *)3), 0);
-    assert_int_equal(releases[2], 1);
-    assert_int_equal(sr_replay_store_shared(g, b, r8, 8, count_release, (void *)4), 0);
-    /* 4 + 8 held; 8 more drops the oldest (a's) */
-    assert_int_equal(sr_replay_store_shared(g, c, r8, 8, count_release, (void *)5), 0);
-    assert_int_equal(releases[3], 1);
-    assert_true(sr_replay_dropped(g, a));
-    /* expiry releases b's and c's */
-    assert_int_equal(sr_replay_check(g, d, 1000, 500, NULL, NULL), SR_ERR_ENV_REPLAY);
-    assert_int_equal(releases[4], 1);
-    assert_int_equal(releases[5], 1);
-    /* forgotten */
-    assert_int_equal(sr_replay_store_shared(g, d, r8, 8, count_release, (void *)6), 0);
-    sr_replay_forget(g, d);
-    assert_int_equal(releases[6], 1);
-    /* freed with the guard */
-    uint8_t e[16];
-    make_id(e, 5);
-    assert_int_equal(sr_replay_check(g, e, 2000, 600, NULL, NULL), 0);
-    assert_int_equal(sr_replay_store_shared(g, e, r8, 8, count_release, (void *)7), 0);
-    sr_replay_free(g);
-    for (int i = 0; i < 8; i++) {
-        assert_int_equal(releases[i], 1);
-    }
+    ring_rounds(4, 24, 5, 10, 200);
+    ring_rounds(7, 100, 1, 40, 2000);
+    ring_rounds(12, (size_t)5 << 20, 1, 1 << 20, 300);
 }
 
 /* Random operations against a brute-force model: exercises probe-run
@@ -334,9 +298,9 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_replay_basic),         cmocka_unit_test(test_replay_capacity),
-        cmocka_unit_test(test_replay_result_limit),  cmocka_unit_test(test_replay_result_fifo),
-        cmocka_unit_test(test_replay_result_shared), cmocka_unit_test(test_replay_model),
+        cmocka_unit_test(test_replay_basic),        cmocka_unit_test(test_replay_capacity),
+        cmocka_unit_test(test_replay_result_limit), cmocka_unit_test(test_replay_result_ring),
+        cmocka_unit_test(test_replay_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
