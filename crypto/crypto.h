@@ -326,7 +326,7 @@ int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_
  * the oldest stored results are dropped first (their ids stay recorded: see
  * sr_replay_dropped()).
  * 0, SR_ERR_NOTFOUND, SR_ERR_NOMEM, or SR_ERR_FULL if this one result is over
- * the limit by itself. */
+ * the limit by itself (it then counts as dropped: sr_replay_dropped()). */
 int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_t *result,
                     size_t len);
 /* True if |id| is recorded and its stored result was dropped to make room:

@@ -509,15 +509,21 @@ int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_
     if (g->table[slot] == 0) {
         return SR_ERR_NOTFOUND;
     }
+    uint32_t ei = g->table[slot] - 1;
+    struct replay_ent *e = &g->ents[ei];
     if (len > g->result_limit) {
+        /* not kept: a replay is told so (result_dropped), not "still running" */
+        e->result = NULL;
+        e->result_len = 0;
+        e->stored = false;
+        e->dropped = true;
+        g->dropped_total++;
         return SR_ERR_FULL;
     }
     int rv = len ? log_open(g) : 0;
     if (rv) {
         return rv;
     }
-    uint32_t ei = g->table[slot] - 1;
-    struct replay_ent *e = &g->ents[ei];
     /* an earlier result of this id is let go: its triple goes stale */
     e->result = NULL;
     e->result_len = 0;

@@ -111,13 +111,17 @@ static void test_replay_result_limit(void **state)
     sr_replay_set_result_limit(g, 10);
     assert_int_equal(sr_replay_check(g, a, 100, 0, NULL, NULL), 0);
     assert_int_equal(sr_replay_check(g, b, 200, 0, NULL, NULL), 0);
-    /* one result over the limit by itself: refused, nothing dropped */
+    /* one result over the limit by itself: refused and counted as dropped
+     * (a replay is told result_dropped), nothing else dropped; a later
+     * store that fits clears it */
     assert_int_equal(sr_replay_store(g, a, (const uint8_t *)"0123456789A", 11), SR_ERR_FULL);
+    assert_true(sr_replay_dropped(g, a));
+    assert_int_equal(sr_replay_results_dropped(g), 1);
     assert_int_equal(sr_replay_store(g, a, (const uint8_t *)"012345", 6), 0);
     assert_int_equal(sr_replay_store(g, b, (const uint8_t *)"0123", 4), 0);
     /* replacing counts only the difference: 6 + 4 still fits */
     assert_int_equal(sr_replay_store(g, a, (const uint8_t *)"abcdef", 6), 0);
-    assert_int_equal(sr_replay_results_dropped(g), 0);
+    assert_int_equal(sr_replay_results_dropped(g), 1);
     assert_false(sr_replay_dropped(g, a));
     /* a new result that does not fit drops the oldest (b, since a was stored
      * again after it); the dropped id is still a replay, without its answer */
@@ -125,7 +129,7 @@ static void test_replay_result_limit(void **state)
     make_id(c, 3);
     assert_int_equal(sr_replay_check(g, c, 300, 0, NULL, NULL), 0);
     assert_int_equal(sr_replay_store(g, c, (const uint8_t *)"wxyz", 4), 0);
-    assert_int_equal(sr_replay_results_dropped(g), 1);
+    assert_int_equal(sr_replay_results_dropped(g), 2);
     assert_true(sr_replay_dropped(g, b));
     assert_false(sr_replay_dropped(g, a));
     assert_int_equal(sr_replay_check(g, b, 200, 0, &res, &res_len), SR_ERR_ENV_REPLAY);
@@ -142,7 +146,7 @@ static void test_replay_result_limit(void **state)
     assert_int_equal(sr_replay_check(g, d, 400, 250, NULL, NULL), 0);
     assert_false(sr_replay_dropped(g, b)); /* expired: no longer recorded */
     assert_int_equal(sr_replay_store(g, d, (const uint8_t *)"012345", 6), 0);
-    assert_int_equal(sr_replay_results_dropped(g), 1);
+    assert_int_equal(sr_replay_results_dropped(g), 2);
     sr_replay_free(g);
 }
 

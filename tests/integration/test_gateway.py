@@ -296,10 +296,19 @@ def test_replay_guard_drops_oldest_results_within_its_memory():
     st, h, body = post_raw(port, "/v1/exec", sealed[3])
     check(st == 409 and h.get("skyroute-replay") == "stored-result" and body == results[3],
           "the newest re-sent gets its stored result: %s %s" % (st, h.get("skyroute-replay")))
-    check(srtest.metric(admin, "skyroute_node_executed_total") == 4, "each ran once")
+    # a result larger than the whole replay memory is not kept: a re-send is
+    # told result_dropped too, not "still running"
+    big = seal(env, gkey, "alpha", payload=b"Z" * 5000)
+    st, h, body = post_raw(port, "/v1/exec", big)
+    check(st == 200, "the large envelope ran: %s" % st)
+    st, h, body = post_raw(port, "/v1/exec", big)
+    j = json.loads(body)
+    check(st == 409 and j["detail"]["code"] == "result_dropped",
+          "the large one re-sent: %s %r" % (st, j))
+    check(srtest.metric(admin, "skyroute_node_executed_total") == 5, "each ran once")
     dropped = srtest.metric(admin, "skyroute_node_replay_results_dropped_total")
-    check(dropped >= 1, "dropped results counted: %s" % dropped)
-    check(srtest.metric(admin, "skyroute_node_replay_ids") == 4, "all four ids still held")
+    check(dropped >= 2, "dropped results counted: %s" % dropped)
+    check(srtest.metric(admin, "skyroute_node_replay_ids") == 5, "all five ids still held")
     finish(env)
 
 
