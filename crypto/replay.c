@@ -32,9 +32,10 @@
  * 1 KiB), and memory first touched costs a page fault per 4 KiB. On the
  * virtual machines we measure on that was half the node's CPU per request
  * at 64 KiB until the limit filled. The ring and the large tables are
- * mapped on their own, asked for huge pages, and the log is faulted in 2 MiB
- * ahead of its head in one call (MADV_POPULATE_WRITE) instead of a trap per
- * page. Small guards (tests) stay on calloc.
+ * mapped on their own and asked for huge pages; the log is faulted in whole
+ * by sr_replay_reserve() (the node, at start), else 2 MiB ahead of its head,
+ * in one call rather than a trap per page. Small guards (tests) stay on
+ * calloc.
  */
 #include "crypto/crypto.h"
 
@@ -388,18 +389,24 @@ static bool fifo_live(const sr_replay *g, struct fifo_ent f)
     return f.ei < g->used && e->stored && e->seq == f.seq;
 }
 
+/* Its result is no longer held (its id stays recorded): a replay is told
+ * result_dropped, never run again. */
+static void ent_drop(sr_replay *g, struct replay_ent *e)
+{
+    e->result = NULL;
+    e->result_len = 0;
+    e->stored = false;
+    e->dropped = true;
+    g->dropped_total++;
+}
+
 static void fifo_drop_oldest(sr_replay *g)
 {
     struct fifo_ent f = g->fifo[g->fifo_head];
     g->fifo_head = (g->fifo_head + 1) % g->fifo_cap;
     g->fifo_len--;
     if (fifo_live(g, f)) {
-        struct replay_ent *e = &g->ents[f.ei];
-        e->result = NULL;
-        e->result_len = 0;
-        e->stored = false;
-        e->dropped = true;
-        g->dropped_total++;
+        ent_drop(g, &g->ents[f.ei]);
     }
 }
 
@@ -416,6 +423,25 @@ static void fifo_compact(sr_replay *g)
         }
     }
     g->fifo_len = n;
+}
+
+/* Faults the log in from where it was up to |to|: in one call where the
+ * kernel has it (MADV_POPULATE_WRITE, Linux 5.14; the start must be page
+ * aligned, so not for a log on the heap), else a write to every page.
+ * Pages past log_touched were never written, so writing them loses nothing. */
+static void log_populate(sr_replay *g, size_t to)
+{
+    size_t from = g->log_touched;
+#ifdef MADV_POPULATE_WRITE
+    if (g->log_size >= HUGE_PAGE && from < to &&
+        madvise(g->log + from, to - from, MADV_POPULATE_WRITE) == 0) {
+        from = to;
+    }
+#endif
+    for (size_t off = from; off < to; off += 4096) {
+        ((volatile uint8_t *)g->log)[off] = 0;
+    }
+    g->log_touched = to > g->log_touched ? to : g->log_touched;
 }
 
 /* Room for |len| (> 0, <= log_size) bytes at the log's head: the oldest
@@ -447,16 +473,11 @@ static uint8_t *log_reserve(sr_replay *g, size_t len)
         fifo_drop_oldest(g);
     }
     g->log_head = off + len;
-#ifdef MADV_POPULATE_WRITE
     if (g->log_size >= HUGE_PAGE && g->log_head > g->log_touched) {
-        /* fault in up to the next 2 MiB boundary in one call rather than
-         * trap once per page (fails harmlessly before Linux 5.14) */
+        /* a log not reserved at start: up to the next 2 MiB boundary */
         size_t to = (g->log_head + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-        to = to < g->log_size ? to : g->log_size;
-        (void)madvise(g->log + g->log_touched, to - g->log_touched, MADV_POPULATE_WRITE);
-        g->log_touched = to;
+        log_populate(g, to < g->log_size ? to : g->log_size);
     }
-#endif
     return g->log + off;
 }
 
@@ -484,18 +505,7 @@ int sr_replay_reserve(sr_replay *g)
     if (rv) {
         return rv;
     }
-    size_t from = g->log_touched;
-#ifdef MADV_POPULATE_WRITE
-    if (g->log_size >= HUGE_PAGE &&
-        madvise(g->log + from, g->log_size - from, MADV_POPULATE_WRITE) == 0) {
-        from = g->log_size;
-    }
-#endif
-    /* without it (or for a log on the heap): a write to every page */
-    for (size_t off = from; off < g->log_size; off += 4096) {
-        ((volatile uint8_t *)g->log)[off] = 0;
-    }
-    g->log_touched = g->log_size;
+    log_populate(g, g->log_size);
     return 0;
 }
 
@@ -512,12 +522,7 @@ int sr_replay_store(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], const uint8_
     uint32_t ei = g->table[slot] - 1;
     struct replay_ent *e = &g->ents[ei];
     if (len > g->result_limit) {
-        /* not kept: a replay is told so (result_dropped), not "still running" */
-        e->result = NULL;
-        e->result_len = 0;
-        e->stored = false;
-        e->dropped = true;
-        g->dropped_total++;
+        ent_drop(g, e); /* a replay is told so, not "still running" */
         return SR_ERR_FULL;
     }
     int rv = len ? log_open(g) : 0;
