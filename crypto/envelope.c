@@ -39,12 +39,14 @@
 
 #include "crypto/crypto.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <msgpack.h>
 #include <openssl/sha.h>
@@ -74,8 +76,9 @@ const char *sr_kind_name(sr_kind kind)
 
 /*
  * Ids come from a per-thread pool of 4 KiB of random bytes, refilled from the
- * system's generator (randombytes_buf: one getrandom() call per refill, not
- * per id). Each pool byte is handed out once and wiped as it goes. A child
+ * kernel's generator with one getrandom() call per refill, not per id
+ * (randombytes_buf() would ask for 256 bytes at a time: 16 system calls per
+ * refill, one per 16 ids). Each pool byte is handed out once and wiped as it goes. A child
  * made by fork() starts with an empty pool (pthread_atfork), so parent and
  * child never hand out the same ids.
  */
@@ -98,12 +101,29 @@ static void id_pool_init(void)
     (void)pthread_atfork(NULL, NULL, id_pool_forget);
 }
 
+static void id_pool_fill(void)
+{
+    size_t got = 0;
+    while (got < sizeof(id_pool)) {
+        ssize_t n = getrandom(id_pool + got, sizeof(id_pool) - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue; /* a signal before any bytes */
+        } else {
+            /* no getrandom() (ENOSYS): libsodium's own way to the kernel */
+            randombytes_buf(id_pool + got, sizeof(id_pool) - got);
+            break;
+        }
+    }
+    id_left = sizeof(id_pool);
+}
+
 void sr_envelope_new_id(uint8_t id[SR_ENV_IDBYTES])
 {
     (void)pthread_once(&id_once, id_pool_init);
     if (id_left < SR_ENV_IDBYTES) {
-        randombytes_buf(id_pool, sizeof(id_pool));
-        id_left = sizeof(id_pool);
+        id_pool_fill();
     }
     uint8_t *p = id_pool + sizeof(id_pool) - id_left;
     memcpy(id, p, SR_ENV_IDBYTES);
