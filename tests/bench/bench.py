@@ -243,6 +243,19 @@ def one_sig_bound_us(res, size):
     return c["sign_us"] + c["verify_us"]
 
 
+def ratio_cell(row, name):
+    """Median req/s of |name| over nghttpx's, and the lowest and highest ratio within one
+    round (a round runs skyroute, nghttpx and sr1 back to back): how far a single run on
+    this machine can be off."""
+    s, x = row[name], row["nghttpx"]
+    cell = "%.2f" % (s["rps"] / max(1e-9, x["rps"]))
+    rs, xs = s.get("rounds") or [], x.get("rounds") or []
+    if len(rs) > 1 and len(rs) == len(xs):
+        per = [a["rps"] / max(1e-9, b["rps"]) for a, b in zip(rs, xs)]
+        cell += " (%.2f–%.2f)" % (min(per), max(per))
+    return cell
+
+
 def part_crypto(args, res):
     exe = os.path.join(args.build, "tests", "bench", "bench_ed25519")
     say("crypto: Ed25519 sign/verify rate (libsodium, one core)")
@@ -511,12 +524,13 @@ def summary(args, res):
         L.append("Gateway (`skyrouted -> skyroute-node`, echo; every envelope signed, every "
                  "result verified) versus `nghttpx -> nghttpd` (plain HTTP/2 proxy), h2load POST, "
                  "same run, each figure the median of %d alternated rounds after the same "
-                 "warm-up. CPU = seconds of CPU per 10,000 requests of skyrouted / of nghttpx "
-                 "(master + worker); pair CPU adds the server behind it (skyroute-node / "
-                 "nghttpd). Crypto x = gateway CPU per request / (signing one envelope + "
-                 "verifying one, the way one sealed on its own is: Ed25519 over the body "
-                 "below 4 KiB of payload, over its SHA-256 from 4 KiB; see the crypto bound "
-                 "table)." % res["proxy"][0].get("rounds", 1))
+                 "warm-up; in brackets, the lowest and highest ratio within one round "
+                 "(skyroute, nghttpx and sr1 back to back). CPU = seconds of CPU per 10,000 "
+                 "requests of skyrouted / of nghttpx (master + worker); pair CPU adds the "
+                 "server behind it (skyroute-node / nghttpd). Crypto x = gateway CPU per "
+                 "request / (signing one envelope + verifying one, the way one sealed on its "
+                 "own is: Ed25519 over the body below 4 KiB of payload, over its SHA-256 from "
+                 "4 KiB; see the crypto bound table)." % res["proxy"][0].get("rounds", 1))
         L.append("")
         L.append("| body | streams (c x m) | req/s sky | req/s ngx | ratio | p50 ms sky / ngx "
                  "| p99 ms sky / ngx | CPU s/10k sky / ngx | pair CPU s/10k sky / ngx "
@@ -529,10 +543,10 @@ def summary(args, res):
             if bound:
                 cx = "%.2f" % ((s["cpu10k"] / 10000 * 1e6) / bound)
             fails = s["failed"] + x["failed"]
-            L.append("| %s | %d (%d x %d) | %.0f | %.0f | %.2f | %.2f / %.2f | %.2f / %.2f "
+            L.append("| %s | %d (%d x %d) | %.0f | %.0f | %s | %.2f / %.2f | %.2f / %.2f "
                      "| %.3f / %.3f | %.3f / %.3f | %s |%s" % (
                          row["size_label"], row["streams"], row["c"], row["m"], s["rps"],
-                         x["rps"], s["rps"] / max(1e-9, x["rps"]), s["p50"], x["p50"], s["p99"],
+                         x["rps"], ratio_cell(row, "skyroute"), s["p50"], x["p50"], s["p99"],
                          x["p99"], s["cpu10k"], x["cpu10k"], s.get("pair_cpu10k", float("nan")),
                          x.get("pair_cpu10k", float("nan")), cx,
                          "" if not fails else " (%d failed)" % fails))
@@ -552,9 +566,9 @@ def summary(args, res):
                 cx = "-"
                 if bound:
                     cx = "%.2f" % ((s1["cpu10k"] / 10000 * 1e6) / bound)
-                L.append("| %s | %d (%d x %d) | %.0f | %.2f | %.2f | %.3f | %s |%s" % (
+                L.append("| %s | %d (%d x %d) | %.0f | %s | %.2f | %.3f | %s |%s" % (
                     row["size_label"], row["streams"], row["c"], row["m"], s1["rps"],
-                    s1["rps"] / max(1e-9, x["rps"]), s1["p99"], s1["cpu10k"], cx,
+                    ratio_cell(row, "sr1"), s1["p99"], s1["cpu10k"], cx,
                     "" if not s1["failed"] else " (%d failed)" % s1["failed"]))
             L.append("")
     if cr:
