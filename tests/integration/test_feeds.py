@@ -258,7 +258,11 @@ def expect_ion(text, epoch):
 
 def test_each_format_is_served_to_the_millisecond():
     env, g = gateway("formats")
-    epoch = now_ms() // 1000 * 1000
+    # ION's relative times count from this epoch. The sample's sat-2 pass at
+    # +26 h (+93600..+94140 s) must not overlap its absolute sat-2 pass
+    # (19:40:05.5-19:48:51 on the shifted day), which it did when the test ran
+    # between 17:31 and 17:49 UTC; from a whole hour it lands at HH:00-HH:09.
+    epoch = now_ms() // 3600000 * 3600000
     cases = [
         ("skyroute-passes.json", "application/json", "", "json", expect_json),
         ("aws-contacts.json", "application/json", "", "aws", expect_aws),
