@@ -77,8 +77,8 @@ const char *sr_kind_name(sr_kind kind)
 /*
  * Ids come from a per-thread pool of 4 KiB of random bytes, refilled from the
  * kernel's generator with one getrandom() call per refill, not per id
- * (randombytes_buf() would ask for 256 bytes at a time: 16 system calls per
- * refill, one per 16 ids). Each pool byte is handed out once and wiped as it goes. A child
+ * (randombytes_buf() asks for 256 bytes at a time: 16 system calls per
+ * refill). Each pool byte is handed out once and wiped as it goes. A child
  * made by fork() starts with an empty pool (pthread_atfork), so parent and
  * child never hand out the same ids.
  */

@@ -79,7 +79,7 @@ def sign_test_p(wins, n):
 
 
 def measure(pair, size, streams, n, body, log):
-    c, m = {1: (1, 1), 100: (10, 10), 1000: (10, 100)}[streams]
+    c, m = {s: (c, m) for s, c, m in bench.LOADS}[streams]
     g0, n0 = bench.cpu_seconds(pair["gw"]), bench.cpu_seconds(pair["node"])
     r = bench.h2load(pair["url"], body, n, c, m, log)
     ok = max(1, r["ok"])
@@ -125,11 +125,10 @@ def main():
         for name, pair in pairs.items():
             say("ab: warming %s (as the bench does)" % name)
             for size in bodies:
-                n = 4500 if size > 4096 else 20000
-                if args.requests:  # a short comparison gets a short warm-up
-                    n = min(n, 4 * args.requests)
-                bench.h2load(pair["url"], bodies[size], n, 10, 10, log)
-                bench.h2load(pair["url"], bodies[size], min(n, 1000), 1, 1, log)
+                for n, c, m in bench.warm_loads(size):
+                    if args.requests:  # a short comparison gets a short warm-up
+                        n = min(n, 4 * args.requests)
+                    bench.h2load(pair["url"], bodies[size], n, c, m, log)
         for li, (size, streams) in enumerate(loads):
             n = args.requests or bench.requests_for(size, streams, False)
             runs = {"base": [], "new": []}

@@ -139,6 +139,16 @@ def requests_for(size, streams, quick):
     return max(n, 2 * streams)
 
 
+def warm_loads(size, quick=False):
+    """The warm-up before measuring a body of |size| bytes: (requests, c, m) runs. Bodies
+    above 4 KiB: 4,500 at 100 streams (500 with --quick); smaller ones: 20,000 at 100
+    streams and 2,000 at one (a quarter with --quick)."""
+    if size > 4096:
+        return [(500 if quick else 4500, 10, 10)]
+    q = 4 if quick else 1
+    return [(20000 // q, 10, 10), (2000 // q, 1, 1)]
+
+
 def part_proxy(args, env, res):
     say("proxy: starting skyroute-node, skyrouted (twice: batched signatures, the default, and "
         "envelope_batch = 1), nghttpd, nghttpx on loopback")
@@ -187,12 +197,13 @@ def part_proxy(args, env, res):
     # rows measure a node that has run a while, whose new results reuse the
     # memory of the dropped ones; --quick skips this.
     for name, (url, _) in paths.items():
-        say("proxy: warming %s (1 KiB: 20,000 requests at 100 streams, 2,000 at one; "
-            "64 KiB: %s at 100 streams)" % (name, "500" if args.quick else
-                                           "4,500, which fills a node's replay guard"))
-        h2load(url(65536), bodies[65536], 500 if args.quick else 4500, 10, 10, log)
-        h2load(url(1024), bodies[1024], 20000 // (4 if args.quick else 1), 10, 10, log)
-        h2load(url(1024), bodies[1024], 2000 // (4 if args.quick else 1), 1, 1, log)
+        (n1k, _, _), (n1, _, _) = warm_loads(1024, args.quick)
+        say("proxy: warming %s (1 KiB: %s requests at 100 streams, %s at one; 64 KiB: %s at "
+            "100 streams)" % (name, format(n1k, ","), format(n1, ","),
+                              "500" if args.quick else "4,500, which fills a node's replay guard"))
+        for size in (65536, 1024):
+            for n, c, m in warm_loads(size, args.quick):
+                h2load(url(size), bodies[size], n, c, m, log)
     res["proxy"] = []
     total = len(SIZES) * len(LOADS)
     i = 0
