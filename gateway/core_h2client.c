@@ -50,6 +50,7 @@ struct sr_h2_call {
     size_t req_nhdrs;
     uint8_t *body;
     size_t body_len, body_off;
+    sr_slot slot; /* the body's turn to be sent (see sr_slot_acquire) */
     /* response */
     int status;
     sr_buf resp_hdrs;
@@ -84,6 +85,7 @@ struct tconn {
     bool in_recv;
     sr_sockout out; /* the flush in progress */
     bool out_full;  /* the flush stopped at OUT_HIGH with frames left */
+    sr_slots slots; /* large request bodies under way */
 };
 
 struct sr_h2_pool {
@@ -95,6 +97,7 @@ struct sr_h2_pool {
 static void tc_flush(struct tconn *tc);
 static void tc_flush_later(struct tconn *tc);
 static void tc_fail_all(struct tconn *tc, const char *why);
+static void slot_release(struct tconn *tc, sr_slot *slot);
 
 /* ---- calls ------------------------------------------------------------------- */
 
@@ -113,6 +116,7 @@ static void call_unlink(struct sr_h2_call *call)
         call->next->prev = call->prev;
     }
     call->prev = call->next = NULL;
+    slot_release(tc, &call->slot);
     if (call->stream_id > 0 && tc->h2) {
         nghttp2_session_set_stream_user_data(tc->h2, call->stream_id, NULL);
     }
@@ -217,6 +221,16 @@ void sr_h2_cancel(sr_h2_call *call)
 
 /* ---- nghttp2 client callbacks -------------------------------------------------- */
 
+/* The next large body's turn (core_sockout.h): its data is resumed. */
+static void slot_release(struct tconn *tc, sr_slot *slot)
+{
+    sr_slot *next = sr_slot_release(&tc->slots, slot);
+    if (next && tc->h2) {
+        struct sr_h2_call *call = next->owner;
+        nghttp2_session_resume_data(tc->h2, call->stream_id);
+    }
+}
+
 /* Request bodies go out without nghttp2's copy: the read callback only
  * sizes the frame (NGHTTP2_DATA_FLAG_NO_COPY) and send_data_cb appends the
  * 9-byte frame header and the slice of the body straight to the socket's
@@ -228,8 +242,11 @@ static ssize_t body_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
     (void)s;
     (void)sid;
     (void)buf;
-    (void)ud;
+    struct tconn *tc = ud;
     struct sr_h2_call *call = src->ptr;
+    if (call->body_len > SR_SEND_SMALL && !sr_slot_acquire(&tc->slots, &call->slot, call)) {
+        return NGHTTP2_ERR_DEFERRED; /* a large body's turn comes (core_sockout.h) */
+    }
     size_t left = call->body_len - call->body_off;
     size_t n = left < length ? left : length;
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
@@ -256,6 +273,9 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     call->body_off += length;
+    if (call->body_off == call->body_len) {
+        slot_release(tc, &call->slot); /* the whole body is out */
+    }
     return 0;
 }
 
@@ -365,6 +385,10 @@ static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code, void 
 
 static void tc_close(struct tconn *tc)
 {
+    for (struct sr_h2_call *call = tc->calls; call; call = call->next) {
+        call->slot.state = SR_SLOT_DONE; /* slots belong to the session going away */
+    }
+    sr_slots_reset(&tc->slots);
     if (tc->h2) {
         nghttp2_session_del(tc->h2);
         tc->h2 = NULL;
@@ -652,6 +676,7 @@ static struct tconn *tc_get(sr_h2_pool *pool, const char *origin)
         return NULL;
     }
     tc->pool = pool;
+    tc->slots.max = SR_SEND_SLOTS;
     snprintf(tc->origin, sizeof(tc->origin), "%s", origin);
     const char *a = strstr(origin, "://");
     a = a ? a + 3 : origin;

@@ -165,3 +165,58 @@ void sr_flushq_remove(sr_flushq *q, sr_sockout *o)
     o->queued = false;
     o->next = NULL;
 }
+
+/* ---- slots ---------------------------------------------------------------------- */
+
+bool sr_slot_acquire(sr_slots *q, sr_slot *s, void *owner)
+{
+    if (s->state != SR_SLOT_NONE) {
+        return s->state != SR_SLOT_WAITING;
+    }
+    s->owner = owner;
+    if (q->held < q->max) {
+        s->state = SR_SLOT_HELD;
+        q->held++;
+        return true;
+    }
+    s->state = SR_SLOT_WAITING;
+    s->next = NULL;
+    if (!q->head) {
+        q->tail = &q->head;
+    }
+    *q->tail = s;
+    q->tail = &s->next;
+    return false;
+}
+
+sr_slot *sr_slot_release(sr_slots *q, sr_slot *s)
+{
+    sr_slot *next = NULL;
+    if (s->state == SR_SLOT_WAITING) {
+        sr_slot **pp = &q->head;
+        while (*pp != s) {
+            pp = &(*pp)->next;
+        }
+        *pp = s->next;
+        if (!*pp) {
+            q->tail = pp;
+        }
+    } else if (s->state == SR_SLOT_HELD) {
+        q->held--;
+        if (q->head && q->held < q->max) {
+            next = q->head;
+            q->head = next->next;
+            next->state = SR_SLOT_HELD;
+            q->held++;
+        }
+    }
+    s->state = SR_SLOT_DONE;
+    return next;
+}
+
+void sr_slots_reset(sr_slots *q)
+{
+    q->held = 0;
+    q->head = NULL;
+    q->tail = &q->head;
+}

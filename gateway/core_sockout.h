@@ -70,4 +70,39 @@ size_t sr_sockout_pending(const sr_sockout *o);
  * out of memory (the connection should close). */
 int sr_sockout_end(sr_sockout *o);
 
+/* Slots: at most |max| bodies of an HTTP/2 connection under way at once,
+ * the others waiting their turn, oldest first. core_h2client.c uses them to
+ * send large request bodies a few at a time (SR_SEND_SLOTS; the others wait
+ * with NGHTTP2_ERR_DEFERRED from their DATA read callback): left to nghttp2,
+ * the DATA of every stream with window would be interleaved frame by frame,
+ * so under a burst of large bodies none would be whole at the peer, which
+ * verifies whole envelopes, until nearly all were; in turn, they arrive
+ * whole one after another, and the peer starts on the first while the rest
+ * are on the way. Small bodies, one frame each, never take a slot. */
+#define SR_SEND_SLOTS 8
+#define SR_SEND_SMALL (16u << 10)
+
+enum { SR_SLOT_NONE, SR_SLOT_WAITING, SR_SLOT_HELD, SR_SLOT_DONE };
+
+typedef struct sr_slot {
+    struct sr_slot *next; /* in the queue while waiting */
+    int state;            /* SR_SLOT_* */
+    void *owner;
+} sr_slot;
+
+typedef struct sr_slots {
+    unsigned held, max;
+    sr_slot *head, **tail; /* waiting, oldest first */
+} sr_slots;
+
+/* True if |s| (of |owner|) holds a slot now; false if it waits its turn. */
+bool sr_slot_acquire(sr_slots *q, sr_slot *s, void *owner);
+/* |s| is done (its body whole, or its stream gone): if it held a slot, the
+ * oldest waiting one now holds it, and is returned for its owner to start;
+ * else NULL. Idempotent. */
+sr_slot *sr_slot_release(sr_slots *q, sr_slot *s);
+/* The session is going away: forgets every slot; the owner marks each of
+ * its members SR_SLOT_DONE. */
+void sr_slots_reset(sr_slots *q);
+
 #endif

@@ -8,6 +8,9 @@ responses: the request reaches the node and runs there, and the gateway gets
 RST_STREAM (INTERNAL_ERROR) in place of the result, as when a link drops
 after the uplink; |lost| is set once they are lost, and later requests wait
 for |go| to be set before they are forwarded (the test acts in between).
+With flip_at=None it tampers with nothing and only watches: |most_partial|
+is the most request bodies it saw under way at once (some DATA received,
+not yet END_STREAM) on one connection.
 Single-threaded per connection; requests are forwarded one at a time.
 """
 
@@ -77,6 +80,7 @@ class TamperProxy:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.tampered = 0
+        self.most_partial = 0
         self.stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -107,6 +111,8 @@ class TamperProxy:
                 elif isinstance(ev, h2.events.DataReceived):
                     reqs[ev.stream_id][1] += ev.data
                     c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    partial = sum(1 for h, b in reqs.values() if b)
+                    self.most_partial = max(self.most_partial, partial)
                 elif isinstance(ev, h2.events.StreamEnded):
                     headers, body = reqs.pop(ev.stream_id)
                     if self.lose_first == 0:
@@ -118,15 +124,16 @@ class TamperProxy:
                         if self.lose_first == 0:
                             self.lost.set()
                         continue
-                    if rb:
+                    if rb and self.flip_at is not None:
                         b = bytearray(rb)
                         b[self.flip_at] ^= 0x01
                         rb = bytes(b)
                         self.tampered += 1
                     out = [(k, v) for k, v in rh if k not in ("content-length",)]
                     c.send_headers(ev.stream_id, out, end_stream=not rb)
-                    if rb:
-                        c.send_data(ev.stream_id, rb, end_stream=True)
+                    for off in range(0, len(rb), c.max_outbound_frame_size):
+                        chunk = rb[off:off + c.max_outbound_frame_size]
+                        c.send_data(ev.stream_id, chunk, end_stream=off + len(chunk) == len(rb))
             conn.sendall(c.data_to_send())
 
     def close(self):

@@ -273,6 +273,27 @@ def test_hostile_envelopes_refused_by_node():
     finish(env)
 
 
+def test_gateway_sends_large_envelopes_a_few_at_a_time():
+    """The gateway has at most 8 envelopes above 16 KiB under way at once
+    on a connection to a target, so a burst of large workloads reaches the
+    node whole one after another instead of interleaved frame by frame (a
+    watching proxy between them counts the bodies it sees under way)."""
+    env = srtest.Env("sendslots")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub])
+    proxy = TamperProxy(n["port"], flip_at=None)
+    g = env.start_gateway("gs-test", [dict(n, url="http://127.0.0.1:%d" % proxy.port)])
+    p = write(env, "64k.bin", os.urandom(65536))
+    r = run(["h2load", "-c", "1", "-m", "40", "-n", "40", "-d", p, g["url"] + "/v1/workloads"],
+            timeout=120)
+    line = [l for l in r.stdout.decode().splitlines() if l.startswith("requests:")][0]
+    check("40 succeeded, 0 failed, 0 errored" in line, line)
+    check(2 <= proxy.most_partial <= 8, "2 to 8 bodies under way at once, saw %d" %
+          proxy.most_partial)
+    proxy.close()
+    finish(env)
+
+
 def test_replay_guard_drops_oldest_results_within_its_memory():
     """A node with little replay memory keeps the newest results: a re-sent
     old envelope is refused as 409 result_dropped (it never runs twice), a
@@ -596,6 +617,7 @@ if __name__ == "__main__":
         test_h2load_1000_concurrent_streams,
         test_large_echoes_to_a_slow_reader_arrive_intact,
         test_hostile_envelopes_refused_by_node,
+        test_gateway_sends_large_envelopes_a_few_at_a_time,
         test_replay_guard_drops_oldest_results_within_its_memory,
         test_result_dropped_at_the_target_fails_at_once,
         test_tampered_result_never_reaches_client,
