@@ -79,6 +79,8 @@ struct sr_req {
     void *done_arg;
     size_t counted;    /* body bytes counted in srv->body_bytes */
     size_t unconsumed; /* received but not yet given back to flow control */
+    size_t held;       /* given back to the connection's window, not the stream's */
+    sr_slot upload;    /* a large body's turn for its window (upload_start) */
     /* response body being sent */
     uint8_t *resp;
     size_t resp_len, resp_off;
@@ -108,6 +110,7 @@ struct conn {
     unsigned header_abuse;
     bool got_request;
     struct event *first_req_timer;
+    sr_slots uploads; /* bodies beyond the initial window, granted in turn */
     /* HTTP/1.1 */
     sr_req *h1_req; /* request awaiting its response */
     bool h1_reading_body;
@@ -130,12 +133,17 @@ struct sr_http_server {
 };
 
 static void conn_free(struct conn *c);
+static void upload_done(sr_req *r);
+static void upload_start(struct conn *c, sr_req *r);
 static int conn_flush(struct conn *c);
 static void conn_flush_later(struct conn *c);
 static void conn_read_enable(struct conn *c, bool on);
 static void h1_process(struct conn *c);
 
 /* ---- requests ------------------------------------------------------------------ */
+
+#define UPLOAD_WINDOW0 (16 << 10) /* with upload slots: every stream's initial window */
+#define UPLOAD_WINDOW (1 << 20)   /* a granted stream's window; every stream's without */
 
 static sr_req *req_new(struct conn *c)
 {
@@ -162,6 +170,12 @@ static void req_unlink(sr_req *r)
     struct conn *c = r->conn;
     if (!c) {
         return;
+    }
+    upload_done(r);
+    if (r->unconsumed && c->h2) {
+        /* the stream is gone: its bytes still count against the connection */
+        nghttp2_session_consume_connection(c->h2, r->unconsumed);
+        r->unconsumed = 0;
     }
     if (r->prev) {
         r->prev->next = r->next;
@@ -346,6 +360,7 @@ size_t sr_http_server_inflight(const sr_http_server *srv)
 static void req_dispatch(sr_req *r)
 {
     struct conn *c = r->conn;
+    upload_done(r);
     r->dispatched = true;
     c->got_request = true;
     c->srv->inflight++;
@@ -621,6 +636,7 @@ static void reject_too_big(sr_req *r)
 {
     r->too_big = true;
     r->dispatched = true;
+    upload_done(r);
     r->conn->srv->inflight++;
     char detail[96];
     snprintf(detail, sizeof(detail), "{\"max_body_bytes\":%zu}", r->conn->srv->opts.max_body);
@@ -665,8 +681,73 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         req_dispatch(r);
+    } else if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+               r->conn->srv->opts.upload_slots &&
+               (r->declared_len < 0 || r->declared_len > UPLOAD_WINDOW0)) {
+        upload_start(r->conn, r);
     }
     return 0;
+}
+
+/* Upload slots (opts.upload_slots > 0). A stream may send UPLOAD_WINDOW0
+ * bytes of body at once (a typical workload fits); a larger body (by
+ * content-length, or of unknown length) gets a window of UPLOAD_WINDOW only
+ * while fewer than upload_slots bodies of its connection hold one, else it
+ * waits for one, oldest first. A sender that has many large bodies under way
+ * at once then delivers them a few at a time, each whole in turn, rather than
+ * all of them interleaved frame by frame and none whole until nearly all are.
+ * Only the stream's window waits: its first bytes are given back to the
+ * connection's window at once, so waiting streams never block granted ones. */
+static void give_back(struct conn *c, sr_req *r)
+{
+    if (!c->h2) {
+        return;
+    }
+    if (r->held) {
+        nghttp2_session_consume_stream(c->h2, r->stream_id, r->held);
+        r->held = 0;
+    }
+    if (!r->unconsumed) {
+        return;
+    }
+    if (c->srv->body_bytes <= c->srv->opts.max_buffered) {
+        nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
+        r->unconsumed = 0;
+    } else {
+        c->srv->starved = true;
+    }
+}
+
+static void upload_grant(struct conn *c, sr_req *r)
+{
+    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, UPLOAD_WINDOW);
+    give_back(c, r);
+    if (!c->in_recv) {
+        conn_flush_later(c);
+    }
+}
+
+static void upload_start(struct conn *c, sr_req *r)
+{
+    if (sr_slot_acquire(&c->uploads, &r->upload, r)) {
+        upload_grant(c, r);
+    }
+}
+
+/* The body is complete, refused or gone: its grant passes to the next. */
+static void upload_done(sr_req *r)
+{
+    struct conn *c = r->conn;
+    if (!c) {
+        return;
+    }
+    bool waited = r->upload.state == SR_SLOT_WAITING;
+    sr_slot *next = sr_slot_release(&c->uploads, &r->upload);
+    if (waited) {
+        give_back(c, r); /* what it sent within its first window */
+    } else if (next) {
+        upload_grant(c, next->owner);
+    }
 }
 
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
@@ -701,11 +782,16 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
     sr_http_server *srv = c->srv;
     r->counted += len;
     srv->body_bytes += len;
-    if (srv->body_bytes <= srv->opts.max_buffered) {
-        nghttp2_session_consume(s, sid, len);
-    } else {
+    if (srv->body_bytes > srv->opts.max_buffered) {
         r->unconsumed += len;
         srv->starved = true;
+    } else if (r->upload.state == SR_SLOT_WAITING) {
+        /* the stream waits for its grant, but not at the expense of the
+         * connection: bodies that hold grants must still get through */
+        nghttp2_session_consume_connection(s, len);
+        r->held += len;
+    } else {
+        nghttp2_session_consume(s, sid, len);
     }
     return 0;
 }
@@ -721,7 +807,13 @@ static void budget_release(sr_http_server *srv)
         bool any = false;
         for (sr_req *r = c->reqs; r; r = r->next) {
             if (r->unconsumed && c->h2 && !c->in_recv) {
-                nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
+                if (r->upload.state == SR_SLOT_WAITING) {
+                    /* the stream's own window waits for its grant */
+                    nghttp2_session_consume_connection(c->h2, r->unconsumed);
+                    r->held += r->unconsumed;
+                } else {
+                    nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
+                }
                 r->unconsumed = 0;
                 any = true;
             } else if (r->unconsumed) {
@@ -832,7 +924,8 @@ static int conn_start_h2(struct conn *c)
     }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->srv->opts.max_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+         c->srv->opts.upload_slots ? UPLOAD_WINDOW0 : UPLOAD_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->srv->opts.max_header_list},
     };
     nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
@@ -856,6 +949,10 @@ static void conn_free(struct conn *c)
     if (c->next) {
         c->next->prev = c->prev;
     }
+    for (sr_req *r = c->reqs; r; r = r->next) {
+        r->upload.state = SR_SLOT_DONE; /* no grants on the way out */
+    }
+    sr_slots_reset(&c->uploads);
     while (c->reqs) {
         req_abort(c->reqs);
     }
@@ -1214,6 +1311,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     c->srv = srv;
+    c->uploads.max = srv->opts.upload_slots;
     srv->nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

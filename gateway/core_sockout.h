@@ -78,7 +78,8 @@ int sr_sockout_end(sr_sockout *o);
  * so under a burst of large bodies none would be whole at the peer, which
  * verifies whole envelopes, until nearly all were; in turn, they arrive
  * whole one after another, and the peer starts on the first while the rest
- * are on the way. Small bodies, one frame each, never take a slot. */
+ * are on the way. Small bodies, one frame each, never take a slot.
+ * core_h2server.c uses them to let large uploads in a few at a time. */
 #define SR_SEND_SLOTS 8
 #define SR_SEND_SMALL (16u << 10)
 

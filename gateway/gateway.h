@@ -84,6 +84,9 @@ struct sr_http_server_opts {
     size_t max_buffered;    /* request body bytes held, all connections; past it
                                flow control stalls senders; 0 = 256 MiB */
     size_t max_conns;       /* open connections; more are closed; 0 = 4096 */
+    unsigned upload_slots;  /* 0: every stream may send 1 MiB of body at once; N:
+                               16 KiB, and bodies larger than that get their window
+                               N at a time per connection, oldest first */
     uint64_t rate_Bps;      /* per-connection bytes per second, each direction (link
                                emulation: an RF link's data rate); 0 = unlimited */
     sr_http_handler handler;

@@ -60,6 +60,10 @@ static const char usage_text[] =
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024,\n"
     "                     default 32; 1: a signature per result)\n"
+    "  --upload-slots N   let envelopes above 16 KiB in N at a time per connection,\n"
+    "                     oldest first, each whole in turn, whatever the sender's\n"
+    "                     order (default 0: as sent; skyrouted already sends them\n"
+    "                     8 at a time)\n"
     "  --replay-memory BYTES  results kept to answer a re-sent workload (default\n"
     "                     256 MiB; the oldest are dropped first: a re-sent one then\n"
     "                     gets 409 result_dropped, never a second run)\n"
@@ -1293,11 +1297,13 @@ int main(int argc, char **argv)
         {"link-bps", required_argument, 0, 'R'},
         {"envelope-batch", required_argument, 0, 'B'},
         {"replay-memory", required_argument, 0, 'P'},
+        {"upload-slots", required_argument, 0, 'U'},
         {0, 0, 0, 0},
     };
     const char *emu_file = NULL, *emu_station = NULL, *emu_which = NULL;
     double link_bps = 0;
     size_t replay_memory = (size_t)256 << 20;
+    unsigned upload_slots = 0;
     struct node n;
     memset(&n, 0, sizeof(n));
     n.gops = 10;
@@ -1342,6 +1348,13 @@ int main(int argc, char **argv)
                 return usage_error("--replay-memory must be a number of bytes in [0, 1e12]");
             }
             replay_memory = (size_t)d;
+            break;
+        case 'U':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 0 || d > 1000 ||
+                d != (double)(unsigned)d) {
+                return usage_error("--upload-slots must be an integer in [0, 1000]");
+            }
+            upload_slots = (unsigned)d;
             break;
         case 'B':
             if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 1 || d > SR_ENV_BATCH_MAX ||
@@ -1510,6 +1523,7 @@ int main(int argc, char **argv)
     struct sr_http_server_opts so = {.listen = listen,
                                      .max_body = n.max_body + 4096,
                                      .rate_Bps = (uint64_t)(link_bps / 8),
+                                     .upload_slots = upload_slots,
                                      .handler = main_handler,
                                      .arg = &n};
     if (sr_http_server_new(&n.main, n.base, &so, err, sizeof(err)) != 0) {

@@ -147,6 +147,33 @@ def test_h2load_1000_concurrent_streams():
 test_h2load_1000_concurrent_streams.heavy = True
 
 
+def h2_wide_client():
+    """An h2 client connection with 16 MiB stream and 64 MiB connection
+    windows: it never holds a sender back."""
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding="utf-8"))
+    c.local_settings = h2.settings.Settings(client=True, initial_values={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 << 20})
+    c.initiate_connection()
+    c.increment_flow_control_window(64 << 20)
+    return c
+
+
+def take_answers(c, data, status, got, ended):
+    """Feeds received bytes to h2 connection |c|, collecting each stream's
+    status, body and end; a reset stream or connection fails the test."""
+    for e in c.receive_data(data):
+        if isinstance(e, h2.events.ResponseReceived):
+            status[e.stream_id] = dict(e.headers).get(":status")
+        elif isinstance(e, h2.events.DataReceived):
+            got[e.stream_id] += e.data
+            c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        elif isinstance(e, h2.events.StreamEnded):
+            ended.add(e.stream_id)
+        elif isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+            check(False, "stream or connection reset: %r" % e)
+
+
 def test_large_echoes_to_a_slow_reader_arrive_intact():
     """Many large responses to a client that stops reading: the gateway's
     direct socket writes meet a full socket and fall back to the queued
@@ -159,12 +186,7 @@ def test_large_echoes_to_a_slow_reader_arrive_intact():
     bodies = {1 + 2 * i: os.urandom(size) for i in range(n)}
     s = socket.create_connection(("127.0.0.1", g["port"]), timeout=30)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
-                                                             header_encoding="utf-8"))
-    c.local_settings = h2.settings.Settings(client=True, initial_values={
-        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 << 20})
-    c.initiate_connection()
-    c.increment_flow_control_window(64 << 20)
+    c = h2_wide_client()
     for sid, body in bodies.items():
         c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "gw"),
                              (":path", "/v1/workloads"), ("content-length", str(size)),
@@ -192,16 +214,7 @@ def test_large_echoes_to_a_slow_reader_arrive_intact():
         data = s.recv(65536)
         if not data:
             break
-        for e in c.receive_data(data):
-            if isinstance(e, h2.events.ResponseReceived):
-                status[e.stream_id] = dict(e.headers).get(":status")
-            elif isinstance(e, h2.events.DataReceived):
-                got[e.stream_id] += e.data
-                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
-            elif isinstance(e, h2.events.StreamEnded):
-                ended.add(e.stream_id)
-            elif isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
-                check(False, "stream or connection reset: %r" % e)
+        take_answers(c, data, status, got, ended)
         s.sendall(c.data_to_send())
     s.close()
     check(len(ended) == n, "all %d streams ended (%d)" % (n, len(ended)))
@@ -270,6 +283,112 @@ def test_hostile_envelopes_refused_by_node():
         check(after == before + 1, "%s counted under %s" % (name, reason))
 # the replay carried the stored result, and the handler ran once
     check(srtest.metric(admin, "skyroute_node_executed_total") == 1, "executed once")
+    finish(env)
+
+
+def upload_interleaved(port, bodies, reset=(), chunk=4096, wait_for=None, timeout=60):
+    """Opens h2c to a node, sends the bodies round robin, |chunk| bytes per
+    stream per pass, as far as each stream's window allows (a sender that has
+    them all under way at once), resets the streams in |reset| once their
+    headers are out, and reads the answers. Returns the node's initial stream
+    window, the order in which the bodies went out whole, the most bodies at
+    once that had passed the first 16 KiB without being whole, and per stream
+    (status, response body). Waits for the answers to |wait_for| (default:
+    every stream not reset)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    c = h2_wide_client()
+    s.sendall(c.data_to_send())
+    c.receive_data(s.recv(65536))  # the node's SETTINGS: windows are its own from here
+    s.sendall(c.data_to_send())
+    window0 = c.remote_settings.initial_window_size
+    left = {}
+    for sid, body in bodies.items():
+        c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "node"),
+                             (":path", "/v1/exec"), ("content-length", str(len(body)))])
+        left[sid] = body
+    for sid in reset:
+        c.reset_stream(sid)
+        del left[sid]
+    s.sendall(c.data_to_send())
+    sent = {sid: 0 for sid in left}
+    wait_for = set(left) if wait_for is None else set(wait_for)
+    whole, most = [], 0
+    status, got, ended = {}, {sid: bytearray() for sid in bodies}, set()
+    deadline = time.time() + timeout
+    while not wait_for <= ended and time.time() < deadline:
+        more = False  # a stream still has window for what it has left
+        for sid in sorted(left):
+            room = min(c.local_flow_control_window(sid), len(left[sid]), chunk)
+            if room > 0:
+                c.send_data(sid, left[sid][:room], end_stream=(room == len(left[sid])))
+                left[sid] = left[sid][room:]
+                sent[sid] += room
+                if not left[sid]:
+                    del left[sid]
+                    whole.append(sid)
+                elif c.local_flow_control_window(sid) > 0:
+                    more = True
+        most = max(most, sum(1 for sid in left if sent[sid] > 16384))
+        s.sendall(c.data_to_send())
+        s.setblocking(False) if more else s.settimeout(max(0.1, deadline - time.time()))
+        try:
+            data = s.recv(1 << 20)
+        except (BlockingIOError, socket.timeout):
+            continue
+        if not data:
+            break
+        take_answers(c, data, status, got, ended)
+        s.sendall(c.data_to_send())
+    s.close()
+    return window0, whole, most, {sid: (status.get(sid), bytes(got[sid])) for sid in bodies}
+
+
+def test_node_takes_large_envelopes_a_few_at_a_time():
+    """--upload-slots: a sender with many large envelopes under way at once
+    gets window for N of them per connection, oldest first, so they arrive
+    whole one after another; a stream reset while it waits gives up its
+    place; with 0, all are let through at once, interleaved."""
+    env = srtest.Env("slots")
+    gkey, gpub = env.keygen("gw")
+    for bad in ("-1", "1001", "2.5", "many"):
+        r = run([srtest.NODE, "--upload-slots", bad, "--id", "x"])
+        check(r.returncode == 2 and b"--upload-slots must be an integer in [0, 1000]" in r.stderr,
+              "--upload-slots %s refused: %d %r" % (bad, r.returncode, r.stderr[:200]))
+    payloads = [os.urandom(100 * 1024) for _ in range(12)]
+    for slots in (2, 0):
+        node = env.start_node("n%d" % slots, [gpub], admin=False,
+                              extra=["--upload-slots", str(slots)])
+        bodies = {1 + 2 * i: seal(env, gkey, "n%d" % slots, payload=p)
+                  for i, p in enumerate(payloads)}
+        window0, whole, most, res = upload_interleaved(node["port"], bodies, reset=(5,))
+        for sid, (st, body) in res.items():
+            if sid == 5:
+                check(st is None, "the reset stream got no answer: %s" % st)
+                continue
+            check(st == "200", "slots %d, stream %d: status %s %r" % (slots, sid, st, body[:200]))
+            check(payloads[(sid - 1) // 2] in body, "slots %d, stream %d: payload echoed" %
+                  (slots, sid))
+        if slots:
+            check(window0 == 16384, "initial stream window 16 KiB, got %s" % window0)
+            check(most == 2, "at most 2 bodies past 16 KiB at once, got %d" % most)
+            check(whole == [1, 3] + list(range(7, 24, 2)), "whole oldest first, got %s" % whole)
+        else:
+            check(window0 == 1 << 20, "initial stream window 1 MiB, got %s" % window0)
+            check(most == 11, "all 11 bodies under way at once, got %d" % most)
+        env.stop(node["proc"])
+
+    # Waiting streams give their first 16 KiB back to the connection's
+    # window: 999 of them hold 15.6 MiB of the node's 16 MiB, and the one
+    # granted body, 4 MiB, must still get through.
+    node = env.start_node("nc", [gpub], admin=False, extra=["--upload-slots", "1"])
+    big = os.urandom(4 << 20)
+    bodies = {1: seal(env, gkey, "nc", payload=big)}
+    junk = os.urandom(1 << 20)
+    for i in range(1, 1000):
+        bodies[1 + 2 * i] = junk
+    res = upload_interleaved(node["port"], bodies, chunk=16384, wait_for=[1])[-1]
+    st, body = res[1]
+    check(st == "200" and big in body, "the granted 4 MiB body went through: %s" % st)
     finish(env)
 
 
@@ -617,6 +736,7 @@ if __name__ == "__main__":
         test_h2load_1000_concurrent_streams,
         test_large_echoes_to_a_slow_reader_arrive_intact,
         test_hostile_envelopes_refused_by_node,
+        test_node_takes_large_envelopes_a_few_at_a_time,
         test_gateway_sends_large_envelopes_a_few_at_a_time,
         test_replay_guard_drops_oldest_results_within_its_memory,
         test_result_dropped_at_the_target_fails_at_once,
