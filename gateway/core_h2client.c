@@ -50,7 +50,8 @@ struct sr_h2_call {
     size_t req_nhdrs;
     uint8_t *body;
     size_t body_len, body_off;
-    sr_slot slot; /* the body's turn to be sent (see sr_slot_acquire) */
+    sr_slot slot;     /* the body's turn to be sent, earliest deadline first */
+    int64_t deadline; /* monotonic ms: the call times out then */
     /* response */
     int status;
     sr_buf resp_hdrs;
@@ -244,7 +245,8 @@ static ssize_t body_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
     (void)buf;
     struct tconn *tc = ud;
     struct sr_h2_call *call = src->ptr;
-    if (call->body_len > SR_SEND_SMALL && !sr_slot_acquire(&tc->slots, &call->slot, call)) {
+    if (call->body_len > SR_SEND_SMALL &&
+        !sr_slot_acquire(&tc->slots, &call->slot, call, call->deadline)) {
         return NGHTTP2_ERR_DEFERRED; /* a large body's turn comes (core_sockout.h) */
     }
     size_t left = call->body_len - call->body_off;
@@ -759,6 +761,7 @@ static sr_h2_call *request_new(sr_h2_pool *pool, const char *origin, const char 
     sr_buf_init(&call->resp_body, MAX_RESP_BODY);
     event_assign(&call->done_ev, pool->base, -1, 0, call_deliver, call);
     evtimer_assign(&call->timer, pool->base, call_timeout_cb, call);
+    call->deadline = sr_mono_ms() + timeout_ms;
     char lenstr[24];
     snprintf(lenstr, sizeof(lenstr), "%zu", len);
     bool has_body = body || owned;

@@ -729,7 +729,7 @@ static void upload_grant(struct conn *c, sr_req *r)
 
 static void upload_start(struct conn *c, sr_req *r)
 {
-    if (sr_slot_acquire(&c->uploads, &r->upload, r)) {
+    if (sr_slot_acquire(&c->uploads, &r->upload, r, 0)) { /* oldest first */
         upload_grant(c, r);
     }
 }

@@ -168,24 +168,32 @@ void sr_flushq_remove(sr_flushq *q, sr_sockout *o)
 
 /* ---- slots ---------------------------------------------------------------------- */
 
-bool sr_slot_acquire(sr_slots *q, sr_slot *s, void *owner)
+bool sr_slot_acquire(sr_slots *q, sr_slot *s, void *owner, int64_t key)
 {
     if (s->state != SR_SLOT_NONE) {
         return s->state != SR_SLOT_WAITING;
     }
     s->owner = owner;
+    s->key = key;
     if (q->held < q->max) {
         s->state = SR_SLOT_HELD;
         q->held++;
         return true;
     }
     s->state = SR_SLOT_WAITING;
-    s->next = NULL;
-    if (!q->head) {
-        q->tail = &q->head;
+    sr_slot *prev = NULL; /* the last one that goes before |s| */
+    if (q->last && q->last->key <= key) {
+        prev = q->last; /* the usual case: keys come in order */
+    } else {
+        for (sr_slot *w = q->head; w && w->key <= key; w = w->next) {
+            prev = w;
+        }
     }
-    *q->tail = s;
-    q->tail = &s->next;
+    s->next = prev ? prev->next : q->head;
+    *(prev ? &prev->next : &q->head) = s;
+    if (!s->next) {
+        q->last = s;
+    }
     return false;
 }
 
@@ -193,19 +201,22 @@ sr_slot *sr_slot_release(sr_slots *q, sr_slot *s)
 {
     sr_slot *next = NULL;
     if (s->state == SR_SLOT_WAITING) {
-        sr_slot **pp = &q->head;
-        while (*pp != s) {
-            pp = &(*pp)->next;
+        sr_slot *prev = NULL;
+        for (sr_slot *w = q->head; w != s; w = w->next) {
+            prev = w;
         }
-        *pp = s->next;
-        if (!*pp) {
-            q->tail = pp;
+        *(prev ? &prev->next : &q->head) = s->next;
+        if (q->last == s) {
+            q->last = prev;
         }
     } else if (s->state == SR_SLOT_HELD) {
         q->held--;
         if (q->head && q->held < q->max) {
             next = q->head;
             q->head = next->next;
+            if (!q->head) {
+                q->last = NULL;
+            }
             next->state = SR_SLOT_HELD;
             q->held++;
         }
@@ -217,6 +228,5 @@ sr_slot *sr_slot_release(sr_slots *q, sr_slot *s)
 void sr_slots_reset(sr_slots *q)
 {
     q->held = 0;
-    q->head = NULL;
-    q->tail = &q->head;
+    q->head = q->last = NULL;
 }

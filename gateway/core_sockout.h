@@ -71,12 +71,12 @@ size_t sr_sockout_pending(const sr_sockout *o);
 int sr_sockout_end(sr_sockout *o);
 
 /* Slots: at most |max| bodies of an HTTP/2 connection under way at once,
- * the others waiting their turn, oldest first. core_h2client.c uses them to
- * send large request bodies a few at a time (SR_SEND_SLOTS; the others wait
- * with NGHTTP2_ERR_DEFERRED from their DATA read callback): left to nghttp2,
- * the DATA of every stream with window would be interleaved frame by frame,
- * so under a burst of large bodies none would be whole at the peer, which
- * verifies whole envelopes, until nearly all were; in turn, they arrive
+ * the others waiting their turn in order of a key (the client's: each
+ * workload's deadline, so the earliest goes first), equal keys oldest first. core_h2client.c uses
+ * them to send large request bodies a few at a time (SR_SEND_SLOTS; the others wait with
+ * NGHTTP2_ERR_DEFERRED from their DATA read callback): left to nghttp2, the DATA of every stream
+ * with window would be interleaved frame by frame, so under a burst of large bodies none would be
+ * whole at the peer, which verifies whole envelopes, until nearly all were; in turn, they arrive
  * whole one after another, and the peer starts on the first while the rest
  * are on the way. Small bodies, one frame each, never take a slot.
  * core_h2server.c uses them to let large uploads in a few at a time. */
@@ -88,16 +88,18 @@ enum { SR_SLOT_NONE, SR_SLOT_WAITING, SR_SLOT_HELD, SR_SLOT_DONE };
 typedef struct sr_slot {
     struct sr_slot *next; /* in the queue while waiting */
     int state;            /* SR_SLOT_* */
+    int64_t key;
     void *owner;
 } sr_slot;
 
 typedef struct sr_slots {
     unsigned held, max;
-    sr_slot *head, **tail; /* waiting, oldest first */
+    sr_slot *head, *last; /* waiting, by key, equal keys oldest first */
 } sr_slots;
 
-/* True if |s| (of |owner|) holds a slot now; false if it waits its turn. */
-bool sr_slot_acquire(sr_slots *q, sr_slot *s, void *owner);
+/* True if |s| (of |owner|) holds a slot now; false if it waits its turn,
+ * behind those waiting with a key not above |key|. */
+bool sr_slot_acquire(sr_slots *q, sr_slot *s, void *owner, int64_t key);
 /* |s| is done (its body whole, or its stream gone): if it held a slot, the
  * oldest waiting one now holds it, and is returned for its owner to start;
  * else NULL. Idempotent. */

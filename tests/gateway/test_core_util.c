@@ -1,6 +1,7 @@
 /*
  * gateway/core_util.c: address parsing (numeric hosts only, so no resolver
- * traffic), query parameters and config-relative paths.
+ * traffic), query parameters and config-relative paths; gateway/core_sockout.c:
+ * the send slots' queue.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "gateway/core_sockout.h"
 #include "gateway/gateway.h"
 
 /* ---- sr_parse_hostport ------------------------------------------------------------------ */
@@ -200,6 +202,74 @@ static void test_path_relative_too_long(void **state)
                      SR_ERR_TOOBIG);
 }
 
+/* ---- sr_slot_* -------------------------------------------------------------------------- */
+
+/* The owners of the slots waiting, in queue order, as letters. */
+static void waiting(const sr_slots *q, char *out)
+{
+    for (const sr_slot *w = q->head; w; w = w->next) {
+        *out++ = *(const char *)w->owner;
+    }
+    *out = 0;
+}
+
+static void test_slots_by_key_then_arrival(void **state)
+{
+    (void)state;
+    sr_slots q = {.max = 2};
+    sr_slot s[7] = {{0}};
+    static const char names[] = "abcdefg";
+    static const int64_t keys[] = {100, 100, 300, 200, 200, 50, 400};
+    bool got[7];
+    for (int i = 0; i < 7; i++) {
+        got[i] = sr_slot_acquire(&q, &s[i], (void *)&names[i], keys[i]);
+    }
+    assert_true(got[0] && got[1]);
+    for (int i = 2; i < 7; i++) {
+        assert_false(got[i]);
+        assert_int_equal(s[i].state, SR_SLOT_WAITING);
+    }
+    char order[8];
+    waiting(&q, order);
+    assert_string_equal(order, "fdecg"); /* earliest key first; d before e: arrival */
+    assert_ptr_equal(q.last, &s[6]);
+    /* asking again changes nothing */
+    assert_false(sr_slot_acquire(&q, &s[2], (void *)&names[2], 0));
+    assert_true(sr_slot_acquire(&q, &s[0], (void *)&names[0], 0));
+
+    /* a waiting one leaves (its stream reset): from the middle, then the end */
+    assert_null(sr_slot_release(&q, &s[4]));
+    assert_null(sr_slot_release(&q, &s[6]));
+    waiting(&q, order);
+    assert_string_equal(order, "fdc");
+    assert_ptr_equal(q.last, &s[2]);
+
+    /* a held one finishes: the head of the queue takes its slot */
+    assert_ptr_equal(sr_slot_release(&q, &s[0]), &s[5]);
+    assert_int_equal(s[5].state, SR_SLOT_HELD);
+    assert_true(sr_slot_acquire(&q, &s[5], (void *)&names[5], 50)); /* held now */
+    assert_null(sr_slot_release(&q, &s[0]));                        /* idempotent */
+    assert_ptr_equal(sr_slot_release(&q, &s[1]), &s[3]);
+    assert_ptr_equal(sr_slot_release(&q, &s[5]), &s[2]);
+    assert_null(q.head);
+    assert_null(q.last);
+    assert_null(sr_slot_release(&q, &s[3]));
+    assert_null(sr_slot_release(&q, &s[2]));
+    assert_int_equal(q.held, 0);
+
+    /* in order of arrival when keys are equal, appended at the end */
+    sr_slot t[4] = {{0}};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sr_slot_acquire(&q, &t[i], (void *)&names[i], 7), i < 2);
+    }
+    waiting(&q, order);
+    assert_string_equal(order, "cd");
+    sr_slots_reset(&q);
+    assert_int_equal(q.held, 0);
+    assert_null(q.head);
+    assert_null(q.last);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_query_too_long),
         cmocka_unit_test(test_path_relative),
         cmocka_unit_test(test_path_relative_too_long),
+        cmocka_unit_test(test_slots_by_key_then_arrival),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

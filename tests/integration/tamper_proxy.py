@@ -10,17 +10,22 @@ after the uplink; |lost| is set once they are lost, and later requests wait
 for |go| to be set before they are forwarded (the test acts in between).
 With flip_at=None it tampers with nothing and only watches: |most_partial|
 is the most request bodies it saw under way at once (some DATA received,
-not yet END_STREAM) on one connection.
+not yet END_STREAM) on one connection, and |whole| the sizes of the bodies
+in the order they arrived whole. read_delay=S makes it a slow reader (64 KiB
+per S seconds, a small socket buffer, wide HTTP/2 windows: the sender is
+held back by TCP alone).
 Single-threaded per connection; requests are forwarded one at a time.
 """
 
 import socket
 import threading
+import time
 
 import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.settings
 
 
 def _forward(upstream_port, headers, body, timeout=10):
@@ -66,7 +71,7 @@ def _forward(upstream_port, headers, body, timeout=10):
 
 
 class TamperProxy:
-    def __init__(self, upstream_port, flip_at=-10, lose_first=0):
+    def __init__(self, upstream_port, flip_at=-10, lose_first=0, read_delay=0.0):
         self.upstream_port = upstream_port
         self.flip_at = flip_at  # index of the response body byte to flip
         self.lose_first = lose_first
@@ -74,8 +79,12 @@ class TamperProxy:
         self.go = threading.Event()
         if not lose_first:
             self.go.set()
+        self.read_delay = read_delay
+        self.whole = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if read_delay:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
@@ -95,10 +104,16 @@ class TamperProxy:
     def _serve(self, conn):
         c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
                                                                  header_encoding="utf-8"))
+        if self.read_delay:
+            c.local_settings = h2.settings.Settings(client=False, initial_values={
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 << 20})
         c.initiate_connection()
+        if self.read_delay:
+            c.increment_flow_control_window(64 << 20)
         conn.sendall(c.data_to_send())
         reqs = {}
         while True:
+            time.sleep(self.read_delay)
             try:
                 data = conn.recv(65536)
             except OSError:
@@ -115,6 +130,7 @@ class TamperProxy:
                     self.most_partial = max(self.most_partial, partial)
                 elif isinstance(ev, h2.events.StreamEnded):
                     headers, body = reqs.pop(ev.stream_id)
+                    self.whole.append(len(body))
                     if self.lose_first == 0:
                         self.go.wait(30)
                     status, rh, rb = _forward(self.upstream_port, headers, bytes(body))

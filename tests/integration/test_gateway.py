@@ -413,6 +413,40 @@ def test_gateway_sends_large_envelopes_a_few_at_a_time():
     finish(env)
 
 
+def test_gateway_sends_the_earliest_deadline_first():
+    """Among large envelopes waiting for a send slot, the one whose workload
+    must finish first goes first. Behind a slow link (a proxy reading 64 KiB
+    per 20 ms), 24 bulk workloads of 1 MiB with a minute to spare are under
+    way when one of 64 KiB with 20 s arrives: it reaches the node well before
+    the bulk that waited ahead of it (oldest first, it would come last)."""
+    env = srtest.Env("edf")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub])
+    proxy = TamperProxy(n["port"], flip_at=None, read_delay=0.02)
+    g = env.start_gateway("gs-test", [dict(n, url="http://127.0.0.1:%d" % proxy.port)])
+    url = g["url"] + "/v1/workloads"
+    bulk = write(env, "bulk.bin", os.urandom(1 << 20))
+    urgent = write(env, "urgent.bin", os.urandom(65536))
+    h = subprocess.Popen(["h2load", "-c", "1", "-m", "24", "-n", "24", "-d", bulk,
+                          "-H", "skyroute-deadline-ms: 60000", url],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    st, hdrs, body = srtest.curl_post(url, urgent, headers=["skyroute-deadline-ms: 20000"])
+    out = h.communicate(timeout=120)[0].decode()
+    check(st == 200 and len(body) == 65536, "the urgent workload: %s, %d bytes" % (st, len(body)))
+    line = [l for l in out.splitlines() if l.startswith("requests:")][0]
+    check("24 succeeded, 0 failed, 0 errored" in line, line)
+    check(len(proxy.whole) == 25, "25 bodies reached the node: %s" % proxy.whole)
+    at = [i for i, size in enumerate(proxy.whole) if size < 512 * 1024]
+    check(len(at) == 1 and 1 <= at[0] <= 16,
+          "the urgent one reached the node after 1 to 16 of the bulk: %s" % at)
+    proxy.close()
+    finish(env)
+
+
+test_gateway_sends_the_earliest_deadline_first.heavy = True
+
+
 def test_replay_guard_drops_oldest_results_within_its_memory():
     """A node with little replay memory keeps the newest results: a re-sent
     old envelope is refused as 409 result_dropped (it never runs twice), a
@@ -738,6 +772,7 @@ if __name__ == "__main__":
         test_hostile_envelopes_refused_by_node,
         test_node_takes_large_envelopes_a_few_at_a_time,
         test_gateway_sends_large_envelopes_a_few_at_a_time,
+        test_gateway_sends_the_earliest_deadline_first,
         test_replay_guard_drops_oldest_results_within_its_memory,
         test_result_dropped_at_the_target_fails_at_once,
         test_tampered_result_never_reaches_client,
