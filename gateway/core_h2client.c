@@ -821,6 +821,16 @@ static sr_h2_call *request_new(sr_h2_pool *pool, const char *origin, const char 
     return call;
 }
 
+unsigned sr_h2_pool_waiting(const sr_h2_pool *pool, const char *origin)
+{
+    for (const struct tconn *tc = pool->conns; tc; tc = tc->next) {
+        if (!strcmp(tc->origin, origin)) {
+            return tc->slots.waiting;
+        }
+    }
+    return 0;
+}
+
 sr_h2_call *sr_h2_request(sr_h2_pool *pool, const char *origin, const char *method,
                           const char *path, const struct sr_http_header *hdrs, size_t nhdrs,
                           const void *body, size_t len, int64_t timeout_ms, sr_h2_done done,

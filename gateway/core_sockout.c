@@ -181,6 +181,7 @@ bool sr_slot_acquire(sr_slots *q, sr_slot *s, void *owner, int64_t key)
         return true;
     }
     s->state = SR_SLOT_WAITING;
+    q->waiting++;
     sr_slot *prev = NULL; /* the last one that goes before |s| */
     if (q->last && q->last->key <= key) {
         prev = q->last; /* the usual case: keys come in order */
@@ -209,6 +210,7 @@ sr_slot *sr_slot_release(sr_slots *q, sr_slot *s)
         if (q->last == s) {
             q->last = prev;
         }
+        q->waiting--;
     } else if (s->state == SR_SLOT_HELD) {
         q->held--;
         if (q->head && q->held < q->max) {
@@ -219,6 +221,7 @@ sr_slot *sr_slot_release(sr_slots *q, sr_slot *s)
             }
             next->state = SR_SLOT_HELD;
             q->held++;
+            q->waiting--;
         }
     }
     s->state = SR_SLOT_DONE;
@@ -227,6 +230,6 @@ sr_slot *sr_slot_release(sr_slots *q, sr_slot *s)
 
 void sr_slots_reset(sr_slots *q)
 {
-    q->held = 0;
+    q->held = q->waiting = 0;
     q->head = q->last = NULL;
 }

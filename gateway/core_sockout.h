@@ -93,7 +93,7 @@ typedef struct sr_slot {
 } sr_slot;
 
 typedef struct sr_slots {
-    unsigned held, max;
+    unsigned held, max, waiting;
     sr_slot *head, *last; /* waiting, by key, equal keys oldest first */
 } sr_slots;
 

@@ -198,6 +198,9 @@ sr_h2_call *sr_h2_request_take(sr_h2_pool *pool, const char *origin, const char 
                                sr_buf *body, int64_t timeout_ms, sr_h2_done done, void *arg);
 /* Cancels a pending call: |done| will not be called. */
 void sr_h2_cancel(sr_h2_call *call);
+/* Request bodies waiting for a send slot on the connection to |origin|
+ * (core_sockout.h): large ones beyond the 8 under way. */
+unsigned sr_h2_pool_waiting(const sr_h2_pool *pool, const char *origin);
 
 /* ---- metrics ------------------------------------------------------------------ */
 

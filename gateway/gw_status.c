@@ -49,6 +49,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     int64_t now = sr_now_ms();
     size_t in_view = sr_router_passes(g->router, NULL, now, now + 1, NULL, 0);
     sr_metrics_set(g->metrics, "skyroute_passes_in_view", "", (double)in_view);
+    for (size_t i = 0; i < g->ntargets; i++) {
+        const struct sr_target_cfg *t = g->targets[i].cfg;
+        char labels[160];
+        snprintf(labels, sizeof(labels), "target=\"%s\"", t->id);
+        sr_metrics_set(g->metrics, "skyroute_target_bodies_waiting", labels,
+                       (double)sr_h2_pool_waiting(g->pool, t->url));
+    }
 }
 
 int gw_status_init(struct gw *g, char *err, size_t errlen)
@@ -69,6 +76,9 @@ int gw_status_init(struct gw *g, char *err, size_t errlen)
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     sr_metrics_describe(g->metrics, "skyroute_passes_in_view", "gauge",
                         "Satellite passes over this station in progress now.");
+    sr_metrics_describe(g->metrics, "skyroute_target_bodies_waiting", "gauge",
+                        "Workloads above 16 KiB waiting for one of the 8 send slots of the "
+                        "connection to a target (earliest deadline first).");
     sr_metrics_describe(g->metrics, "skyroute_prediction_error_seconds", "histogram",
                         "|actual - predicted| completion time of successful workloads.");
     sr_metrics_describe(g->metrics, "skyroute_routing_choices_total", "counter",

@@ -232,6 +232,7 @@ static void test_slots_by_key_then_arrival(void **state)
     char order[8];
     waiting(&q, order);
     assert_string_equal(order, "fdecg"); /* earliest key first; d before e: arrival */
+    assert_int_equal(q.waiting, 5);
     assert_ptr_equal(q.last, &s[6]);
     /* asking again changes nothing */
     assert_false(sr_slot_acquire(&q, &s[2], (void *)&names[2], 0));
@@ -243,6 +244,7 @@ static void test_slots_by_key_then_arrival(void **state)
     waiting(&q, order);
     assert_string_equal(order, "fdc");
     assert_ptr_equal(q.last, &s[2]);
+    assert_int_equal(q.waiting, 3);
 
     /* a held one finishes: the head of the queue takes its slot */
     assert_ptr_equal(sr_slot_release(&q, &s[0]), &s[5]);
@@ -256,6 +258,7 @@ static void test_slots_by_key_then_arrival(void **state)
     assert_null(sr_slot_release(&q, &s[3]));
     assert_null(sr_slot_release(&q, &s[2]));
     assert_int_equal(q.held, 0);
+    assert_int_equal(q.waiting, 0);
 
     /* in order of arrival when keys are equal, appended at the end */
     sr_slot t[4] = {{0}};
@@ -264,8 +267,10 @@ static void test_slots_by_key_then_arrival(void **state)
     }
     waiting(&q, order);
     assert_string_equal(order, "cd");
+    assert_int_equal(q.waiting, 2);
     sr_slots_reset(&q);
     assert_int_equal(q.held, 0);
+    assert_int_equal(q.waiting, 0);
     assert_null(q.head);
     assert_null(q.last);
 }

@@ -432,6 +432,12 @@ def test_gateway_sends_the_earliest_deadline_first():
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(0.5)
     st, hdrs, body = srtest.curl_post(url, urgent, headers=["skyroute-deadline-ms: 20000"])
+    # the bulk still waiting shows on /metrics (a gauge set every second)
+    waiting = []
+    while h.poll() is None:
+        waiting.append(srtest.metric(g["admin"], "skyroute_target_bodies_waiting",
+                                     'target="alpha"'))
+        time.sleep(0.2)
     out = h.communicate(timeout=120)[0].decode()
     check(st == 200 and len(body) == 65536, "the urgent workload: %s, %d bytes" % (st, len(body)))
     line = [l for l in out.splitlines() if l.startswith("requests:")][0]
@@ -440,6 +446,10 @@ def test_gateway_sends_the_earliest_deadline_first():
     at = [i for i, size in enumerate(proxy.whole) if size < 512 * 1024]
     check(len(at) == 1 and 1 <= at[0] <= 16,
           "the urgent one reached the node after 1 to 16 of the bulk: %s" % at)
+    check(max(waiting) >= 1, "bodies waiting for a send slot, as /metrics saw it: %s" % waiting)
+    time.sleep(1.2)
+    check(srtest.metric(g["admin"], "skyroute_target_bodies_waiting", 'target="alpha"') == 0,
+          "none waiting once all went")
     proxy.close()
     finish(env)
 
