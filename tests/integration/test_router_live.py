@@ -53,8 +53,12 @@ def test_work_follows_the_pass():
     env = srtest.Env("live")
     gkey, gpub = env.keygen("gs-live")
     tle = env.path("sat.tle")
+    # culmination 40 s from now: above the 75 degree mask from about 20 s on,
+    # which leaves the setup below (four daemons, elements, three explanations)
+    # time to finish before AOS even under the sanitizers on a loaded machine
+    # (at 25 s, AOS came 5 s after this line, and one CI run missed it)
     r = run([srtest.SKYROUTE, "elements", "synth", "--overhead", STATION,
-             "--at", iso(time.time() + 25), "--alt-km", "550"], check=True)
+             "--at", iso(time.time() + 40), "--alt-km", "550"], check=True)
     with open(tle, "wb") as f:
         f.write(r.stdout)
     r = run([srtest.SKYROUTE, "passes", "--elements", tle, "--station", STATION,
