@@ -28,7 +28,7 @@
 #define OMEGA_EARTH 7.292115146706979e-5
 #define MAX_STEP_MS 60000
 #define MIN_STEP_MS 5000
-#define ROOT_TOL_MS 2
+#define ROOT_TOL_MS 1 /* the first ms on the far side, whatever the bracket */
 
 struct pctx {
     const sr_station *st;

@@ -187,6 +187,52 @@ static void test_bruteforce(void **state)
     }
 }
 
+/* The same passes, to the millisecond, whatever the window starts at: the
+ * search grid is anchored at the window's start, so each root must be
+ * refined to its exact first millisecond, not to within a tolerance (a
+ * gateway that restarts predicts from a new "now" and must agree with
+ * itself). */
+static void test_independent_of_window_start(void **state)
+{
+    (void)state;
+    sr_station st;
+    assert_int_equal(sr_station_init(&st, 48.85, 2.35, 35.0), 0);
+    sr_elements w[10];
+    assert_int_equal(sr_synth_walker(w, 550.0, 53.0, 5, 2, 1, T0, 60000), 0);
+    static const int64_t offsets[] = {7300, 13900, 29123, 41700};
+    for (int k = 0; k < 10; k++) {
+        sr_sat *sat;
+        assert_int_equal(sr_sat_new(&sat, &w[k]), 0);
+        sr_pass *p0;
+        size_t n0;
+        int64_t to = T0 + 24 * 3600000LL;
+        assert_int_equal(sr_find_passes(&st, sat, T0, to, 10.0, &p0, &n0), 0);
+        for (size_t o = 0; o < sizeof(offsets) / sizeof(offsets[0]); o++) {
+            sr_pass *p;
+            size_t n;
+            assert_int_equal(sr_find_passes(&st, sat, T0 + offsets[o], to, 10.0, &p, &n), 0);
+            size_t same = 0;
+            for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < n0; j++) {
+                    if (p0[j].aos_ms > T0 + 60000 && p[i].aos_ms == p0[j].aos_ms) {
+                        assert_int_equal(p[i].los_ms, p0[j].los_ms);
+                        assert_int_equal(p[i].tca_ms, p0[j].tca_ms);
+                        same++;
+                    }
+                }
+            }
+            size_t later = 0; /* passes that start after the first minute */
+            for (size_t j = 0; j < n0; j++) {
+                later += p0[j].aos_ms > T0 + 60000;
+            }
+            assert_int_equal(same, later);
+            free(p);
+        }
+        free(p0);
+        sr_sat_free(sat);
+    }
+}
+
 static void test_handover(void **state)
 {
     (void)state;
@@ -285,7 +331,7 @@ int main(void)
         cmocka_unit_test(test_frames),         cmocka_unit_test(test_overhead_pass),
         cmocka_unit_test(test_grazing),        cmocka_unit_test(test_bruteforce),
         cmocka_unit_test(test_handover),       cmocka_unit_test(test_sgp4_errors),
-        cmocka_unit_test(test_sgp4_constants),
+        cmocka_unit_test(test_sgp4_constants), cmocka_unit_test(test_independent_of_window_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
