@@ -698,6 +698,19 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
  * all of them interleaved frame by frame and none whole until nearly all are.
  * Only the stream's window waits: its first bytes are given back to the
  * connection's window at once, so waiting streams never block granted ones. */
+/* Gives |len| received bytes of |r| back to flow control: a stream waiting
+ * for its grant, to the connection's window only, so that bodies holding
+ * grants still get through; its own window waits (give_back). */
+static void consume(nghttp2_session *h2, sr_req *r, size_t len)
+{
+    if (r->upload.state == SR_SLOT_WAITING) {
+        nghttp2_session_consume_connection(h2, len);
+        r->held += len;
+    } else {
+        nghttp2_session_consume(h2, r->stream_id, len);
+    }
+}
+
 static void give_back(struct conn *c, sr_req *r)
 {
     if (!c->h2) {
@@ -785,13 +798,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
     if (srv->body_bytes > srv->opts.max_buffered) {
         r->unconsumed += len;
         srv->starved = true;
-    } else if (r->upload.state == SR_SLOT_WAITING) {
-        /* the stream waits for its grant, but not at the expense of the
-         * connection: bodies that hold grants must still get through */
-        nghttp2_session_consume_connection(s, len);
-        r->held += len;
     } else {
-        nghttp2_session_consume(s, sid, len);
+        consume(s, r, len);
     }
     return 0;
 }
@@ -807,13 +815,7 @@ static void budget_release(sr_http_server *srv)
         bool any = false;
         for (sr_req *r = c->reqs; r; r = r->next) {
             if (r->unconsumed && c->h2 && !c->in_recv) {
-                if (r->upload.state == SR_SLOT_WAITING) {
-                    /* the stream's own window waits for its grant */
-                    nghttp2_session_consume_connection(c->h2, r->unconsumed);
-                    r->held += r->unconsumed;
-                } else {
-                    nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
-                }
+                consume(c->h2, r, r->unconsumed);
                 r->unconsumed = 0;
                 any = true;
             } else if (r->unconsumed) {
