@@ -6,6 +6,7 @@ bounded. Tests are plain functions registered with `run_tests`, which prints
 one line per test and a final 'N passed, N failed' line.
 """
 
+import ctypes
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.request
@@ -25,6 +27,19 @@ SKYROUTED = os.path.join(BIN, "gateway", "skyrouted")
 NODE = os.path.join(BIN, "gateway", "skyroute-node")
 # SR_VALGRIND=1 runs the daemons under valgrind's memcheck
 VALGRIND = os.environ.get("SR_VALGRIND") == "1"
+
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test process goes, even by
+    SIGKILL (a ctest timeout), so no daemon outlives the test that started it."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+# Envs not closed yet: run_tests stops what a failed test left running
+_open_envs = []
 
 
 def free_port():
@@ -81,6 +96,7 @@ class Env:
     def __init__(self, name):
         self.dir = tempfile.mkdtemp(prefix="sr-%s-" % name)
         self.procs = []
+        _open_envs.append(self)
 
     def path(self, *p):
         return os.path.join(self.dir, *p)
@@ -99,7 +115,11 @@ class Env:
             # which close() reports as a bad exit
             argv = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
                     "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"] + argv
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # the death signal is tied to the thread that forks: only the main
+        # thread's children get it (no test starts daemons from another)
+        main = threading.current_thread() is threading.main_thread()
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                             preexec_fn=_die_with_parent if main else None)
         p.sr_name = name
         # nats-server answers SIGTERM with status 1 ("Server Exiting..")
         p.sr_ok = (0, -signal.SIGKILL, 1) if argv[0] == "nats-server" else (0, -signal.SIGKILL)
@@ -158,6 +178,8 @@ class Env:
         return p.returncode
 
     def close(self, keep=False):
+        if self in _open_envs:
+            _open_envs.remove(self)
         for p in self.procs:
             self.stop(p)
         failed = [p for p in self.procs if p.returncode not in p.sr_ok]
@@ -305,6 +327,7 @@ def run_tests(tests):
         tests = [t for t in tests if not getattr(t, "heavy", False)]
     for t in tests:
         t0 = time.time()
+        before = failed
         try:
             t()
             passed += 1
@@ -313,8 +336,21 @@ def run_tests(tests):
             failed += 1
             print("FAIL %-50s %.1fs" % (t.__name__, time.time() - t0), flush=True)
             traceback.print_exc()
+        close_leftovers(t.__name__, keep=failed > before)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)
+
+
+def close_leftovers(test, keep):
+    """Stops the daemons of every Env a test left open (a failed check skips the
+    test's own close); a failed test's directories stay for a look at the logs."""
+    while _open_envs:
+        env = _open_envs.pop(0)
+        running = [p.sr_name for p in env.procs if p.poll() is None]
+        env.close(keep=keep)
+        print("%s left %s open: stopped %s%s"
+              % (test, os.path.basename(env.dir), ", ".join(running) or "nothing",
+                 "; logs kept in " + env.dir if keep else ""), flush=True)
 
 
 def check(cond, msg):

@@ -1,10 +1,17 @@
 """The A/B benchmark (tests/bench/ab.sh) runs end to end on a tiny load: it
 starts two gateway -> node pairs from this build (with two batch settings),
 alternates h2load rounds between them, and prints its table and summary; bad
-arguments get a message that names what is wrong."""
+arguments get a message that names what is wrong. And the test harness
+itself (srtest) leaves no daemon behind: not when a test fails half-way, not
+when the test process is killed."""
 
 import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import srtest
 from srtest import check, run
@@ -70,7 +77,100 @@ def test_ab_refuses_bad_arguments_with_a_reason():
     check(r.returncode != 0 and "/nonexistent-build/gateway/skyroute" in err, err)
 
 
+# a test module of its own, run as a child: it starts a node, reports the node's
+# pid and its directory, then fails half-way (or waits to be killed)
+CHILD = """
+import sys, time
+import srtest
+
+def test_stops_half_way():
+    env = srtest.Env("leftover")
+    key, pub = env.keygen("gw")
+    n = env.start_node("alpha", [pub])
+    with open(sys.argv[1], "w") as f:
+        f.write("%d %s" % (n["proc"].pid, env.dir))
+    if sys.argv[2] == "wait":
+        time.sleep(60)
+    srtest.check(False, "deliberate failure before finish(env)")
+
+srtest.run_tests([test_stops_half_way])
+"""
+
+
+def gone(pid):
+    """True once |pid| has exited (a zombie waiting for its reaper counts)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def harness_child(mode):
+    env = srtest.Env("harness")
+    script, report = env.path("child.py"), env.path("report")
+    with open(script, "w") as f:
+        f.write(CHILD)
+    penv = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(srtest.__file__)))
+    return env, report, [sys.executable, script, report, mode], penv
+
+
+def wait_report(report, proc):
+    end = time.time() + 20
+    while time.time() < end and proc.poll() is None:
+        if os.path.exists(report) and os.path.getsize(report):
+            pid, d = open(report).read().split()
+            return int(pid), d
+        time.sleep(0.05)
+    raise AssertionError("the child test never reported its node (exit %s)" % proc.poll())
+
+
+def wait_gone(pid, what):
+    end = time.time() + 10
+    while time.time() < end and not gone(pid):
+        time.sleep(0.05)
+    check(gone(pid), "%s: node %d still running" % (what, pid))
+
+
+def test_harness_stops_what_a_failed_test_left_running():
+    env, report, argv, penv = harness_child("fail")
+    p = subprocess.run(argv, env=penv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    out = p.stdout.decode(errors="replace")
+    pid, d = open(report).read().split()
+    try:
+        check(p.returncode == 1 and "0 passed, 1 failed" in out, "child: %d %s" % (p.returncode, out))
+        check(re.search(r"test_stops_half_way left sr-leftover-\S+ open: stopped alpha; "
+                        r"logs kept in " + re.escape(d), out), out)
+        wait_gone(int(pid), "after a failed test")
+        check(os.path.exists(os.path.join(d, "alpha.log")), "the failed test's logs are kept")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    bad = env.close()
+    check(not bad, "bad exits: %r" % bad)
+
+
+def test_harness_daemons_die_with_a_killed_test():
+    env, report, argv, penv = harness_child("wait")
+    p = subprocess.Popen(argv, env=penv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pid, d = wait_report(report, p)
+        check(not gone(pid), "the node runs while its test does")
+        p.send_signal(signal.SIGKILL)  # as ctest does at a timeout: no cleanup runs
+        p.wait(10)
+        wait_gone(pid, "after the test process was killed")
+        shutil.rmtree(d, ignore_errors=True)  # its directory stays: nobody was left to remove it
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    bad = env.close()
+    check(not bad, "bad exits: %r" % bad)
+
+
 if __name__ == "__main__":
     srtest.run_tests([test_ab_sign_test_p_values,
                       test_ab_compares_two_settings_and_prints_the_table,
-                      test_ab_refuses_bad_arguments_with_a_reason])
+                      test_ab_refuses_bad_arguments_with_a_reason,
+                      test_harness_stops_what_a_failed_test_left_running,
+                      test_harness_daemons_die_with_a_killed_test])
