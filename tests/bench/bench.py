@@ -33,9 +33,11 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -119,6 +121,52 @@ def h2load(url, body, n, c, m, log, timeout=600):
         return durs[min(len(durs) - 1, int(p * len(durs)))] if durs else float("nan")
 
     return {"rps": rps, "p50": pct(0.50), "p99": pct(0.99), "ok": ok, "failed": failed}
+
+
+# ---- where a process's CPU goes ---------------------------------------------------
+
+# the libraries the gateway's signatures and hashes run in: libsodium (Ed25519)
+# and OpenSSL's libcrypto (SHA-256 of SR2's trees)
+CRYPTO_DSOS = ("libsodium", "libcrypto")
+
+
+def perf_crypto_share(pid, run):
+    """Runs |run| while `perf record` samples process |pid| (999 Hz, no call
+    graphs); returns (run's result, the share of the samples in CRYPTO_DSOS), or
+    (result, None) where perf is missing or not allowed to sample."""
+    if not shutil.which("perf"):
+        return run(), None
+    fd, data = tempfile.mkstemp(prefix="sr-bench-perf-")
+    os.close(fd)
+    p = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-p", str(pid), "-o", data],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)  # attached before the load starts
+    try:
+        r = run()
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort",
+                          "dso"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120)
+    os.unlink(data)
+    total = crypto = 0.0
+    samples = 0
+    for line in rep.stdout.decode(errors="replace").splitlines():
+        m = re.match(r"^# Samples: (\d+)([KM]?)", line)  # "# Samples: 4K of event ..."
+        if m:
+            samples = int(m.group(1)) * {"": 1, "K": 1000, "M": 1000000}[m.group(2)]
+        m = re.match(r"^\s+([\d.]+)%\s+(\S+)", line)
+        if m:
+            total += float(m.group(1))
+            if any(d in m.group(2) for d in CRYPTO_DSOS):
+                crypto += float(m.group(1))
+    if samples < 100 or total < 90:
+        return r, None
+    return r, crypto / total
 
 
 # ---- parts ------------------------------------------------------------------------
@@ -235,6 +283,29 @@ def part_proxy(args, env, res):
                 row[name]["ok"] = sum(r["ok"] for r in rs)
                 row[name]["failed"] = sum(r["failed"] for r in rs)
                 row[name]["rounds"] = rs
+            if "sr1" in paths:
+                # one more run of the SR1 pair, outside the medians, with perf
+                # sampling its gateway: how much of the gateway's CPU is the
+                # signing and verifying itself, in a process under load
+                url, pid = paths["sr1"]
+
+                def sr1_run():
+                    # the CPU of the load alone, not of perf attaching
+                    c0 = cpu_seconds(pid)
+                    r = h2load(url(size), bodies[size], n, c, m, log)
+                    r["us"] = (cpu_seconds(pid) - c0) / max(1, r["ok"]) * 1e6
+                    return r
+
+                r, share = perf_crypto_share(pid, sr1_run)
+                us = r["us"]
+                if share is not None:
+                    row["sr1"]["crypto_us"] = share * us
+                    row["sr1"]["other_us"] = (1 - share) * us
+                    say("proxy %d/%d perf: %-6s x %4d streams  sr1 gateway %.1f us per "
+                        "request, %.0f %% in libsodium + libcrypto" % (
+                            i, total, size_label, streams, us, 100 * share))
+                else:
+                    say("proxy %d/%d perf: no samples (perf missing or not allowed)" % (i, total))
             res["proxy"].append(row)
 
 
@@ -568,18 +639,28 @@ def summary(args, res):
                      "payload, a tree of one leaf (signed over the body's SHA-256) from there), "
                      "same run:")
             L.append("")
+            L.append("Crypto x is split in its last column: the part of the gateway's CPU "
+                     "spent in libsodium and OpenSSL's libcrypto (the signing, verifying and "
+                     "hashing), and the rest, each over the same bound; measured in one more "
+                     "run of the SR1 pair per load with `perf record` sampling the gateway "
+                     "(outside the medians).")
+            L.append("")
             L.append("| body | streams (c x m) | req/s SR1 | ratio to nghttpx | p99 ms | "
-                     "CPU s/10k | crypto x |")
-            L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+                     "CPU s/10k | crypto x | crypto x: crypto + the rest (perf) |")
+            L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
             for row in res["proxy"]:
                 s1, x = row["sr1"], row["nghttpx"]
                 bound = one_sig_bound_us(res, row["size"])
-                cx = "-"
+                cx = split = "-"
                 if bound:
                     cx = "%.2f" % ((s1["cpu10k"] / 10000 * 1e6) / bound)
-                L.append("| %s | %d (%d x %d) | %.0f | %s | %.2f | %.3f | %s |%s" % (
+                    if "crypto_us" in s1:
+                        split = "%.2f + %.2f (%.1f + %.1f us)" % (
+                            s1["crypto_us"] / bound, s1["other_us"] / bound, s1["crypto_us"],
+                            s1["other_us"])
+                L.append("| %s | %d (%d x %d) | %.0f | %s | %.2f | %.3f | %s | %s |%s" % (
                     row["size_label"], row["streams"], row["c"], row["m"], s1["rps"],
-                    ratio_cell(row, "sr1"), s1["p99"], s1["cpu10k"], cx,
+                    ratio_cell(row, "sr1"), s1["p99"], s1["cpu10k"], cx, split,
                     "" if not s1["failed"] else " (%d failed)" % s1["failed"]))
             L.append("")
     if cr:
