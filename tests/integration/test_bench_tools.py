@@ -77,6 +77,32 @@ def test_ab_refuses_bad_arguments_with_a_reason():
     check(r.returncode != 0 and "/nonexistent-build/gateway/skyroute" in err, err)
 
 
+def test_bench_perf_share_tells_crypto_from_the_rest():
+    """The bench's split of a process's CPU (perf samples in libsodium and
+    libcrypto): near all of it for libsodium's own benchmark, near none for a
+    shell's busy loop."""
+    sys.path.insert(0, os.path.join(srtest.SRC, "tests", "bench"))
+    import bench
+    import shutil as sh
+    if not sh.which("perf"):
+        print("no perf here: the bench leaves the split out, and so does this test")
+        return
+    ed = os.path.join(srtest.BIN, "tests", "bench", "bench_ed25519")
+    for argv, lo, hi in (([ed, "5", "1024"], 0.8, 1.0),
+                         (["sh", "-c", "while :; do :; done"], 0.0, 0.05)):
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            r, share = bench.perf_crypto_share(p.pid, lambda: time.sleep(1.0) or "done")
+        finally:
+            p.kill()
+            p.wait()
+        print("%s: %.3f of the samples in libsodium + libcrypto" % (argv[0], share or -1))
+        check(r == "done", "the run's own result comes back: %r" % (r,))
+        check(share is not None and lo <= share <= hi,
+              "%s: crypto share %r, not within %.2f..%.2f" % (argv[0], share, lo, hi))
+
+
 # a test module of its own, run as a child: it starts a node, reports the node's
 # pid and its directory, then fails half-way (or waits to be killed)
 CHILD = """
@@ -172,5 +198,6 @@ if __name__ == "__main__":
     srtest.run_tests([test_ab_sign_test_p_values,
                       test_ab_compares_two_settings_and_prints_the_table,
                       test_ab_refuses_bad_arguments_with_a_reason,
+                      test_bench_perf_share_tells_crypto_from_the_rest,
                       test_harness_stops_what_a_failed_test_left_running,
                       test_harness_daemons_die_with_a_killed_test])
