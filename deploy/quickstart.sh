@@ -27,11 +27,11 @@ test)
     echo "== building (build/)"
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     echo "== tests"
-    (cd build && ctest --output-on-failure -j1)
+    (cd build && ctest --output-on-failure -j2)
     echo "== tests again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)"
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DSR_SANITIZE=ON
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j1 -LE 'package|valgrind')
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2 -LE 'package|valgrind')
     echo "== fuzzers, a bounded run each (build-fuzz/)"
     build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSR_FUZZ=ON
     tests/fuzz/run.sh build-fuzz "${SR_FUZZ_SECONDS:-20}"
