@@ -103,6 +103,18 @@ def test_bench_perf_share_tells_crypto_from_the_rest():
               "%s: crypto share %r, not within %.2f..%.2f" % (argv[0], share, lo, hi))
 
 
+def test_bench_ed25519_busy_reports_cpu_per_pair():
+    ed = os.path.join(srtest.BIN, "tests", "bench", "bench_ed25519")
+    r = run([ed, "busy", "0.3", "1024"], timeout=60)
+    out = r.stdout.decode()
+    m = re.match(r"^busy size 1024 pairs (\d+) pair_us ([\d.]+)$", out.strip())
+    check(r.returncode == 0 and m, "busy: %d %r" % (r.returncode, out))
+    # a sign + a verify take tens of microseconds (hundreds under sanitizers)
+    check(int(m.group(1)) > 0 and 5 < float(m.group(2)) < 5000, out)
+    r = run([ed, "busy", "0", "1024"], timeout=60)
+    check(r.returncode == 1 and not r.stdout, "no time given: %d %r" % (r.returncode, r.stdout))
+
+
 # a test module of its own, run as a child: it starts a node, reports the node's
 # pid and its directory, then fails half-way (or waits to be killed)
 CHILD = """
@@ -199,5 +211,6 @@ if __name__ == "__main__":
                       test_ab_compares_two_settings_and_prints_the_table,
                       test_ab_refuses_bad_arguments_with_a_reason,
                       test_bench_perf_share_tells_crypto_from_the_rest,
+                      test_bench_ed25519_busy_reports_cpu_per_pair,
                       test_harness_stops_what_a_failed_test_left_running,
                       test_harness_daemons_die_with_a_killed_test])
