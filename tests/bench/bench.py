@@ -130,32 +130,47 @@ def h2load(url, body, n, c, m, log, timeout=600):
 CRYPTO_DSOS = ("libsodium", "libcrypto")
 
 
-def perf_crypto_share(pid, run):
-    """Runs |run| while `perf record` samples process |pid| (999 Hz, no call
-    graphs); returns (run's result, the share of the samples in CRYPTO_DSOS), or
-    (result, None) where perf is missing or not allowed to sample."""
+def perf_crypto_share(pids, run):
+    """Runs |run| while `perf record` samples each process of |pids| (999 Hz, no
+    call graphs); returns (run's result, {pid: the share of its samples in
+    CRYPTO_DSOS, or None where perf is missing or not allowed to sample})."""
     if not shutil.which("perf"):
-        return run(), None
-    fd, data = tempfile.mkstemp(prefix="sr-bench-perf-")
-    os.close(fd)
-    p = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-p", str(pid), "-o", data],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return run(), {pid: None for pid in pids}
+    rec = {}
+    for pid in pids:
+        fd, data = tempfile.mkstemp(prefix="sr-bench-perf-")
+        os.close(fd)
+        rec[pid] = (data, subprocess.Popen(
+            ["perf", "record", "-q", "-F", "999", "-p", str(pid), "-o", data],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(0.3)  # attached before the load starts
     try:
         r = run()
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort",
-                          "dso"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120)
-    os.unlink(data)
+        for data, p in rec.values():
+            p.send_signal(signal.SIGINT)
+        for data, p in rec.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    shares = {}
+    for pid, (data, _) in rec.items():
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                              "--sort", "dso"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=120)
+        os.unlink(data)
+        shares[pid] = crypto_share(rep.stdout.decode(errors="replace"))
+    return r, shares
+
+
+def crypto_share(report):
+    """The share of CRYPTO_DSOS in `perf report --sort dso` output, or None
+    with too few samples to tell."""
     total = crypto = 0.0
     samples = 0
-    for line in rep.stdout.decode(errors="replace").splitlines():
+    for line in report.splitlines():
         m = re.match(r"^# Samples: (\d+)([KM]?)", line)  # "# Samples: 4K of event ..."
         if m:
             samples = int(m.group(1)) * {"": 1, "K": 1000, "M": 1000000}[m.group(2)]
@@ -165,8 +180,8 @@ def perf_crypto_share(pid, run):
             if any(d in m.group(2) for d in CRYPTO_DSOS):
                 crypto += float(m.group(1))
     if samples < 100 or total < 90:
-        return r, None
-    return r, crypto / total
+        return None
+    return crypto / total
 
 
 # ---- parts ------------------------------------------------------------------------
@@ -283,29 +298,38 @@ def part_proxy(args, env, res):
                 row[name]["ok"] = sum(r["ok"] for r in rs)
                 row[name]["failed"] = sum(r["failed"] for r in rs)
                 row[name]["rounds"] = rs
-            if "sr1" in paths:
-                # one more run of the SR1 pair, outside the medians, with perf
-                # sampling its gateway: how much of the gateway's CPU is the
-                # signing and verifying itself, in a process under load
-                url, pid = paths["sr1"]
+            # one more run of each skyroute pair, outside the medians, with perf
+            # sampling its daemons: how much of their CPU is the signing,
+            # verifying and hashing itself, in processes under load
+            for name, who in (("sr1", ("gw",)), ("skyroute", ("gw", "node"))):
+                if name not in paths:
+                    continue
+                pids = {"gw": paths[name][1], "node": backends[name]}
 
-                def sr1_run():
+                def sampled_run():
                     # the CPU of the load alone, not of perf attaching
-                    c0 = cpu_seconds(pid)
-                    r = h2load(url(size), bodies[size], n, c, m, log)
-                    r["us"] = (cpu_seconds(pid) - c0) / max(1, r["ok"]) * 1e6
+                    c0 = {w: cpu_seconds(pids[w]) for w in who}
+                    r = h2load(paths[name][0](size), bodies[size], n, c, m, log)
+                    r["us"] = {w: (cpu_seconds(pids[w]) - c0[w]) / max(1, r["ok"]) * 1e6
+                               for w in who}
                     return r
 
-                r, share = perf_crypto_share(pid, sr1_run)
-                us = r["us"]
-                if share is not None:
-                    row["sr1"]["crypto_us"] = share * us
-                    row["sr1"]["other_us"] = (1 - share) * us
-                    say("proxy %d/%d perf: %-6s x %4d streams  sr1 gateway %.1f us per "
-                        "request, %.0f %% in libsodium + libcrypto" % (
-                            i, total, size_label, streams, us, 100 * share))
-                else:
-                    say("proxy %d/%d perf: no samples (perf missing or not allowed)" % (i, total))
+                r, shares = perf_crypto_share([pids[w] for w in who], sampled_run)
+                for w in who:
+                    share, us = shares[pids[w]], r["us"][w]
+                    if share is None:
+                        say("proxy %d/%d perf: %s %s: too few samples, or no perf here" %
+                            (i, total, name, w))
+                        continue
+                    # both from the sampled run: perf's own cost (dear at one
+                    # stream, where it rides every context switch) lands in
+                    # the rest, which it overstates
+                    key = "" if w == "gw" else "node_"
+                    row[name][key + "crypto_us"] = share * us
+                    row[name][key + "other_us"] = (1 - share) * us
+                    say("proxy %d/%d perf: %-6s x %4d streams  %-8s %-7s %.1f us per request, "
+                        "%.0f %% in libsodium + libcrypto" % (
+                            i, total, size_label, streams, name, w, us, 100 * share))
             res["proxy"].append(row)
 
 
@@ -651,6 +675,28 @@ def summary(args, res):
                          x.get("pair_cpu10k", float("nan")), cx,
                          "" if not fails else " (%d failed)" % fails))
         L.append("")
+        split = [row for row in res["proxy"]
+                 if "crypto_us" in row["skyroute"] and "node_crypto_us" in row["skyroute"]]
+        if split:
+            L.append("Where the batched pair's CPU goes: one more run per load (outside the "
+                     "medians) with `perf record` sampling the gateway and the node; "
+                     "microseconds per request in libsodium and OpenSSL's libcrypto (crypto: "
+                     "signing, verifying, hashing) and in everything else (rest), both "
+                     "from that run, whose CPU perf raises (most at one stream: the rest "
+                     "carries it), against the median CPU per request of `nghttpx` + "
+                     "`nghttpd` above, which do no crypto.")
+            L.append("")
+            L.append("| body | streams | gateway us: crypto + rest | node us: crypto + rest | "
+                     "pair's rest / nghttpx + nghttpd, us (ratio) |")
+            L.append("| --- | --- | ---: | ---: | ---: |")
+            for row in split:
+                s = row["skyroute"]
+                ngx = row["nghttpx"]["pair_cpu10k"] / 10000 * 1e6
+                rest = s["other_us"] + s["node_other_us"]
+                L.append("| %s | %d | %.1f + %.1f | %.1f + %.1f | %.1f / %.1f (%.2f) |" % (
+                    row["size_label"], row["streams"], s["crypto_us"], s["other_us"],
+                    s["node_crypto_us"], s["node_other_us"], rest, ngx, rest / max(1e-9, ngx)))
+            L.append("")
         if all("sr1" in row for row in res["proxy"]):
             L.append("The same, with one signature per envelope (`envelope_batch = 1` at the "
                      "gateway, `--envelope-batch 1` at the node: no batches; SR1 below 4 KiB of "
@@ -661,7 +707,8 @@ def summary(args, res):
                      "spent in libsodium and OpenSSL's libcrypto (the signing, verifying and "
                      "hashing), and the rest, each over the same bound; measured in one more "
                      "run of the SR1 pair per load with `perf record` sampling the gateway "
-                     "(outside the medians).")
+                     "(outside the medians; perf raises that run's CPU, most at one stream, "
+                     "and the rest carries it).")
             L.append("")
             L.append("| body | streams (c x m) | req/s SR1 | ratio to nghttpx | p99 ms | "
                      "CPU s/10k | crypto x | crypto x: crypto + the rest (perf) |")

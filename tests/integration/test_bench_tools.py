@@ -93,7 +93,8 @@ def test_bench_perf_share_tells_crypto_from_the_rest():
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         try:
             time.sleep(0.3)
-            r, share = bench.perf_crypto_share(p.pid, lambda: time.sleep(1.0) or "done")
+            r, shares = bench.perf_crypto_share([p.pid], lambda: time.sleep(1.0) or "done")
+            share = shares[p.pid]
         finally:
             p.kill()
             p.wait()
