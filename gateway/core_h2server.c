@@ -689,15 +689,6 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
-/* Upload slots (opts.upload_slots > 0). A stream may send UPLOAD_WINDOW0
- * bytes of body at once (a typical workload fits); a larger body (by
- * content-length, or of unknown length) gets a window of UPLOAD_WINDOW only
- * while fewer than upload_slots bodies of its connection hold one, else it
- * waits for one, oldest first. A sender that has many large bodies under way
- * at once then delivers them a few at a time, each whole in turn, rather than
- * all of them interleaved frame by frame and none whole until nearly all are.
- * Only the stream's window waits: its first bytes are given back to the
- * connection's window at once, so waiting streams never block granted ones. */
 /* Gives |len| received bytes of |r| back to flow control: a stream waiting
  * for its grant, to the connection's window only, so that bodies holding
  * grants still get through; its own window waits (give_back). */
@@ -711,6 +702,15 @@ static void consume(nghttp2_session *h2, sr_req *r, size_t len)
     }
 }
 
+/* Upload slots (opts.upload_slots > 0). A stream may send UPLOAD_WINDOW0
+ * bytes of body at once (a typical workload fits); a larger body (by
+ * content-length, or of unknown length) gets a window of UPLOAD_WINDOW only
+ * while fewer than upload_slots bodies of its connection hold one, else it
+ * waits for one, oldest first. A sender that has many large bodies under way
+ * at once then delivers them a few at a time, each whole in turn, rather than
+ * all of them interleaved frame by frame and none whole until nearly all are.
+ * Only the stream's window waits: its first bytes are given back to the
+ * connection's window at once, so waiting streams never block granted ones. */
 static void give_back(struct conn *c, sr_req *r)
 {
     if (!c->h2) {

@@ -716,16 +716,16 @@ def summary(args, res):
             for row in res["proxy"]:
                 s1, x = row["sr1"], row["nghttpx"]
                 bound = one_sig_bound_us(res, row["size"])
-                cx = split = "-"
+                cx = parts = "-"
                 if bound:
                     cx = "%.2f" % ((s1["cpu10k"] / 10000 * 1e6) / bound)
                     if "crypto_us" in s1:
-                        split = "%.2f + %.2f (%.1f + %.1f us)" % (
+                        parts = "%.2f + %.2f (%.1f + %.1f us)" % (
                             s1["crypto_us"] / bound, s1["other_us"] / bound, s1["crypto_us"],
                             s1["other_us"])
                 L.append("| %s | %d (%d x %d) | %.0f | %s | %.2f | %.3f | %s | %s |%s" % (
                     row["size_label"], row["streams"], row["c"], row["m"], s1["rps"],
-                    ratio_cell(row, "sr1"), s1["p99"], s1["cpu10k"], cx, split,
+                    ratio_cell(row, "sr1"), s1["p99"], s1["cpu10k"], cx, parts,
                     "" if not s1["failed"] else " (%d failed)" % s1["failed"]))
             L.append("")
     if cr:

@@ -1,9 +1,10 @@
 """The A/B benchmark (tests/bench/ab.sh) runs end to end on a tiny load: it
 starts two gateway -> node pairs from this build (with two batch settings),
 alternates h2load rounds between them, and prints its table and summary; bad
-arguments get a message that names what is wrong. And the test harness
-itself (srtest) leaves no daemon behind: not when a test fails half-way, not
-when the test process is killed."""
+arguments get a message that names what is wrong. The bench's helpers
+measure what they say (perf's crypto share, the busy crypto bound). And the
+test harness itself (srtest) leaves no daemon behind: not when a test fails
+half-way, not when the test process is killed."""
 
 import os
 import re
@@ -83,8 +84,7 @@ def test_bench_perf_share_tells_crypto_from_the_rest():
     shell's busy loop."""
     sys.path.insert(0, os.path.join(srtest.SRC, "tests", "bench"))
     import bench
-    import shutil as sh
-    if not sh.which("perf"):
+    if not shutil.which("perf"):
         print("no perf here: the bench leaves the split out, and so does this test")
         return
     ed = os.path.join(srtest.BIN, "tests", "bench", "bench_ed25519")

@@ -25,18 +25,17 @@
 
 #define ENV_OVERHEAD 160 /* sealed body map around the payload, roughly */
 
-static double now_s(void)
+/* seconds on |clock|: CLOCK_MONOTONIC, or this thread's CPU time */
+static double clock_s(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double cpu_s(void)
+static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 /* sign + verify pairs for |secs| of wall time; CPU time per pair, so that
@@ -56,14 +55,14 @@ static int busy(double secs, size_t size)
     randombytes_buf(msg, len);
     int bad = 0;
     long n = 0;
-    double w0 = now_s(), c0 = cpu_s();
+    double w0 = now_s(), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
     do {
         msg[0] = (unsigned char)n;
         crypto_sign_detached(sig, NULL, msg, len, sk);
         bad |= crypto_sign_verify_detached(sig, msg, len, pk);
         n++;
     } while (now_s() - w0 < secs);
-    double cpu = cpu_s() - c0;
+    double cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
     free(msg);
     if (bad) {
         fprintf(stderr, "verification failed\n");
