@@ -145,6 +145,7 @@ struct sr_envelope {
     uint8_t signer[SR_KEYIDBYTES];
     const char *signer_name; /* name from the key ring; valid while the ring lives */
     int version;             /* 1: "SR1", single signature; 2: "SR2", batched (below) */
+    unsigned depth;          /* SR2: its tree's depth (a batch of up to 2^depth); SR1: 0 */
 };
 
 /* Fills |id| with 16 random bytes. */
@@ -248,11 +249,14 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
  * a batched envelope costs, and there it is 2.7x faster than BLAKE2b.
  */
 #define SR_ENV_BATCH_MAX 1024 /* envelopes per batch (tree depth <= 10) */
-/* Envelopes per signature by default, at the gateway ([gateway] envelope_batch) and at the
- * node (--envelope-batch). Smaller batches cost more signatures but let the gateway, the
- * node and the clients work at the same time instead of in turns: at 100 streams of 1 KiB,
- * 32 gave 35,500 requests/s against 29,700 with 256 (tests/bench, README). */
+/* Envelopes per signature at most while few requests are in flight, at the gateway
+ * ([gateway] envelope_batch) and at the node (--envelope-batch): the floor of "auto",
+ * below. Smaller batches cost more signatures but let the gateway, the node and the
+ * clients work at the same time instead of in turns: at 100 streams of 1 KiB, 32 gave
+ * 35,500 requests/s against 29,700 with 256 (tests/bench, README). */
 #define SR_ENV_BATCH_DEFAULT 32
+/* The most envelopes per signature "auto" (the default at both ends) goes to. */
+#define SR_ENV_BATCH_AUTO_MAX 256
 #define SR_ENV_PATH_MAX 16 /* deepest path an opener accepts */
 
 /*
@@ -276,6 +280,22 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
  */
 int sr_envelope_seal_batch(sr_buf *outs, const sr_key *key, const struct sr_envelope *envs,
                            size_t n) SR_WARN_UNUSED;
+
+/*
+ * Envelopes per signature at most when the batch size is left to the load
+ * ("auto", the default of [gateway] envelope_batch and of skyroute-node
+ * --envelope-batch): SR_ENV_BATCH_DEFAULT, or more when the load asks for it,
+ * up to SR_ENV_BATCH_AUTO_MAX:
+ *  - an eighth of |inflight|, the requests the sender has in flight: with many
+ *    in flight, eight batches still overlap;
+ *  - 2^|answered_depth| for a sender of answers (a node's results), where
+ *    |answered_depth| is the deepest tree among the SR2 envelopes they answer
+ *    (0: none): answers go back in batches as large as the requests came in.
+ * Small batches keep the sender, the receiver and the clients working at the
+ * same time when few requests are in flight; larger ones pay a signature and
+ * its verification over more envelopes (README: 1,000 streams of 1 KiB).
+ */
+size_t sr_envelope_batch_auto(size_t inflight, unsigned answered_depth);
 
 /* Seals one envelope under its own signature: SR1 (sr_envelope_seal()), or
  * with a payload of SR_ENV_PREHASH_MIN bytes or more an SR2 tree of one leaf.

@@ -546,6 +546,19 @@ static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *
     return 0;
 }
 
+size_t sr_envelope_batch_auto(size_t inflight, unsigned answered_depth)
+{
+    size_t m = inflight / 8;
+    if (answered_depth < 16 && ((size_t)1 << answered_depth) > m) {
+        m = (size_t)1 << answered_depth;
+    } else if (answered_depth >= 16) {
+        m = SR_ENV_BATCH_AUTO_MAX;
+    }
+    return m < SR_ENV_BATCH_DEFAULT    ? SR_ENV_BATCH_DEFAULT
+           : m > SR_ENV_BATCH_AUTO_MAX ? SR_ENV_BATCH_AUTO_MAX
+                                       : m;
+}
+
 int sr_envelope_seal_one(sr_buf *out, const sr_key *key, const struct sr_envelope *env)
 {
     return sr_envelope_seal_batch(out, key, env, 1);
@@ -1367,6 +1380,7 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
                     mp_type_names[sig.type], (unsigned long long)sig.len);
     }
     struct mp_obj index, path;
+    unsigned depth = 0;
     if (version == 2) {
         if ((rv = outer_next(&p, data, end, max, &index, "the leaf index", why, whylen))) {
             return rv;
@@ -1381,7 +1395,7 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
                         "32-byte hashes",
                         mp_type_names[path.type], (unsigned long long)path.len, SR_ENV_PATH_MAX);
         }
-        unsigned depth = (unsigned)(path.len / SR_MERKLE_HASHBYTES);
+        depth = (unsigned)(path.len / SR_MERKLE_HASHBYTES);
         if (index.type != MP_UINT || index.u >= ((uint64_t)1 << depth)) {
             return fail(why, whylen, SR_ERR_ENV_FORMAT,
                         "element 5 (leaf index) must be an unsigned integer below 2^%u", depth);
@@ -1402,7 +1416,7 @@ int sr_envelope_open(struct sr_envelope *env, const uint8_t *data, size_t len,
     }
     if (version == 2) {
         rv = merkle_verify(pk, opts->roots, body.ptr, (size_t)body.len, sig.ptr, index.u, path.ptr,
-                           (unsigned)(path.len / SR_MERKLE_HASHBYTES));
+                           depth);
         if (rv) {
             return fail(why, whylen, SR_ERR_ENV_BADSIG,
                         "batch signature by %s (%s) does not verify over this body's path",
@@ -1442,6 +1456,7 @@ verified:
     memcpy(env->signer, signer.ptr, SR_KEYIDBYTES);
     env->signer_name = name;
     env->version = version;
+    env->depth = depth;
 
     /* ---- is it for us, and now? ---- */
     if (opts->kinds && !(opts->kinds & (1u << env->kind))) {

@@ -335,11 +335,16 @@ static int on_entry(void *user, const char *section, const char *name, const cha
             return 1;
         }
         if (!strcmp(name, "envelope_batch")) {
-            if (!set_num(ctx, &d, name, value, 1, SR_ENV_BATCH_MAX)) {
-                return 0;
+            if (!strcmp(value, "auto")) {
+                cfg->envelope_batch = 0;
+                return 1;
             }
-            if (d != (double)(uint32_t)d) {
-                return fail(ctx, "'envelope_batch' must be a whole number, not '%.40s'", value);
+            if (sr_parse_double(&d, value, strlen(value)) != 0 || d < 1 || d > SR_ENV_BATCH_MAX ||
+                d != (double)(uint32_t)d) {
+                return fail(ctx,
+                            "'envelope_batch' must be auto or a whole number in [1, %d], "
+                            "not '%.40s'",
+                            SR_ENV_BATCH_MAX, value);
             }
             cfg->envelope_batch = (uint32_t)d;
             return 1;
@@ -567,7 +572,7 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
     cfg->default_deadline_ms = 30000;
     cfg->max_deadline_ms = 86400000;
     cfg->max_streams = 1000;
-    cfg->envelope_batch = SR_ENV_BATCH_DEFAULT;
+    cfg->envelope_batch = 0; /* auto */
     snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
     snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
     struct parse_ctx ctx = {.cfg = cfg};

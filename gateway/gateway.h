@@ -273,7 +273,7 @@ struct sr_config {
     int64_t default_deadline_ms; /* default 30000 */
     int64_t max_deadline_ms;     /* default 24 h */
     uint32_t max_streams;        /* per connection; default 1000 */
-    uint32_t envelope_batch;     /* envelopes sealed under one signature at most; default 256 */
+    uint32_t envelope_batch;     /* envelopes per signature at most; 0: auto (the default) */
     char log_level[16];
     struct sr_target_cfg *targets;
     size_t ntargets;

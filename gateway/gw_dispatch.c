@@ -16,7 +16,8 @@
  * Signatures under load: dispatch() does not seal. It queues the job, and
  * flush_seals() seals what is queued with one signature when the event loop
  * has a turn with nothing else to run (its event has the lowest priority), or
- * SEAL_WAIT_US after the first job queued, or at [gateway] envelope_batch jobs (32 by default). At
+ * SEAL_WAIT_US after the first job queued, or at [gateway] envelope_batch jobs (by default 32, or
+ * an eighth of the client requests in flight when that is more, up to 256). At
  * low load that is at once, and a batch of one is signed on its own (sr_envelope_seal_one);
  * under load the requests and results arriving meanwhile gather, and one Ed25519 signature over a
  * Merkle root (SR2, crypto.h) covers them all, each envelope still carrying its path and opening on
@@ -427,11 +428,19 @@ static void count_seal(struct gw *g, size_t envelopes)
     sr_metrics_add(g->metrics, "skyroute_envelopes_sealed_total", "", (double)envelopes);
 }
 
-/* [gateway] envelope_batch: envelopes per signature at most (1: SR1 only). */
+/* [gateway] envelope_batch: envelopes per signature at most (1: SR1 only);
+ * auto (0) follows the client requests in flight (sr_envelope_batch_auto()). */
 static size_t seal_batch_max(const struct gw *g)
 {
     size_t m = g->cfg->envelope_batch;
-    return m < 1 ? 1 : m > SEAL_BATCH_MAX ? SEAL_BATCH_MAX : m;
+    if (m == 0) {
+        size_t inflight = sr_http_server_inflight(g->main);
+        if (g->tls_server) {
+            inflight += sr_http_server_inflight(g->tls_server);
+        }
+        return sr_envelope_batch_auto(inflight, 0);
+    }
+    return m > SEAL_BATCH_MAX ? SEAL_BATCH_MAX : m;
 }
 
 /* Seals the jobs seal_q.fl[idx[0..n)] (none NULL) under one signature and
@@ -573,7 +582,7 @@ static int seal_init(struct gw *g)
  *    and results that keep arriving gather first, so one signature covers
  *    them all;
  *  - SEAL_WAIT_US after the first queued job (late_ev);
- *  - [gateway] envelope_batch queued jobs (SR_ENV_BATCH_DEFAULT: crypto.h says why).
+ *  - [gateway] envelope_batch queued jobs (auto by default: sr_envelope_batch_auto()).
  * 0 or SR_ERR_NOMEM.
  */
 static int seal_enqueue(struct gw_job *job)

@@ -11,7 +11,8 @@
  * Under load, results are sealed together: job_finish() queues each, and
  * results_flush() seals the queue with one signature over a Merkle root (SR2)
  * when the loop has a turn with nothing else to run, 1 ms after the first, or
- * at --envelope-batch (SR_ENV_BATCH_DEFAULT, 32); a lone result is signed on its own
+ * at --envelope-batch results (auto by default: 32, or an eighth of the workloads in flight
+ * when that is more, up to 256); a lone result is signed on its own
  * (sr_envelope_seal_one). Workload envelopes
  * sealed in a batch are verified with a cache of verified roots (one verification per batch). The
  * replay guard records the id on arrival, as before; a repeat that arrives while the result waits
@@ -58,8 +59,10 @@ static const char usage_text[] =
     "  --admin HOST:PORT  admin listener: /metrics, /healthz (HTTP/1.1 and h2c)\n"
     "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
-    "  --envelope-batch N results sealed under one signature at most (1..1024,\n"
-    "                     default 32; 1: a signature per result)\n"
+    "  --envelope-batch N results sealed under one signature at most (1..1024, or\n"
+    "                     auto: 32, or an eighth of the workloads in flight when\n"
+    "                     that is more, up to 256; default auto; 1: a signature\n"
+    "                     per result)\n"
     "  --upload-slots N   let envelopes above 16 KiB in N at a time per connection,\n"
     "                     oldest first, each whole in turn, whatever the sender's\n"
     "                     order (default 0: as sent; skyrouted already sends them\n"
@@ -101,7 +104,8 @@ struct node {
     struct job **rq;     /* results to seal at the end of this loop turn */
     size_t rq_n, rq_cap;
     bool rq_scheduled;
-    size_t batch_max;      /* --envelope-batch: results per signature at most */
+    unsigned rq_depth;     /* deepest tree among the queued results' workloads (SR2) */
+    size_t batch_max;      /* --envelope-batch: results per signature at most; 0: auto */
     struct event *rq_idle; /* lowest priority: a loop turn with nothing else to run */
     struct event *rq_late; /* RESULT_WAIT_US after the first queued result */
     sr_metrics *metrics;
@@ -331,6 +335,15 @@ static void job_answer(struct job *j, sr_buf *env, int rv)
     job_free(j);
 }
 
+/* --envelope-batch: results per signature at most; auto follows the workloads
+ * in flight and the batches the queued results' workloads came in
+ * (sr_envelope_batch_auto()). */
+static size_t batch_max(const struct node *n)
+{
+    return n->batch_max ? n->batch_max
+                        : sr_envelope_batch_auto(sr_http_server_inflight(n->main), n->rq_depth);
+}
+
 /*
  * Seals the results queued in this loop turn: one signature over a Merkle
  * root for all of them (SR2), or its own signature for a lone one. If the
@@ -346,10 +359,12 @@ static void results_flush(evutil_socket_t fd, short what, void *arg)
     n->rq = NULL;
     n->rq_n = n->rq_cap = 0;
     n->rq_scheduled = false;
+    size_t max = batch_max(n);
+    n->rq_depth = 0;
     event_del(n->rq_late);
     size_t cap = n->max_body + 4096;
-    for (size_t off = 0; off < total; off += n->batch_max) {
-        size_t k = total - off < n->batch_max ? total - off : n->batch_max;
+    for (size_t off = 0; off < total; off += max) {
+        size_t k = total - off < max ? total - off : max;
         struct job **jobs = q + off;
         struct sr_envelope *envs = k > 1 ? malloc(k * sizeof(*envs)) : NULL;
         sr_buf *outs = k > 1 ? malloc(k * sizeof(*outs)) : NULL;
@@ -390,7 +405,7 @@ static void results_flush(evutil_socket_t fd, short what, void *arg)
 
 /* Queues |j|'s result for results_flush(), which runs at the first of: a loop
  * turn with nothing else to run (at low load, right away: a lone result is
- * signed on its own), RESULT_WAIT_US later, n->batch_max results. false on
+ * signed on its own), RESULT_WAIT_US later, batch_max() results. false on
  * out of memory. */
 static bool results_enqueue(struct node *n, struct job *j)
 {
@@ -424,7 +439,10 @@ static bool results_enqueue(struct node *n, struct job *j)
     }
     j->rq_slot = n->rq_n;
     n->rq[n->rq_n++] = j;
-    if (n->rq_n >= n->batch_max) {
+    if (j->wl.depth > n->rq_depth) {
+        n->rq_depth = j->wl.depth;
+    }
+    if (n->rq_n >= batch_max(n)) {
         event_active(n->rq_late, EV_TIMEOUT, 0);
     }
     return true;
@@ -1308,7 +1326,7 @@ int main(int argc, char **argv)
     memset(&n, 0, sizeof(n));
     n.gops = 10;
     n.max_body = 32u << 20;
-    n.batch_max = SR_ENV_BATCH_DEFAULT;
+    n.batch_max = 0; /* auto */
     n.emu_min_el = 10;
     const char *listen = NULL, *admin = NULL, *keyfile = NULL, *config = NULL;
     const char *trust[MAX_TRUST];
@@ -1357,9 +1375,13 @@ int main(int argc, char **argv)
             upload_slots = (unsigned)d;
             break;
         case 'B':
+            if (!strcmp(optarg, "auto")) {
+                n.batch_max = 0;
+                break;
+            }
             if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 1 || d > SR_ENV_BATCH_MAX ||
                 d != (double)(size_t)d) {
-                return usage_error("--envelope-batch must be an integer in [1, 1024]");
+                return usage_error("--envelope-batch must be auto or an integer in [1, 1024]");
             }
             n.batch_max = (size_t)d;
             break;

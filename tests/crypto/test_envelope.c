@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -967,6 +968,12 @@ static void test_batch_roundtrip(void **state)
                     sr_envelope_open(&out, outs[i].data, outs[i].len, &o, why, sizeof(why)), 0);
                 assert_env_equal(&out, &envs[i]);
                 assert_int_equal(out.version, n == 1 ? 1 : 2);
+                /* the tree's depth: n padded to a power of two */
+                assert_int_equal((size_t)1 << out.depth, n == 1   ? 1
+                                                         : n <= 2 ? 2
+                                                         : n <= 4 ? 4
+                                                         : n <= 8 ? 8
+                                                                  : 32);
                 assert_memory_equal(outs[i].data + 4, n == 1 ? "SR1" : "SR2", 3);
                 assert_string_equal(out.signer_name, "alpha");
             }
@@ -1009,6 +1016,7 @@ static void test_single_large_envelope_is_a_tree_of_one(void **state)
             assert_int_equal(sr_envelope_open(&out, b.data, b.len, &o, why, sizeof(why)), 0);
             assert_env_equal(&out, &e);
             assert_int_equal(out.version, tree ? 2 : 1);
+            assert_int_equal(out.depth, 0);
         }
         assert_int_equal(sr_rootcache_hits(cache), 0);
         if (tree) {
@@ -1250,6 +1258,31 @@ static void test_batch_cross_and_rules(void **state)
     free_bufs(bufs, 3);
 }
 
+/* "auto": 32 while few are in flight, an eighth of them past 256, at most 256. */
+static void test_batch_auto_follows_inflight(void **state)
+{
+    (void)state;
+    static const size_t cases[][2] = {{0, 32},       {1, 32},        {100, 32},   {263, 32},
+                                      {264, 33},     {1000, 125},    {2047, 255}, {2048, 256},
+                                      {100000, 256}, {SIZE_MAX, 256}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(sr_envelope_batch_auto(cases[i][0], 0), cases[i][1]);
+    }
+    /* a sender of answers: as large a batch as the deepest request's tree */
+    static const struct {
+        size_t inflight;
+        unsigned depth;
+        size_t want;
+    } ans[] = {{0, 0, 32},     {0, 5, 32},   {0, 6, 64},   {10, 7, 128},
+               {2000, 7, 250}, {0, 8, 256},  {0, 9, 256},  {0, 15, 256},
+               {0, 16, 256},   {0, 63, 256}, {0, 64, 256}, {0, UINT_MAX, 256}};
+    for (size_t i = 0; i < sizeof(ans) / sizeof(ans[0]); i++) {
+        assert_int_equal(sr_envelope_batch_auto(ans[i].inflight, ans[i].depth), ans[i].want);
+    }
+    assert_int_equal(SR_ENV_BATCH_DEFAULT, 32);
+    assert_true(SR_ENV_BATCH_AUTO_MAX <= SR_ENV_BATCH_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1275,6 +1308,7 @@ int main(void)
         cmocka_unit_test(test_batch_rootcache_eviction),
         cmocka_unit_test(test_batch_flip_every_byte),
         cmocka_unit_test(test_batch_cross_and_rules),
+        cmocka_unit_test(test_batch_auto_follows_inflight),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -185,7 +185,7 @@ static void test_readme_example(void **state)
     assert_int_equal(cfg->default_deadline_ms, 30000);
     assert_int_equal(cfg->max_deadline_ms, 86400000);
     assert_int_equal(cfg->max_streams, 1000);
-    assert_int_equal(cfg->envelope_batch, 32);
+    assert_int_equal(cfg->envelope_batch, 0); /* auto */
     assert_string_equal(cfg->log_level, "info");
     assert_int_equal(cfg->ntargets, 1);
     const struct sr_target_cfg *t = &cfg->targets[0];
@@ -395,8 +395,13 @@ static void test_bad_values(void **state)
              "'max_deadline_ms' must be a number in [1, 2.592e+09], got 'nan'");
     load_bad(GW "max_streams = \n", 4, "'max_streams' must be a number in [1, 100000], got ''");
     load_bad(GW "envelope_batch = 0\n", 4,
-             "'envelope_batch' must be a number in [1, 1024], got '0'");
-    load_bad(GW "envelope_batch = 2.5\n", 4, "'envelope_batch' must be a whole number, not '2.5'");
+             "'envelope_batch' must be auto or a whole number in [1, 1024], not '0'");
+    load_bad(GW "envelope_batch = 2.5\n", 4,
+             "'envelope_batch' must be auto or a whole number in [1, 1024], not '2.5'");
+    load_bad(GW "envelope_batch = 1025\n", 4,
+             "'envelope_batch' must be auto or a whole number in [1, 1024], not '1025'");
+    load_bad(GW "envelope_batch = Auto\n", 4,
+             "'envelope_batch' must be auto or a whole number in [1, 1024], not 'Auto'");
     load_bad(GW "[idc.a]\nrtt_ms = -1\n", 5,
              "'rtt_ms' must be a number in [0.001, 3.6e+06], got '-1'");
     load_bad(GW "[idc.a]\n\ngops = 0\n", 6, "'gops' must be a number in [1e-06, 1e+09], got '0'");
@@ -416,6 +421,14 @@ static void test_envelope_batch(void **state)
         load_ok("[gateway]\nid = gw\nkey = gw.key\nenvelope_batch = 1\n"
                 "[idc.alpha]\nurl = http://127.0.0.1:9101\npubkey = alpha.pub\n");
     assert_int_equal(cfg->envelope_batch, 1);
+    sr_config_free(cfg);
+    cfg = load_ok("[gateway]\nid = gw\nkey = gw.key\nenvelope_batch = 1024\n"
+                  "[idc.alpha]\nurl = http://127.0.0.1:9101\npubkey = alpha.pub\n");
+    assert_int_equal(cfg->envelope_batch, 1024);
+    sr_config_free(cfg);
+    cfg = load_ok("[gateway]\nid = gw\nkey = gw.key\nenvelope_batch = 64\nenvelope_batch = auto\n"
+                  "[idc.alpha]\nurl = http://127.0.0.1:9101\npubkey = alpha.pub\n");
+    assert_int_equal(cfg->envelope_batch, 0);
     sr_config_free(cfg);
 }
 

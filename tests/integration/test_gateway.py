@@ -141,10 +141,48 @@ def test_h2load_1000_concurrent_streams():
                       for n in (a, b))
     check(node_sealed == 5000 and 0 < node_sigs < node_sealed,
           "5000 results under fewer signatures: %d under %d" % (node_sealed, node_sigs))
+    print("    batches at 1,000 streams: gateway %.1f, nodes %.1f envelopes per signature"
+          % (sealed / sigs, node_sealed / node_sigs))
+    # envelope_batch = auto (the default) lets a batch pass 32 when many are
+    # in flight: an eighth of the 1,000 here (sr_envelope_batch_auto)
+    check(sealed / sigs > 32, "auto batches stayed at %.1f envelopes per signature with 1,000 "
+          "streams in flight" % (sealed / sigs))
+    # and the nodes answer in batches as large as the trees their workloads came in
+    check(node_sealed / node_sigs > 32, "the nodes' auto batches stayed at %.1f results per "
+          "signature under gateway batches of %.1f" % (node_sealed / node_sigs, sealed / sigs))
     finish(env)
 
 
 test_h2load_1000_concurrent_streams.heavy = True
+
+
+def test_fixed_envelope_batch_caps_signatures():
+    """envelope_batch = N (and --envelope-batch N) is a hard cap, whatever the load."""
+    env, g, a, b = two_node_gateway("batch20", extra_gateway="envelope_batch = 20",
+                                    node_extra=["--envelope-batch", "20"])
+    p = write(env, "1k.bin", os.urandom(1024))
+    r = run(["h2load", "-c", "10", "-m", "100", "-n", "3000", "-d", p,
+             "-H", "skyroute-handler: echo", g["url"] + "/v1/workloads"], timeout=300)
+    out = r.stdout.decode()
+    check("3000 succeeded, 0 failed, 0 errored" in out, out[-600:])
+    sigs = srtest.metric(g["admin"], "skyroute_envelope_signatures_total")
+    sealed = srtest.metric(g["admin"], "skyroute_envelopes_sealed_total")
+    check(sealed == 3000 and 3000 / 20 <= sigs < 3000,
+          "gateway: 3000 envelopes under %d signatures, want 150 to 2999" % sigs)
+    for n in (a, b):
+        nsigs = srtest.metric(n["admin"], "skyroute_node_signatures_total")
+        nsealed = srtest.metric(n["admin"], "skyroute_node_results_sealed_total")
+        check(nsealed > 0 and nsealed / 20 <= nsigs < nsealed,
+              "%s: %d results under %d signatures, want at most 20 per signature"
+              % (n["id"], nsealed, nsigs))
+    r = run([srtest.NODE, "--id", "x", "--listen", "127.0.0.1:1", "--key", g["key"],
+             "--envelope-batch", "0"])
+    check(r.returncode == 2 and b"--envelope-batch must be auto or an integer in [1, 1024]"
+          in r.stdout + r.stderr, "node --envelope-batch 0: %r" % (r.stdout + r.stderr))
+    finish(env)
+
+
+test_fixed_envelope_batch_caps_signatures.heavy = True
 
 
 def h2_wide_client():
@@ -778,6 +816,7 @@ if __name__ == "__main__":
         test_check_config_names_the_line,
         test_payload_sizes_digest_nghttp_and_curl,
         test_h2load_1000_concurrent_streams,
+        test_fixed_envelope_batch_caps_signatures,
         test_large_echoes_to_a_slow_reader_arrive_intact,
         test_hostile_envelopes_refused_by_node,
         test_node_takes_large_envelopes_a_few_at_a_time,
