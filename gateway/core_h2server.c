@@ -490,6 +490,17 @@ static int h1_respond(sr_req *r, int status, const struct sr_http_header *hdrs, 
 
 /* |mem|: a malloc'd block holding |body| that becomes ours, or NULL to copy
  * |body|. */
+/* Whether response header |name| is one of opts.never_index. */
+static bool never_index(const sr_http_server *srv, const char *name)
+{
+    for (const char *const *p = srv->opts.never_index; p && *p; p++) {
+        if (!strcmp(*p, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                    const void *body, size_t len, void *mem)
 {
@@ -542,7 +553,9 @@ static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
                             NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < nhdrs && n < MAX_HEADERS + 2; i++) {
         nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value,
-                                strlen(hdrs[i].name), strlen(hdrs[i].value), NGHTTP2_NV_FLAG_NONE};
+                                strlen(hdrs[i].name), strlen(hdrs[i].value),
+                                never_index(c->srv, hdrs[i].name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                                  : NGHTTP2_NV_FLAG_NONE};
     }
     nghttp2_data_provider prd = {.source.ptr = r, .read_callback = resp_read_cb};
     int rv = nghttp2_submit_response(c->h2, r->stream_id, nva, n,

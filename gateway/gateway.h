@@ -89,6 +89,12 @@ struct sr_http_server_opts {
                                N at a time per connection, oldest first */
     uint64_t rate_Bps;      /* per-connection bytes per second, each direction (link
                                emulation: an RF link's data rate); 0 = unlimited */
+    /* Response header names whose values differ on every response (ids),
+     * NULL-terminated, or NULL: sent as never-indexed HPACK literals. Indexed,
+     * each would enter the connection's dynamic table only to push out an entry
+     * that is used again, and every later lookup of that name walks all of its
+     * entries (nghttp2 compares each name and value). */
+    const char *const *never_index;
     sr_http_handler handler;
     void *arg;
 };

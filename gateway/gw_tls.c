@@ -75,6 +75,7 @@ int gw_tls_listen(struct gw *g, char *err, size_t errlen)
                                     .max_body = g->cfg->max_body,
                                     .max_streams = g->cfg->max_streams,
                                     .tls = g->tls,
+                                    .never_index = gw_main_never_index,
                                     .handler = gw_main_handler,
                                     .arg = g};
     return sr_http_server_new(&g->tls_server, g->base, &o, err, errlen);

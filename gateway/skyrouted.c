@@ -291,6 +291,9 @@ static void handle_workload(struct gw *g, sr_req *req, const char *client)
     sr_req_set_abort(req, sync_abort);
 }
 
+const char *const gw_main_never_index[] = {"skyroute-id", "skyroute-predicted-ms",
+                                           "skyroute-elapsed-ms", NULL};
+
 void gw_main_handler(sr_req *req, void *arg)
 {
     struct gw *g = arg;
@@ -611,6 +614,7 @@ int main(int argc, char **argv)
     struct sr_http_server_opts so = {.listen = g.cfg->listen,
                                      .max_body = g.cfg->max_body,
                                      .max_streams = g.cfg->max_streams,
+                                     .never_index = gw_main_never_index,
                                      .handler = gw_main_handler,
                                      .arg = &g};
     if (sr_http_server_new(&g.main, g.base, &so, err, sizeof(err)) != 0) {

@@ -10,6 +10,7 @@ import threading
 import time
 
 import h2.config
+import hpack
 import h2.connection
 import h2.events
 import h2.settings
@@ -210,6 +211,55 @@ def take_answers(c, data, status, got, ended):
             ended.add(e.stream_id)
         elif isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
             check(False, "stream or connection reset: %r" % e)
+
+
+def test_response_ids_stay_out_of_the_hpack_table():
+    """skyroute-id, -predicted-ms and -elapsed-ms differ from response to
+    response: they come as never-indexed HPACK literals, so they never fill the
+    client's dynamic table, while the constant headers are indexed as usual."""
+    env, g, a, b = two_node_gateway("hpack")
+    s = socket.create_connection(("127.0.0.1", g["port"]), timeout=30)
+    c = h2_wide_client()
+    s.sendall(c.data_to_send())
+    unique = ("skyroute-id", "skyroute-predicted-ms", "skyroute-elapsed-ms")
+    ids = set()
+    for i in range(40):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+                             (":path", "/v1/workloads"), ("content-length", "5"),
+                             ("skyroute-handler", "echo")])
+        c.send_data(sid, b"hello", end_stream=True)
+        s.sendall(c.data_to_send())
+        hdrs, body, ended = None, b"", False
+        deadline = time.time() + 20
+        while not ended and time.time() < deadline:
+            data = s.recv(65536)
+            check(data, "the gateway closed the connection")
+            for e in c.receive_data(data):
+                if isinstance(e, h2.events.ResponseReceived):
+                    hdrs = e.headers
+                elif isinstance(e, h2.events.DataReceived):
+                    body += e.data
+                    c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                elif isinstance(e, h2.events.StreamEnded):
+                    ended = True
+            s.sendall(c.data_to_send())
+        check(ended and body == b"hello", "request %d: %r" % (i, body))
+        got = {h[0]: h for h in hdrs}
+        for name in unique:
+            check(isinstance(got.get(name), hpack.NeverIndexedHeaderTuple),
+                  "request %d: %s is %r, not a never-indexed literal" % (i, name, got.get(name)))
+        for name in ("content-type", "skyroute-target", "skyroute-signer"):
+            check(got.get(name) is not None and got[name].indexable,
+                  "request %d: %s is %r" % (i, name, got.get(name)))
+        ids.add(got["skyroute-id"][1])
+    s.close()
+    check(len(ids) == 40, "40 distinct ids: %d" % len(ids))
+    table = [n.decode() if isinstance(n, bytes) else n
+             for n, _ in c.decoder.header_table.dynamic_entries]
+    check(not set(table) & set(unique), "the client's HPACK table holds %s" % table)
+    check("skyroute-signer" in table, "the constant headers were indexed: %s" % table)
+    finish(env)
 
 
 def test_large_echoes_to_a_slow_reader_arrive_intact():
@@ -817,6 +867,7 @@ if __name__ == "__main__":
         test_payload_sizes_digest_nghttp_and_curl,
         test_h2load_1000_concurrent_streams,
         test_fixed_envelope_batch_caps_signatures,
+        test_response_ids_stay_out_of_the_hpack_table,
         test_large_echoes_to_a_slow_reader_arrive_intact,
         test_hostile_envelopes_refused_by_node,
         test_node_takes_large_envelopes_a_few_at_a_time,
