@@ -310,6 +310,9 @@ int sr_rootcache_new(sr_rootcache **out) SR_WARN_UNUSED;
 void sr_rootcache_free(sr_rootcache *c); /* NULL is a no-op */
 /* Verified-signature checks the cache saved so far (for metrics and tests). */
 uint64_t sr_rootcache_hits(const sr_rootcache *c);
+/* Inner-node hashes saved so far: an envelope whose climb to the root meets
+ * that of the last one opened under the same signature stops there. */
+uint64_t sr_rootcache_hashes_saved(const sr_rootcache *c);
 
 /* Name of a kind ("workload", ...) or "?". */
 const char *sr_kind_name(sr_kind kind);

@@ -457,17 +457,25 @@ static void root_msg(uint8_t msg[SR_ROOTMSG_LEN], unsigned depth,
     memcpy(msg + SR_ENV_SIGCTX_LEN + 1, root, SR_MERKLE_HASHBYTES);
 }
 
+/* One verified root, and the last envelope opened under it: its leaf index,
+ * its path, and the nodes its leaf and path led to (last_nodes[k] at level k,
+ * 1 <= k <= depth; level depth is the root). The next envelope of the same
+ * batch is usually the next leaf: its climb meets the last one's a level or
+ * two up, and from there on both are the same nodes. */
 struct rootcache_slot {
     bool used;
     uint8_t pk[SR_PUBLICKEYBYTES];
     uint8_t msg[SR_ROOTMSG_LEN];
     uint8_t sig[SR_SIGBYTES];
+    uint64_t last_index;
+    uint8_t last_path[SR_ENV_PATH_MAX][SR_MERKLE_HASHBYTES];
+    uint8_t last_nodes[SR_ENV_PATH_MAX + 1][SR_MERKLE_HASHBYTES];
 };
 
 struct sr_rootcache {
     struct rootcache_slot slot[SR_ROOTCACHE_SLOTS];
     unsigned next; /* round-robin replacement */
-    uint64_t hits;
+    uint64_t hits, hashes_saved;
 };
 
 int sr_rootcache_new(sr_rootcache **out)
@@ -486,26 +494,35 @@ uint64_t sr_rootcache_hits(const sr_rootcache *c)
     return c ? c->hits : 0;
 }
 
-/* A hit means exactly this (key, message, signature) verified before;
- * Ed25519 verification is deterministic, so a hit is as good as verifying. */
-static bool rootcache_find(sr_rootcache *c, const uint8_t *pk, const uint8_t *msg,
-                           const uint8_t *sig)
+uint64_t sr_rootcache_hashes_saved(const sr_rootcache *c)
 {
-    /* newest first: the envelopes of one batch arrive together */
-    for (unsigned k = 1; k <= SR_ROOTCACHE_SLOTS; k++) {
-        const struct rootcache_slot *s =
-            &c->slot[(c->next + SR_ROOTCACHE_SLOTS - k) % SR_ROOTCACHE_SLOTS];
-        if (s->used && !memcmp(s->msg, msg, SR_ROOTMSG_LEN) && !memcmp(s->sig, sig, SR_SIGBYTES) &&
-            !memcmp(s->pk, pk, SR_PUBLICKEYBYTES)) {
-            c->hits++;
-            return true;
-        }
-    }
-    return false;
+    return c ? c->hashes_saved : 0;
 }
 
-static void rootcache_add(sr_rootcache *c, const uint8_t *pk, const uint8_t *msg,
-                          const uint8_t *sig)
+/*
+ * The newest slot (the envelopes of one batch arrive together) holding a
+ * signature |sig| by |pk| over |msg|, or with |msg| NULL over any root of a
+ * tree |depth| deep; NULL if none. Slots hold only signatures that verified,
+ * and Ed25519 verification is deterministic, so a slot found by |msg| is as
+ * good as verifying, and one found by |sig| holds the root |sig| covers.
+ */
+static struct rootcache_slot *rootcache_find(sr_rootcache *c, const uint8_t *pk, const uint8_t *sig,
+                                             const uint8_t *msg, unsigned depth)
+{
+    for (unsigned k = 1; k <= SR_ROOTCACHE_SLOTS; k++) {
+        struct rootcache_slot *s =
+            &c->slot[(c->next + SR_ROOTCACHE_SLOTS - k) % SR_ROOTCACHE_SLOTS];
+        if (s->used && !memcmp(s->sig, sig, SR_SIGBYTES) &&
+            (msg ? !memcmp(s->msg, msg, SR_ROOTMSG_LEN) : s->msg[SR_ENV_SIGCTX_LEN] == depth) &&
+            !memcmp(s->pk, pk, SR_PUBLICKEYBYTES)) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static struct rootcache_slot *rootcache_add(sr_rootcache *c, const uint8_t *pk, const uint8_t *msg,
+                                            const uint8_t *sig)
 {
     struct rootcache_slot *s = &c->slot[c->next];
     c->next = (c->next + 1) % SR_ROOTCACHE_SLOTS;
@@ -513,35 +530,76 @@ static void rootcache_add(sr_rootcache *c, const uint8_t *pk, const uint8_t *msg
     memcpy(s->pk, pk, SR_PUBLICKEYBYTES);
     memcpy(s->msg, msg, SR_ROOTMSG_LEN);
     memcpy(s->sig, sig, SR_SIGBYTES);
+    return s;
 }
 
-/* Recomputes the root from the body and its path and checks the signature
- * over it (or finds it in |cache|). 0 or SR_ERR_ENV_BADSIG. */
+/* Records the envelope at |index| as the last one opened under |s|'s root:
+ * its path and its nodes below |level| (those from |level| up are already
+ * the slot's). */
+static void rootcache_remember(struct rootcache_slot *s, uint64_t index, const uint8_t *path,
+                               const uint8_t (*nodes)[SR_MERKLE_HASHBYTES], unsigned level)
+{
+    s->last_index = index;
+    memcpy(s->last_path, path, (size_t)level * SR_MERKLE_HASHBYTES);
+    if (level > 1) {
+        memcpy(s->last_nodes[1], nodes[1], (size_t)(level - 1) * SR_MERKLE_HASHBYTES);
+    }
+}
+
+/*
+ * Recomputes the root from the body and its path and checks the signature
+ * over it (or finds it in |cache|). 0 or SR_ERR_ENV_BADSIG.
+ *
+ * With |cache|, the climb may stop early: once it reaches the level where
+ * this leaf's ancestors and those of the last envelope opened under the same
+ * signature are the same nodes, an equal node there and an equal path from
+ * there up mean the rest of the climb would repeat the last one's, to the
+ * root its signature verified over. The verdict is the one the full climb
+ * gives; only the hashes are saved.
+ */
 static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *body, size_t len,
                          const uint8_t *sig, uint64_t index, const uint8_t *path, unsigned depth)
 {
-    uint8_t h[SR_MERKLE_HASHBYTES];
-    int rv = merkle_leaf(h, body, len);
+    uint8_t nodes[SR_ENV_PATH_MAX + 1][SR_MERKLE_HASHBYTES];
+    if (depth == 0) {
+        cache = NULL; /* a tree of one leaf: no other envelope shares its root */
+    }
+    struct rootcache_slot *s = cache ? rootcache_find(cache, pk, sig, NULL, depth) : NULL;
+    int rv = merkle_leaf(nodes[0], body, len);
     for (unsigned k = 0; rv == 0 && k < depth; k++) {
         const uint8_t *sib = path + (size_t)k * SR_MERKLE_HASHBYTES;
-        rv = (index >> k) & 1 ? merkle_node(h, sib, h) : merkle_node(h, h, sib);
+        rv = (index >> k) & 1 ? merkle_node(nodes[k + 1], sib, nodes[k])
+                              : merkle_node(nodes[k + 1], nodes[k], sib);
+        unsigned level = k + 1;
+        if (rv == 0 && s && (index >> level) == (s->last_index >> level)) {
+            /* the first level where this climb and the last one share a node */
+            if (!memcmp(nodes[level], s->last_nodes[level], SR_MERKLE_HASHBYTES) &&
+                !memcmp(path + (size_t)level * SR_MERKLE_HASHBYTES, s->last_path[level],
+                        (size_t)(depth - level) * SR_MERKLE_HASHBYTES)) {
+                rootcache_remember(s, index, path, (const uint8_t(*)[SR_MERKLE_HASHBYTES])nodes,
+                                   level);
+                cache->hits++;
+                cache->hashes_saved += depth - level;
+                return 0;
+            }
+            s = NULL; /* not the last one's tree here: climb to the root */
+        }
     }
     if (rv) {
         return rv;
     }
     uint8_t msg[SR_ROOTMSG_LEN];
-    root_msg(msg, depth, h);
-    if (depth == 0) {
-        cache = NULL; /* a tree of one leaf: no other envelope shares its root */
-    }
-    if (cache && rootcache_find(cache, pk, msg, sig)) {
-        return 0;
-    }
-    if (sr_verify(pk, sig, msg, sizeof(msg)) != 0) {
+    root_msg(msg, depth, nodes[depth]);
+    if (cache && (s = rootcache_find(cache, pk, sig, msg, depth))) {
+        cache->hits++;
+    } else if (sr_verify(pk, sig, msg, sizeof(msg)) != 0) {
         return SR_ERR_ENV_BADSIG;
+    } else if (cache) {
+        s = rootcache_add(cache, pk, msg, sig);
     }
-    if (cache) {
-        rootcache_add(cache, pk, msg, sig);
+    if (s) {
+        memcpy(s->last_nodes[depth], nodes[depth], SR_MERKLE_HASHBYTES);
+        rootcache_remember(s, index, path, (const uint8_t(*)[SR_MERKLE_HASHBYTES])nodes, depth);
     }
     return 0;
 }

@@ -1258,6 +1258,95 @@ static void test_batch_cross_and_rules(void **state)
     free_bufs(bufs, 3);
 }
 
+/* The level where leaf |i|'s climb first meets leaf |j|'s. */
+static unsigned meet_level(uint64_t i, uint64_t j)
+{
+    unsigned l = 1;
+    while ((i >> l) != (j >> l)) {
+        l++;
+    }
+    return l;
+}
+
+/* Receivers stop climbing where an envelope's path meets that of the last one opened
+ * under the same signature; the verdict is the full climb's. Every tampered byte of
+ * the next envelope still fails, and a failure leaves the cache as it was. */
+static void test_batch_climb_shortcut(void **state)
+{
+    (void)state;
+    enum { N = BATCH_MAXN, DEPTH = 5 }; /* 17 leaves: a tree 5 deep */
+    sr_buf outs[N];
+    struct sr_envelope envs[N];
+    uint8_t payloads[N][40];
+    seal_batch_n(outs, envs, payloads, N, alpha);
+    struct sr_open_opts o = opts_for("gs-svalbard");
+    sr_rootcache *cache;
+    /* in order, then backwards, then every other one */
+    static const int orders[3] = {1, -1, 2};
+    for (int ord = 0; ord < 3; ord++) {
+        assert_int_equal(sr_rootcache_new(&cache), 0);
+        o.roots = cache;
+        uint64_t saved = 0, prev = 0;
+        for (int step = 0; step < N; step++) {
+            uint64_t i = orders[ord] == 1    ? (uint64_t)step
+                         : orders[ord] == -1 ? (uint64_t)(N - 1 - step)
+                                             : (uint64_t)((step * 2) % N);
+            struct sr_envelope out;
+            char why[256] = "";
+            assert_int_equal(
+                sr_envelope_open(&out, outs[i].data, outs[i].len, &o, why, sizeof(why)), 0);
+            assert_env_equal(&out, &envs[i]);
+            assert_int_equal(out.depth, DEPTH);
+            if (step > 0) {
+                saved += DEPTH - meet_level(i, prev);
+            }
+            prev = i;
+        }
+        assert_int_equal(sr_rootcache_hits(cache), N - 1);
+        assert_int_equal(sr_rootcache_hashes_saved(cache), saved);
+        assert_true(saved > 0);
+        sr_rootcache_free(cache);
+    }
+
+    /* leaf 6 after leaf 5: they meet at level 2 (below, 6 and 7 hash to their own node) */
+    const sr_buf *prev = &outs[5], *cur = &outs[6];
+    uint8_t *copy = malloc(cur->len);
+    assert_non_null(copy);
+    size_t body_len = (size_t)cur->data[8] << 24 | (size_t)cur->data[9] << 16 |
+                      (size_t)cur->data[10] << 8 | cur->data[11];
+    size_t index_at = 12 + body_len + 2 + 8 + 2 + 64, path_at = index_at + 3 + 3;
+    assert_int_equal(cur->len, path_at + DEPTH * 32);
+    static const uint8_t masks[] = {0x01, 0x80};
+    for (size_t i = 0; i < cur->len; i++) {
+        for (size_t m = 0; m < sizeof(masks); m++) {
+            assert_int_equal(sr_rootcache_new(&cache), 0);
+            o.roots = cache;
+            assert_int_equal(open_buf(prev->data, prev->len, &o, NULL, 0), 0);
+            memcpy(copy, cur->data, cur->len);
+            copy[i] ^= masks[m];
+            if (open_buf(copy, cur->len, &o, NULL, 0) == 0) {
+                fail_msg("after leaf 5, flipping byte %zu of leaf 6 with 0x%02x was accepted", i,
+                         masks[m]);
+            }
+            /* the genuine one still opens, through the shortcut */
+            assert_int_equal(open_buf(cur->data, cur->len, &o, NULL, 0), 0);
+            assert_int_equal(sr_rootcache_hashes_saved(cache), DEPTH - 2);
+            sr_rootcache_free(cache);
+        }
+    }
+    /* leaf 6's body and index with leaf 5's path, and leaf 5's with leaf 6's index */
+    assert_int_equal(sr_rootcache_new(&cache), 0);
+    o.roots = cache;
+    assert_int_equal(open_buf(prev->data, prev->len, &o, NULL, 0), 0);
+    memcpy(copy, cur->data, cur->len);
+    memcpy(copy + path_at, prev->data + path_at, DEPTH * 32);
+    assert_int_equal(open_buf(copy, cur->len, &o, NULL, 0), SR_ERR_ENV_BADSIG);
+    assert_int_equal(sr_rootcache_hashes_saved(cache), 0);
+    sr_rootcache_free(cache);
+    free(copy);
+    free_bufs(outs, N);
+}
+
 /* "auto": 32 while few are in flight, an eighth of them past 256, at most 256. */
 static void test_batch_auto_follows_inflight(void **state)
 {
@@ -1309,6 +1398,7 @@ int main(void)
         cmocka_unit_test(test_batch_flip_every_byte),
         cmocka_unit_test(test_batch_cross_and_rules),
         cmocka_unit_test(test_batch_auto_follows_inflight),
+        cmocka_unit_test(test_batch_climb_shortcut),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,13 @@
  * Whatever opens must re-seal and re-open to the same fields, as SR1 and as
  * a batch of three (SR2) opened through a root cache. Every input is also
  * opened with the root cache, which must not change the verdict.
+ *
+ * An input starting with 0xc2 (also never the first byte of an envelope)
+ * tampers with a genuine batch instead: bytes 1 and 2 pick two of its eight
+ * envelopes, the rest is XORed into the second from its start. The first is
+ * opened through a fresh root cache, then the tampered second, with the cache
+ * (whose climb may stop where it meets the first's) and without: the verdicts
+ * must agree, and the genuine second must still open afterwards.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +34,9 @@ static sr_keyring *ring;
 static sr_buf sealed, resealed;
 static sr_buf batch[3];
 static sr_rootcache *roots;
+#define GENUINE 8
+static sr_buf genuine[GENUINE]; /* one batch, sealed once */
+static uint8_t *tampered;
 
 static void init(void)
 {
@@ -44,6 +54,56 @@ static void init(void)
     if (sr_rootcache_new(&roots)) {
         abort();
     }
+    struct sr_envelope envs[GENUINE];
+    static const uint8_t payload[] = "a genuine payload";
+    for (int i = 0; i < GENUINE; i++) {
+        envs[i] = (struct sr_envelope){.kind = SR_KIND_WORKLOAD,
+                                       .iat = FUZZ_NOW - 1000,
+                                       .exp = FUZZ_NOW + 60000,
+                                       .payload = payload,
+                                       .payload_len = sizeof(payload) - 1};
+        envs[i].id[0] = (uint8_t)i;
+        memcpy(envs[i].src, "fuzz-src", 9);
+        memcpy(envs[i].dst, "fuzz-gw", 8);
+        memcpy(envs[i].handler, "echo", 5);
+        sr_buf_init(&genuine[i], 1 << 16);
+    }
+    if (sr_envelope_seal_batch(genuine, key, envs, GENUINE) != 0 ||
+        !(tampered = malloc(genuine[0].len + 1024))) {
+        abort();
+    }
+}
+
+/* The 0xc2 inputs (see the top): a root cache's shortcut never changes a verdict. */
+static void tamper_batch(const uint8_t *data, size_t size)
+{
+    if (size < 3) {
+        return;
+    }
+    const sr_buf *first = &genuine[data[1] % GENUINE], *second = &genuine[data[2] % GENUINE];
+    size_t n = second->len;
+    memcpy(tampered, second->data, n);
+    for (size_t i = 3; i < size && i - 3 < n; i++) {
+        tampered[i - 3] ^= data[i];
+    }
+    sr_rootcache *c;
+    if (sr_rootcache_new(&c) != 0) {
+        abort();
+    }
+    struct sr_open_opts o = {.trust = ring, .self_id = "fuzz-gw", .now_ms = FUZZ_NOW};
+    struct sr_open_opts oc = o;
+    oc.roots = c;
+    struct sr_envelope env;
+    char why[256];
+    if (sr_envelope_open(&env, first->data, first->len, &oc, why, sizeof(why)) != 0) {
+        abort();
+    }
+    int rv = sr_envelope_open(&env, tampered, n, &o, why, sizeof(why));
+    if (sr_envelope_open(&env, tampered, n, &oc, why, sizeof(why)) != rv ||
+        sr_envelope_open(&env, second->data, second->len, &oc, why, sizeof(why)) != 0) {
+        abort();
+    }
+    sr_rootcache_free(c);
 }
 
 static void check_same(const struct sr_envelope *a, const struct sr_envelope *b)
@@ -72,6 +132,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ready) {
         init();
         ready = 1;
+    }
+    if (size > 0 && data[0] == 0xc2) {
+        tamper_batch(data, size);
+        return 0;
     }
     const uint8_t *in = data;
     size_t len = size;
