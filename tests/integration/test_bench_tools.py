@@ -116,6 +116,28 @@ def test_bench_ed25519_busy_reports_cpu_per_pair():
     check(r.returncode == 1 and not r.stdout, "no time given: %d %r" % (r.returncode, r.stdout))
 
 
+def test_bench_envelope_reports_seal_and_open():
+    """bench_envelope: a line per batch size; larger batches cost less per
+    envelope (one signature shared), and opens in order save inner hashes."""
+    exe = os.path.join(srtest.BIN, "tests", "bench", "bench_envelope")
+    r = run([exe, "0.3", "1024", "1", "32"], timeout=120)
+    out = r.stdout.decode()
+    rows = [re.match(r"^batch (\d+) size 1024 seal_us ([\d.]+) open_us ([\d.]+) "
+                     r"hashes_saved ([\d.]+)$", l) for l in out.strip().splitlines()]
+    check(r.returncode == 0 and len(rows) == 2 and all(rows), "%d %r" % (r.returncode, out))
+    one, b32 = ([float(x) for x in m.groups()] for m in rows)
+    check(one[0] == 1 and one[3] == 0, "alone: no tree, nothing saved: %r" % out)
+    # 32 leaves opened in order: each meets the last one's climb at level
+    # 1 (half of them), 2, ... so 3.06 of 5 inner hashes are saved on average
+    check(abs(b32[3] - 98 / 32) < 0.01, "in order, 98 of 160 inner hashes saved: %r" % out)
+    check(b32[1] + b32[2] < (one[1] + one[2]) / 4,
+          "a batch of 32 shares its signature: %r" % out)
+    r = run([exe, "0.3", "1024", "2000"], timeout=60)
+    check(r.returncode == 2 and b"N must be in [1, 1024], not 2000" in r.stderr, r.stderr)
+    r = run([exe, "0", "1024"], timeout=60)
+    check(r.returncode == 2 and b"usage" in r.stderr, r.stderr)
+
+
 # a test module of its own, run as a child: it starts a node, reports the node's
 # pid and its directory, then fails half-way (or waits to be killed)
 CHILD = """
@@ -213,5 +235,6 @@ if __name__ == "__main__":
                       test_ab_refuses_bad_arguments_with_a_reason,
                       test_bench_perf_share_tells_crypto_from_the_rest,
                       test_bench_ed25519_busy_reports_cpu_per_pair,
+                      test_bench_envelope_reports_seal_and_open,
                       test_harness_stops_what_a_failed_test_left_running,
                       test_harness_daemons_die_with_a_killed_test])
