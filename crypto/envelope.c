@@ -607,10 +607,9 @@ static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *
 size_t sr_envelope_batch_auto(size_t inflight, unsigned answered_depth)
 {
     size_t m = inflight / 8;
-    if (answered_depth < 16 && ((size_t)1 << answered_depth) > m) {
-        m = (size_t)1 << answered_depth;
-    } else if (answered_depth >= 16) {
-        m = SR_ENV_BATCH_AUTO_MAX;
+    size_t answers = answered_depth >= 16 ? SR_ENV_BATCH_AUTO_MAX : (size_t)1 << answered_depth;
+    if (answers > m) {
+        m = answers;
     }
     return m < SR_ENV_BATCH_DEFAULT    ? SR_ENV_BATCH_DEFAULT
            : m > SR_ENV_BATCH_AUTO_MAX ? SR_ENV_BATCH_AUTO_MAX
