@@ -49,8 +49,8 @@ struct gw {
 /* The main listener's request handler (skyrouted.c), shared by the h2c and
  * TLS listeners. */
 void gw_main_handler(sr_req *req, void *arg);
-/* Its response headers that differ on every response (skyroute-id), for
- * sr_http_server_opts.never_index. */
+/* Its response headers that differ on every response (skyroute-id and the
+ * timings), for sr_http_server_opts.never_index. */
 extern const char *const gw_main_never_index[];
 
 /*

@@ -11,8 +11,9 @@
  * Under load, results are sealed together: job_finish() queues each, and
  * results_flush() seals the queue with one signature over a Merkle root (SR2)
  * when the loop has a turn with nothing else to run, 1 ms after the first, or
- * at --envelope-batch results (auto by default: 32, or an eighth of the workloads in flight
- * when that is more, up to 256); a lone result is signed on its own
+ * at --envelope-batch results (auto by default: 32, or an eighth of the workloads in flight,
+ * or as many as the largest batch the queued results' workloads came in, up to 256); a lone
+ * result is signed on its own
  * (sr_envelope_seal_one). Workload envelopes
  * sealed in a batch are verified with a cache of verified roots (one verification per batch). The
  * replay guard records the id on arrival, as before; a repeat that arrives while the result waits
@@ -60,9 +61,9 @@ static const char usage_text[] =
     "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024, or\n"
-    "                     auto: 32, or an eighth of the workloads in flight when\n"
-    "                     that is more, up to 256; default auto; 1: a signature\n"
-    "                     per result)\n"
+    "                     auto: 32, or more with many workloads in flight or when\n"
+    "                     they came in larger batches, up to 256; default auto;\n"
+    "                     1: a signature per result)\n"
     "  --upload-slots N   let envelopes above 16 KiB in N at a time per connection,\n"
     "                     oldest first, each whole in turn, whatever the sender's\n"
     "                     order (default 0: as sent; skyrouted already sends them\n"
