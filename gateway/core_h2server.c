@@ -1496,10 +1496,30 @@ int sr_http_server_port(const sr_http_server *srv)
 
 void sr_http_server_stop_listening(sr_http_server *srv)
 {
-    if (srv->listener) {
-        evconnlistener_free(srv->listener);
-        srv->listener = NULL;
+    if (!srv->listener) {
+        return;
     }
+    /* Connections the kernel has completed but the loop has not accepted yet
+     * would be reset when the socket closes, their requests perhaps already
+     * sent: a draining gateway's clients saw that as a request cut mid-flight.
+     * Take them in first; they are then served like the others (a draining
+     * gateway answers 503, link emulation drops them as it drops the rest). */
+    evutil_socket_t lfd = evconnlistener_get_fd(srv->listener);
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        evutil_socket_t fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+        if (fd < 0) {
+            break; /* EAGAIN: none left (the listener's socket is non-blocking) */
+        }
+        if (evutil_make_socket_nonblocking(fd) != 0 || evutil_make_socket_closeonexec(fd) != 0) {
+            evutil_closesocket(fd);
+            continue;
+        }
+        on_accept(srv->listener, fd, (struct sockaddr *)&ss, (int)sl, srv);
+    }
+    evconnlistener_free(srv->listener);
+    srv->listener = NULL;
 }
 
 void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls)
