@@ -1522,6 +1522,24 @@ void sr_http_server_stop_listening(sr_http_server *srv)
     srv->listener = NULL;
 }
 
+void sr_http_server_goaway(sr_http_server *srv, bool final)
+{
+    struct conn *next;
+    for (struct conn *c = srv->conns; c; c = next) {
+        next = c->next; /* a flush may free |c| */
+        if (c->mode != MODE_H2 || !c->h2) {
+            continue;
+        }
+        int rv = final ? nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                                               nghttp2_session_get_last_proc_stream_id(c->h2),
+                                               NGHTTP2_NO_ERROR, NULL, 0)
+                       : nghttp2_submit_shutdown_notice(c->h2);
+        if (rv == 0) {
+            conn_flush(c);
+        }
+    }
+}
+
 void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls)
 {
     srv->opts.tls = tls;

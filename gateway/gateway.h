@@ -105,6 +105,13 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
 /* Uses |tls| for connections accepted from now on (certificate reload without
  * a restart); connections already open are not touched. */
 void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls);
+/* HTTP/2's graceful shutdown (RFC 9113 section 6.8) on every open HTTP/2
+ * connection: with |final| false, a GOAWAY that announces it (last stream
+ * 2^31-1: clients open no new streams here, those in flight go on); with
+ * |final| true, the GOAWAY naming the last stream this side took, to send
+ * before the connections close, so a client knows any later one was never
+ * read and may retry it. HTTP/1.1 connections are left alone. */
+void sr_http_server_goaway(sr_http_server *srv, bool final);
 /* Stops listening; open connections stay until closed. */
 void sr_http_server_stop_listening(sr_http_server *srv);
 /* Listens again on the same address and port after stop_listening (used by

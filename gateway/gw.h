@@ -31,6 +31,7 @@ struct gw {
     size_t ntargets;
     struct sr_config *tcfg; /* the config the targets come from (cfg, or a reload's) */
     bool draining;
+    bool drain_goaway; /* the final GOAWAY went out: exit at the next drain check */
     struct event *drain_timer;
     int64_t drain_deadline_mono;
     bool check_only; /* --check-config: validate, open no store, start nothing */

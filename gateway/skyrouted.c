@@ -341,6 +341,16 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     size_t inflight = sr_http_server_inflight(g->main) +
                       (g->tls_server ? sr_http_server_inflight(g->tls_server) : 0);
     if (inflight == 0 || sr_mono_ms() > g->drain_deadline_mono) {
+        if (!g->drain_goaway) {
+            /* the final GOAWAY first; the loop exits at the next check, once
+             * the frames are written (a TLS connection writes from the loop) */
+            g->drain_goaway = true;
+            sr_http_server_goaway(g->main, true);
+            if (g->tls_server) {
+                sr_http_server_goaway(g->tls_server, true);
+            }
+            return;
+        }
         event_base_loopexit(g->base, NULL);
     }
 }
@@ -355,8 +365,10 @@ static void on_term(void *arg)
     g->draining = true;
     sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(g->main));
     sr_http_server_stop_listening(g->main);
+    sr_http_server_goaway(g->main, false);
     if (g->tls_server) {
         sr_http_server_stop_listening(g->tls_server);
+        sr_http_server_goaway(g->tls_server, false);
     }
     g->drain_deadline_mono = sr_mono_ms() + g->cfg->max_deadline_ms;
     g->drain_timer = event_new(g->base, -1, EV_PERSIST, drain_check, g);

@@ -12,6 +12,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import hyperframe.frame
 
 import srtest
 from srtest import check, run
@@ -321,6 +322,71 @@ def test_sigterm_under_load_loses_no_accepted_request():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def frames_of(data):
+    """The HTTP/2 frames in |data| (whole frames only)."""
+    out = []
+    while len(data) >= 9:
+        f, n = hyperframe.frame.Frame.parse_frame_header(memoryview(data[:9]))
+        if len(data) < 9 + n:
+            break
+        f.parse_body(memoryview(data[9:9 + n]))
+        out.append(f)
+        data = data[9 + n:]
+    return out
+
+
+def test_sigterm_goes_away_gracefully():
+    """On SIGTERM an HTTP/2 client is told twice (RFC 9113 section 6.8): a
+    GOAWAY announcing the shutdown (last stream 2^31-1) while the work in
+    flight finishes, and, before the connection closes, one naming the last
+    stream the gateway took, so that anything later is known unread."""
+    env = srtest.Env("goaway")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--gops", "5"])
+    g = env.start_gateway("gs-test", [n])
+    s = socket.create_connection(("127.0.0.1", g["port"]), timeout=15)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding="utf-8"))
+    c.initiate_connection()
+    # stream 1 answered before the signal; stream 3 (0.2 s of work) in flight
+    for sid, work in ((1, "0"), (3, "1")):
+        c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+                             (":path", "/v1/workloads"), ("content-length", "2"),
+                             ("skyroute-handler", "compute"), ("skyroute-work", work)])
+        c.send_data(sid, b"hi", end_stream=True)
+        s.sendall(c.data_to_send())
+        if sid == 1:
+            ended = False
+            while not ended:
+                data = s.recv(65536)
+                check(data, "the gateway closed before answering stream 1")
+                for e in c.receive_data(data):
+                    ended = ended or (isinstance(e, h2.events.StreamEnded) and e.stream_id == 1)
+                s.sendall(c.data_to_send())
+    time.sleep(0.05)
+    g["proc"].send_signal(signal.SIGTERM)
+    raw = b""
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        raw += data
+    s.close()
+    check(g["proc"].wait(30) == 0, "the gateway's exit status")
+    frames = frames_of(raw)
+    goaways = [(f.last_stream_id, f.error_code) for f in frames
+               if isinstance(f, hyperframe.frame.GoAwayFrame)]
+    check(goaways == [(2 ** 31 - 1, 0), (3, 0)],
+          "GOAWAY frames (last stream, error): %r" % goaways)
+    # stream 3 finished between them, with its answer
+    first, last = [i for i, f in enumerate(frames) if isinstance(f, hyperframe.frame.GoAwayFrame)]
+    got3 = [f for f in frames[first:last]
+            if isinstance(f, hyperframe.frame.HeadersFrame) and f.stream_id == 3]
+    check(got3, "stream 3 answered between the two GOAWAYs: %r" % [type(f).__name__ for f in frames])
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_tls_front_door_nghttp_and_curl,
@@ -328,4 +394,5 @@ if __name__ == "__main__":
         test_client_tokens_certificates_and_limits,
         test_sighup_under_load_adds_targets_without_dropping_connections,
         test_sigterm_under_load_loses_no_accepted_request,
+        test_sigterm_goes_away_gracefully,
     ])
