@@ -534,15 +534,15 @@ static struct rootcache_slot *rootcache_add(sr_rootcache *c, const uint8_t *pk, 
 }
 
 /* Records the envelope at |index| as the last one opened under |s|'s root:
- * its path and its nodes below |level| (those from |level| up are already
- * the slot's). */
+ * its path and its nodes at levels 1 to |level| - 1, starting at |nodes1|
+ * (those from |level| up are already the slot's). */
 static void rootcache_remember(struct rootcache_slot *s, uint64_t index, const uint8_t *path,
-                               const uint8_t (*nodes)[SR_MERKLE_HASHBYTES], unsigned level)
+                               const uint8_t *nodes1, unsigned level)
 {
     s->last_index = index;
     memcpy(s->last_path, path, (size_t)level * SR_MERKLE_HASHBYTES);
     if (level > 1) {
-        memcpy(s->last_nodes[1], nodes[1], (size_t)(level - 1) * SR_MERKLE_HASHBYTES);
+        memcpy(s->last_nodes[1], nodes1, (size_t)(level - 1) * SR_MERKLE_HASHBYTES);
     }
 }
 
@@ -576,8 +576,7 @@ static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *
             if (!memcmp(nodes[level], s->last_nodes[level], SR_MERKLE_HASHBYTES) &&
                 !memcmp(path + (size_t)level * SR_MERKLE_HASHBYTES, s->last_path[level],
                         (size_t)(depth - level) * SR_MERKLE_HASHBYTES)) {
-                rootcache_remember(s, index, path, (const uint8_t(*)[SR_MERKLE_HASHBYTES])nodes,
-                                   level);
+                rootcache_remember(s, index, path, nodes[1], level);
                 cache->hits++;
                 cache->hashes_saved += depth - level;
                 return 0;
@@ -599,7 +598,7 @@ static int merkle_verify(const uint8_t *pk, sr_rootcache *cache, const uint8_t *
     }
     if (s) {
         memcpy(s->last_nodes[depth], nodes[depth], SR_MERKLE_HASHBYTES);
-        rootcache_remember(s, index, path, (const uint8_t(*)[SR_MERKLE_HASHBYTES])nodes, depth);
+        rootcache_remember(s, index, path, nodes[1], depth);
     }
     return 0;
 }

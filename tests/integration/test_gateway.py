@@ -198,12 +198,15 @@ def h2_wide_client():
     return c
 
 
-def take_answers(c, data, status, got, ended):
+def take_answers(c, data, status, got, ended, headers=None):
     """Feeds received bytes to h2 connection |c|, collecting each stream's
-    status, body and end; a reset stream or connection fails the test."""
+    status, body and end (and, given |headers|, its header tuples as hpack
+    decoded them); a reset stream or connection fails the test."""
     for e in c.receive_data(data):
         if isinstance(e, h2.events.ResponseReceived):
             status[e.stream_id] = dict(e.headers).get(":status")
+            if headers is not None:
+                headers[e.stream_id] = e.headers
         elif isinstance(e, h2.events.DataReceived):
             got[e.stream_id] += e.data
             c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
@@ -230,22 +233,15 @@ def test_response_ids_stay_out_of_the_hpack_table():
                              ("skyroute-handler", "echo")])
         c.send_data(sid, b"hello", end_stream=True)
         s.sendall(c.data_to_send())
-        hdrs, body, ended = None, b"", False
+        status, body, ended, hdrs = {}, {sid: bytearray()}, set(), {}
         deadline = time.time() + 20
-        while not ended and time.time() < deadline:
+        while sid not in ended and time.time() < deadline:
             data = s.recv(65536)
             check(data, "the gateway closed the connection")
-            for e in c.receive_data(data):
-                if isinstance(e, h2.events.ResponseReceived):
-                    hdrs = e.headers
-                elif isinstance(e, h2.events.DataReceived):
-                    body += e.data
-                    c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
-                elif isinstance(e, h2.events.StreamEnded):
-                    ended = True
+            take_answers(c, data, status, body, ended, hdrs)
             s.sendall(c.data_to_send())
-        check(ended and body == b"hello", "request %d: %r" % (i, body))
-        got = {h[0]: h for h in hdrs}
+        check(sid in ended and body[sid] == b"hello", "request %d: %r" % (i, body[sid]))
+        got = {h[0]: h for h in hdrs[sid]}
         for name in unique:
             check(isinstance(got.get(name), hpack.NeverIndexedHeaderTuple),
                   "request %d: %s is %r, not a never-indexed literal" % (i, name, got.get(name)))
