@@ -104,6 +104,34 @@ def test_bench_perf_share_tells_crypto_from_the_rest():
               "%s: crypto share %r, not within %.2f..%.2f" % (argv[0], share, lo, hi))
 
 
+def test_bench_split_says_what_the_rest_may_take():
+    """The split table's last column: for 1.0x of nghttpx's throughput on a
+    busy machine, the pair's rest may take what nghttpx + nghttpd take less
+    the pair's crypto (18.0 - 4.7 - 4.1 = 9.2 us, 0.51 of theirs), and
+    nothing where the crypto alone takes more."""
+    sys.path.insert(0, os.path.join(srtest.SRC, "tests", "bench"))
+    import types
+    import bench
+
+    def fig(cpu, pair):
+        return {"rps": 1000.0, "p50": 1.0, "p99": 2.0, "cpu10k": cpu, "pair_cpu10k": pair,
+                "ok": 1000, "failed": 0, "rounds": []}
+
+    rows = []
+    for streams, crypto in ((100, (4.7, 4.1)), (1000, (12.0, 9.0))):
+        sky = fig(0.14, 0.23)
+        sky.update(crypto_us=crypto[0], other_us=9.8, node_crypto_us=crypto[1], node_other_us=5.4)
+        rows.append({"size": 1024, "size_label": "1 KiB", "streams": streams, "c": 10, "m": 10,
+                     "n": 1000, "rounds": 1, "skyroute": sky, "nghttpx": fig(0.115, 0.18)})
+    text = bench.summary(types.SimpleNamespace(quick=False, note=None), {"proxy": rows})
+    lines = [ln for ln in text.splitlines() if ln.startswith("| 1 KiB | 100 | 4.7")]
+    check(len(lines) == 1 and lines[0].endswith("| 15.2 / 18.0 (0.84) | 9.2 (0.51) |"),
+          "split row at 100 streams: %r" % lines)
+    lines = [ln for ln in text.splitlines() if ln.startswith("| 1 KiB | 1000 | 12.0")]
+    check(len(lines) == 1 and lines[0].endswith("| 0.0 (0.00) |"),
+          "crypto above all of nghttpx's CPU leaves the rest nothing: %r" % lines)
+
+
 def test_bench_ed25519_busy_reports_cpu_per_pair():
     ed = os.path.join(srtest.BIN, "tests", "bench", "bench_ed25519")
     r = run([ed, "busy", "0.3", "1024"], timeout=60)
@@ -234,6 +262,7 @@ if __name__ == "__main__":
                       test_ab_compares_two_settings_and_prints_the_table,
                       test_ab_refuses_bad_arguments_with_a_reason,
                       test_bench_perf_share_tells_crypto_from_the_rest,
+                      test_bench_split_says_what_the_rest_may_take,
                       test_bench_ed25519_busy_reports_cpu_per_pair,
                       test_bench_envelope_reports_seal_and_open,
                       test_harness_stops_what_a_failed_test_left_running,
