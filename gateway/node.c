@@ -116,6 +116,7 @@ struct node {
     struct exec_cfg execs[MAX_EXEC];
     size_t nexec;
     bool draining;
+    bool drain_goaway; /* the final GOAWAY went out: exit at the next check */
     struct event *drain_timer;
     /* link emulation */
     sr_sat *emu_sat;
@@ -1268,6 +1269,14 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct node *n = arg;
     if (sr_http_server_inflight(n->main) == 0) {
+        if (!n->drain_goaway) {
+            /* the final GOAWAY names the last stream taken: a client may send
+             * any later one elsewhere, it never ran here. The loop exits at
+             * the next check, once the frame is written. */
+            n->drain_goaway = true;
+            sr_http_server_goaway(n->main, true);
+            return;
+        }
         event_base_loopexit(n->base, NULL);
     }
 }
@@ -1282,6 +1291,7 @@ static void on_term(void *arg)
     n->draining = true;
     sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(n->main));
     sr_http_server_stop_listening(n->main);
+    sr_http_server_goaway(n->main, false); /* clients start no new streams here */
     n->drain_timer = event_new(n->base, -1, EV_PERSIST, drain_check, n);
     struct timeval tv = {0, 50000};
     event_add(n->drain_timer, &tv);

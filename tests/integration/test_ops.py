@@ -322,6 +322,44 @@ def test_sigterm_under_load_loses_no_accepted_request():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def test_node_sigterm_under_load_loses_nothing():
+    """A node told to stop while a gateway keeps sending it work: it says so
+    with a GOAWAY (RFC 9113 section 6.8), finishes what it took, then names
+    the last stream it took before it closes; the gateway sends the rest to
+    the other node. Before the node went away this way, requests the gateway
+    had written but the node had not read yet were cut when it exited (502,
+    "lost mid-flight"; 3 runs of 5 lost 1-11 requests)."""
+    env = srtest.Env("nodeterm")
+    gkey, gpub = env.keygen("gs-test")
+    a = env.start_node("alpha", [gpub], admin=False)
+    b = env.start_node("beta", [gpub], admin=False)
+    g = env.start_gateway("gs-test", [a, b])
+    p = env.path("p.bin")
+    with open(p, "wb") as f:
+        f.write(os.urandom(1024))
+    load = subprocess.Popen(["h2load", "-n", "40000", "-c", "8", "-m", "8", "-t", "1", "-d", p,
+                             g["url"] + "/v1/workloads"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.0)
+        check(load.poll() is None, "h2load still running when the node is told to stop")
+        a["proc"].send_signal(signal.SIGTERM)
+        rc = a["proc"].wait(20)
+        out = load.communicate(timeout=120)[0].decode()
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    print("\n".join(ln for ln in out.splitlines() if ln.startswith(("requests:", "status"))))
+    check(rc == 0, "node exit status after its drain: %s" % rc)
+    check("40000 succeeded, 0 failed, 0 errored" in out, "every request answered 2xx: %s" %
+          [ln for ln in out.splitlines() if ln.startswith(("requests:", "status"))])
+    log = open(env.path("alpha.log")).read()
+    check("draining" in log, "the node logged its drain")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(x.sr_name, x.returncode) for x in bad])
+
+
 def frames_of(data):
     """The HTTP/2 frames in |data| (whole frames only)."""
     out = []
@@ -394,5 +432,6 @@ if __name__ == "__main__":
         test_client_tokens_certificates_and_limits,
         test_sighup_under_load_adds_targets_without_dropping_connections,
         test_sigterm_under_load_loses_no_accepted_request,
+        test_node_sigterm_under_load_loses_nothing,
         test_sigterm_goes_away_gracefully,
     ])
