@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -97,8 +98,21 @@ def h2load(url, body, n, c, m, log, timeout=600):
         os.unlink(log)  # h2load appends
     argv = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m), "-t", "1", "-d", body,
             "--log-file", log, url]
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-    out = r.stdout.decode(errors="replace")
+    busy0 = machine_ticks()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        raw = p.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+    # h2load's own CPU (it shares the two cores; the only child reaped
+    # meanwhile) and how busy the machine was
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    h2cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
+    busy1 = machine_ticks()
+    out = raw.decode(errors="replace")
     rps = 0.0
     ok = failed = 0
     for line in out.splitlines():
@@ -120,7 +134,17 @@ def h2load(url, body, n, c, m, log, timeout=600):
     def pct(p):
         return durs[min(len(durs) - 1, int(p * len(durs)))] if durs else float("nan")
 
-    return {"rps": rps, "p50": pct(0.50), "p99": pct(0.99), "ok": ok, "failed": failed}
+    total = busy1[0] - busy0[0]
+    return {"rps": rps, "p50": pct(0.50), "p99": pct(0.99), "ok": ok, "failed": failed,
+            "busy": 1.0 - (busy1[1] - busy0[1]) / total if total > 0 else float("nan"),
+            "h2load_us": h2cpu / max(1, ok) * 1e6}
+
+
+def machine_ticks():
+    """(all, idle + iowait) CPU ticks of the machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v), v[3] + v[4]
 
 
 # ---- where a process's CPU goes ---------------------------------------------------
@@ -293,7 +317,8 @@ def part_proxy(args, env, res):
                          r["p50"], r["p99"], r["cpu10k"], r["ok"], r["failed"]))
             for name, rs in runs.items():
                 row[name] = {k: statistics.median(r[k] for r in rs)
-                             for k in ("rps", "p50", "p99", "cpu10k", "pair_cpu10k")}
+                             for k in ("rps", "p50", "p99", "cpu10k", "pair_cpu10k", "busy",
+                                       "h2load_us")}
                 row[name]["ok"] = sum(r["ok"] for r in rs)
                 row[name]["failed"] = sum(r["failed"] for r in rs)
                 row[name]["rounds"] = rs
@@ -686,6 +711,21 @@ def summary(args, res):
                          x.get("pair_cpu10k", float("nan")), cx,
                          "" if not fails else " (%d failed)" % fails))
         L.append("")
+        if all("busy" in row["skyroute"] for row in res["proxy"]):
+            L.append("How busy the two cores were during those rounds (all processes, from "
+                     "`/proc/stat`; medians), and the CPU per request of `h2load` itself, "
+                     "which shares them: where both proxies leave a core's worth idle, "
+                     "throughput follows the latency of the chain, not its CPU.")
+            L.append("")
+            L.append("| body | streams | machine busy sky / ngx | h2load us per request sky / "
+                     "ngx |")
+            L.append("| --- | --- | ---: | ---: |")
+            for row in res["proxy"]:
+                s, x = row["skyroute"], row["nghttpx"]
+                L.append("| %s | %d | %.0f %% / %.0f %% | %.1f / %.1f |" % (
+                    row["size_label"], row["streams"], 100 * s["busy"], 100 * x["busy"],
+                    s["h2load_us"], x["h2load_us"]))
+            L.append("")
         split = [row for row in res["proxy"]
                  if "crypto_us" in row["skyroute"] and "node_crypto_us" in row["skyroute"]]
         if split:

@@ -108,14 +108,15 @@ def test_bench_split_says_what_the_rest_may_take():
     """The split table's last column: for 1.0x of nghttpx's throughput on a
     busy machine, the pair's rest may take what nghttpx + nghttpd take less
     the pair's crypto (18.0 - 4.7 - 4.1 = 9.2 us, 0.51 of theirs), and
-    nothing where the crypto alone takes more."""
+    nothing where the crypto alone takes more; and the table of how busy the
+    machine was, with h2load's own CPU."""
     sys.path.insert(0, os.path.join(srtest.SRC, "tests", "bench"))
     import types
     import bench
 
     def fig(cpu, pair):
         return {"rps": 1000.0, "p50": 1.0, "p99": 2.0, "cpu10k": cpu, "pair_cpu10k": pair,
-                "ok": 1000, "failed": 0, "rounds": []}
+                "ok": 1000, "failed": 0, "rounds": [], "busy": cpu * 6, "h2load_us": pair * 40}
 
     rows = []
     for streams, crypto in ((100, (4.7, 4.1)), (1000, (12.0, 9.0))):
@@ -127,6 +128,8 @@ def test_bench_split_says_what_the_rest_may_take():
     lines = [ln for ln in text.splitlines() if ln.startswith("| 1 KiB | 100 | 4.7")]
     check(len(lines) == 1 and lines[0].endswith("| 15.2 / 18.0 (0.84) | 9.2 (0.51) |"),
           "split row at 100 streams: %r" % lines)
+    check("| 1 KiB | 100 | 84 % / 69 % | 9.2 / 7.2 |" in text.splitlines(),
+          "machine busy and h2load's CPU: %r" % [ln for ln in text.splitlines() if "%" in ln])
     lines = [ln for ln in text.splitlines() if ln.startswith("| 1 KiB | 1000 | 12.0")]
     check(len(lines) == 1 and lines[0].endswith("| 0.0 (0.00) |"),
           "crypto above all of nghttpx's CPU leaves the rest nothing: %r" % lines)
