@@ -804,6 +804,12 @@ static sr_h2_call *request_new(sr_h2_pool *pool, const char *origin, const char 
     }
     switch (tc->state) {
     case TC_UP:
+        if (tc->goaway_last_id >= 0) {
+            /* the target is shutting down (or ended the session): nghttp2
+             * would refuse the stream anyway; say why, and nothing was sent */
+            call_finish(call, SR_ERR_UNAVAILABLE, "%s is going away (GOAWAY)", origin);
+            break;
+        }
         tc_submit(tc, call);
         tc_flush_later(tc);
         break;

@@ -276,6 +276,15 @@ def nghttp_post(url, data_path, headers=(), timeout=120):
     return status, hdrs, r.stdout
 
 
+def post_in_background(url, data_path, headers=()):
+    """curl_post() in a thread of its own, started: returns the thread and
+    the list its (status, headers, body) lands in."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(curl_post(url, data_path, headers)))
+    t.start()
+    return t, out
+
+
 def curl(args, timeout=30):
     """curl --http2-prior-knowledge ARGS. Returns (status, headers dict, body text)."""
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-"] + args, timeout=timeout)

@@ -839,14 +839,8 @@ def test_deadline_unmeetable_is_503_with_candidates():
 def test_sigterm_drains_in_flight_work():
     env, g, a, b = two_node_gateway("drain", gops=1)
     p = write(env, "x.bin", b"x")
-    out = []
-
-    def submit():
-        out.append(srtest.curl_post(g["url"] + "/v1/workloads", p,
-                                    ["skyroute-handler: compute", "skyroute-work: 1.5"]))
-
-    t = threading.Thread(target=submit)
-    t.start()
+    t, out = srtest.post_in_background(g["url"] + "/v1/workloads", p,
+                                       ["skyroute-handler: compute", "skyroute-work: 1.5"])
     time.sleep(0.5)
     g["proc"].send_signal(signal.SIGTERM)
     t.join(20)

@@ -360,6 +360,38 @@ def test_node_sigterm_under_load_loses_nothing():
     check(not bad, "clean exits: %r" % [(x.sr_name, x.returncode) for x in bad])
 
 
+def test_gateway_sends_nothing_to_a_node_going_away():
+    """While a node drains (its GOAWAY received) the gateway opens no stream
+    on its connection: a new workload is placed elsewhere or, with no other
+    target, refused at once with the reason, while the node finishes the
+    work it took and exits 0."""
+    env = srtest.Env("goingaway")
+    gkey, gpub = env.keygen("gs-test")
+    a = env.start_node("alpha", [gpub], admin=False, extra=["--gops", "1"])
+    g = env.start_gateway("gs-test", [a])
+    p = env.path("x")
+    with open(p, "wb") as f:
+        f.write(b"x")
+    t, out = srtest.post_in_background(g["url"] + "/v1/workloads", p,
+                                       ["skyroute-handler: compute", "skyroute-work: 1.5"])
+    time.sleep(0.4)
+    a["proc"].send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    t0 = time.time()
+    status, _, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
+    took = time.time() - t0
+    t.join(20)
+    rc = a["proc"].wait(20)
+    print("new workload during the drain: %s in %.2f s: %s" % (status, took, body[:300]))
+    check(status == 503 and b"is going away (GOAWAY)" in body,
+          "refused with the reason: %s %r" % (status, body[:300]))
+    check(took < 1.0, "refused at once, not after a deadline: %.2f s" % took)
+    check(out and out[0][0] == 200, "the work the node took finished: %r" % (out[0][:2] if out else None,))
+    check(rc == 0, "node exit status after its drain: %s" % rc)
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(x.sr_name, x.returncode) for x in bad])
+
+
 def frames_of(data):
     """The HTTP/2 frames in |data| (whole frames only)."""
     out = []
@@ -433,5 +465,6 @@ if __name__ == "__main__":
         test_sighup_under_load_adds_targets_without_dropping_connections,
         test_sigterm_under_load_loses_no_accepted_request,
         test_node_sigterm_under_load_loses_nothing,
+        test_gateway_sends_nothing_to_a_node_going_away,
         test_sigterm_goes_away_gracefully,
     ])
