@@ -714,8 +714,8 @@ def summary(args, res):
         if all("busy" in row["skyroute"] for row in res["proxy"]):
             L.append("How busy the two cores were during those rounds (all processes, from "
                      "`/proc/stat`; medians), and the CPU per request of `h2load` itself, "
-                     "which shares them: where both proxies leave a core's worth idle, "
-                     "throughput follows the latency of the chain, not its CPU.")
+                     "which shares them. Where much of the machine is idle (one stream), "
+                     "throughput is the chain's latency, not its CPU.")
             L.append("")
             L.append("| body | streams | machine busy sky / ngx | h2load us per request sky / "
                      "ngx |")
