@@ -95,11 +95,12 @@ struct conn {
     nghttp2_session *h2;
     enum conn_mode mode;
     struct sr_req *reqs;
-    bool in_recv;    /* inside nghttp2_session_mem_recv */
-    bool want_flush; /* a response was queued while in_recv */
-    sr_sockout out;  /* the flush in progress */
-    bool out_full;   /* the flush stopped at OUT_HIGH with frames left */
-    bool closing;    /* close once output is drained */
+    bool in_recv;     /* inside nghttp2_session_mem_recv */
+    bool want_flush;  /* a response was queued while in_recv */
+    sr_sockout out;   /* the flush in progress */
+    bool out_full;    /* the flush stopped at OUT_HIGH with frames left */
+    bool closing;     /* close once output is drained */
+    bool drain_final; /* the final GOAWAY (last stream taken) is submitted */
     char peer[64];
     bool tls;
     int cert_state; /* 0 unknown, 1 verified client certificate, -1 none */
@@ -130,7 +131,29 @@ struct sr_http_server {
     bool starved;                     /* some stream waits for body budget */
     struct ev_token_bucket_cfg *rate; /* opts.rate_Bps, or NULL */
     sr_flushq flushq;                 /* connections to flush at the end of the turn */
+    bool draining;                    /* the shutdown notice went out (goaway) */
+    struct linger_fd *lingers;        /* closed connections still read until EOF */
+    size_t nlinger;
 };
+
+/* A connection closed after the final GOAWAY: our side is shut (FIN sent)
+ * and whatever the client still sends is read and dropped until it closes
+ * too, or LINGER_MS. Closing a socket with unread bytes would reset it, and a
+ * reset can destroy what is still on its way to the client: the last
+ * responses and the GOAWAY that says which streams were taken. */
+struct linger_fd {
+    struct linger_fd *prev, *next;
+    sr_http_server *srv;
+    struct event *ev;
+    evutil_socket_t fd;
+    int64_t until; /* monotonic ms */
+};
+
+#define LINGER_MS 1000
+/* The PING sent with the shutdown notice: its ACK says the client has read
+ * the notice, so every stream it opened is in, and the final GOAWAY can name
+ * the last one (RFC 9113 section 6.8: wait a round trip in between). */
+static const uint8_t DRAIN_PING[8] = {'s', 'r', '-', 'd', 'r', 'a', 'i', 'n'};
 
 static void conn_free(struct conn *c);
 static void upload_done(sr_req *r);
@@ -668,9 +691,19 @@ static bool ctrl_flood(struct conn *c)
     return ++c->ctrl_frames > CTRL_FRAMES_PER_S;
 }
 
+static void conn_goaway_final(struct conn *c);
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     struct conn *c = ud;
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK) && c->srv->draining &&
+        !memcmp(f->ping.opaque_data, DRAIN_PING, sizeof(DRAIN_PING))) {
+        /* the client has read the shutdown notice: the streams it opened
+         * before are in, so the last one taken is final (flushed once
+         * mem_recv returns) */
+        conn_goaway_final(c);
+        return 0;
+    }
     bool ctrl = (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK)) ||
                 (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) ||
                 f->hd.type == NGHTTP2_PRIORITY ||
@@ -911,6 +944,116 @@ static void conn_flush_later(struct conn *c)
     sr_flushq_add(&c->srv->flushq, &c->out, c);
 }
 
+/* The shutdown notice: a GOAWAY with last stream 2^31-1, then (on_frame_send)
+ * a PING whose ACK tells when the client has read it. */
+static void conn_notice(struct conn *c)
+{
+    nghttp2_submit_shutdown_notice(c->h2);
+}
+
+/* The PING goes only once the notice has left: nghttp2 sends PINGs ahead of
+ * GOAWAYs, and an ACK the client wrote before it read the notice would say
+ * nothing. */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct conn *c = ud;
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.last_stream_id == INT32_MAX && c->srv->draining) {
+        nghttp2_submit_ping(s, NGHTTP2_FLAG_NONE, DRAIN_PING);
+    }
+    return 0;
+}
+
+/* The final GOAWAY, naming the last stream taken: a client knows any later
+ * one was never read. Streams up to it go on; the connection closes once
+ * they are done (nghttp2 then wants neither to read nor to write). */
+static void conn_goaway_final(struct conn *c)
+{
+    if (c->drain_final || c->mode != MODE_H2 || !c->h2) {
+        return;
+    }
+    if (nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+                              NULL, 0) == 0) {
+        c->drain_final = true;
+    }
+}
+
+static void linger_free(struct linger_fd *l)
+{
+    if (l->prev) {
+        l->prev->next = l->next;
+    } else {
+        l->srv->lingers = l->next;
+    }
+    if (l->next) {
+        l->next->prev = l->prev;
+    }
+    l->srv->nlinger--;
+    event_free(l->ev);
+    evutil_closesocket(l->fd);
+    free(l);
+}
+
+static void linger_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct linger_fd *l = arg;
+    char buf[4096];
+    for (int i = 0; i < 16; i++) { /* a client that keeps sending waits for the next turn */
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            continue; /* dropped: nothing more is taken */
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            break;
+        }
+        linger_free(l); /* the client closed its side (or the socket failed) */
+        return;
+    }
+    if ((what & EV_TIMEOUT) || sr_mono_ms() >= l->until) {
+        linger_free(l);
+    }
+}
+
+/* Shuts our side of |c|'s socket and keeps reading it (linger_fd) instead of
+ * closing it now; the bufferevent gives the socket up. false if it cannot,
+ * and the caller closes as usual. */
+static bool conn_linger(struct conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || c->tls) {
+        return false; /* TLS: close_notify would be the way; closed as before */
+    }
+    struct linger_fd *l = calloc(1, sizeof(*l));
+    if (!l) {
+        return false;
+    }
+    l->ev = event_new(c->srv->base, fd, EV_READ | EV_PERSIST, linger_read, l);
+    if (!l->ev || shutdown(fd, SHUT_WR) != 0) {
+        if (l->ev) {
+            event_free(l->ev);
+        }
+        free(l);
+        return false;
+    }
+    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+    if (event_add(l->ev, &tv) != 0) {
+        event_free(l->ev);
+        free(l);
+        return false; /* shut for writing already: the close below ends it */
+    }
+    bufferevent_setfd(c->bev, -1); /* the socket is the linger's now */
+    l->srv = c->srv;
+    l->fd = fd;
+    l->until = sr_mono_ms() + LINGER_MS;
+    l->next = c->srv->lingers;
+    if (l->next) {
+        l->next->prev = l;
+    }
+    c->srv->lingers = l;
+    c->srv->nlinger++;
+    return true;
+}
+
 static int conn_start_h2(struct conn *c)
 {
     nghttp2_session_callbacks *cbs;
@@ -923,6 +1066,7 @@ static int conn_start_h2(struct conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_send_data_callback(cbs, resp_send_data_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
@@ -946,6 +1090,9 @@ static int conn_start_h2(struct conn *c)
     nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
     c->mode = MODE_H2;
+    if (c->srv->draining) {
+        conn_notice(c); /* taken in from the backlog after the drain began */
+    }
     return 0;
 }
 
@@ -976,6 +1123,9 @@ static void conn_free(struct conn *c)
     }
     if (c->rev) {
         event_free(c->rev);
+    }
+    if (c->drain_final && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_linger(c); /* a graceful end: no reset */
     }
     bufferevent_free(c->bev);
     free(c);
@@ -1524,20 +1674,33 @@ void sr_http_server_stop_listening(sr_http_server *srv)
 
 void sr_http_server_goaway(sr_http_server *srv, bool final)
 {
+    srv->draining = true;
     struct conn *next;
     for (struct conn *c = srv->conns; c; c = next) {
         next = c->next; /* a flush may free |c| */
-        if (c->mode != MODE_H2 || !c->h2) {
+        if (c->mode != MODE_H2 || !c->h2 || c->drain_final) {
             continue;
         }
-        int rv = final ? nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                                               nghttp2_session_get_last_proc_stream_id(c->h2),
-                                               NGHTTP2_NO_ERROR, NULL, 0)
-                       : nghttp2_submit_shutdown_notice(c->h2);
-        if (rv == 0) {
-            conn_flush(c);
+        if (final) {
+            conn_goaway_final(c);
+        } else {
+            conn_notice(c);
+        }
+        conn_flush(c);
+    }
+}
+
+bool sr_http_server_drained(const sr_http_server *srv)
+{
+    if (srv->inflight || srv->nlinger) {
+        return false;
+    }
+    for (const struct conn *c = srv->conns; c; c = c->next) {
+        if (c->mode == MODE_H2) {
+            return false;
         }
     }
+    return true;
 }
 
 void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls)
@@ -1577,6 +1740,9 @@ void sr_http_server_free(sr_http_server *srv)
     sr_http_server_stop_listening(srv);
     while (srv->conns) {
         conn_free(srv->conns);
+    }
+    while (srv->lingers) {
+        linger_free(srv->lingers);
     }
     if (srv->rate) {
         ev_token_bucket_cfg_free(srv->rate); /* after the connections that use it */

@@ -106,12 +106,22 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
  * a restart); connections already open are not touched. */
 void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls);
 /* HTTP/2's graceful shutdown (RFC 9113 section 6.8) on every open HTTP/2
- * connection: with |final| false, a GOAWAY that announces it (last stream
- * 2^31-1: clients open no new streams here, those in flight go on); with
- * |final| true, the GOAWAY naming the last stream this side took, to send
- * before the connections close, so a client knows any later one was never
- * read and may retry it. HTTP/1.1 connections are left alone. */
+ * connection. With |final| false, a GOAWAY that announces it (last stream
+ * 2^31-1: clients open no new streams here, those in flight go on) and a
+ * PING; once a client answers the PING it has read the notice, and its
+ * connection gets the final GOAWAY, naming the last stream this side took, so
+ * the client knows any later one was never read and may retry it. With
+ * |final| true, that final GOAWAY now on every connection still without one
+ * (for clients that do not answer). A connection closes once its streams are
+ * done; its socket is then shut for writing and read until the client closes
+ * (at most a second), not reset. HTTP/1.1 connections are left alone. */
 void sr_http_server_goaway(sr_http_server *srv, bool final);
+/* How long after the notice a draining daemon sends the final GOAWAY to the
+ * clients that have not answered its PING (a round trip, even a GEO one). */
+#define SR_DRAIN_GRACE_MS 1000
+/* After sr_http_server_goaway(): true once no request is in flight and every
+ * HTTP/2 connection has closed (and been read to its end). */
+bool sr_http_server_drained(const sr_http_server *srv);
 /* Stops listening; open connections stay until closed. */
 void sr_http_server_stop_listening(sr_http_server *srv);
 /* Listens again on the same address and port after stop_listening (used by

@@ -31,7 +31,8 @@ struct gw {
     size_t ntargets;
     struct sr_config *tcfg; /* the config the targets come from (cfg, or a reload's) */
     bool draining;
-    bool drain_goaway; /* the final GOAWAY went out: exit at the next drain check */
+    bool drain_goaway;        /* the final GOAWAY went to every connection left */
+    int64_t drain_grace_mono; /* by then, even to clients that did not answer */
     struct event *drain_timer;
     int64_t drain_deadline_mono;
     bool check_only; /* --check-config: validate, open no store, start nothing */

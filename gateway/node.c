@@ -116,7 +116,8 @@ struct node {
     struct exec_cfg execs[MAX_EXEC];
     size_t nexec;
     bool draining;
-    bool drain_goaway; /* the final GOAWAY went out: exit at the next check */
+    bool drain_goaway;        /* the final GOAWAY went to every connection left */
+    int64_t drain_grace_mono; /* by then, even to clients that did not answer */
     struct event *drain_timer;
     /* link emulation */
     sr_sat *emu_sat;
@@ -1268,15 +1269,13 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct node *n = arg;
-    if (sr_http_server_inflight(n->main) == 0) {
-        if (!n->drain_goaway) {
-            /* the final GOAWAY names the last stream taken: a client may send
-             * any later one elsewhere, it never ran here. The loop exits at
-             * the next check, once the frame is written. */
-            n->drain_goaway = true;
-            sr_http_server_goaway(n->main, true);
-            return;
-        }
+    if (!n->drain_goaway && sr_mono_ms() >= n->drain_grace_mono) {
+        /* clients that have not answered the notice's PING by now get the
+         * final GOAWAY anyway (the others got theirs with the answer) */
+        n->drain_goaway = true;
+        sr_http_server_goaway(n->main, true);
+    }
+    if (sr_http_server_drained(n->main)) {
         event_base_loopexit(n->base, NULL);
     }
 }
@@ -1292,6 +1291,7 @@ static void on_term(void *arg)
     sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(n->main));
     sr_http_server_stop_listening(n->main);
     sr_http_server_goaway(n->main, false); /* clients start no new streams here */
+    n->drain_grace_mono = sr_mono_ms() + SR_DRAIN_GRACE_MS;
     n->drain_timer = event_new(n->base, -1, EV_PERSIST, drain_check, n);
     struct timeval tv = {0, 50000};
     event_add(n->drain_timer, &tv);

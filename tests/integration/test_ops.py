@@ -405,6 +405,26 @@ def frames_of(data):
     return out
 
 
+def until_answered(s, c, sid):
+    """Feeds |c| (an h2 client connection) what |s| reads until stream |sid|
+    has ended, answering what the library wants to answer."""
+    ended = False
+    while not ended:
+        data = s.recv(65536)
+        check(data, "the gateway closed before answering stream %d" % sid)
+        for e in c.receive_data(data):
+            ended = ended or (isinstance(e, h2.events.StreamEnded) and e.stream_id == sid)
+        s.sendall(c.data_to_send())
+
+
+def read_to_eof(s, raw=b""):
+    while True:
+        data = s.recv(65536)
+        if not data:
+            return raw
+        raw += data
+
+
 def test_sigterm_goes_away_gracefully():
     """On SIGTERM an HTTP/2 client is told twice (RFC 9113 section 6.8): a
     GOAWAY announcing the shutdown (last stream 2^31-1) while the work in
@@ -426,21 +446,10 @@ def test_sigterm_goes_away_gracefully():
         c.send_data(sid, b"hi", end_stream=True)
         s.sendall(c.data_to_send())
         if sid == 1:
-            ended = False
-            while not ended:
-                data = s.recv(65536)
-                check(data, "the gateway closed before answering stream 1")
-                for e in c.receive_data(data):
-                    ended = ended or (isinstance(e, h2.events.StreamEnded) and e.stream_id == 1)
-                s.sendall(c.data_to_send())
+            until_answered(s, c, 1)
     time.sleep(0.05)
     g["proc"].send_signal(signal.SIGTERM)
-    raw = b""
-    while True:
-        data = s.recv(65536)
-        if not data:
-            break
-        raw += data
+    raw = read_to_eof(s)
     s.close()
     check(g["proc"].wait(30) == 0, "the gateway's exit status")
     frames = frames_of(raw)
@@ -457,6 +466,86 @@ def test_sigterm_goes_away_gracefully():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def test_sigterm_takes_what_was_sent_before_the_notice_was_read():
+    """The final GOAWAY waits for the client to answer the PING sent after
+    the shutdown notice (a round trip, as RFC 9113 section 6.8 asks), so a
+    request the client sent before it read the notice is taken and answered
+    (a draining gateway's 503: new work goes elsewhere), not left unread,
+    however long the notice took to arrive (here the client holds its answer
+    0.3 s; the gateway used to be gone by then). Afterwards the socket is
+    shut, not reset: bytes the client still sends are read and dropped."""
+    import hpack
+    env = srtest.Env("goaway-ack")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub])
+    g = env.start_gateway("gs-test", [n])
+    s = socket.create_connection(("127.0.0.1", g["port"]), timeout=15)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding="utf-8"))
+    c.initiate_connection()
+    request = [(":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+               (":path", "/v1/workloads"), ("content-length", "2")]
+    c.send_headers(1, request)
+    c.send_data(1, b"hi", end_stream=True)
+    s.sendall(c.data_to_send())
+    until_answered(s, c, 1)
+    g["proc"].send_signal(signal.SIGTERM)
+    # from here on raw frames: the h2 library would answer the PING at once
+    raw, frames = b"", []
+    while not any(isinstance(f, hyperframe.frame.PingFrame) for f in frames):
+        data = s.recv(65536)
+        check(data, "closed before the notice's PING: %r" % [type(f).__name__ for f in frames])
+        raw += data
+        frames = frames_of(raw)
+    ping = [f for f in frames if isinstance(f, hyperframe.frame.PingFrame)][0]
+    check("ACK" not in ping.flags and ping.opaque_data == b"sr-drain",
+          "a PING with the notice: %r %r" % (ping.flags, ping.opaque_data))
+    time.sleep(0.3)
+    enc = hpack.Encoder()  # literals only: the connection's table stays as it is
+
+    def post(sid):
+        hdrs = hyperframe.frame.HeadersFrame(sid)
+        hdrs.data = enc.encode([hpack.NeverIndexedHeaderTuple(k, v) for k, v in request])
+        hdrs.flags.add("END_HEADERS")
+        body = hyperframe.frame.DataFrame(sid)
+        body.data = b"hi"
+        body.flags.add("END_STREAM")
+        return hdrs.serialize() + body.serialize()
+
+    ack = hyperframe.frame.PingFrame(0)
+    ack.opaque_data = ping.opaque_data
+    ack.flags.add("ACK")
+    s.sendall(post(3) + ack.serialize())
+    frames = frames_of(read_to_eof(s, raw))
+    goaways = [(f.last_stream_id, f.error_code) for f in frames
+               if isinstance(f, hyperframe.frame.GoAwayFrame)]
+    check(goaways == [(2 ** 31 - 1, 0), (3, 0)], "GOAWAY frames (last stream, error): %r" % goaways)
+    answer = [f for f in frames if isinstance(f, hyperframe.frame.HeadersFrame) and f.stream_id == 3]
+    check(answer, "stream 3 answered: %r" % [(type(f).__name__, f.stream_id) for f in frames])
+    # the first header block since the h2 library stopped reading: its decoder
+    # holds the connection's table
+    status = dict(c.decoder.decode(answer[0].data)).get(":status")
+    body = b"".join(f.data for f in frames
+                    if isinstance(f, hyperframe.frame.DataFrame) and f.stream_id == 3)
+    check(status == "503" and b"shutting down" in body,
+          "stream 3 gets the draining gateway's answer: %r %r" % (status, body))
+    check(any(isinstance(f, hyperframe.frame.DataFrame) and f.stream_id == 3 and
+              "END_STREAM" in f.flags for f in frames), "stream 3's answer ended")
+    # shut, not reset: what the client sends now is read and dropped
+    try:
+        s.sendall(post(5))
+        time.sleep(0.2)
+        s.sendall(post(7))
+        reset = None
+    except OSError as e:
+        reset = e
+    s.close()
+    check(reset is None, "the gateway's socket reset after its FIN: %r" % reset)
+    check(g["proc"].wait(30) == 0, "the gateway's exit status")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_tls_front_door_nghttp_and_curl,
@@ -467,4 +556,5 @@ if __name__ == "__main__":
         test_node_sigterm_under_load_loses_nothing,
         test_gateway_sends_nothing_to_a_node_going_away,
         test_sigterm_goes_away_gracefully,
+        test_sigterm_takes_what_was_sent_before_the_notice_was_read,
     ])
