@@ -18,6 +18,7 @@
 #include "gateway/core_sockout.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1014,36 +1015,41 @@ static void linger_read(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Shuts our side of |c|'s socket and keeps reading it (linger_fd) instead of
- * closing it now; the bufferevent gives the socket up. false if it cannot,
- * and the caller closes as usual. */
+/* Ends |c| gracefully: TLS gets its close_notify, then our side of the
+ * socket is shut and a duplicate of it is read until the client closes
+ * (linger_fd), while the bufferevent closes its own. false if that cannot be
+ * set up, and the socket just closes. */
 static bool conn_linger(struct conn *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (fd < 0 || c->tls) {
-        return false; /* TLS: close_notify would be the way; closed as before */
+    if (fd < 0) {
+        return false;
+    }
+    if (c->tls) {
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl) {
+            SSL_shutdown(ssl); /* close_notify: the records end here, by intent */
+        }
     }
     struct linger_fd *l = calloc(1, sizeof(*l));
     if (!l) {
         return false;
     }
-    l->ev = event_new(c->srv->base, fd, EV_READ | EV_PERSIST, linger_read, l);
-    if (!l->ev || shutdown(fd, SHUT_WR) != 0) {
+    l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    l->ev =
+        l->fd >= 0 ? event_new(c->srv->base, l->fd, EV_READ | EV_PERSIST, linger_read, l) : NULL;
+    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+    if (!l->ev || shutdown(l->fd, SHUT_WR) != 0 || event_add(l->ev, &tv) != 0) {
         if (l->ev) {
             event_free(l->ev);
+        }
+        if (l->fd >= 0) {
+            evutil_closesocket(l->fd);
         }
         free(l);
         return false;
     }
-    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
-    if (event_add(l->ev, &tv) != 0) {
-        event_free(l->ev);
-        free(l);
-        return false; /* shut for writing already: the close below ends it */
-    }
-    bufferevent_setfd(c->bev, -1); /* the socket is the linger's now */
     l->srv = c->srv;
-    l->fd = fd;
     l->until = sr_mono_ms() + LINGER_MS;
     l->next = c->srv->lingers;
     if (l->next) {

@@ -113,8 +113,9 @@ void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls);
  * the client knows any later one was never read and may retry it. With
  * |final| true, that final GOAWAY now on every connection still without one
  * (for clients that do not answer). A connection closes once its streams are
- * done; its socket is then shut for writing and read until the client closes
- * (at most a second), not reset. HTTP/1.1 connections are left alone. */
+ * done; its socket is then shut for writing (after TLS's close_notify) and
+ * read until the client closes (at most a second), not reset. HTTP/1.1
+ * connections are left alone. */
 void sr_http_server_goaway(sr_http_server *srv, bool final);
 /* How long after the notice a draining daemon sends the final GOAWAY to the
  * clients that have not answered its PING (a round trip, even a GEO one). */

@@ -51,12 +51,17 @@ def tls_gateway(name):
     return env, g, n, tport
 
 
-def h2_tls_conn(port):
+def h2_tls_conn(port, ragged_eof_ok=True):
+    """A TLS (ALPN h2) connection and its h2 client state. With ragged_eof_ok
+    false, an EOF without TLS's close_notify raises ssl.SSLError."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["h2"])
-    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5))
+    if not ragged_eof_ok:
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # set by default here
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                        suppress_ragged_eofs=ragged_eof_ok)
     check(s.selected_alpn_protocol() == "h2", "ALPN h2")
     c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
                                                              header_encoding="utf-8"))
@@ -425,6 +430,22 @@ def read_to_eof(s, raw=b""):
         raw += data
 
 
+def until_drain_ping(s):
+    """Reads raw frames from |s| until the drain's PING: (bytes read, the
+    PING, its ACK serialized, not sent)."""
+    raw, frames = b"", []
+    while not any(isinstance(f, hyperframe.frame.PingFrame) for f in frames):
+        data = s.recv(65536)
+        check(data, "closed before the notice's PING: %r" % [type(f).__name__ for f in frames])
+        raw += data
+        frames = frames_of(raw)
+    ping = [f for f in frames if isinstance(f, hyperframe.frame.PingFrame)][0]
+    ack = hyperframe.frame.PingFrame(0)
+    ack.opaque_data = ping.opaque_data
+    ack.flags.add("ACK")
+    return raw, ping, ack.serialize()
+
+
 def test_sigterm_goes_away_gracefully():
     """On SIGTERM an HTTP/2 client is told twice (RFC 9113 section 6.8): a
     GOAWAY announcing the shutdown (last stream 2^31-1) while the work in
@@ -491,13 +512,7 @@ def test_sigterm_takes_what_was_sent_before_the_notice_was_read():
     until_answered(s, c, 1)
     g["proc"].send_signal(signal.SIGTERM)
     # from here on raw frames: the h2 library would answer the PING at once
-    raw, frames = b"", []
-    while not any(isinstance(f, hyperframe.frame.PingFrame) for f in frames):
-        data = s.recv(65536)
-        check(data, "closed before the notice's PING: %r" % [type(f).__name__ for f in frames])
-        raw += data
-        frames = frames_of(raw)
-    ping = [f for f in frames if isinstance(f, hyperframe.frame.PingFrame)][0]
+    raw, ping, ack = until_drain_ping(s)
     check("ACK" not in ping.flags and ping.opaque_data == b"sr-drain",
           "a PING with the notice: %r %r" % (ping.flags, ping.opaque_data))
     time.sleep(0.3)
@@ -512,10 +527,7 @@ def test_sigterm_takes_what_was_sent_before_the_notice_was_read():
         body.flags.add("END_STREAM")
         return hdrs.serialize() + body.serialize()
 
-    ack = hyperframe.frame.PingFrame(0)
-    ack.opaque_data = ping.opaque_data
-    ack.flags.add("ACK")
-    s.sendall(post(3) + ack.serialize())
+    s.sendall(post(3) + ack)
     frames = frames_of(read_to_eof(s, raw))
     goaways = [(f.last_stream_id, f.error_code) for f in frames
                if isinstance(f, hyperframe.frame.GoAwayFrame)]
@@ -546,6 +558,31 @@ def test_sigterm_takes_what_was_sent_before_the_notice_was_read():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def test_sigterm_ends_tls_with_close_notify():
+    """The same drain over TLS: GOAWAY, PING, the final GOAWAY once the client
+    answers, and the connection ends with TLS's close_notify (a clean end of
+    the records, not a truncation) before the gateway exits 0."""
+    env, g, n, tport = tls_gateway("tlsdrain")
+    s, c = h2_tls_conn(tport, ragged_eof_ok=False)
+    st, body = h2_post(s, c, b"before")
+    check(st == 200 and body == b"before", "request before the signal: %r %r" % (st, body))
+    g["proc"].send_signal(signal.SIGTERM)
+    raw, _, ack = until_drain_ping(s)
+    s.sendall(ack)
+    try:
+        raw, eof = read_to_eof(s, raw), "close_notify"
+    except ssl.SSLError as e:  # UNEXPECTED_EOF_WHILE_READING
+        eof = "no close_notify: %s" % e
+    s.close()
+    check(eof == "close_notify", "how the TLS connection ended: %s" % eof)
+    goaways = [(f.last_stream_id, f.error_code) for f in frames_of(raw)
+               if isinstance(f, hyperframe.frame.GoAwayFrame)]
+    check(goaways == [(2 ** 31 - 1, 0), (1, 0)], "GOAWAY frames (last stream, error): %r" % goaways)
+    check(g["proc"].wait(30) == 0, "the gateway's exit status")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([
         test_tls_front_door_nghttp_and_curl,
@@ -557,4 +594,5 @@ if __name__ == "__main__":
         test_gateway_sends_nothing_to_a_node_going_away,
         test_sigterm_goes_away_gracefully,
         test_sigterm_takes_what_was_sent_before_the_notice_was_read,
+        test_sigterm_ends_tls_with_close_notify,
     ])
