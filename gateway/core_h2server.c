@@ -133,6 +133,7 @@ struct sr_http_server {
     struct ev_token_bucket_cfg *rate; /* opts.rate_Bps, or NULL */
     sr_flushq flushq;                 /* connections to flush at the end of the turn */
     bool draining;                    /* the shutdown notice went out (goaway) */
+    int64_t drain_grace_mono;         /* the final GOAWAY to all by then (drain_step) */
     struct linger_fd *lingers;        /* closed connections still read until EOF */
     size_t nlinger;
 };
@@ -151,6 +152,9 @@ struct linger_fd {
 };
 
 #define LINGER_MS 1000
+/* How long after the notice the clients that have not answered its PING get
+ * the final GOAWAY anyway (a round trip, even a GEO one, is well within). */
+#define DRAIN_GRACE_MS 1000
 /* The PING sent with the shutdown notice: its ACK says the client has read
  * the notice, so every stream it opened is in, and the final GOAWAY can name
  * the last one (RFC 9113 section 6.8: wait a round trip in between). */
@@ -512,8 +516,6 @@ static int h1_respond(sr_req *r, int status, const struct sr_http_header *hdrs, 
     return 0;
 }
 
-/* |mem|: a malloc'd block holding |body| that becomes ours, or NULL to copy
- * |body|. */
 /* Whether response header |name| is one of opts.never_index. */
 static bool never_index(const sr_http_server *srv, const char *name)
 {
@@ -525,6 +527,8 @@ static bool never_index(const sr_http_server *srv, const char *name)
     return false;
 }
 
+/* |mem|: a malloc'd block holding |body| that becomes ours, or NULL to copy
+ * |body|. */
 static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                    const void *body, size_t len, void *mem)
 {
@@ -1680,7 +1684,10 @@ void sr_http_server_stop_listening(sr_http_server *srv)
 
 void sr_http_server_goaway(sr_http_server *srv, bool final)
 {
-    srv->draining = true;
+    if (!srv->draining) {
+        srv->draining = true;
+        srv->drain_grace_mono = sr_mono_ms() + DRAIN_GRACE_MS;
+    }
     struct conn *next;
     for (struct conn *c = srv->conns; c; c = next) {
         next = c->next; /* a flush may free |c| */
@@ -1696,8 +1703,11 @@ void sr_http_server_goaway(sr_http_server *srv, bool final)
     }
 }
 
-bool sr_http_server_drained(const sr_http_server *srv)
+bool sr_http_server_drain_step(sr_http_server *srv)
 {
+    if (srv->draining && sr_mono_ms() >= srv->drain_grace_mono) {
+        sr_http_server_goaway(srv, true); /* only connections still without one */
+    }
     if (srv->inflight || srv->nlinger) {
         return false;
     }

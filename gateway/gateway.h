@@ -117,12 +117,11 @@ void sr_http_server_set_tls(sr_http_server *srv, sr_tls *tls);
  * read until the client closes (at most a second), not reset. HTTP/1.1
  * connections are left alone. */
 void sr_http_server_goaway(sr_http_server *srv, bool final);
-/* How long after the notice a draining daemon sends the final GOAWAY to the
- * clients that have not answered its PING (a round trip, even a GEO one). */
-#define SR_DRAIN_GRACE_MS 1000
-/* After sr_http_server_goaway(): true once no request is in flight and every
- * HTTP/2 connection has closed (and been read to its end). */
-bool sr_http_server_drained(const sr_http_server *srv);
+/* For a daemon draining after sr_http_server_goaway(), called every few tens
+ * of milliseconds: a second after the notice, the final GOAWAY to the clients
+ * that have not answered its PING; true once no request is in flight and
+ * every HTTP/2 connection has closed (and been read to its end). */
+bool sr_http_server_drain_step(sr_http_server *srv);
 /* Stops listening; open connections stay until closed. */
 void sr_http_server_stop_listening(sr_http_server *srv);
 /* Listens again on the same address and port after stop_listening (used by

@@ -31,8 +31,7 @@ struct gw {
     size_t ntargets;
     struct sr_config *tcfg; /* the config the targets come from (cfg, or a reload's) */
     bool draining;
-    bool drain_goaway;        /* the final GOAWAY went to every connection left */
-    int64_t drain_grace_mono; /* by then, even to clients that did not answer */
+    bool drain_goaway; /* past the deadline: the final GOAWAY to all, exit at the next check */
     struct event *drain_timer;
     int64_t drain_deadline_mono;
     bool check_only; /* --check-config: validate, open no store, start nothing */

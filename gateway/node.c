@@ -116,8 +116,6 @@ struct node {
     struct exec_cfg execs[MAX_EXEC];
     size_t nexec;
     bool draining;
-    bool drain_goaway;        /* the final GOAWAY went to every connection left */
-    int64_t drain_grace_mono; /* by then, even to clients that did not answer */
     struct event *drain_timer;
     /* link emulation */
     sr_sat *emu_sat;
@@ -1269,13 +1267,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct node *n = arg;
-    if (!n->drain_goaway && sr_mono_ms() >= n->drain_grace_mono) {
-        /* clients that have not answered the notice's PING by now get the
-         * final GOAWAY anyway (the others got theirs with the answer) */
-        n->drain_goaway = true;
-        sr_http_server_goaway(n->main, true);
-    }
-    if (sr_http_server_drained(n->main)) {
+    if (sr_http_server_drain_step(n->main)) {
         event_base_loopexit(n->base, NULL);
     }
 }
@@ -1291,7 +1283,6 @@ static void on_term(void *arg)
     sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(n->main));
     sr_http_server_stop_listening(n->main);
     sr_http_server_goaway(n->main, false); /* clients start no new streams here */
-    n->drain_grace_mono = sr_mono_ms() + SR_DRAIN_GRACE_MS;
     n->drain_timer = event_new(n->base, -1, EV_PERSIST, drain_check, n);
     struct timeval tv = {0, 50000};
     event_add(n->drain_timer, &tv);

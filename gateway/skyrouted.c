@@ -338,24 +338,21 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw *g = arg;
-    int64_t now = sr_mono_ms();
-    bool late = now > g->drain_deadline_mono;
-    if (!g->drain_goaway && (late || now >= g->drain_grace_mono)) {
-        /* a client answers the notice's PING within a round trip, and gets
-         * its final GOAWAY then; one that has not by now gets it anyway. Past
-         * the deadline the loop exits at the next check, once the frames are
-         * written (a TLS connection writes from the loop). */
+    bool drained = sr_http_server_drain_step(g->main);
+    if (g->tls_server) {
+        drained = sr_http_server_drain_step(g->tls_server) && drained; /* step both */
+    }
+    if (drained || g->drain_goaway) {
+        event_base_loopexit(g->base, NULL);
+    } else if (sr_mono_ms() > g->drain_deadline_mono) {
+        /* work still in flight at the deadline: the final GOAWAY to every
+         * connection, and the loop exits at the next check, once the frames
+         * are written (a TLS connection writes from the loop) */
         g->drain_goaway = true;
         sr_http_server_goaway(g->main, true);
         if (g->tls_server) {
             sr_http_server_goaway(g->tls_server, true);
         }
-        return;
-    }
-    bool drained = sr_http_server_drained(g->main) &&
-                   (!g->tls_server || sr_http_server_drained(g->tls_server));
-    if (drained || (late && g->drain_goaway)) {
-        event_base_loopexit(g->base, NULL);
     }
 }
 
@@ -375,7 +372,6 @@ static void on_term(void *arg)
         sr_http_server_goaway(g->tls_server, false);
     }
     g->drain_deadline_mono = sr_mono_ms() + g->cfg->max_deadline_ms;
-    g->drain_grace_mono = sr_mono_ms() + SR_DRAIN_GRACE_MS;
     g->drain_timer = event_new(g->base, -1, EV_PERSIST, drain_check, g);
     struct timeval tv = {0, 50000};
     event_add(g->drain_timer, &tv);
