@@ -209,6 +209,10 @@ int sr_parse_double(double *out, const char *s, size_t len)
     }
     memcpy(tmp, s, len);
     tmp[len] = 0;
+    /* decimal only: strtod would also skip leading blanks and read hex ("0x1p4") */
+    if (strpbrk(tmp, " \t\n\v\f\rxXpP")) {
+        return SR_ERR_PARSE;
+    }
     char *end;
     errno = 0;
     double v = strtod(tmp, &end);

@@ -144,6 +144,9 @@ int sr_query_get(const char *path, const char *key, char *out, size_t outlen)
                            hexv(p[i + 2]) >= 0) {
                     ch = (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2]));
                     i += 2;
+                    if (ch == 0) {
+                        return SR_ERR_PARSE; /* "%00" would cut the value short */
+                    }
                 }
                 if (o + 1 >= outlen) {
                     return SR_ERR_TOOBIG;

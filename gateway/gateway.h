@@ -246,7 +246,8 @@ int sr_metrics_render(const sr_metrics *m, sr_buf *out) SR_WARN_UNUSED;
 /* ---- small helpers ------------------------------------------------------------ */
 
 /* Parses "?a=1&b=x" query parameters: value of |key| (percent-decoded into
- * |out|) or SR_ERR_NOTFOUND. */
+ * |out|), SR_ERR_NOTFOUND, SR_ERR_TOOBIG (longer than |outlen| - 1) or
+ * SR_ERR_PARSE (a "%00" in it). Only SR_ERR_NOTFOUND means absent. */
 int sr_query_get(const char *path, const char *key, char *out, size_t outlen);
 /* The one-line complaint for getopt_long's '?' (an unknown option or a missing
  * argument), naming the option. */

@@ -1278,7 +1278,7 @@ static void get_passes(struct gw_feeds *f, sr_req *req)
     int64_t now = sr_now_ms(), from = now, to = now + DEFAULT_LIST_MS;
     int qs = sr_query_get(path, "sat", sat, sizeof(sat));
     bool has_sat = qs == 0 && sat[0];
-    if (qs == SR_ERR_TOOBIG || (has_sat && !find_sat(f, sat))) {
+    if ((qs != 0 && qs != SR_ERR_NOTFOUND) || (has_sat && !find_sat(f, sat))) {
         sr_req_respond_error(req, 404, "no such satellite target", NULL);
         return;
     }

@@ -172,14 +172,18 @@ void gw_route_free(struct gw *g)
 
 /* ---- GET /v1/route --------------------------------------------------------------------- */
 
+/* 0 when |key| is absent (|*out| untouched) or parsed within [lo, hi]; -1
+ * when it is there but unusable (not a number in range, too long, or holding
+ * a %00). */
 static int qnum(const char *path, const char *key, double lo, double hi, double *out)
 {
     char v[64];
-    if (sr_query_get(path, key, v, sizeof(v)) != 0) {
+    int rv = sr_query_get(path, key, v, sizeof(v));
+    if (rv == SR_ERR_NOTFOUND) {
         return 0;
     }
     double d;
-    if (sr_parse_double(&d, v, strlen(v)) != 0 || d < lo || d > hi) {
+    if (rv != 0 || sr_parse_double(&d, v, strlen(v)) != 0 || d < lo || d > hi) {
         return -1;
     }
     *out = d;
@@ -202,14 +206,24 @@ static void explain(struct gw *g, sr_req *req)
     }
     struct sr_workload w;
     memset(&w, 0, sizeof(w));
-    char place[128] = "", fmt[16] = "";
-    if (!bad && sr_query_get(path, "place", place, sizeof(place)) == 0 &&
-        sr_place_parse(&w, place) != 0) {
+    char place[128] = "", fmt[16] = "", async[8] = "";
+    int rp = sr_query_get(path, "place", place, sizeof(place));
+    int rd = sr_query_get(path, "data_at", w.data_at, sizeof(w.data_at));
+    int rf = sr_query_get(path, "format", fmt, sizeof(fmt));
+    int ra = sr_query_get(path, "async", async, sizeof(async));
+    /* present but unusable is refused, never taken as absent */
+    if (!bad && rp != SR_ERR_NOTFOUND && (rp != 0 || sr_place_parse(&w, place) != 0)) {
         bad = "place";
     }
-    if (!bad && sr_query_get(path, "data_at", w.data_at, sizeof(w.data_at)) == 0 &&
-        sr_router_find(g->router, w.data_at) < 0) {
+    if (!bad && rd != SR_ERR_NOTFOUND && (rd != 0 || sr_router_find(g->router, w.data_at) < 0)) {
         bad = "data_at";
+    }
+    if (!bad && rf != SR_ERR_NOTFOUND &&
+        (rf != 0 || (strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0))) {
+        bad = "format";
+    }
+    if (!bad && ra != SR_ERR_NOTFOUND && ra != 0) {
+        bad = "async";
     }
     if (bad) {
         char d[128];
@@ -217,12 +231,9 @@ static void explain(struct gw *g, sr_req *req)
         sr_req_respond_error(req, 400, "bad query parameter", d);
         return;
     }
-    (void)sr_query_get(path, "format", fmt, sizeof(fmt));
     /* &async=1: as for prefer: respond-async (plans may wait for a window, or
      * leave through another station's pass) */
-    char async[8] = "";
-    w.store_and_forward = sr_query_get(path, "async", async, sizeof(async)) == 0 &&
-                          strcmp(async, "0") != 0 && strcmp(async, "false") != 0;
+    w.store_and_forward = ra == 0 && strcmp(async, "0") != 0 && strcmp(async, "false") != 0;
     int64_t now = sr_now_ms();
     w.work_gop = work;
     w.bytes_in = (int64_t)bytes;

@@ -165,8 +165,9 @@ static int parse_epoch(sr_elements *e, const char *s, size_t n)
     } else {
         return -1;
     }
-    if ((size_t)used != n || y < 1900 || y > 2200 || h > 23 || mi > 59 || !(sec >= 0) ||
-        sec >= 61.0) {
+    /* %2d takes "-1" too: hours and minutes are checked from below as well */
+    if ((size_t)used != n || y < 1900 || y > 2200 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+        !(sec >= 0) || sec >= 61.0) {
         return -1;
     }
     if (doy == 0) {

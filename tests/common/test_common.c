@@ -71,6 +71,12 @@ static void test_strict_numbers(void **state)
     assert_true(d == 1500.0);
     assert_int_equal(sr_parse_double(&d, "nan", 3), SR_ERR_RANGE);
     assert_int_equal(sr_parse_double(&d, "", 0), SR_ERR_PARSE);
+    /* decimal only: no hex floats, no leading blanks (strtod takes both) */
+    assert_int_equal(sr_parse_double(&d, "0x10", 4), SR_ERR_PARSE);
+    assert_int_equal(sr_parse_double(&d, "0x1p4", 5), SR_ERR_PARSE);
+    assert_int_equal(sr_parse_double(&d, " 5", 2), SR_ERR_PARSE);
+    assert_int_equal(sr_parse_double(&d, "-.5E-2", 6), 0);
+    assert_true(d == -0.005);
     uint8_t raw[2];
     assert_int_equal(sr_unhex(raw, 2, "a0FF", 4), 0);
     assert_int_equal(raw[0], 0xa0);

@@ -125,6 +125,8 @@ static void test_query_decoding(void **state)
     assert_string_equal(v, "%zz%4");
     assert_int_equal(sr_query_get("/x?q=%4&r=1", "q", v, sizeof(v)), 0);
     assert_string_equal(v, "%4");
+    /* an escaped NUL would cut the value short: refused, and not "absent" */
+    assert_int_equal(sr_query_get("/x?q=a%00b", "q", v, sizeof(v)), SR_ERR_PARSE);
 }
 
 static void test_query_missing_and_empty(void **state)

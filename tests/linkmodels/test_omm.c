@@ -132,33 +132,36 @@ static void expect_err(const char *text, const char *needle)
     assert_null(els);
 }
 
+/* |sample| with its first |from| replaced by |to| (the same length) must be
+ * refused naming |needle|. */
+static void expect_err_edited(const char *sample, const char *from, const char *to,
+                              const char *needle)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", sample);
+    char *p = strstr(buf, from);
+    assert_non_null(p);
+    assert_int_equal(strlen(from), strlen(to));
+    memcpy(p, to, strlen(to));
+    expect_err(buf, needle);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
-    char buf[4096];
     /* wrong units in KVN */
-    snprintf(buf, sizeof buf, "%s", omm_kvn);
-    char *p = strstr(buf, "[rev/day]");
-    memcpy(p, "[rad/sec]", 9);
-    expect_err(buf, "units");
-    expect_err(buf, "MEAN_MOTION");
+    expect_err_edited(omm_kvn, "[rev/day]", "[rad/sec]", "units");
+    expect_err_edited(omm_kvn, "[rev/day]", "[rad/sec]", "MEAN_MOTION");
     /* eccentricity out of range, NaN */
-    snprintf(buf, sizeof buf, "%s", omm_json);
-    p = strstr(buf, "0.1845686");
-    memcpy(p, "1.1845686", 9);
-    expect_err(buf, "ECCENTRICITY");
-    snprintf(buf, sizeof buf, "%s", omm_kvn);
-    p = strstr(buf, "= .1845686");
-    memcpy(p, "= nan     ", 10);
-    expect_err(buf, "ECCENTRICITY");
+    expect_err_edited(omm_json, "0.1845686", "1.1845686", "ECCENTRICITY");
+    expect_err_edited(omm_kvn, "= .1845686", "= nan     ", "ECCENTRICITY");
     /* missing field */
     const char *nomm = "[{\"OBJECT_NAME\":\"X\",\"EPOCH\":\"2020-10-13T04:52:48\"}]";
     expect_err(nomm, "missing");
-    /* bad epoch */
-    snprintf(buf, sizeof buf, "%s", omm_json);
-    p = strstr(buf, "2020-10-13T04");
-    memcpy(p, "2020-13-13T04", 13);
-    expect_err(buf, "EPOCH");
+    /* bad epoch, and a negative hour or minute ("%2d" reads "-1") */
+    expect_err_edited(omm_json, "2020-10-13T04", "2020-13-13T04", "EPOCH");
+    expect_err_edited(omm_json, "2020-10-13T04:52", "2020-10-13T-1:52", "EPOCH");
+    expect_err_edited(omm_json, "2020-10-13T04:52", "2020-10-13T04:-2", "EPOCH");
     /* CSV: field count and bad number, with the line */
     expect_err("OBJECT_NAME,NORAD_CAT_ID\nX,5,6\n", "CSV line 2");
     expect_err("OBJECT_NAME,EPOCH,MEAN_MOTION,ECCENTRICITY,INCLINATION,RA_OF_ASC_NODE,ARG_OF_"
