@@ -211,8 +211,9 @@ int sr_cli_sim(int argc, char **argv)
         fprintf(stderr, "skyroute sim: %s, seed %llu: predicting passes...\n", path,
                 (unsigned long long)seed);
     }
-    if (sr_sim_prepare(ctx.sim, msg, sizeof(msg)) != 0) {
-        fprintf(stderr, "skyroute sim: %s: %s\n", path, msg);
+    msg[0] = 0;
+    if ((rv = sr_sim_prepare(ctx.sim, msg, sizeof(msg))) != 0) {
+        fprintf(stderr, "skyroute sim: %s: %s\n", path, msg[0] ? msg : sr_strerror(rv));
         sr_sim_free(ctx.sim);
         return 1;
     }

@@ -228,8 +228,8 @@ static int energy_key(struct sr_energy_profile *e, const char *key, const char *
     return rv;
 }
 
-int sr_sim_set(sr_sim *s, const char *section, const char *key, const char *v, char *err,
-               size_t errlen)
+static int set_key(sr_sim *s, const char *section, const char *key, const char *v, char *err,
+                   size_t errlen)
 {
     bool done = false;
     int rv = 0;
@@ -269,10 +269,20 @@ int sr_sim_set(sr_sim *s, const char *section, const char *key, const char *v, c
             double alt, inc;
             unsigned p, n, f;
             char tail;
-            if (sscanf(v, "%lf:%lf:%u/%u/%u%c", &alt, &inc, &p, &n, &f, &tail) != 5 || p == 0 ||
-                n == 0 || p * n > 20000 || alt < 200 || alt > 2000 || inc < 0 || inc > 180) {
+            /* %u takes "-1" as UINT_MAX, and PLANES x PER_PLANE could wrap:
+             * no minus sign anywhere, and the product taken in 64 bits */
+            if (strchr(v, '-') ||
+                sscanf(v, "%lf:%lf:%u/%u/%u%c", &alt, &inc, &p, &n, &f, &tail) != 5 || p == 0 ||
+                n == 0 || alt < 200 || alt > 2000 || inc < 0 || inc > 180) {
                 snprintf(err, errlen,
                          "walker: expected ALT_KM:INCL:PLANES/PER_PLANE/PHASING, got '%s'", v);
+                return SR_ERR_PARSE;
+            }
+            if ((uint64_t)p * n > 20000 || f >= p) {
+                snprintf(err, errlen,
+                         "walker: '%s': at most 20000 satellites (PLANES x PER_PLANE), and "
+                         "PHASING below PLANES",
+                         v);
                 return SR_ERR_PARSE;
             }
             s->walker_alt = alt;
@@ -414,6 +424,24 @@ int sr_sim_set(sr_sim *s, const char *section, const char *key, const char *v, c
     return SR_ERR_NOTFOUND;
 }
 
+int sr_sim_set(sr_sim *s, const char *section, const char *key, const char *v, char *err,
+               size_t errlen)
+{
+    if (errlen) {
+        err[0] = 0;
+    }
+    int rv = set_key(s, section, key, v, err, errlen);
+    size_t kl = strlen(key);
+    if (rv != 0 && errlen && !(strncmp(err, key, kl) == 0 && err[kl] == ':') &&
+        strncmp(err, "unknown key", 11) != 0) {
+        /* every refusal names its key: "duration_s: 1e+09 is outside [60, 604800]" */
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "%s: %s", key, why);
+    }
+    return rv;
+}
+
 int sr_sim_add_elements(sr_sim *s, const struct sr_elements *e, size_t n)
 {
     sr_elements *ne = realloc(s->els, (s->nels + n) * sizeof(*ne));
@@ -500,6 +528,7 @@ int sr_sim_prepare(sr_sim *s, char *err, size_t errlen)
     sr_elements *w = calloc(nw ? nw : 1, sizeof(*w));
     if (!s->sats || !w) {
         free(w);
+        snprintf(err, errlen, "out of memory for %zu satellites", total);
         return SR_ERR_NOMEM;
     }
     int rv = 0;

@@ -155,6 +155,38 @@ def test_generated_scenarios():
     os.rmdir(d)
 
 
+def test_bad_scenarios_are_refused_by_name():
+    """A broken scenario stops with exit status 1 and a message naming the line and what
+    is wrong, before anything runs. The walker cases once got through: PLANES x PER_PLANE
+    wrapped around in 32 bits (65536 x 65536 passed the 20,000 limit) and %u took -1, and
+    the sim then failed with an empty message."""
+    base = ["[scenario]", "start = 2026-11-24T00:00:00Z", "duration_s = 3600", "[station]",
+            "location = 48.8,2.3,35", "[constellation]", "walker = 550:53:4/4/1"]
+    cases = [
+        ("walker = 550:53:65536/65536/1", ":7: walker: '550:53:65536/65536/1': at most 20000"),
+        ("walker = 550:53:-1/10/1", ":7: walker: expected ALT_KM:INCL:PLANES/PER_PLANE/PHASING"),
+        ("walker = 550:53:10/10/10", ":7: walker: '550:53:10/10/10': at most 20000 satellites "
+         "(PLANES x PER_PLANE), and PHASING below PLANES"),
+        ("walker = 550:53:4/4", ":7: walker: expected"),
+        ("duration_s = 1e9", ":3: duration_s: 1e+09 is outside [60, 604800]"),
+        ("start = yesterday", ":2: start: 'yesterday' is not an RFC 3339 time"),
+        ("location = 48.8,2.3", ":5: location: expected LAT,LON,ALT_M"),
+    ]
+    with tempfile.TemporaryDirectory(prefix="sr-sim-") as d:
+        path = os.path.join(d, "bad.ini")
+        for line, words in cases:
+            key = line.split(" = ")[0]
+            lines = [line if x.startswith(key + " = ") else x for x in base]
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            r = subprocess.run([srtest.SKYROUTE, "sim", path, "--quiet", "--policy",
+                                "ground-only"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=60)
+            err = r.stderr.decode()
+            check(r.returncode == 1 and ("skyroute sim: " + path + words) in err,
+                  "%s: exit %d, %r" % (line, r.returncode, err))
+
+
 if __name__ == "__main__":
     srtest.run_tests([test_shipped_scenarios, test_energy_weight, test_same_seed_same_numbers,
-                      test_generated_scenarios])
+                      test_generated_scenarios, test_bad_scenarios_are_refused_by_name])
