@@ -1125,6 +1125,9 @@ bool gw_spool_handle(struct gw *g, sr_req *req, const char *client)
     rv = rv ? rv : sr_buf_append(&b, ",\"reason\":", 10);
     rv = rv ? rv : sr_buf_append_json_str(&b, reason, strlen(reason));
     if (state == SP_FAILED) {
+        /* answered with an error status: "error" too, as every error body has */
+        rv = rv ? rv : sr_buf_append(&b, ",\"error\":", 9);
+        rv = rv ? rv : sr_buf_append_json_str(&b, reason, strlen(reason));
         rv = rv ? rv : sr_buf_appendf(&b, ",\"detail\":%s", detail && detail[0] ? detail : "null");
     }
     rv = rv ? rv : sr_buf_append(&b, "}\n", 2);
