@@ -34,7 +34,7 @@ test)
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2 -LE 'package|valgrind')
     echo "== fuzzers, a bounded run each (build-fuzz/)"
     build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSR_FUZZ=ON
-    tests/fuzz/run.sh build-fuzz "${SR_FUZZ_SECONDS:-20}"
+    tests/fuzz/run.sh build-fuzz "${SR_FUZZ_SECONDS:-15}"
     ;;
 *)
     echo "usage: deploy/quickstart.sh demo|test" >&2

@@ -585,9 +585,11 @@ static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
                                 never_index(c->srv, hdrs[i].name) ? NGHTTP2_NV_FLAG_NO_INDEX
                                                                   : NGHTTP2_NV_FLAG_NONE};
     }
+    /* no DATA frame for an empty body, nor ever for HEAD (RFC 9110 9.3.2: the
+     * headers, content-length included, are those GET would get) */
     nghttp2_data_provider prd = {.source.ptr = r, .read_callback = resp_read_cb};
     int rv = nghttp2_submit_response(c->h2, r->stream_id, nva, n,
-                                     len || strcmp(sr_req_method(r), "HEAD") ? &prd : NULL);
+                                     len && strcmp(sr_req_method(r), "HEAD") ? &prd : NULL);
     if (rv != 0) {
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
     }
@@ -1144,6 +1146,120 @@ static void conn_free(struct conn *c)
 /* ---- HTTP/1.1 (admin listeners) ---------------------------------------------------- */
 
 /* Parses one request head from the input buffer if complete. */
+/* RFC 9110 5.6.2: tchar. */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool is_token(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!is_tchar((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+/*
+ * Parses an HTTP/1.1 request head (|head|: a writable, NUL-terminated copy of
+ * |len| bytes ending in CRLF CRLF) into |r|'s headers. Returns 0, or the
+ * status to refuse it with (400, or 505 for another major version) and |why|
+ * naming what is wrong (RFC 9112): the request line is METHOD SP TARGET SP
+ * HTTP/1.x with a token for a method and a path (or "*") for a target, field
+ * names are tokens, values hold no control characters, content-length is
+ * given once (or repeated with the same value), and there is no line folding.
+ */
+static int h1_parse_head(sr_req *r, char *head, size_t len, char *why, size_t whylen)
+{
+    if (memchr(head, 0, len)) { /* would hide the rest from the string functions */
+        snprintf(why, whylen, "a NUL byte in the request head");
+        return 400;
+    }
+    char *eol = strstr(head, "\r\n"); /* there is one: the head ends in CRLF CRLF */
+    *eol = 0;
+    char *sp1 = strchr(head, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || strchr(sp2 + 1, ' ')) {
+        snprintf(why, whylen, "the request line is not METHOD SP TARGET SP HTTP-VERSION");
+        return 400;
+    }
+    *sp1 = 0;
+    *sp2 = 0;
+    const char *method = head, *target = sp1 + 1, *version = sp2 + 1;
+    if (!is_token(method, strlen(method))) {
+        snprintf(why, whylen, "the method is not a token");
+        return 400;
+    }
+    bool target_ok = target[0] == '/' || !strcmp(target, "*");
+    for (const char *t = target; target_ok && *t; t++) {
+        target_ok = (unsigned char)*t > 0x20 && (unsigned char)*t < 0x7f;
+    }
+    if (!target_ok) {
+        snprintf(why, whylen, "the request target is not a path (origin form) or \"*\"");
+        return 400;
+    }
+    if (strlen(version) != 8 || strncmp(version, "HTTP/", 5) != 0 || version[6] != '.' ||
+        version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
+        snprintf(why, whylen, "the version is not HTTP/DIGIT.DIGIT");
+        return 400;
+    }
+    if (version[5] != '1') {
+        snprintf(why, whylen, "HTTP/%c.%c is not supported here: HTTP/1.1 (or h2)", version[5],
+                 version[7]);
+        return 505;
+    }
+    r->h1_close = version[7] == '0';
+    if (req_add_header(r, (const uint8_t *)":method", 7, (const uint8_t *)method, strlen(method)) ||
+        req_add_header(r, (const uint8_t *)":path", 5, (const uint8_t *)target, strlen(target))) {
+        snprintf(why, whylen, "too many header fields");
+        return 400;
+    }
+    const char *clen = NULL;
+    char *p = eol + 2;
+    for (int line = 2; strncmp(p, "\r\n", 2) != 0; line++) {
+        eol = strstr(p, "\r\n");
+        *eol = 0;
+        if (*p == ' ' || *p == '\t') {
+            snprintf(why, whylen, "line %d: obsolete line folding", line);
+            return 400;
+        }
+        char *colon = strchr(p, ':');
+        if (!colon || !is_token(p, (size_t)(colon - p))) {
+            snprintf(why, whylen, "line %d: not NAME: VALUE with a token for a name", line);
+            return 400;
+        }
+        *colon = 0;
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) {
+            v[--vl] = 0;
+        }
+        if (!nghttp2_check_header_value((const uint8_t *)v, vl)) { /* RFC 9110 5.5 */
+            snprintf(why, whylen, "line %d: a control character in the value of %.40s", line, p);
+            return 400;
+        }
+        if (!strcasecmp(p, "content-length")) {
+            if (clen && strcmp(clen, v) != 0) {
+                snprintf(why, whylen, "line %d: a second content-length, not the same", line);
+                return 400;
+            }
+            clen = v;
+        }
+        if (req_add_header(r, (const uint8_t *)p, strlen(p), (const uint8_t *)v, vl) != 0) {
+            snprintf(why, whylen, "line %d: too many header fields", line);
+            return 400;
+        }
+        p = eol + 2;
+    }
+    return 0;
+}
+
 static void h1_process(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -1176,50 +1292,8 @@ static void h1_process(struct conn *c)
             c->closing = true;
             return;
         }
-        /* request line; a NUL anywhere in the head is malformed (and would
-         * hide the rest of it from the string functions below) */
-        bool bad = memchr(head, 0, head_len) != NULL;
-        char *line_end = bad ? NULL : strstr(head, "\r\n");
-        char *sp1 = NULL, *sp2 = NULL;
-        if (line_end) {
-            *line_end = 0;
-            sp1 = strchr(head, ' ');
-            sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-        }
-        bad = bad || !line_end || !sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0;
-        if (!bad) {
-            *sp1 = 0;
-            *sp2 = 0;
-            bad = req_add_header(r, (uint8_t *)":method", 7, (uint8_t *)head, strlen(head)) ||
-                  req_add_header(r, (uint8_t *)":path", 5, (uint8_t *)sp1 + 1, strlen(sp1 + 1));
-            if (!strcmp(sp2 + 1, "HTTP/1.0")) {
-                r->h1_close = true;
-            }
-        }
-        /* header lines */
-        char *p = bad ? head : line_end + 2;
-        while (!bad && *p && strncmp(p, "\r\n", 2) != 0) {
-            char *eol = strstr(p, "\r\n");
-            *eol = 0;
-            char *colon = strchr(p, ':');
-            if (!colon || colon == p) {
-                bad = true;
-                break;
-            }
-            *colon = 0;
-            char *v = colon + 1;
-            while (*v == ' ' || *v == '\t') {
-                v++;
-            }
-            size_t vl = strlen(v);
-            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) {
-                v[--vl] = 0;
-            }
-            if (req_add_header(r, (uint8_t *)p, strlen(p), (uint8_t *)v, vl) != 0) {
-                bad = true;
-            }
-            p = eol + 2;
-        }
+        char why[120];
+        int bad = h1_parse_head(r, head, head_len, why, sizeof(why));
         free(head);
         evbuffer_drain(in, head_len);
         c->h1_req = r;
@@ -1231,7 +1305,7 @@ static void h1_process(struct conn *c)
             r->h1_close = true;
             r->dispatched = true;
             c->srv->inflight++;
-            sr_req_respond_error(r, 400, "malformed HTTP/1.1 request", NULL);
+            sr_req_respond_error(r, bad, why, NULL);
             return;
         }
         const char *te = sr_req_header(r, "transfer-encoding");

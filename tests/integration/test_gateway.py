@@ -747,6 +747,19 @@ def test_garbage_bad_headers_limits_and_unknown_paths():
     check(any(isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)) for e in evs),
           "missing :path refused: %r" % evs)
 
+# HEAD: the headers GET would get (content-length too), and no body at all
+    def head(c):
+        c.send_headers(1, [(":method", "HEAD"), (":scheme", "http"), (":authority", "x"),
+                           (":path", "/v1/workloads")], end_stream=True)
+
+    evs, closed = h2_raw(port, head)
+    resp = [dict(e.headers) for e in evs if isinstance(e, h2.events.ResponseReceived)]
+    check(resp and resp[0][":status"] == "405" and int(resp[0]["content-length"]) > 0,
+          "HEAD answered with GET's headers: %r" % evs)
+    check(any(isinstance(e, h2.events.StreamEnded) for e in evs) and
+          not any(isinstance(e, (h2.events.DataReceived, Exception)) for e in evs),
+          "and no body: %r" % evs)
+
 # over-limit body: 413 with a JSON error
     p = write(env, "big.bin", os.urandom(3 << 20))
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
@@ -770,6 +783,16 @@ def test_garbage_bad_headers_limits_and_unknown_paths():
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", small,
                                    ["skyroute-place: target:nobody"])
     check(st == 422, "unknown target 422")
+# GET /v1/route: a parameter that is there but unusable is refused by name,
+# never taken as absent (too long, a %00 in it, a format nobody asked for)
+    for q, want, param in (("work=" + "1" * 70, 400, "work"), ("place=target:alpha%00x", 400, "place"),
+                           ("data_at=" + "x" * 200, 400, "data_at"), ("format=xml", 400, "format"),
+                           ("async=" + "1" * 20, 400, "async"), ("work=1&format=text", 200, None),
+                           ("place=target:alpha&deadline_ms=60000", 200, None)):
+        st, h, body = srtest.curl([g["url"] + "/v1/route?" + q])
+        check(st == want, "GET /v1/route?%s: %s %r" % (q[:40], st, body[:200]))
+        if param:
+            check(json.loads(body)["detail"]["parameter"] == param, "names %s: %r" % (param, body))
 # still serving
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", small)
     check(st == 200 and body == b"abc", "still serving after abuse")
@@ -836,6 +859,43 @@ def test_deadline_unmeetable_is_503_with_candidates():
     finish(env)
 
 
+def test_many_candidates_fail_over_in_rank_order():
+    """More targets than a job keeps inline (4): six that refuse connections,
+    ranked first by their round-trip priors, then a real node. The workload
+    goes through all six in rank order and runs at the seventh; a deadline
+    nobody meets gets a 503 naming all seven."""
+    env = srtest.Env("many")
+    gkey, gpub = env.keygen("gs-test")
+    omega = env.start_node("omega", [gpub])
+    targets = []
+    for i in range(6):
+        _, pub = env.keygen("dead%d" % i)
+        targets.append({"id": "dead%d" % i, "pub": pub, "extra": {"rtt_ms": 5 + i},
+                        "url": "http://127.0.0.1:%d" % srtest.free_port()})
+    targets.append(dict(omega, extra={"rtt_ms": 200}))
+    g = env.start_gateway("gs-test", targets)
+    p = write(env, "x.bin", b"seven candidates")
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
+    check(st == 200 and body == b"seven candidates", "ran: %s %r" % (st, body[:200]))
+    check(h.get("skyroute-target") == "omega", "at the real node: %r" % h)
+    wid = h["skyroute-id"]
+    end = time.time() + 5  # the access log is flushed once a second
+    while True:
+        lines = [json.loads(line) for line in env.log(g["proc"]).splitlines()
+                 if line.startswith("{") and wid in line]
+        if lines or time.time() > end:
+            break
+        time.sleep(0.1)
+    check(len(lines) == 1 and lines[0]["attempts"] == 7,
+          "six refusals, then omega, in one access log line: %r" % lines)
+    st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p,
+                                   ["skyroute-deadline-ms: 5", "skyroute-work: 100"])
+    check(st == 503, "status %s" % st)
+    names = sorted(c["target"] for c in json.loads(body)["detail"]["candidates"])
+    check(names == ["dead%d" % i for i in range(6)] + ["omega"], "names all seven: %r" % names)
+    finish(env)
+
+
 def test_sigterm_drains_in_flight_work():
     env, g, a, b = two_node_gateway("drain", gops=1)
     p = write(env, "x.bin", b"x")
@@ -871,5 +931,6 @@ if __name__ == "__main__":
         test_admin_http1_and_h2,
         test_exec_and_compute_handlers,
         test_deadline_unmeetable_is_503_with_candidates,
+        test_many_candidates_fail_over_in_rank_order,
         test_sigterm_drains_in_flight_work,
     ])
