@@ -314,6 +314,52 @@ uint64_t sr_rootcache_hits(const sr_rootcache *c);
  * that of the last one opened under the same signature stops there. */
 uint64_t sr_rootcache_hashes_saved(const sr_rootcache *c);
 
+/*
+ * Batch messages: a sender with several envelopes for one receiver sends them
+ * in one HTTP request (POST /v1/batch) instead of one request each. The
+ * message is a sequence of msgpack bin values, one envelope each, and nothing
+ * else. The receiver answers each envelope with an item, a msgpack array
+ * [index, status, content-type, body]: the envelope's position in the message
+ * (from 0), and the status, content type and body it would have answered that
+ * envelope with on its own (POST /v1/exec). Items come in any order, each as
+ * soon as it is ready, in one response body. The framing itself is not
+ * signed: every envelope in it, and every result, still is, on its own.
+ */
+#define SR_BATCH_MSG_MAX 256 /* envelopes in one batch message at most */
+struct sr_batch_env {
+    const uint8_t *ptr; /* inside the message */
+    size_t len;
+};
+struct sr_batch_item {
+    uint32_t index;
+    int status;        /* 100..999 */
+    const char *ctype; /* at most 31 bytes */
+    const uint8_t *body;
+    size_t len;
+    char ctype_buf[32]; /* sr_batch_next_item() copies the content type here */
+};
+/* Appends one envelope to a batch message. 0, SR_ERR_TOOBIG or SR_ERR_NOMEM
+ * (|b| then keeps its length). */
+int sr_batch_append_env(sr_buf *b, const void *env, size_t len) SR_WARN_UNUSED;
+/* Splits a batch message into its envelopes (pointing into |msg|): 0 with
+ * |*n| set (at least one), SR_ERR_PARSE (a value that is not a bin, or cut
+ * short) or SR_ERR_TOOBIG (more than |max|), with |why| naming the offset. */
+int sr_batch_split(const uint8_t *msg, size_t len, struct sr_batch_env *envs, size_t max, size_t *n,
+                   char *why, size_t whylen) SR_WARN_UNUSED;
+/* An answer item's bytes before its body, at most SR_BATCH_HEAD_MAX: their
+ * length, or 0 if the status or content type is out of range. */
+#define SR_BATCH_HEAD_MAX 48
+size_t sr_batch_item_head(uint8_t out[SR_BATCH_HEAD_MAX], const struct sr_batch_item *it);
+/* Appends one answer item. 0, SR_ERR_INVAL (status or content type out of
+ * range) or SR_ERR_NOMEM (|b| then keeps its length). */
+int sr_batch_append_item(sr_buf *b, const struct sr_batch_item *it) SR_WARN_UNUSED;
+/* Reads the item at the front of [p, p + len), as the answer streams in: 0
+ * with |*used| its length, or 0 with |*used| == 0 if it is not all there
+ * yet; SR_ERR_PARSE if it cannot be an item (|why| says so). |it|'s body
+ * points into |p|. */
+int sr_batch_next_item(const uint8_t *p, size_t len, struct sr_batch_item *it, size_t *used,
+                       char *why, size_t whylen) SR_WARN_UNUSED;
+
 /* Name of a kind ("workload", ...) or "?". */
 const char *sr_kind_name(sr_kind kind);
 

@@ -1537,3 +1537,152 @@ verified:
     }
     return 0;
 }
+
+/* ===========================================================================
+ * Batch messages: several envelopes in one message, and their answers
+ * ======================================================================== */
+
+/* |v| after the tag of its width: |t8|, |t16| or |t32| and 1, 2 or 4 bytes
+ * big-endian, the shortest that fits. */
+static int put_sized(sr_buf *b, uint8_t t8, uint8_t t16, uint8_t t32, uint64_t v)
+{
+    uint8_t h[5];
+    unsigned w = v <= 0xff ? 1 : v <= 0xffff ? 2 : 4;
+    if (v > 0xffffffffu) {
+        return SR_ERR_TOOBIG;
+    }
+    h[0] = w == 1 ? t8 : w == 2 ? t16 : t32;
+    for (unsigned k = 0; k < w; k++) {
+        h[1 + k] = (uint8_t)(v >> (8 * (w - 1 - k)));
+    }
+    return sr_buf_append(b, h, 1 + w);
+}
+
+/* A bin header for |len| bytes: bin 8, 16 or 32. */
+static int put_bin_header(sr_buf *b, size_t len)
+{
+    return put_sized(b, 0xc4, 0xc5, 0xc6, len);
+}
+
+/* A msgpack unsigned integer, the shortest form. */
+static int put_uint(sr_buf *b, uint32_t v)
+{
+    uint8_t fix = (uint8_t)v;
+    return v < 0x80 ? sr_buf_append(b, &fix, 1) : put_sized(b, 0xcc, 0xcd, 0xce, v);
+}
+
+int sr_batch_append_env(sr_buf *b, const void *env, size_t len)
+{
+    size_t before = b->len;
+    int rv = put_bin_header(b, len);
+    rv = rv ? rv : sr_buf_append(b, env, len);
+    if (rv) {
+        b->len = before;
+    }
+    return rv;
+}
+
+int sr_batch_split(const uint8_t *msg, size_t len, struct sr_batch_env *envs, size_t max, size_t *n,
+                   char *why, size_t whylen)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    size_t k = 0;
+    while (p < end) {
+        size_t off = (size_t)(p - msg);
+        struct mp_obj o;
+        int rv = mp_next(&p, end, &o);
+        if (rv != MP_OK) {
+            return fail(why, whylen, SR_ERR_PARSE,
+                        "batch: the value at offset %zu is cut short or not msgpack", off);
+        }
+        if (o.type != MP_BIN) {
+            return fail(why, whylen, SR_ERR_PARSE,
+                        "batch: the value at offset %zu is not a bin (one envelope each)", off);
+        }
+        if (k == max) {
+            return fail(why, whylen, SR_ERR_TOOBIG, "batch: more than %zu envelopes", max);
+        }
+        envs[k].ptr = o.ptr;
+        envs[k].len = (size_t)o.len;
+        k++;
+    }
+    if (k == 0) {
+        return fail(why, whylen, SR_ERR_PARSE, "batch: no envelope");
+    }
+    *n = k;
+    return 0;
+}
+
+size_t sr_batch_item_head(uint8_t out[SR_BATCH_HEAD_MAX], const struct sr_batch_item *it)
+{
+    size_t cl = strlen(it->ctype);
+    if (it->status < 100 || it->status > 999 || cl > 31 || (uint64_t)it->len > 0xffffffffu) {
+        return 0;
+    }
+    sr_buf b;
+    sr_buf_init(&b, SR_BATCH_HEAD_MAX);
+    uint8_t h = 0x94;
+    int rv = sr_buf_append(&b, &h, 1);
+    rv = rv ? rv : put_uint(&b, it->index);
+    rv = rv ? rv : put_uint(&b, (uint32_t)it->status);
+    h = (uint8_t)(0xa0 | cl);
+    rv = rv ? rv : sr_buf_append(&b, &h, 1);
+    rv = rv ? rv : sr_buf_append(&b, it->ctype, cl);
+    rv = rv ? rv : put_bin_header(&b, it->len);
+    size_t n = rv ? 0 : b.len;
+    if (n) {
+        memcpy(out, b.data, n);
+    }
+    sr_buf_free(&b);
+    return n;
+}
+
+int sr_batch_append_item(sr_buf *b, const struct sr_batch_item *it)
+{
+    uint8_t head[SR_BATCH_HEAD_MAX];
+    size_t hl = sr_batch_item_head(head, it);
+    if (!hl) {
+        return SR_ERR_INVAL;
+    }
+    size_t before = b->len;
+    int rv = sr_buf_append(b, head, hl);
+    rv = rv ? rv : sr_buf_append(b, it->body, it->len);
+    if (rv) {
+        b->len = before;
+    }
+    return rv;
+}
+
+int sr_batch_next_item(const uint8_t *p, size_t len, struct sr_batch_item *it, size_t *used,
+                       char *why, size_t whylen)
+{
+    const uint8_t *q = p, *end = p + len;
+    if (len > 0 && p[0] != 0x94) {
+        return fail(why, whylen, SR_ERR_PARSE,
+                    "batch answer: an item is not a 4-element array (it starts with 0x%02x)", p[0]);
+    }
+    struct mp_obj o[5];
+    int rv = MP_OK;
+    for (int k = 0; k < 5 && rv == MP_OK; k++) {
+        rv = mp_next(&q, end, &o[k]);
+    }
+    if (rv == MP_TRUNC) {
+        *used = 0; /* cut short: complete once more bytes come */
+        return 0;
+    }
+    if (rv != MP_OK || o[0].type != MP_ARRAY || o[0].len != 4 || o[1].type != MP_UINT ||
+        o[1].u > UINT32_MAX || o[2].type != MP_UINT || o[2].u < 100 || o[2].u > 999 ||
+        o[3].type != MP_STR || o[3].len > 31 || o[4].type != MP_BIN) {
+        return fail(why, whylen, SR_ERR_PARSE,
+                    "batch answer: not [index, status, content-type, body]");
+    }
+    it->index = (uint32_t)o[1].u;
+    it->status = (int)o[2].u;
+    memcpy(it->ctype_buf, o[3].ptr, (size_t)o[3].len);
+    it->ctype_buf[o[3].len] = 0;
+    it->ctype = it->ctype_buf;
+    it->body = o[4].ptr;
+    it->len = (size_t)o[4].len;
+    *used = (size_t)(q - p);
+    return 0;
+}

@@ -1372,6 +1372,161 @@ static void test_batch_auto_follows_inflight(void **state)
     assert_true(SR_ENV_BATCH_AUTO_MAX <= SR_ENV_BATCH_MAX);
 }
 
+/* ---- batch messages (POST /v1/batch) -------------------------------------------------- */
+
+static void test_batchmsg_split_roundtrip(void **state)
+{
+    (void)state;
+    /* lengths that take each bin header: 8, 16 and 32 bits */
+    static const size_t lens[] = {0, 1, 255, 256, 65535, 65536, 70000};
+    size_t n = sizeof(lens) / sizeof(lens[0]);
+    sr_buf msg;
+    sr_buf_init(&msg, 1 << 20);
+    uint8_t *src = malloc(70000);
+    assert_non_null(src);
+    for (size_t i = 0; i < 70000; i++) {
+        src[i] = (uint8_t)(i * 7);
+    }
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(sr_batch_append_env(&msg, src, lens[i]), 0);
+    }
+    struct sr_batch_env envs[8];
+    size_t k = 0;
+    char why[160];
+    assert_int_equal(sr_batch_split(msg.data, msg.len, envs, 8, &k, why, sizeof(why)), 0);
+    assert_int_equal(k, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(envs[i].len, lens[i]);
+        if (lens[i]) {
+            assert_memory_equal(envs[i].ptr, src, lens[i]);
+        }
+    }
+    /* more than |max| */
+    assert_int_equal(sr_batch_split(msg.data, msg.len, envs, 3, &k, why, sizeof(why)),
+                     SR_ERR_TOOBIG);
+    assert_non_null(strstr(why, "more than 3"));
+    /* a message cut anywhere inside its last value is refused */
+    for (size_t cut = 1; cut < 70000 + 5; cut += 997) {
+        int rv = sr_batch_split(msg.data, msg.len - cut, envs, 8, &k, why, sizeof(why));
+        assert_int_equal(rv, SR_ERR_PARSE);
+        assert_non_null(strstr(why, "cut short"));
+    }
+    free(src);
+    sr_buf_free(&msg);
+}
+
+static void test_batchmsg_split_refusals(void **state)
+{
+    (void)state;
+    struct sr_batch_env envs[4];
+    size_t k = 99;
+    char why[160];
+    assert_int_equal(sr_batch_split((const uint8_t *)"", 0, envs, 4, &k, why, sizeof(why)),
+                     SR_ERR_PARSE);
+    assert_non_null(strstr(why, "no envelope"));
+    /* a str, an int, an array: each not a bin, named with its offset */
+    static const uint8_t not_bin[] = {0xc4, 0x01, 0x41, 0xa1, 0x41};
+    assert_int_equal(sr_batch_split(not_bin, sizeof(not_bin), envs, 4, &k, why, sizeof(why)),
+                     SR_ERR_PARSE);
+    assert_non_null(strstr(why, "offset 3 is not a bin"));
+    static const uint8_t an_int[] = {0x05};
+    assert_int_equal(sr_batch_split(an_int, 1, envs, 4, &k, why, sizeof(why)), SR_ERR_PARSE);
+    assert_non_null(strstr(why, "offset 0 is not a bin"));
+    static const uint8_t c1[] = {0xc1};
+    assert_int_equal(sr_batch_split(c1, 1, envs, 4, &k, why, sizeof(why)), SR_ERR_PARSE);
+    /* a bin 32 declaring 4 GiB in a 6-byte message */
+    static const uint8_t huge[] = {0xc6, 0xff, 0xff, 0xff, 0xff, 0x00};
+    assert_int_equal(sr_batch_split(huge, sizeof(huge), envs, 4, &k, why, sizeof(why)),
+                     SR_ERR_PARSE);
+    assert_non_null(strstr(why, "cut short"));
+    assert_int_equal(k, 99); /* untouched on failure */
+}
+
+static void test_batchmsg_items(void **state)
+{
+    (void)state;
+    sr_buf ans;
+    sr_buf_init(&ans, 1 << 20);
+    static const uint32_t idx[] = {0, 127, 128, 255, 256, 65535, 65536, UINT32_MAX};
+    static const int st[] = {200, 409, 401, 503, 100, 999, 200, 422};
+    const char *ct[] = {"application/vnd.msgpack",
+                        "application/json",
+                        "",
+                        "x",
+                        "0123456789012345678901234567890",
+                        "a",
+                        "b",
+                        "c"};
+    static uint8_t body[300];
+    for (size_t i = 0; i < 8; i++) {
+        struct sr_batch_item it = {
+            .index = idx[i], .status = st[i], .ctype = ct[i], .body = body, .len = i * 40};
+        assert_int_equal(sr_batch_append_item(&ans, &it), 0);
+    }
+    /* out of range: refused, nothing appended */
+    size_t before = ans.len;
+    struct sr_batch_item bad = {.index = 1, .status = 99, .ctype = "x", .body = body, .len = 1};
+    assert_int_equal(sr_batch_append_item(&ans, &bad), SR_ERR_INVAL);
+    bad.status = 200;
+    bad.ctype = "01234567890123456789012345678901"; /* 32 bytes */
+    assert_int_equal(sr_batch_append_item(&ans, &bad), SR_ERR_INVAL);
+    assert_int_equal(ans.len, before);
+
+    /* read whole, then one byte at a time as a stream would bring them */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t off = 0, have = pass ? 0 : ans.len, got = 0;
+        char why[160];
+        while (off < ans.len) {
+            struct sr_batch_item it;
+            size_t used;
+            assert_int_equal(
+                sr_batch_next_item(ans.data + off, have - off, &it, &used, why, sizeof(why)), 0);
+            if (used == 0) {
+                assert_true(have < ans.len);
+                have++;
+                continue;
+            }
+            assert_int_equal(it.index, idx[got]);
+            assert_int_equal(it.status, st[got]);
+            assert_string_equal(it.ctype, ct[got]);
+            assert_int_equal(it.len, got * 40);
+            got++;
+            off += used;
+        }
+        assert_int_equal(got, 8);
+    }
+    sr_buf_free(&ans);
+}
+
+static void test_batchmsg_item_refusals(void **state)
+{
+    (void)state;
+    struct sr_batch_item it;
+    size_t used;
+    char why[160];
+    /* not an array / an array of 3 / a status out of range / an index that is
+     * not an unsigned int / a body that is a str */
+    static const uint8_t a[] = {0x93, 0x00, 0xcc, 0xc8, 0xa0};
+    static const uint8_t b[] = {0x94, 0x00, 0x63, 0xa0, 0xc4, 0x00};
+    static const uint8_t c[] = {0x94, 0xff, 0xcc, 0xc8, 0xa0, 0xc4, 0x00};
+    static const uint8_t d[] = {0x94, 0x00, 0xcc, 0xc8, 0xa0, 0xa1, 0x41};
+    static const uint8_t e[] = {0x81, 0x00, 0x00};
+    const uint8_t *cases[] = {a, b, c, d, e};
+    size_t lens[] = {sizeof(a), sizeof(b), sizeof(c), sizeof(d), sizeof(e)};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(sr_batch_next_item(cases[i], lens[i], &it, &used, why, sizeof(why)),
+                         SR_ERR_PARSE);
+        assert_non_null(strstr(why, "batch answer"));
+    }
+    /* an incomplete item is not an error yet */
+    static const uint8_t part[] = {0x94, 0x00, 0xcc, 0xc8};
+    used = 7;
+    assert_int_equal(sr_batch_next_item(part, sizeof(part), &it, &used, why, sizeof(why)), 0);
+    assert_int_equal(used, 0);
+    assert_int_equal(sr_batch_next_item(part, 0, &it, &used, why, sizeof(why)), 0);
+    assert_int_equal(used, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1399,6 +1554,10 @@ int main(void)
         cmocka_unit_test(test_batch_cross_and_rules),
         cmocka_unit_test(test_batch_auto_follows_inflight),
         cmocka_unit_test(test_batch_climb_shortcut),
+        cmocka_unit_test(test_batchmsg_split_roundtrip),
+        cmocka_unit_test(test_batchmsg_split_refusals),
+        cmocka_unit_test(test_batchmsg_items),
+        cmocka_unit_test(test_batchmsg_item_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

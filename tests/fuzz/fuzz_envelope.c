@@ -18,6 +18,13 @@
  * opened through a fresh root cache, then the tampered second, with the cache
  * (whose climb may stop where it meets the first's) and without: the verdicts
  * must agree, and the genuine second must still open afterwards.
+ *
+ * An input starting with 0xc3 (never the first byte of an envelope either)
+ * drives the batch messages of POST /v1/batch: the rest is split as a batch
+ * of envelopes (each then opened), and read as a node's answer, item by
+ * item, whole and again as it would stream in, in pieces whose sizes come
+ * from the input: both readings must give the same items, and each item,
+ * written again, must read back the same.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -106,6 +113,76 @@ static void tamper_batch(const uint8_t *data, size_t size)
     sr_rootcache_free(c);
 }
 
+/* Reads the items at the front of [p, p + len) into |out| (at most |max|):
+ * how many, and the bytes they took in |*taken|. */
+static size_t read_items(const uint8_t *p, size_t len, struct sr_batch_item *out, size_t max,
+                         size_t *taken)
+{
+    size_t k = 0, off = 0, used;
+    char why[160];
+    while (k < max && off < len &&
+           sr_batch_next_item(p + off, len - off, &out[k], &used, why, sizeof(why)) == 0 && used) {
+        out[k].ctype = out[k].ctype_buf;
+        off += used;
+        k++;
+    }
+    *taken = off;
+    return k;
+}
+
+/* The 0xc3 inputs (see the top). */
+static void batch_messages(const uint8_t *data, size_t size)
+{
+    struct sr_batch_env envs[SR_BATCH_MSG_MAX];
+    size_t n;
+    char why[256];
+    if (sr_batch_split(data, size, envs, SR_BATCH_MSG_MAX, &n, why, sizeof(why)) == 0) {
+        struct sr_open_opts o = {.trust = ring, .self_id = "fuzz-gw", .now_ms = FUZZ_NOW};
+        for (size_t i = 0; i < n; i++) {
+            struct sr_envelope env;
+            if (envs[i].ptr < data || envs[i].ptr + envs[i].len > data + size) {
+                abort();
+            }
+            (void)sr_envelope_open(&env, envs[i].ptr, envs[i].len, &o, why, sizeof(why));
+        }
+    }
+    static struct sr_batch_item whole[64], piece[64];
+    size_t taken;
+    size_t k = read_items(data, size, whole, 64, &taken);
+    /* again as a stream: each piece as long as the byte at its start says */
+    size_t have = 0, off = 0, m = 0;
+    while (m < 64 && have < size) {
+        have += 1 + data[have] % 97;
+        if (have > size) {
+            have = size;
+        }
+        size_t t;
+        m += read_items(data + off, have - off, piece + m, 64 - m, &t);
+        off += t;
+    }
+    if (m < k) { /* the stream read ended early only at the 64 cap */
+        abort();
+    }
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    for (size_t i = 0; i < k; i++) {
+        struct sr_batch_item again;
+        size_t used;
+        if (whole[i].index != piece[i].index || whole[i].status != piece[i].status ||
+            strcmp(whole[i].ctype, piece[i].ctype) || whole[i].len != piece[i].len ||
+            memcmp(whole[i].body, piece[i].body, whole[i].len) ||
+            sr_batch_append_item(&b, &whole[i]) != 0 ||
+            sr_batch_next_item(b.data, b.len, &again, &used, why, sizeof(why)) != 0 ||
+            used != b.len || again.index != whole[i].index || again.status != whole[i].status ||
+            strcmp(again.ctype_buf, whole[i].ctype) || again.len != whole[i].len ||
+            memcmp(again.body, whole[i].body, again.len)) {
+            abort();
+        }
+        sr_buf_reset(&b);
+    }
+    sr_buf_free(&b);
+}
+
 static void check_same(const struct sr_envelope *a, const struct sr_envelope *b)
 {
     if (a->kind != b->kind || memcmp(a->id, b->id, sizeof(a->id)) || a->iat != b->iat ||
@@ -135,6 +212,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size > 0 && data[0] == 0xc2) {
         tamper_batch(data, size);
+        return 0;
+    }
+    if (size > 0 && data[0] == 0xc3) {
+        batch_messages(data + 1, size - 1);
         return 0;
     }
     const uint8_t *in = data;
