@@ -64,6 +64,9 @@ struct sr_h2_call {
     char detail[160];
     struct event timer;   /* event_assign()ed when the call is made */
     struct event done_ev; /* made active by call_finish() */
+    /* sr_h2_set_progress(): the body handed over as it arrives */
+    sr_h2_progress progress;
+    struct event progress_ev; /* made active by on_data_chunk() */
 };
 
 struct tconn {
@@ -129,6 +132,9 @@ static void call_free(struct sr_h2_call *call)
     call_unlink(call);
     event_del(&call->timer);
     event_del(&call->done_ev);
+    if (call->progress) {
+        event_del(&call->progress_ev);
+    }
     sr_buf_free(&call->req_hdrs);
     sr_buf_free(&call->resp_hdrs);
     sr_buf_free(&call->resp_body);
@@ -157,12 +163,9 @@ static void call_finish(struct sr_h2_call *call, int error, const char *fmt, ...
     event_active(&call->done_ev, 0, 0);
 }
 
-static void call_deliver(evutil_socket_t fd, short what, void *arg)
+/* The response's headers as an array (pointing into |call|): their count. */
+static size_t call_headers(const struct sr_h2_call *call, struct sr_http_header *hdrs)
 {
-    (void)fd;
-    (void)what;
-    struct sr_h2_call *call = arg;
-    struct sr_http_header hdrs[MAX_RESP_HEADERS];
     size_t n = 0;
     const char *p = (const char *)call->resp_hdrs.data;
     const char *end = p + call->resp_hdrs.len;
@@ -173,6 +176,51 @@ static void call_deliver(evutil_socket_t fd, short what, void *arg)
         p += strlen(p) + 1;
         n++;
     }
+    return n;
+}
+
+/* New body bytes of a call with a progress function: hands over what has
+ * come and drops what it consumed from the front. */
+static void call_progress(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sr_h2_call *call = arg;
+    if (call->finished || !call->resp_body.len) {
+        return; /* the completion gets it all */
+    }
+    struct sr_http_header hdrs[MAX_RESP_HEADERS];
+    struct sr_h2_response resp = {
+        .sent = call->sent,
+        .status = call->status,
+        .headers = hdrs,
+        .nheaders = call_headers(call, hdrs),
+        .body = call->resp_body.data,
+        .body_len = call->resp_body.len,
+    };
+    size_t used = call->progress(&resp, call->arg);
+    if (used > call->resp_body.len) {
+        used = call->resp_body.len;
+    }
+    if (used) {
+        memmove(call->resp_body.data, call->resp_body.data + used, call->resp_body.len - used);
+        call->resp_body.len -= used;
+    }
+}
+
+void sr_h2_set_progress(sr_h2_call *call, sr_h2_progress fn)
+{
+    call->progress = fn;
+    event_assign(&call->progress_ev, call->pool->base, -1, 0, call_progress, call);
+}
+
+static void call_deliver(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sr_h2_call *call = arg;
+    struct sr_http_header hdrs[MAX_RESP_HEADERS];
+    size_t n = call_headers(call, hdrs);
     struct sr_h2_response resp = {
         .error = call->error,
         .sent = call->sent,
@@ -333,6 +381,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
     if (sr_buf_append(&call->resp_body, data, len) != 0) {
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
         call_finish(call, SR_ERR_TOOBIG, "response body over %u bytes", MAX_RESP_BODY);
+    } else if (call->progress) {
+        event_active(&call->progress_ev, 0, 0); /* once, however many chunks came */
     }
     return 0;
 }

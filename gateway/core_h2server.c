@@ -86,6 +86,9 @@ struct sr_req {
     uint8_t *resp;
     size_t resp_len, resp_off;
     void *resp_mem; /* freed with the request: the block holding |resp|, if ours */
+    /* a body written in pieces (sr_req_stream_begin): |resp| is stream.data */
+    bool streaming, stream_done;
+    sr_buf stream;
 };
 
 struct conn {
@@ -109,6 +112,7 @@ struct conn {
     /* abuse accounting */
     int64_t ctrl_window_start; /* monotonic ms */
     unsigned ctrl_frames;
+    unsigned wu_credit; /* WINDOW_UPDATEs the DATA we sent justifies (two per frame) */
     unsigned header_abuse;
     bool got_request;
     struct event *first_req_timer;
@@ -165,6 +169,7 @@ static void upload_done(sr_req *r);
 static void upload_start(struct conn *c, sr_req *r);
 static int conn_flush(struct conn *c);
 static void conn_flush_later(struct conn *c);
+static void stream_done(sr_req *r);
 static void conn_read_enable(struct conn *c, bool on);
 static void h1_process(struct conn *c);
 
@@ -231,6 +236,7 @@ static void req_free(sr_req *r)
     }
     sr_buf_free(&r->hdrs);
     sr_buf_free(&r->body);
+    sr_buf_free(&r->stream);
     free(r->resp_mem);
     free(r);
 }
@@ -246,6 +252,11 @@ static void req_abort(sr_req *r)
         }
         if (r->on_abort) {
             r->on_abort(r, r->data);
+        }
+    } else if (r->streaming && !r->stream_done) {
+        stream_done(r);
+        if (r->on_abort) {
+            r->on_abort(r, r->data); /* its writer must stop */
         }
     }
     req_free(r);
@@ -411,8 +422,11 @@ static ssize_t resp_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
     sr_req *r = src->ptr;
     size_t left = r->resp_len - r->resp_off;
     size_t n = left < length ? left : length;
+    if (!n && r->streaming && !r->stream_done) {
+        return NGHTTP2_ERR_DEFERRED; /* sr_req_stream_write resumes it */
+    }
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (n == left) {
+    if (n == left && (!r->streaming || r->stream_done)) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     }
     return (ssize_t)n;
@@ -437,6 +451,9 @@ static int resp_send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uin
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     r->resp_off += length;
+    if (length && c->wu_credit < 4096) {
+        c->wu_credit += 2; /* the client may answer it for the stream and the connection */
+    }
     return 0;
 }
 
@@ -601,6 +618,96 @@ static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
     return rv ? SR_ERR_NOMEM : 0;
 }
 
+/* A streamed response is over (ended, or its stream gone): no longer in flight. */
+static void stream_done(sr_req *r)
+{
+    r->stream_done = true;
+    sr_http_server *srv = r->srv;
+    if (r->dispatched && srv && srv->inflight > 0) {
+        srv->inflight--;
+    }
+}
+
+int sr_req_stream_begin(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs)
+{
+    struct conn *c = r->conn;
+    if (r->responded) {
+        return SR_ERR_INVAL;
+    }
+    if (c && c->mode != MODE_H2) {
+        return SR_ERR_UNSUPPORTED;
+    }
+    if (!c) {
+        r->responded = true;
+        req_free(r);
+        return SR_ERR_IO;
+    }
+    /* in flight until its end (a draining server waits for it) */
+    r->responded = true;
+    r->streaming = true;
+    sr_buf_init(&r->stream, SIZE_MAX / 2);
+    nghttp2_nv nva[MAX_HEADERS + 1];
+    char status_str[SR_FMT_I64_LEN];
+    size_t n = 0;
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7,
+                            sr_fmt_i64(status_str, status), NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < nhdrs && n < MAX_HEADERS + 1; i++) {
+        nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value,
+                                strlen(hdrs[i].name), strlen(hdrs[i].value), NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_data_provider prd = {.source.ptr = r, .read_callback = resp_read_cb};
+    if (nghttp2_submit_response(c->h2, r->stream_id, nva, n, &prd) != 0) {
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
+        stream_done(r); /* no abort to come: the caller hears it now */
+        conn_flush_later(c);
+        return SR_ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* More of a streamed body is there (or its end): wake the DATA frames up. */
+static void stream_kick(sr_req *r)
+{
+    struct conn *c = r->conn;
+    if (!c || !c->h2) {
+        return;
+    }
+    nghttp2_session_resume_data(c->h2, r->stream_id); /* fails harmlessly if not deferred */
+    if (c->in_recv) {
+        c->want_flush = true;
+    } else {
+        conn_flush_later(c);
+    }
+}
+
+int sr_req_stream_write(sr_req *r, const void *p, size_t len)
+{
+    if (!r->streaming || r->stream_done) {
+        return SR_ERR_INVAL;
+    }
+    if (r->resp_off == r->stream.len) { /* all sent: start over at the front */
+        r->stream.len = 0;
+        r->resp_off = 0;
+    }
+    if (sr_buf_append(&r->stream, p, len) != 0) {
+        return SR_ERR_NOMEM;
+    }
+    r->resp = r->stream.data;
+    r->resp_len = r->stream.len;
+    stream_kick(r);
+    return 0;
+}
+
+int sr_req_stream_end(sr_req *r)
+{
+    if (!r->streaming || r->stream_done) {
+        return SR_ERR_INVAL;
+    }
+    stream_done(r);
+    stream_kick(r);
+    return 0;
+}
+
 int sr_req_respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                    const void *body, size_t len, bool take)
 {
@@ -613,13 +720,18 @@ int sr_req_respond_within(sr_req *r, int status, const struct sr_http_header *hd
     return respond(r, status, hdrs, nhdrs, body, len, mem);
 }
 
+int sr_error_body(sr_buf *b, const char *msg, const char *detail_json)
+{
+    int rv = sr_buf_append(b, "{\"error\":", 9);
+    rv = rv ? rv : sr_buf_append_json_str(b, msg, strlen(msg));
+    return rv ? rv : sr_buf_appendf(b, ",\"detail\":%s}\n", detail_json ? detail_json : "null");
+}
+
 int sr_req_respond_error(sr_req *r, int status, const char *msg, const char *detail_json)
 {
     sr_buf b;
     sr_buf_init(&b, 1 << 20);
-    int rv = sr_buf_append(&b, "{\"error\":", 9);
-    rv = rv ? rv : sr_buf_append_json_str(&b, msg, strlen(msg));
-    rv = rv ? rv : sr_buf_appendf(&b, ",\"detail\":%s}\n", detail_json ? detail_json : "null");
+    int rv = sr_error_body(&b, msg, detail_json);
     static const struct sr_http_header h[] = {{"content-type", "application/json"}};
     if (rv) {
         sr_buf_free(&b);
@@ -715,8 +827,16 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
                 (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) ||
                 f->hd.type == NGHTTP2_PRIORITY ||
                 (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 &&
-                 !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) ||
-                (f->hd.type == NGHTTP2_WINDOW_UPDATE);
+                 !(f->hd.flags & NGHTTP2_FLAG_END_STREAM));
+    if (f->hd.type == NGHTTP2_WINDOW_UPDATE) {
+        /* one that answers DATA we sent is flow control doing its work (a
+         * client reading a lot sends many); the others are a flood's */
+        if (c->wu_credit) {
+            c->wu_credit--;
+        } else {
+            ctrl = true;
+        }
+    }
     if (ctrl && ctrl_flood(c)) {
         sr_log(SR_LOG_INFO, "h2 %s: control-frame flood, closing", c->peer);
         nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);

@@ -171,8 +171,28 @@ int sr_req_respond(sr_req *req, int status, const struct sr_http_header *hdrs, s
  * slice of it): sent without a copy, freed when sent. */
 int sr_req_respond_within(sr_req *req, int status, const struct sr_http_header *hdrs, size_t nhdrs,
                           const void *body, size_t len, void *mem);
+/*
+ * A response whose body is written in pieces as they are ready (HTTP/2
+ * only): the status and headers now, without a content-length; the body with
+ * sr_req_stream_write(); its end with sr_req_stream_end(), which releases the
+ * request once sent, as sr_req_respond() does. Until that end, a client that
+ * resets the stream or goes away still gets the request's on_abort called,
+ * after which the request must not be used.
+ * sr_req_stream_begin: 0; SR_ERR_UNSUPPORTED on an HTTP/1.1 connection
+ * (nothing sent: respond as usual); SR_ERR_INVAL if already answered;
+ * SR_ERR_IO if the client went away (the request is released); SR_ERR_NOMEM
+ * (the stream is reset and the request released when it closes; no on_abort).
+ * sr_req_stream_write / _end: 0, SR_ERR_INVAL (not streaming, or ended) or
+ * SR_ERR_NOMEM (for write; the stream goes on without those bytes).
+ */
+int sr_req_stream_begin(sr_req *req, int status, const struct sr_http_header *hdrs,
+                        size_t nhdrs) SR_WARN_UNUSED;
+int sr_req_stream_write(sr_req *req, const void *p, size_t len);
+int sr_req_stream_end(sr_req *req);
 /* Convenience: JSON error body {"error": msg, "detail": detail_json or null}. */
 int sr_req_respond_error(sr_req *req, int status, const char *msg, const char *detail_json);
+/* Appends that error body to |b| (0 or SR_ERR_NOMEM / SR_ERR_TOOBIG). */
+int sr_error_body(sr_buf *b, const char *msg, const char *detail_json) SR_WARN_UNUSED;
 
 /* ---- HTTP/2 client pool ---------------------------------------------------------- */
 
@@ -221,6 +241,16 @@ sr_h2_call *sr_h2_request_take(sr_h2_pool *pool, const char *origin, const char 
                                sr_buf *body, int64_t timeout_ms, sr_h2_done done, void *arg);
 /* Cancels a pending call: |done| will not be called. */
 void sr_h2_cancel(sr_h2_call *call);
+/*
+ * Hands |call|'s response body to |fn| as it arrives, for answers that come
+ * in pieces (a node's answers to a batch): from the event loop, after new
+ * bytes came, |fn| gets the status, the headers and the body not consumed
+ * yet (error 0), and returns how many of those bytes it consumed; they are
+ * dropped from the front, and the completion gets only the rest. |fn| must
+ * not cancel |call|. Set it right after making the call.
+ */
+typedef size_t (*sr_h2_progress)(const struct sr_h2_response *partial, void *arg);
+void sr_h2_set_progress(sr_h2_call *call, sr_h2_progress fn);
 /* Request bodies waiting for a send slot on the connection to |origin|
  * (core_sockout.h): large ones beyond the 8 under way. */
 unsigned sr_h2_pool_waiting(const sr_h2_pool *pool, const char *origin);

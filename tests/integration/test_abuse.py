@@ -1,6 +1,6 @@
 """HTTP/2 abuse against the gateway's main listener, sent as crafted raw
 frames: rapid reset (CVE-2023-44487), CONTINUATION flood, HPACK bomb,
-SETTINGS and PING floods, window-update overflow, and a silent connection.
+SETTINGS, PING and WINDOW_UPDATE floods, window-update overflow, and a silent connection.
 Each must end in a connection error with the gateway's memory bounded, while
 another client keeps being served throughout."""
 
@@ -162,6 +162,13 @@ def ping_flood(a):
             break
 
 
+def window_update_flood(a):
+    # increments of 1 with no DATA to answer: flow control asked for nothing
+    for _ in range(50000):
+        if not a.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) * 20):
+            break
+
+
 def window_overflow(a):
     a.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7fffffff)))
 
@@ -172,6 +179,7 @@ ATTACKS = [
     ("HPACK bomb", hpack_bomb),
     ("SETTINGS flood", settings_flood),
     ("PING flood", ping_flood),
+    ("WINDOW_UPDATE flood", window_update_flood),
     ("WINDOW_UPDATE overflow", window_overflow),
 ]
 
@@ -220,7 +228,8 @@ def test_http2_abuse_ends_in_connection_errors_with_bounded_memory():
           (good.ok, good.bad))
     codes = dict((r[0], r[2]) for r in results)
     check(codes["WINDOW_UPDATE overflow"] == 3, "FLOW_CONTROL_ERROR for the window overflow")
-    check(codes["SETTINGS flood"] in (11, None) and codes["PING flood"] in (11, None),
+    check(codes["SETTINGS flood"] in (11, None) and codes["PING flood"] in (11, None) and
+          codes["WINDOW_UPDATE flood"] in (11, None),
           "floods end with ENHANCE_YOUR_CALM or a reset")
     bad = env.close()
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
