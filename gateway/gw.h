@@ -13,6 +13,7 @@
 struct target_rt {
     struct sr_target_cfg *cfg;
     int router_idx;
+    bool no_batch; /* answered POST /v1/batch with 404, 405 or 413: one request each */
 };
 
 struct gw_feeds; /* gw_feeds.c: operator uploads, schedules, elements, store */

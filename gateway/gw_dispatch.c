@@ -41,10 +41,28 @@
 #define INLINE_CANDIDATES 4             /* a job ranking more allocates them (see start_cb) */
 #define SEAL_BATCH_MAX SR_ENV_BATCH_MAX /* the most [gateway] envelope_batch allows */
 #define SEAL_WAIT_US 1000               /* longest an envelope waits for its batch */
+/* Envelopes up to this size sealed in one turn for the same target go in one
+ * request (POST /v1/batch), up to BATCH_MSG_BYTES; larger ones go on their
+ * own, in the client's send slots (core_h2client.c). */
+#define BATCH_ENV_MAX 16384
+#define BATCH_MSG_BYTES (256 * 1024)
 
 struct attempt {
     size_t target;
     char why[160];
+};
+
+struct gw_job;
+
+/* Envelopes sealed together for one target and sent in one request (POST
+ * /v1/batch, crypto.h's batch messages). */
+struct gw_batch {
+    struct gw *g;
+    sr_h2_call *call; /* NULL once answered */
+    size_t target;    /* router index */
+    size_t n, live;   /* jobs, and those still waiting for their item */
+    bool delivering;  /* on_batch is handing out items: it frees the batch */
+    struct gw_job *jobs[];
 };
 
 struct gw_job {
@@ -59,6 +77,8 @@ struct gw_job {
     struct sr_candidate cur_cand; /* the plan being followed */
     bool dispatched;
     sr_h2_call *call;
+    struct gw_batch *batch; /* sent in this batch (instead of |call|) */
+    uint32_t bidx;
     struct attempt attempts[8];
     size_t nattempts;
     char idhex[2 * SR_ENV_IDBYTES + 1];
@@ -94,6 +114,22 @@ static struct {
     struct event *late_ev; /* normal priority: SEAL_WAIT_US after the first queued job */
 } seal_q;
 
+/* |job| no longer waits for its item of the batch (answered, failed or
+ * cancelled); the last one out cancels the request and frees the batch,
+ * unless on_batch is handing out its items. */
+static void batch_leave(struct gw_job *job)
+{
+    struct gw_batch *b = job->batch;
+    b->jobs[job->bidx] = NULL;
+    job->batch = NULL;
+    if (--b->live == 0 && !b->delivering) {
+        if (b->call) {
+            sr_h2_cancel(b->call);
+        }
+        free(b);
+    }
+}
+
 static void job_free(struct gw_job *job)
 {
     if (job->queued) {
@@ -102,6 +138,10 @@ static void job_free(struct gw_job *job)
     }
     if (job->call) {
         sr_h2_cancel(job->call);
+        sr_router_end(job->gw->router, job->cur_target);
+    }
+    if (job->batch) {
+        batch_leave(job);
         sr_router_end(job->gw->router, job->cur_target);
     }
     event_del(&job->start_ev);
@@ -189,6 +229,8 @@ static void no_target(struct gw_job *job, const char *msg)
 }
 
 static void dispatch(struct gw_job *job);
+static int seal_enqueue(struct gw_job *job);
+static void batch_leave(struct gw_job *job);
 
 static void record_attempt(struct gw_job *job, const char *why)
 {
@@ -422,6 +464,258 @@ static void send_sealed(struct gw_job *job, sr_buf *env)
     }
 }
 
+static const char ctype_batch[] = "application/vnd.skyroute.batch+msgpack";
+
+static const char *resp_header(const struct sr_h2_response *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        if (!strcmp(resp->headers[i].name, name)) {
+            return resp->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
+/* Hands |job| its own answer out of its batch's (on_result, as if it had
+ * come alone). */
+static void batch_deliver(struct gw_batch *b, size_t k, const struct sr_h2_response *r)
+{
+    struct gw_job *job = b->jobs[k];
+    b->jobs[k] = NULL;
+    job->batch = NULL;
+    b->live--;
+    event_del(&job->start_ev); /* its deadline (batch_job_timeout) */
+    on_result(r, job);
+}
+
+/* Hands out the complete items at the front of [p, p + len) and returns the
+ * bytes they took; stops at an incomplete one, or at a malformed one (|*bad|
+ * set, |why| says what). */
+static size_t batch_take_items(struct gw_batch *b, const uint8_t *p, size_t len, bool *bad,
+                               char *why, size_t whylen)
+{
+    size_t taken = 0;
+    b->delivering = true;
+    while (taken < len) {
+        struct sr_batch_item it;
+        size_t used;
+        if (sr_batch_next_item(p + taken, len - taken, &it, &used, why, whylen) != 0) {
+            *bad = true;
+            break;
+        }
+        if (used == 0) {
+            break;
+        }
+        taken += used;
+        if (it.index < b->n && b->jobs[it.index]) {
+            struct sr_http_header h = {"content-type", it.ctype};
+            struct sr_h2_response r = {.sent = true,
+                                       .status = it.status,
+                                       .headers = &h,
+                                       .nheaders = 1,
+                                       .body = it.body,
+                                       .body_len = it.len};
+            batch_deliver(b, it.index, &r);
+        }
+    }
+    b->delivering = false;
+    return taken;
+}
+
+static bool is_batch_answer(const struct sr_h2_response *resp)
+{
+    const char *ctype = resp_header(resp, "content-type");
+    return resp->status == 200 && ctype && !strcmp(ctype, ctype_batch);
+}
+
+/* Items as they arrive: each job gets its answer as soon as the node sent it. */
+static size_t batch_progress(const struct sr_h2_response *partial, void *arg)
+{
+    struct gw_batch *b = arg;
+    if (!is_batch_answer(partial)) {
+        return 0; /* on_batch deals with it */
+    }
+    bool bad = false;
+    char why[160];
+    /* a malformed item stops here; on_batch finds it again and says so */
+    return batch_take_items(b, partial->body, partial->body_len, &bad, why, sizeof(why));
+}
+
+/* A job of a batch whose deadline passed before its item came: 504, as for a
+ * request of its own (its envelope was sent, so it may run there). */
+static void batch_job_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_job *job = arg;
+    batch_leave(job);
+    struct sr_h2_response r = {.error = SR_ERR_TIMEOUT,
+                               .sent = true,
+                               .detail = "no answer from the target within the deadline"};
+    on_result(&r, job);
+}
+
+/* The answer to a batch: each item goes to its job; a job without one had
+ * its envelope sent and lost. A node that takes no batches (404, 405, or 413
+ * for one this large) never ran them: each is sealed again and goes alone. */
+static void on_batch(const struct sr_h2_response *resp, void *arg)
+{
+    struct gw_batch *b = arg;
+    struct gw *g = b->g;
+    b->call = NULL;
+    b->delivering = true;
+    char why[160] = "the node's answer to the batch had no item for this envelope";
+    if (!resp->error && (resp->status == 404 || resp->status == 405 || resp->status == 413)) {
+        struct target_rt *t = target_rt(g, b->target);
+        if (t) {
+            t->no_batch = true;
+            sr_log(SR_LOG_INFO, "target %s takes no batches (%d): one request per envelope",
+                   t->cfg->id, resp->status);
+        }
+        for (size_t k = 0; k < b->n; k++) {
+            struct gw_job *job = b->jobs[k];
+            if (job) {
+                b->jobs[k] = NULL;
+                job->batch = NULL;
+                b->live--;
+                event_del(&job->start_ev);
+                if (seal_enqueue(job) != 0) {
+                    sr_router_end(g->router, job->cur_target);
+                    fail(job, 503, "out of memory", NULL, true);
+                }
+            }
+        }
+    } else if (resp->error || !is_batch_answer(resp)) {
+        /* the batch failed as a whole: each job as if its own request had */
+        for (size_t k = 0; k < b->n; k++) {
+            if (b->jobs[k]) {
+                struct sr_h2_response r = *resp;
+                r.body_mem = NULL;
+                batch_deliver(b, k, &r);
+            }
+        }
+    } else {
+        bool bad = false;
+        size_t used = batch_take_items(b, resp->body, resp->body_len, &bad, why, sizeof(why));
+        b->delivering = true;
+        if (!bad && used < resp->body_len) {
+            snprintf(why, sizeof(why), "the node's answer to the batch ends inside an item");
+        }
+    }
+    for (size_t k = 0; k < b->n; k++) {
+        if (b->jobs[k]) {
+            struct sr_h2_response r = {.error = SR_ERR_IO, .sent = true, .detail = why};
+            batch_deliver(b, k, &r);
+        }
+    }
+    free(b);
+}
+
+/* Sends the jobs seal_q.fl[idx[grp[0..m)]] (m >= 2, one target, sealed into
+ * outs[grp[...]]) in one request. Jobs stay queued until handed over, so a
+ * job cancelled meanwhile leaves a NULL slot. Without memory for the batch,
+ * each goes alone. */
+static void send_batch(struct gw *g, const size_t *idx, sr_buf *outs, const size_t *grp, size_t m)
+{
+    struct gw_job *first = seal_q.fl[idx[grp[0]]];
+    struct target_rt *t = target_rt(g, first->cur_target);
+    struct gw_batch *b = t ? malloc(sizeof(*b) + m * sizeof(b->jobs[0])) : NULL;
+    sr_buf body;
+    sr_buf_init(&body, SIZE_MAX / 2);
+    size_t total = 0;
+    for (size_t k = 0; k < m; k++) {
+        total += outs[grp[k]].len + 5;
+    }
+    int rv = b ? sr_buf_reserve(&body, total) : SR_ERR_NOMEM;
+    int64_t left = 0;
+    for (size_t k = 0; rv == 0 && k < m; k++) {
+        struct gw_job *job = seal_q.fl[idx[grp[k]]];
+        rv = sr_batch_append_env(&body, outs[grp[k]].data, outs[grp[k]].len);
+        if (job->qleft > left) {
+            left = job->qleft;
+        }
+    }
+    if (rv != 0) {
+        free(b);
+        sr_buf_free(&body);
+        for (size_t k = 0; k < m; k++) {
+            struct gw_job *job = seal_q.fl[idx[grp[k]]];
+            if (job) {
+                job->queued = false;
+                send_sealed(job, &outs[grp[k]]);
+            }
+        }
+        return;
+    }
+    b->g = g;
+    b->target = first->cur_target;
+    b->n = b->live = m;
+    b->delivering = false;
+    for (size_t k = 0; k < m; k++) {
+        struct gw_job *job = seal_q.fl[idx[grp[k]]];
+        job->queued = false;
+        job->batch = b;
+        job->bidx = (uint32_t)k;
+        b->jobs[k] = job;
+        /* each keeps its own deadline; the request waits for the latest */
+        evtimer_assign(&job->start_ev, g->base, batch_job_timeout, job);
+        struct timeval tv = {(time_t)(job->qleft / 1000), (suseconds_t)(job->qleft % 1000) * 1000};
+        evtimer_add(&job->start_ev, &tv);
+    }
+    static const struct sr_http_header h[] = {{"content-type", ctype_batch}};
+    b->call = sr_h2_request_take(g->pool, t->cfg->url, "POST", "/v1/batch", h, 1, &body, left,
+                                 on_batch, b);
+    if (b->call) {
+        sr_h2_set_progress(b->call, batch_progress);
+        sr_metrics_add(g->metrics, "skyroute_batch_requests_total", "", 1);
+        sr_metrics_add(g->metrics, "skyroute_batched_envelopes_total", "", (double)m);
+    } else {
+        b->delivering = true;
+        for (size_t k = 0; k < m; k++) {
+            if (b->jobs[k]) {
+                struct sr_h2_response r = {.error = SR_ERR_UNAVAILABLE, .detail = "out of memory"};
+                batch_deliver(b, k, &r);
+            }
+        }
+        free(b);
+    }
+}
+
+/* Sends the jobs of a sealed batch: those for one target that takes batches
+ * together (send_batch), the others each on its own. */
+static void send_grouped(struct gw *g, const size_t *idx, sr_buf *outs, size_t n)
+{
+    static bool taken[SEAL_BATCH_MAX];
+    static size_t grp[SEAL_BATCH_MAX];
+    memset(taken, 0, n * sizeof(taken[0]));
+    for (size_t i = 0; i < n; i++) {
+        struct gw_job *job = seal_q.fl[idx[i]];
+        if (!job || taken[i]) {
+            continue;
+        }
+        size_t m = 0, bytes = outs[i].len;
+        grp[m++] = i;
+        struct target_rt *t = target_rt(g, job->cur_target);
+        if (t && !t->no_batch && outs[i].len <= BATCH_ENV_MAX) {
+            for (size_t j = i + 1; j < n && m < SR_BATCH_MSG_MAX; j++) {
+                struct gw_job *o = seal_q.fl[idx[j]];
+                if (o && !taken[j] && o->cur_target == job->cur_target &&
+                    outs[j].len <= BATCH_ENV_MAX && bytes + outs[j].len <= BATCH_MSG_BYTES) {
+                    taken[j] = true;
+                    grp[m++] = j;
+                    bytes += outs[j].len;
+                }
+            }
+        }
+        if (m == 1) {
+            job->queued = false;
+            send_sealed(job, &outs[i]);
+        } else {
+            send_batch(g, idx, outs, grp, m);
+        }
+    }
+}
+
 static void seal_failed(struct gw_job *job, int rv)
 {
     sr_router_end(job->gw->router, job->cur_target);
@@ -470,13 +764,9 @@ static void seal_and_send(struct gw *g, const size_t *idx, size_t n)
         rv = sr_envelope_seal_batch(outs, g->key, envs, n);
         if (rv == 0) {
             count_seal(g, n);
+            send_grouped(g, idx, outs, n);
         }
         for (size_t i = 0; i < n; i++) {
-            struct gw_job *job = seal_q.fl[idx[i]];
-            if (rv == 0 && job) {
-                job->queued = false;
-                send_sealed(job, &outs[i]);
-            }
             sr_buf_free(&outs[i]);
         }
     }
@@ -578,6 +868,10 @@ static int seal_init(struct gw *g)
                         "Ed25519 signatures made for workload envelopes (one per batch).");
     sr_metrics_describe(g->metrics, "skyroute_envelopes_sealed_total", "counter",
                         "Workload envelopes sealed; divided by the signatures, the batch size.");
+    sr_metrics_describe(g->metrics, "skyroute_batch_requests_total", "counter",
+                        "Requests that carried several envelopes to one target (POST /v1/batch).");
+    sr_metrics_describe(g->metrics, "skyroute_batched_envelopes_total", "counter",
+                        "Envelopes sent in those requests.");
     seal_q.g = g;
     return 0;
 }

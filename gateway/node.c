@@ -102,6 +102,7 @@ struct node {
     sr_keyring *trust;
     sr_replay *replay;
     sr_rootcache *roots; /* verified batch roots (SR2 workloads) */
+    struct job *jobs;    /* every job not yet freed (those of senders that left too) */
     struct job **rq;     /* results to seal at the end of this loop turn */
     size_t rq_n, rq_cap;
     bool rq_scheduled;
@@ -161,6 +162,7 @@ struct delayed {
 };
 
 static void handle_exec(struct node *n, sr_req *req);
+static void handle_batch(struct node *n, sr_req *req);
 
 static void delayed_free(struct delayed *d)
 {
@@ -193,7 +195,11 @@ static void delayed_fire(evutil_socket_t fd, short what, void *arg)
     } else {
         struct node *n = d->node;
         delayed_free(d);
-        handle_exec(n, req);
+        if (!strcmp(sr_req_path(req), "/v1/batch")) {
+            handle_batch(n, req);
+        } else {
+            handle_exec(n, req);
+        }
     }
 }
 
@@ -223,10 +229,32 @@ static bool delay_over_link(struct node *n, sr_req *req, uint8_t *body, size_t l
     return true;
 }
 
+/*
+ * Envelopes that came together in one request (POST /v1/batch): each is
+ * handled as if it had come on its own, and its answer goes out as an item of
+ * the response (sr_batch_append_item) as soon as it is ready.
+ */
+struct nbatch {
+    struct node *node;
+    sr_req *req;   /* NULL once the sender went away */
+    size_t left;   /* envelopes not answered yet (+1 while they are being started) */
+    bool streamed; /* items go out as they come (sr_req_stream_write); else |out| */
+    sr_buf out;    /* HTTP/1.1: the items, sent at the end */
+};
+
+/* Where the answer to one envelope goes: a request of its own (POST
+ * /v1/exec), or an item of a batch. Both NULL: the sender went away. */
+struct reply {
+    sr_req *req;
+    struct nbatch *batch;
+    uint32_t index;
+};
+
 /* One execution in progress (compute and exec run asynchronously). */
 struct job {
     struct node *node;
-    sr_req *req; /* NULL once the client went away */
+    struct job *prev, *next; /* in node->jobs: every job until freed */
+    struct reply rp;
     struct sr_envelope wl;
     uint8_t *payload_copy; /* the workload payload, owned (req body may go away): it lives
                               right after the struct, in the same allocation */
@@ -251,6 +279,159 @@ static void count_reject(struct node *n, const char *reason)
     char labels[96];
     snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
     sr_metrics_add(n->metrics, "skyroute_node_rejected_total", labels, 1);
+}
+
+/* ---- answers: to a request of their own, or as items of a batch --------------------- */
+
+static const char ctype_msgpack[] = "application/vnd.msgpack";
+static const char ctype_batch[] = "application/vnd.skyroute.batch+msgpack";
+
+static void batch_abort(sr_req *req, void *data)
+{
+    (void)req;
+    struct nbatch *b = data;
+    b->req = NULL; /* the rest still runs; their results are kept for a re-send */
+}
+
+/* One answer fewer to wait for: the last one ends the response (or drops
+ * it if the sender left) and frees the batch. */
+static void batch_release(struct nbatch *b)
+{
+    if (--b->left) {
+        return;
+    }
+    if (b->req) {
+        sr_req_set_abort(b->req, NULL);
+        if (b->streamed) {
+            sr_req_stream_end(b->req);
+        } else {
+            static const struct sr_http_header h[] = {{"content-type", ctype_batch}};
+            sr_req_respond(b->req, 200, h, 1, b->out.data, b->out.len, true);
+            b->out.data = NULL;
+        }
+    }
+    sr_buf_free(&b->out);
+    free(b);
+}
+
+/* Sends one item of |b| (its head and body): on the stream at once, or kept
+ * for the end. */
+static void batch_write(struct nbatch *b, const uint8_t *head, size_t hl, const void *body,
+                        size_t len)
+{
+    if (!b->req) {
+        return;
+    }
+    int rv;
+    if (b->streamed) {
+        rv = sr_req_stream_write(b->req, head, hl);
+        rv = rv ? rv : sr_req_stream_write(b->req, body, len);
+    } else {
+        rv = sr_buf_append(&b->out, head, hl);
+        rv = rv ? rv : sr_buf_append(&b->out, body, len);
+    }
+    if (rv) {
+        /* the sender sees no item for it and counts the envelope as lost;
+         * it ran (or not) once, as the replay guard says */
+        sr_log(SR_LOG_WARN, "batch: cannot send an answer: %s", sr_strerror(rv));
+    }
+}
+
+/* An item held for the light time of an emulated space link. */
+struct delayed_item {
+    struct nbatch *batch;
+    struct event *timer;
+    size_t hl, len;
+    uint8_t bytes[]; /* head, then body */
+};
+
+static void delayed_item_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct delayed_item *d = arg;
+    batch_write(d->batch, d->bytes, d->hl, d->bytes + d->hl, d->len);
+    batch_release(d->batch);
+    event_free(d->timer);
+    free(d);
+}
+
+/* Holds an item for the current one-way light time; false if it could not
+ * (it then goes at once). */
+static bool delay_item(struct node *n, struct nbatch *b, const uint8_t *head, size_t hl,
+                       const void *body, size_t len)
+{
+    struct delayed_item *d = malloc(sizeof(*d) + hl + len);
+    if (!d) {
+        return false;
+    }
+    d->timer = evtimer_new(n->base, delayed_item_fire, d);
+    if (!d->timer) {
+        free(d);
+        return false;
+    }
+    d->batch = b;
+    d->hl = hl;
+    d->len = len;
+    memcpy(d->bytes, head, hl);
+    if (len) {
+        memcpy(d->bytes + hl, body, len);
+    }
+    double ms = n->emu_light_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(fmod(ms, 1000.0) * 1000)};
+    evtimer_add(d->timer, &tv);
+    return true;
+}
+
+/* Answers one envelope: |body| (|take|: a malloc'd block, freed here) with
+ * |status| and |ctype|; |replay| adds skyroute-replay: stored-result. */
+static void reply_send(struct reply *rp, int status, const char *ctype, bool replay,
+                       const void *body, size_t len, bool take)
+{
+    if (rp->req) {
+        const struct sr_http_header h[] = {{"content-type", ctype},
+                                           {"skyroute-replay", "stored-result"}};
+        sr_req_respond(rp->req, status, h, replay ? 2 : 1, body, len, take);
+        rp->req = NULL;
+        return;
+    }
+    struct nbatch *b = rp->batch;
+    if (b) {
+        rp->batch = NULL;
+        struct sr_batch_item it = {
+            .index = rp->index, .status = status, .ctype = ctype, .body = body, .len = len};
+        uint8_t head[SR_BATCH_HEAD_MAX];
+        size_t hl = sr_batch_item_head(head, &it);
+        struct node *n = b->node;
+        if (hl && b->req && n->emu_sat && delay_item(n, b, head, hl, body, len)) {
+            /* sent down after the light time, and released then */
+        } else {
+            if (hl) {
+                batch_write(b, head, hl, body, len);
+            }
+            batch_release(b);
+        }
+    }
+    if (take) {
+        free((void *)body);
+    }
+}
+
+/* Answers one envelope with a JSON error (sr_req_respond_error's body). */
+static void reply_error(struct reply *rp, int status, const char *msg, const char *detail_json)
+{
+    if (rp->req) {
+        sr_req_respond_error(rp->req, status, msg, detail_json);
+        rp->req = NULL;
+        return;
+    }
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    if (sr_error_body(&b, msg, detail_json) != 0) {
+        sr_buf_reset(&b);
+    }
+    reply_send(rp, status, "application/json", false, b.data, b.len, false);
+    sr_buf_free(&b);
 }
 
 /* Releases what the handler used (timers, pipes, the child's events): the
@@ -281,6 +462,14 @@ static void job_release_handler(struct job *j)
 
 static void job_free(struct job *j)
 {
+    if (j->prev) {
+        j->prev->next = j->next;
+    } else {
+        j->node->jobs = j->next;
+    }
+    if (j->next) {
+        j->next->prev = j->prev;
+    }
     job_release_handler(j);
     sr_buf_free(&j->out);
     free(j->res_copy); /* payload_copy is part of |j| */
@@ -314,23 +503,22 @@ static void replay_gauges(struct node *n)
 static void job_answer(struct job *j, sr_buf *env, int rv)
 {
     struct node *n = j->node;
-    static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"}};
     if (rv == 0) {
         int r = sr_replay_store(n->replay, j->wl.id, env->data, env->len);
         if (r != 0) {
             replay_store_failed(r);
         }
     }
-    if (j->req) {
-        sr_req_set_abort(j->req, NULL);
-        if (rv != 0) {
-            sr_req_respond_error(j->req, 500, "cannot seal result", NULL);
-        } else if (n->emu_sat && delay_over_link(n, j->req, env->data, env->len)) {
-            env->data = NULL; /* sent down after the light time */
-        } else {
-            sr_req_respond(j->req, 200, h, 1, env->data, env->len, true);
-            env->data = NULL;
-        }
+    if (j->rp.req) {
+        sr_req_set_abort(j->rp.req, NULL);
+    }
+    if (rv != 0) {
+        reply_error(&j->rp, 500, "cannot seal result", NULL);
+    } else if (j->rp.req && n->emu_sat && delay_over_link(n, j->rp.req, env->data, env->len)) {
+        env->data = NULL; /* sent down after the light time */
+    } else {
+        reply_send(&j->rp, 200, ctype_msgpack, false, env->data, env->len, true);
+        env->data = NULL;
     }
     sr_buf_free(env);
     job_free(j);
@@ -500,7 +688,7 @@ static void job_abort(sr_req *req, void *data)
 {
     (void)req;
     struct job *j = data;
-    j->req = NULL; /* the job runs to completion; its result is stored for a retry */
+    j->rp.req = NULL; /* the job runs to completion; its result is stored for a retry */
 }
 
 /* ---- compute: spends work/gops seconds, like a real accelerator would ------------------ */
@@ -688,10 +876,12 @@ static const char *handler_labels(const char *h, char *tmp, size_t tmplen)
     return tmp;
 }
 
-static void handle_exec(struct node *n, sr_req *req)
+/* Handles one workload envelope, answered through |rp|: verified, checked
+ * against the replay guard, run by its handler. */
+static void exec_envelope(struct node *n, const struct reply *rp_in, const uint8_t *body,
+                          size_t len)
 {
-    size_t len;
-    const uint8_t *body = sr_req_body(req, &len);
+    struct reply rp = *rp_in;
     struct sr_envelope wl;
     char why[200] = "";
     int64_t now = sr_now_ms();
@@ -715,7 +905,7 @@ static void handle_exec(struct node *n, sr_req *req)
         e = e ? e : sr_buf_terminate(&d);
         snprintf(detail, sizeof(detail), "%s", e ? "null" : (char *)d.data);
         sr_buf_free(&d);
-        sr_req_respond_error(req, sr_env_http_status(rv), sr_strerror(rv), detail);
+        reply_error(&rp, sr_env_http_status(rv), sr_strerror(rv), detail);
         return;
     }
     const uint8_t *stored = NULL;
@@ -725,23 +915,19 @@ static void handle_exec(struct node *n, sr_req *req)
         count_reject(n, "env_replay");
         if (stored) {
             /* Refused (the handler does not run again), with the first result attached. */
-            static const struct sr_http_header h[] = {{"content-type", "application/vnd.msgpack"},
-                                                      {"skyroute-replay", "stored-result"}};
-            sr_req_respond(req, 409, h, 2, stored, stored_len, false);
+            reply_send(&rp, 409, ctype_msgpack, true, stored, stored_len, false);
         } else {
             bool dropped = sr_replay_dropped(n->replay, wl.id);
-            sr_req_respond_error(req, 409, sr_strerror(rv),
-                                 dropped ? "{\"code\":\"result_dropped\",\"why\":\"already run; "
-                                           "its result is no longer held\"}"
-                                         : "{\"code\":\"env_replay\",\"why\":\"still running\"}");
+            reply_error(&rp, 409, sr_strerror(rv),
+                        dropped ? "{\"code\":\"result_dropped\",\"why\":\"already run; "
+                                  "its result is no longer held\"}"
+                                : "{\"code\":\"env_replay\",\"why\":\"still running\"}");
         }
         return;
     }
     if (rv != 0) {
         count_reject(n, "busy");
-        static const struct sr_http_header h[] = {{"retry-after", "1"}};
-        (void)h;
-        sr_req_respond_error(req, 503, "too many live envelope ids; retry later", NULL);
+        reply_error(&rp, 503, "too many live envelope ids; retry later", NULL);
         return;
     }
 
@@ -750,12 +936,17 @@ static void handle_exec(struct node *n, sr_req *req)
         wl.payload_len <= SIZE_MAX - sizeof(*j) ? malloc(sizeof(*j) + wl.payload_len) : NULL;
     if (!j) {
         sr_replay_forget(n->replay, wl.id);
-        sr_req_respond_error(req, 503, "out of memory", NULL);
+        reply_error(&rp, 503, "out of memory", NULL);
         return;
     }
     memset(j, 0, sizeof(*j));
     j->node = n;
-    j->req = req;
+    j->next = n->jobs;
+    if (n->jobs) {
+        n->jobs->prev = j;
+    }
+    n->jobs = j;
+    j->rp = rp;
     j->wl = wl;
     j->t_recv = now;
     j->in_fd = j->out_fd = -1;
@@ -764,8 +955,10 @@ static void handle_exec(struct node *n, sr_req *req)
         memcpy(j->payload_copy, wl.payload, wl.payload_len);
     }
     j->wl.payload = j->payload_copy;
-    sr_req_set_data(req, j);
-    sr_req_set_abort(req, job_abort);
+    if (rp.req) {
+        sr_req_set_data(rp.req, j);
+        sr_req_set_abort(rp.req, job_abort);
+    }
 
     const char *h = wl.handler;
     char label_tmp[96];
@@ -818,20 +1011,82 @@ static void handle_exec(struct node *n, sr_req *req)
     }
 }
 
+static void handle_exec(struct node *n, sr_req *req)
+{
+    size_t len;
+    const uint8_t *body = sr_req_body(req, &len);
+    struct reply rp = {.req = req};
+    exec_envelope(n, &rp, body, len);
+}
+
+/* POST /v1/batch: envelopes sent together (sr_batch_split); each is handled
+ * as on its own, and answered as an item of one response. */
+static void handle_batch(struct node *n, sr_req *req)
+{
+    size_t len;
+    const uint8_t *body = sr_req_body(req, &len);
+    struct sr_batch_env envs[SR_BATCH_MSG_MAX];
+    size_t k;
+    char why[160], detail[256];
+    int rv = sr_batch_split(body, len, envs, SR_BATCH_MSG_MAX, &k, why, sizeof(why));
+    if (rv != 0) {
+        count_reject(n, "batch_format");
+        sr_buf d;
+        sr_buf_init(&d, sizeof(detail) - 1);
+        int e = sr_buf_append(&d, "{\"why\":", 7);
+        e = e ? e : sr_buf_append_json_str(&d, why, strlen(why));
+        e = e ? e : sr_buf_append(&d, "}", 1);
+        e = e ? e : sr_buf_terminate(&d);
+        snprintf(detail, sizeof(detail), "%s", e ? "null" : (char *)d.data);
+        sr_buf_free(&d);
+        sr_req_respond_error(req, rv == SR_ERR_TOOBIG ? 413 : 400, "malformed batch", detail);
+        return;
+    }
+    struct nbatch *b = calloc(1, sizeof(*b));
+    if (!b) {
+        sr_req_respond_error(req, 503, "out of memory", NULL);
+        return;
+    }
+    b->node = n;
+    b->req = req;
+    b->left = k + 1; /* held until every envelope is started */
+    sr_buf_init(&b->out, SIZE_MAX / 2);
+    static const struct sr_http_header h[] = {{"content-type", ctype_batch}};
+    rv = sr_req_stream_begin(req, 200, h, 1);
+    b->streamed = rv == 0;
+    if (rv != 0 && rv != SR_ERR_UNSUPPORTED) {
+        b->req = NULL; /* reset (out of memory): the envelopes still run once */
+    } else {
+        sr_req_set_data(req, b);
+        sr_req_set_abort(req, batch_abort);
+    }
+    sr_metrics_add(n->metrics, "skyroute_node_batches_total", "", 1);
+    sr_metrics_add(n->metrics, "skyroute_node_batched_envelopes_total", "", (double)k);
+    for (size_t i = 0; i < k; i++) {
+        struct reply rp = {.batch = b, .index = (uint32_t)i};
+        exec_envelope(n, &rp, envs[i].ptr, envs[i].len);
+    }
+    batch_release(b);
+}
+
 static void main_handler(sr_req *req, void *arg)
 {
     struct node *n = arg;
     const char *path = sr_req_path(req);
     sr_metrics_add(n->metrics, "skyroute_node_requests_total", "", 1);
-    if (!strcmp(path, "/v1/exec")) {
+    bool exec = !strcmp(path, "/v1/exec"), batch = !strcmp(path, "/v1/batch");
+    if (exec || batch) {
         if (strcmp(sr_req_method(req), "POST") != 0) {
-            sr_req_respond_error(req, 405, "POST an envelope to /v1/exec", NULL);
-            return;
+            sr_req_respond_error(
+                req, 405, exec ? "POST an envelope to /v1/exec" : "POST envelopes to /v1/batch",
+                NULL);
+        } else if (n->emu_sat && delay_over_link(n, req, NULL, 0)) {
+            /* arrives after the light time */
+        } else if (exec) {
+            handle_exec(n, req);
+        } else {
+            handle_batch(n, req);
         }
-        if (n->emu_sat && delay_over_link(n, req, NULL, 0)) {
-            return; /* arrives after the light time */
-        }
-        handle_exec(n, req);
         return;
     }
     replay_gauges(n);
@@ -1515,6 +1770,10 @@ int main(int argc, char **argv)
                         "Ed25519 signatures made for results (one per batch).");
     sr_metrics_describe(n.metrics, "skyroute_node_results_sealed_total", "counter",
                         "Results sealed; divided by the signatures, the batch size.");
+    sr_metrics_describe(n.metrics, "skyroute_node_batches_total", "counter",
+                        "Requests that brought several envelopes at once (POST /v1/batch).");
+    sr_metrics_describe(n.metrics, "skyroute_node_batched_envelopes_total", "counter",
+                        "Envelopes that came in those requests.");
     sr_metrics_describe(n.metrics, "skyroute_node_replay_ids", "gauge",
                         "Envelope ids the replay guard holds (until each expires).");
     sr_metrics_describe(n.metrics, "skyroute_node_replay_results_dropped_total", "counter",
@@ -1587,11 +1846,24 @@ int main(int argc, char **argv)
            sr_key_id(n.key)[2], sr_key_id(n.key)[3]);
     event_base_dispatch(n.base);
     sr_log(SR_LOG_INFO, "skyroute-node %s stopped", n.id);
-    for (size_t i = 0; i < n.rq_n; i++) { /* results not sealed before the loop ended */
-        if (n.rq[i]->req) {
-            sr_req_set_abort(n.rq[i]->req, NULL);
+    /* jobs still running (a drain that ran out of time, or whose sender left
+     * and so no longer counts as in flight), or not sealed before the loop
+     * ended: their answers are lost with the process, as the replay guard's
+     * results are */
+    while (n.jobs) {
+        struct job *j = n.jobs;
+        if (j->rp.req) {
+            sr_req_set_abort(j->rp.req, NULL);
         }
-        job_free(n.rq[i]);
+        if (j->rp.batch && j->rp.batch->req) {
+            sr_req_set_abort(j->rp.batch->req, NULL);
+            j->rp.batch->req = NULL;
+        }
+        if (j->rp.batch) {
+            batch_release(j->rp.batch);
+        }
+        exec_reap(j);
+        job_free(j);
     }
     free(n.rq);
     if (n.rq_idle) {

@@ -14,6 +14,11 @@ not yet END_STREAM) on one connection, and |whole| the sizes of the bodies
 in the order they arrived whole. read_delay=S makes it a slow reader (64 KiB
 per S seconds, a small socket buffer, wide HTTP/2 windows: the sender is
 held back by TCP alone).
+refuse={PATH: STATUS} answers requests for PATH itself with STATUS and a JSON
+error, as a node of an older version would (POST /v1/batch: 404); |paths|
+lists the paths of the requests it saw, in order. rewrite=F replaces the
+body of every answer it forwards with F(path, body) (which may return it
+unchanged).
 Single-threaded per connection; requests are forwarded one at a time.
 """
 
@@ -71,8 +76,12 @@ def _forward(upstream_port, headers, body, timeout=10):
 
 
 class TamperProxy:
-    def __init__(self, upstream_port, flip_at=-10, lose_first=0, read_delay=0.0):
+    def __init__(self, upstream_port, flip_at=-10, lose_first=0, read_delay=0.0, refuse=None,
+                 rewrite=None):
         self.upstream_port = upstream_port
+        self.refuse = refuse or {}
+        self.rewrite = rewrite
+        self.paths = []
         self.flip_at = flip_at  # index of the response body byte to flip
         self.lose_first = lose_first
         self.lost = threading.Event()
@@ -131,6 +140,14 @@ class TamperProxy:
                 elif isinstance(ev, h2.events.StreamEnded):
                     headers, body = reqs.pop(ev.stream_id)
                     self.whole.append(len(body))
+                    path = dict(headers).get(":path")
+                    self.paths.append(path)
+                    if path in self.refuse:
+                        rb = b'{"error":"no such path","detail":null}\n'
+                        c.send_headers(ev.stream_id, [(":status", str(self.refuse[path])),
+                                                      ("content-type", "application/json")])
+                        c.send_data(ev.stream_id, rb, end_stream=True)
+                        continue
                     if self.lose_first == 0:
                         self.go.wait(30)
                     status, rh, rb = _forward(self.upstream_port, headers, bytes(body))
@@ -140,7 +157,9 @@ class TamperProxy:
                         if self.lose_first == 0:
                             self.lost.set()
                         continue
-                    if rb and self.flip_at is not None:
+                    if self.rewrite:
+                        rb = self.rewrite(path, rb)
+                    elif rb and self.flip_at is not None:
                         b = bytearray(rb)
                         b[self.flip_at] ^= 0x01
                         rb = bytes(b)

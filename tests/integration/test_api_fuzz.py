@@ -6,7 +6,8 @@
   hex, huge, UTF-8, percent escapes), and the operator feeds' own samples,
   elements and energy forecasts with bytes flipped, cut or replaced, half of
   the uploads with a valid signature;
-- a node's /v1/exec, with genuine envelopes mutated the same way;
+- a node's /v1/exec, with genuine envelopes mutated the same way, and its
+  /v1/batch with several of them at once, the framing sometimes broken too;
 - the admin listeners of both over raw HTTP/1.1, fixed cases first.
 
 Each answer must be a status the API defines (never 500), and every error a
@@ -35,6 +36,7 @@ import h2.exceptions
 
 import srtest
 from srtest import check
+import test_batch
 import test_feeds as feeds
 
 NASTY = ["", "0", "-0", "1", "-1", "5", "100", "65536", "1.5", "1e999", "-1e999", "1e-320",
@@ -350,6 +352,54 @@ def test_random_requests_get_named_errors_and_change_nothing():
     feeds.finish(env)
 
 
+def split_bins(body):
+    """The msgpack bins a batch message holds, or None if it is not one."""
+    out, p = [], 0
+    while p < len(body):
+        w = {0xc4: 1, 0xc5: 2, 0xc6: 4}.get(body[p])
+        if not w or p + 1 + w > len(body):
+            return None
+        n = int.from_bytes(body[p + 1:p + 1 + w], "big")
+        p += 1 + w
+        if p + n > len(body):
+            return None
+        out.append(body[p:p + n])
+        p += n
+    return out or None
+
+
+def batch_request(conn, rng, genuine, what, statuses, ran):
+    """POST /v1/batch with 1-6 envelopes, genuine or mutated, its framing
+    sometimes broken too: a framing error is refused whole by name; otherwise
+    every envelope gets one item, and only a genuine one runs (200) or is
+    answered with its stored result (409)."""
+    envs = [rng.choice(genuine) if rng.random() < 0.2 else mutate(rng, rng.choice(genuine))
+            for _ in range(rng.randint(1, 6))]
+    body = b"".join(test_batch.msgpack_bin(e) for e in envs)
+    framing_ok = rng.random() < 0.8
+    if not framing_ok:
+        body = mutate(rng, body)
+    st, got = ask(conn, what, "POST", "/v1/batch",
+                  [("content-type", "application/vnd.skyroute.batch+msgpack")], body, statuses)
+    if st != 200:
+        check_error(what, st, got)
+        check(not framing_ok or len(body) == 0, "%s: well framed, refused %d" % (what, st))
+        return
+    check(got["headers"].get("content-type") == "application/vnd.skyroute.batch+msgpack",
+          "%s: %r" % (what, got["headers"]))
+    items = test_batch.read_items(got["body"])
+    envs = split_bins(body)  # what the node saw, the framing mutated or not
+    check(envs is not None and sorted(i[0] for i in items) == list(range(len(envs))),
+          "%s: one item per envelope: %r" % (what, [i[:2] for i in items]))
+    for idx, ist, ctype, ibody in items:
+        if ist == 200 or (ist == 409 and ctype == "application/vnd.msgpack"):
+            check(envs[idx] in genuine, "%s: item %d: a changed envelope was "
+                  "taken (%d)" % (what, idx, ist))
+            ran.add(genuine.index(envs[idx]))
+        else:
+            check_error("%s, item %d" % (what, idx), ist, {"body": ibody})
+
+
 def test_random_envelopes_to_a_node_are_refused_by_name():
     """Genuine envelopes sealed by `skyroute seal`, then bytes flipped, cut,
     repeated or replaced, POSTed to a node's /v1/exec. Only an envelope whose
@@ -372,6 +422,10 @@ def test_random_envelopes_to_a_node_are_refused_by_name():
     for i in range(count):
         if time.time() > deadline:
             break
+        if rng.random() < 0.15:
+            batch_request(conn, rng, genuine, "batch %d (seed %d)" % (i, seed), statuses, ran)
+            done += 1
+            continue
         base = rng.choice(genuine)
         body = base if rng.random() < 0.05 else mutate(rng, base)
         path = "/v1/exec" if rng.random() < 0.9 else rng.choice(["/v1/exec?x", "/v1/execx", "/"])
