@@ -745,53 +745,82 @@ static size_t seal_batch_max(const struct gw *g)
     return m > SEAL_BATCH_MAX ? SEAL_BATCH_MAX : m;
 }
 
-/* Seals the jobs seal_q.fl[idx[0..n)] (none NULL) under one signature and
- * sends them. If the batch cannot be sealed as a whole (out of memory, or one
- * envelope refused), each is sealed on its own so one bad envelope fails only
- * its own job. A job that fails may have its caller cancel others: their
- * slots turn NULL and are skipped. */
-static void seal_and_send(struct gw *g, const size_t *idx, size_t n)
+/* Seals the jobs seal_q.fl[idx[0..m)] into outs[0..m) under one signature,
+ * or, if the batch cannot be sealed as a whole (out of memory, or one
+ * envelope refused), each on its own, so one bad envelope fails only its own
+ * job (its slot turns NULL). */
+static void seal_part(struct gw *g, const size_t *idx, sr_buf *outs, size_t m)
 {
-    size_t cap = g->cfg->max_body + 65536;
-    struct sr_envelope *envs = n > 1 ? malloc(n * sizeof(*envs)) : NULL;
-    sr_buf *outs = n > 1 ? malloc(n * sizeof(*outs)) : NULL;
-    int rv = SR_ERR_NOMEM;
-    if (envs && outs) {
-        for (size_t i = 0; i < n; i++) {
-            envs[i] = seal_q.fl[idx[i]]->env;
-            sr_buf_init(&outs[i], cap);
+    if (m > 1) {
+        struct sr_envelope *envs = malloc(m * sizeof(*envs));
+        int rv = SR_ERR_NOMEM;
+        if (envs) {
+            for (size_t i = 0; i < m; i++) {
+                envs[i] = seal_q.fl[idx[i]]->env;
+            }
+            rv = sr_envelope_seal_batch(outs, g->key, envs, m);
+            free(envs);
         }
-        rv = sr_envelope_seal_batch(outs, g->key, envs, n);
         if (rv == 0) {
-            count_seal(g, n);
-            send_grouped(g, idx, outs, n);
-        }
-        for (size_t i = 0; i < n; i++) {
-            sr_buf_free(&outs[i]);
+            count_seal(g, m);
+            return;
         }
     }
-    free(envs);
-    free(outs);
-    if (rv == 0) {
+    for (size_t i = 0; i < m; i++) {
+        struct gw_job *job = seal_q.fl[idx[i]];
+        if (!job) {
+            continue; /* cancelled by a job that failed before it */
+        }
+        int r = sr_envelope_seal_one(&outs[i], g->key, &job->env);
+        if (r == 0) {
+            count_seal(g, 1);
+        } else {
+            seal_q.fl[idx[i]] = NULL;
+            job->queued = false;
+            seal_failed(job, r);
+        }
+    }
+}
+
+/* Seals the jobs seal_q.fl[idx[0..n)] (none NULL), |max| to a signature, and
+ * sends them (send_grouped: those for one target in one request). A job that
+ * fails may have its caller cancel others: their slots turn NULL and are
+ * skipped. */
+static void seal_and_send(struct gw *g, const size_t *idx, size_t n, size_t max)
+{
+    size_t cap = g->cfg->max_body + 65536;
+    sr_buf *outs = malloc(n * sizeof(*outs));
+    if (!outs) { /* each on its own, as far as memory goes */
+        for (size_t i = 0; i < n; i++) {
+            struct gw_job *job = seal_q.fl[idx[i]];
+            if (!job) {
+                continue;
+            }
+            job->queued = false;
+            sr_buf env;
+            sr_buf_init(&env, cap);
+            int r = sr_envelope_seal_one(&env, g->key, &job->env);
+            if (r == 0) {
+                count_seal(g, 1);
+                send_sealed(job, &env);
+            } else {
+                seal_failed(job, r);
+            }
+            sr_buf_free(&env);
+        }
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        struct gw_job *job = seal_q.fl[idx[i]];
-        if (!job) {
-            continue;
-        }
-        job->queued = false;
-        sr_buf env;
-        sr_buf_init(&env, cap);
-        int r = sr_envelope_seal_one(&env, g->key, &job->env);
-        if (r == 0) {
-            count_seal(g, 1);
-            send_sealed(job, &env);
-        } else {
-            seal_failed(job, r);
-        }
-        sr_buf_free(&env);
+        sr_buf_init(&outs[i], cap);
     }
+    for (size_t off = 0; off < n; off += max) {
+        seal_part(g, idx + off, outs + off, n - off < max ? n - off : max);
+    }
+    send_grouped(g, idx, outs, n);
+    for (size_t i = 0; i < n; i++) {
+        sr_buf_free(&outs[i]);
+    }
+    free(outs);
 }
 
 /* The end of a loop turn: seals what dispatch() queued during it. */
@@ -814,17 +843,21 @@ static void flush_seals(evutil_socket_t fd, short what, void *arg)
             seal_q.fl[i]->qflush = true;
         }
     }
+    /* |max| envelopes to a signature, and at least SR_ENV_BATCH_DEFAULT to a
+     * request: with one signature per envelope (envelope_batch = 1) they
+     * still travel together (send_grouped) */
     size_t max = seal_batch_max(seal_q.g);
+    size_t per_send = max < SR_ENV_BATCH_DEFAULT ? SR_ENV_BATCH_DEFAULT : max;
     size_t i = 0;
     while (i < seal_q.fl_n) {
         size_t idx[SEAL_BATCH_MAX], k = 0;
-        for (; i < seal_q.fl_n && k < max; i++) {
+        for (; i < seal_q.fl_n && k < per_send; i++) {
             if (seal_q.fl[i]) {
                 idx[k++] = i;
             }
         }
         if (k) {
-            seal_and_send(seal_q.g, idx, k);
+            seal_and_send(seal_q.g, idx, k, max);
         }
     }
     /* every job of |fl| has left it (sent, failed or cancelled): its array

@@ -172,6 +172,27 @@ def test_concurrent_workloads_share_requests():
     finish(env)
 
 
+def test_one_signature_per_envelope_still_travels_together():
+    """With envelope_batch = 1 (and --envelope-batch 1) every envelope and
+    every result has a signature of its own (SR1), and they still share
+    requests to the node."""
+    env = srtest.Env("batchsr1")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--envelope-batch", "1"])
+    g = env.start_gateway("gs-test", [n], extra_gateway="envelope_batch = 1")
+    items = [(b"sr1 %d" % i, []) for i in range(100)]
+    got = post_many(g["port"], items)
+    check(all(r["status"] == 200 and r["body"] == p for r, (p, _) in zip(got, items)),
+          "%r" % [(r["status"], r["body"][:20]) for r in got])
+    sigs = srtest.metric(g["admin"], "skyroute_envelope_signatures_total")
+    node_sigs = srtest.metric(n["admin"], "skyroute_node_signatures_total")
+    requests = srtest.metric(n["admin"], "skyroute_node_requests_total")
+    check(sigs == 100 and node_sigs == 100, "a signature each: %s, %s" % (sigs, node_sigs))
+    check(requests < 100 and srtest.metric(n["admin"], "skyroute_node_batches_total") >= 1,
+          "100 envelopes in %s requests" % requests)
+    finish(env)
+
+
 def test_a_slow_handler_holds_back_no_other():
     """A compute workload of 2 s sent together with 30 echoes: the echoes
     come back long before it, though they went to the node in the same
@@ -354,6 +375,7 @@ def test_node_answers_each_envelope_of_a_batch():
 
 if __name__ == "__main__":
     srtest.run_tests([test_concurrent_workloads_share_requests,
+                      test_one_signature_per_envelope_still_travels_together,
                       test_a_slow_handler_holds_back_no_other,
                       test_each_workload_keeps_its_deadline,
                       test_a_node_without_batches_gets_one_request_each,
