@@ -1542,44 +1542,20 @@ verified:
  * Batch messages: several envelopes in one message, and their answers
  * ======================================================================== */
 
-/* |v| after the tag of its width: |t8|, |t16| or |t32| and 1, 2 or 4 bytes
- * big-endian, the shortest that fits. */
-static int put_sized(sr_buf *b, uint8_t t8, uint8_t t16, uint8_t t32, uint64_t v)
-{
-    uint8_t h[5];
-    unsigned w = v <= 0xff ? 1 : v <= 0xffff ? 2 : 4;
-    if (v > 0xffffffffu) {
-        return SR_ERR_TOOBIG;
-    }
-    h[0] = w == 1 ? t8 : w == 2 ? t16 : t32;
-    for (unsigned k = 0; k < w; k++) {
-        h[1 + k] = (uint8_t)(v >> (8 * (w - 1 - k)));
-    }
-    return sr_buf_append(b, h, 1 + w);
-}
-
-/* A bin header for |len| bytes: bin 8, 16 or 32. */
-static int put_bin_header(sr_buf *b, size_t len)
-{
-    return put_sized(b, 0xc4, 0xc5, 0xc6, len);
-}
-
-/* A msgpack unsigned integer, the shortest form. */
-static int put_uint(sr_buf *b, uint32_t v)
-{
-    uint8_t fix = (uint8_t)v;
-    return v < 0x80 ? sr_buf_append(b, &fix, 1) : put_sized(b, 0xcc, 0xcd, 0xce, v);
-}
-
 int sr_batch_append_env(sr_buf *b, const void *env, size_t len)
 {
+    if ((uint64_t)len > 0xffffffffu) {
+        return SR_ERR_TOOBIG;
+    }
     size_t before = b->len;
-    int rv = put_bin_header(b, len);
-    rv = rv ? rv : sr_buf_append(b, env, len);
-    if (rv) {
+    struct pack_ctx ctx = {.b = b};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ctx, pack_write);
+    msgpack_pack_bin_with_body(&pk, env, len);
+    if (ctx.err) {
         b->len = before;
     }
-    return rv;
+    return ctx.err;
 }
 
 int sr_batch_split(const uint8_t *msg, size_t len, struct sr_batch_env *envs, size_t max, size_t *n,
@@ -1613,28 +1589,38 @@ int sr_batch_split(const uint8_t *msg, size_t len, struct sr_batch_env *envs, si
     return 0;
 }
 
+/* A msgpack writer into a fixed array (an item's head: no allocation). */
+struct fixed_ctx {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+static int fixed_write(void *data, const char *buf, size_t len)
+{
+    struct fixed_ctx *c = data;
+    if (len > c->cap - c->len) {
+        return -1;
+    }
+    memcpy(c->p + c->len, buf, len);
+    c->len += len;
+    return 0;
+}
+
 size_t sr_batch_item_head(uint8_t out[SR_BATCH_HEAD_MAX], const struct sr_batch_item *it)
 {
     size_t cl = strlen(it->ctype);
     if (it->status < 100 || it->status > 999 || cl > 31 || (uint64_t)it->len > 0xffffffffu) {
         return 0;
     }
-    sr_buf b;
-    sr_buf_init(&b, SR_BATCH_HEAD_MAX);
-    uint8_t h = 0x94;
-    int rv = sr_buf_append(&b, &h, 1);
-    rv = rv ? rv : put_uint(&b, it->index);
-    rv = rv ? rv : put_uint(&b, (uint32_t)it->status);
-    h = (uint8_t)(0xa0 | cl);
-    rv = rv ? rv : sr_buf_append(&b, &h, 1);
-    rv = rv ? rv : sr_buf_append(&b, it->ctype, cl);
-    rv = rv ? rv : put_bin_header(&b, it->len);
-    size_t n = rv ? 0 : b.len;
-    if (n) {
-        memcpy(out, b.data, n);
-    }
-    sr_buf_free(&b);
-    return n;
+    struct fixed_ctx ctx = {.p = out, .cap = SR_BATCH_HEAD_MAX};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ctx, fixed_write);
+    int rv = msgpack_pack_array(&pk, 4);
+    rv = rv ? rv : msgpack_pack_uint32(&pk, it->index);
+    rv = rv ? rv : msgpack_pack_uint32(&pk, (uint32_t)it->status);
+    rv = rv ? rv : msgpack_pack_str_with_body(&pk, it->ctype, cl);
+    rv = rv ? rv : msgpack_pack_bin(&pk, it->len);
+    return rv ? 0 : ctx.len;
 }
 
 int sr_batch_append_item(sr_buf *b, const struct sr_batch_item *it)
