@@ -164,6 +164,13 @@ struct delayed {
 static void handle_exec(struct node *n, sr_req *req);
 static void handle_batch(struct node *n, sr_req *req);
 
+/* The current one-way light time of the emulated link, as a timeout. */
+static struct timeval light_time(const struct node *n)
+{
+    double ms = n->emu_light_ms;
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(fmod(ms, 1000.0) * 1000)};
+}
+
 static void delayed_free(struct delayed *d)
 {
     if (d->timer) {
@@ -221,8 +228,7 @@ static bool delay_over_link(struct node *n, sr_req *req, uint8_t *body, size_t l
         delayed_free(d);
         return false;
     }
-    double ms = n->emu_light_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(fmod(ms, 1000.0) * 1000)};
+    struct timeval tv = light_time(n);
     sr_req_set_data(req, d);
     sr_req_set_abort(req, delayed_abort);
     evtimer_add(d->timer, &tv);
@@ -279,6 +285,20 @@ static void count_reject(struct node *n, const char *reason)
     char labels[96];
     snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
     sr_metrics_add(n->metrics, "skyroute_node_rejected_total", labels, 1);
+}
+
+/* A refusal's detail, {"code":CODE,"why":WHY}, into |out| ("null" if it does
+ * not fit). */
+static void refusal_detail(char *out, size_t outlen, const char *code, const char *why)
+{
+    sr_buf d;
+    sr_buf_init(&d, outlen - 1);
+    int e = sr_buf_appendf(&d, "{\"code\":\"%s\",\"why\":", code);
+    e = e ? e : sr_buf_append_json_str(&d, why, strlen(why));
+    e = e ? e : sr_buf_append(&d, "}", 1);
+    e = e ? e : sr_buf_terminate(&d);
+    snprintf(out, outlen, "%s", e ? "null" : (char *)d.data);
+    sr_buf_free(&d);
 }
 
 /* ---- answers: to a request of their own, or as items of a batch --------------------- */
@@ -377,8 +397,7 @@ static bool delay_item(struct node *n, struct nbatch *b, const uint8_t *head, si
     if (len) {
         memcpy(d->bytes + hl, body, len);
     }
-    double ms = n->emu_light_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(fmod(ms, 1000.0) * 1000)};
+    struct timeval tv = light_time(n);
     evtimer_add(d->timer, &tv);
     return true;
 }
@@ -896,15 +915,8 @@ static void exec_envelope(struct node *n, const struct reply *rp_in, const uint8
     int rv = sr_envelope_open(&wl, body, len, &oo, why, sizeof(why));
     if (rv != 0) {
         count_reject(n, sr_errname(rv));
-        char detail[320];
-        sr_buf d;
-        sr_buf_init(&d, 1024);
-        int e = sr_buf_appendf(&d, "{\"code\":\"%s\",\"why\":", sr_errname(rv));
-        e = e ? e : sr_buf_append_json_str(&d, why, strlen(why));
-        e = e ? e : sr_buf_append(&d, "}", 1);
-        e = e ? e : sr_buf_terminate(&d);
-        snprintf(detail, sizeof(detail), "%s", e ? "null" : (char *)d.data);
-        sr_buf_free(&d);
+        char detail[512];
+        refusal_detail(detail, sizeof(detail), sr_errname(rv), why);
         reply_error(&rp, sr_env_http_status(rv), sr_strerror(rv), detail);
         return;
     }
@@ -1027,18 +1039,11 @@ static void handle_batch(struct node *n, sr_req *req)
     const uint8_t *body = sr_req_body(req, &len);
     struct sr_batch_env envs[SR_BATCH_MSG_MAX];
     size_t k;
-    char why[160], detail[256];
+    char why[160], detail[512];
     int rv = sr_batch_split(body, len, envs, SR_BATCH_MSG_MAX, &k, why, sizeof(why));
     if (rv != 0) {
         count_reject(n, "batch_format");
-        sr_buf d;
-        sr_buf_init(&d, sizeof(detail) - 1);
-        int e = sr_buf_append(&d, "{\"why\":", 7);
-        e = e ? e : sr_buf_append_json_str(&d, why, strlen(why));
-        e = e ? e : sr_buf_append(&d, "}", 1);
-        e = e ? e : sr_buf_terminate(&d);
-        snprintf(detail, sizeof(detail), "%s", e ? "null" : (char *)d.data);
-        sr_buf_free(&d);
+        refusal_detail(detail, sizeof(detail), "batch_format", why);
         sr_req_respond_error(req, rv == SR_ERR_TOOBIG ? 413 : 400, "malformed batch", detail);
         return;
     }
