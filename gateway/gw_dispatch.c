@@ -84,7 +84,8 @@ struct gw_job {
     char idhex[2 * SR_ENV_IDBYTES + 1];
     gw_job_done done;
     void *arg;
-    struct event start_ev; /* deferred start: completions never run inside gw_job_start */
+    struct event start_ev; /* deferred start: completions never run inside gw_job_start;
+                              then, while in a batch, its deadline (batch_job_timeout) */
     /* queued for sealing (seal_q): target chosen, router begun, not yet sent */
     bool queued, qflush; /* qflush: in seal_q.fl (being sealed), else in seal_q.jobs */
     size_t qslot;
@@ -114,15 +115,25 @@ static struct {
     struct event *late_ev; /* normal priority: SEAL_WAIT_US after the first queued job */
 } seal_q;
 
-/* |job| no longer waits for its item of the batch (answered, failed or
- * cancelled); the last one out cancels the request and frees the batch,
- * unless on_batch is handing out its items. */
+/* Takes job |k| out of its batch (it waits for its item no longer). */
+static struct gw_job *batch_take(struct gw_batch *b, size_t k)
+{
+    struct gw_job *job = b->jobs[k];
+    b->jobs[k] = NULL;
+    job->batch = NULL;
+    b->live--;
+    event_del(&job->start_ev); /* its deadline (batch_job_timeout) */
+    return job;
+}
+
+/* |job| leaves its batch without its item (failed or cancelled); the last
+ * one out cancels the request and frees the batch, unless on_batch is
+ * handing out its items. */
 static void batch_leave(struct gw_job *job)
 {
     struct gw_batch *b = job->batch;
-    b->jobs[job->bidx] = NULL;
-    job->batch = NULL;
-    if (--b->live == 0 && !b->delivering) {
+    batch_take(b, job->bidx);
+    if (b->live == 0 && !b->delivering) {
         if (b->call) {
             sr_h2_cancel(b->call);
         }
@@ -230,7 +241,6 @@ static void no_target(struct gw_job *job, const char *msg)
 
 static void dispatch(struct gw_job *job);
 static int seal_enqueue(struct gw_job *job);
-static void batch_leave(struct gw_job *job);
 
 static void record_attempt(struct gw_job *job, const char *why)
 {
@@ -280,6 +290,17 @@ static const char *detail(sr_buf *b, struct gw_job *job, const char *target, con
     return rv ? NULL : (const char *)b->data;
 }
 
+/* A response header's value (the first of that name), or NULL. */
+static const char *resp_header(const struct sr_h2_response *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        if (!strcmp(resp->headers[i].name, name)) {
+            return resp->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
 static void on_result(const struct sr_h2_response *resp, void *arg)
 {
     struct gw_job *job = arg;
@@ -313,12 +334,8 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         sr_buf_free(&b);
         return;
     }
-    const char *ctype = "";
-    for (size_t i = 0; i < resp->nheaders; i++) {
-        if (!strcmp(resp->headers[i].name, "content-type")) {
-            ctype = resp->headers[i].value;
-        }
-    }
+    const char *ctype = resp_header(resp, "content-type");
+    ctype = ctype ? ctype : "";
     if (resp->status == 409 && strstr(ctype, "json") && resp->body_len &&
         memmem(resp->body, resp->body_len, "\"result_dropped\"", 16)) {
         /* it ran there, and its replay guard had to drop the result to make
@@ -466,26 +483,11 @@ static void send_sealed(struct gw_job *job, sr_buf *env)
 
 static const char ctype_batch[] = "application/vnd.skyroute.batch+msgpack";
 
-static const char *resp_header(const struct sr_h2_response *resp, const char *name)
-{
-    for (size_t i = 0; i < resp->nheaders; i++) {
-        if (!strcmp(resp->headers[i].name, name)) {
-            return resp->headers[i].value;
-        }
-    }
-    return NULL;
-}
-
-/* Hands |job| its own answer out of its batch's (on_result, as if it had
+/* Hands job |k| its own answer out of its batch's (on_result, as if it had
  * come alone). */
 static void batch_deliver(struct gw_batch *b, size_t k, const struct sr_h2_response *r)
 {
-    struct gw_job *job = b->jobs[k];
-    b->jobs[k] = NULL;
-    job->batch = NULL;
-    b->live--;
-    event_del(&job->start_ev); /* its deadline (batch_job_timeout) */
-    on_result(r, job);
+    on_result(r, batch_take(b, k));
 }
 
 /* Hands out the complete items at the front of [p, p + len) and returns the
@@ -573,12 +575,8 @@ static void on_batch(const struct sr_h2_response *resp, void *arg)
                    t->cfg->id, resp->status);
         }
         for (size_t k = 0; k < b->n; k++) {
-            struct gw_job *job = b->jobs[k];
-            if (job) {
-                b->jobs[k] = NULL;
-                job->batch = NULL;
-                b->live--;
-                event_del(&job->start_ev);
+            if (b->jobs[k]) {
+                struct gw_job *job = batch_take(b, k);
                 if (seal_enqueue(job) != 0) {
                     sr_router_end(g->router, job->cur_target);
                     fail(job, 503, "out of memory", NULL, true);
