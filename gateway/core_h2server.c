@@ -544,6 +544,30 @@ static bool never_index(const sr_http_server *srv, const char *name)
     return false;
 }
 
+/* A response's header fields for nghttp2, in |nva| (room for MAX_HEADERS +
+ * 2): :status, content-length |len| unless |len_str| is NULL (a streamed
+ * body), then |hdrs|, opts.never_index ones as never-indexed literals. The
+ * numbers are formatted into |status_str| and |len_str|. Returns how many. */
+static size_t response_nv(const struct conn *c, nghttp2_nv *nva, int status,
+                          char status_str[SR_FMT_I64_LEN], char len_str[SR_FMT_U64_LEN], size_t len,
+                          const struct sr_http_header *hdrs, size_t nhdrs)
+{
+    size_t n = 0;
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7,
+                            sr_fmt_i64(status_str, status), NGHTTP2_NV_FLAG_NONE};
+    if (len_str) {
+        nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14,
+                                sr_fmt_u64(len_str, len), NGHTTP2_NV_FLAG_NONE};
+    }
+    for (size_t i = 0; i < nhdrs && n < MAX_HEADERS + 2; i++) {
+        nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value,
+                                strlen(hdrs[i].name), strlen(hdrs[i].value),
+                                never_index(c->srv, hdrs[i].name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                                  : NGHTTP2_NV_FLAG_NONE};
+    }
+    return n;
+}
+
 /* |mem|: a malloc'd block holding |body| that becomes ours, or NULL to copy
  * |body|. */
 static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, size_t nhdrs,
@@ -589,19 +613,7 @@ static int respond(sr_req *r, int status, const struct sr_http_header *hdrs, siz
 
     nghttp2_nv nva[MAX_HEADERS + 2];
     char status_str[SR_FMT_I64_LEN], len_str[SR_FMT_U64_LEN];
-    size_t status_len = sr_fmt_i64(status_str, status);
-    size_t len_len = sr_fmt_u64(len_str, len);
-    size_t n = 0;
-    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, status_len,
-                            NGHTTP2_NV_FLAG_NONE};
-    nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, len_len,
-                            NGHTTP2_NV_FLAG_NONE};
-    for (size_t i = 0; i < nhdrs && n < MAX_HEADERS + 2; i++) {
-        nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value,
-                                strlen(hdrs[i].name), strlen(hdrs[i].value),
-                                never_index(c->srv, hdrs[i].name) ? NGHTTP2_NV_FLAG_NO_INDEX
-                                                                  : NGHTTP2_NV_FLAG_NONE};
-    }
+    size_t n = response_nv(c, nva, status, status_str, len_str, len, hdrs, nhdrs);
     /* no DATA frame for an empty body, nor ever for HEAD (RFC 9110 9.3.2: the
      * headers, content-length included, are those GET would get) */
     nghttp2_data_provider prd = {.source.ptr = r, .read_callback = resp_read_cb};
@@ -646,15 +658,9 @@ int sr_req_stream_begin(sr_req *r, int status, const struct sr_http_header *hdrs
     r->responded = true;
     r->streaming = true;
     sr_buf_init(&r->stream, SIZE_MAX / 2);
-    nghttp2_nv nva[MAX_HEADERS + 1];
+    nghttp2_nv nva[MAX_HEADERS + 2];
     char status_str[SR_FMT_I64_LEN];
-    size_t n = 0;
-    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7,
-                            sr_fmt_i64(status_str, status), NGHTTP2_NV_FLAG_NONE};
-    for (size_t i = 0; i < nhdrs && n < MAX_HEADERS + 1; i++) {
-        nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value,
-                                strlen(hdrs[i].name), strlen(hdrs[i].value), NGHTTP2_NV_FLAG_NONE};
-    }
+    size_t n = response_nv(c, nva, status, status_str, NULL, 0, hdrs, nhdrs);
     nghttp2_data_provider prd = {.source.ptr = r, .read_callback = resp_read_cb};
     if (nghttp2_submit_response(c->h2, r->stream_id, nva, n, &prd) != 0) {
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
