@@ -1271,7 +1271,6 @@ static void conn_free(struct conn *c)
 
 /* ---- HTTP/1.1 (admin listeners) ---------------------------------------------------- */
 
-/* Parses one request head from the input buffer if complete. */
 /* RFC 9110 5.6.2: tchar. */
 static bool is_tchar(unsigned char ch)
 {
@@ -1386,6 +1385,7 @@ static int h1_parse_head(sr_req *r, char *head, size_t len, char *why, size_t wh
     return 0;
 }
 
+/* Parses one request head from the input buffer if complete. */
 static void h1_process(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
