@@ -9,6 +9,7 @@ one line per test and a final 'N passed, N failed' line.
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,9 +43,36 @@ def _die_with_parent():
 _open_envs = []
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_port_rng = random.Random()
+
+
 def free_port():
-    """A port the kernel just handed out on 127.0.0.1 (closed again)."""
-    s = socket.socket()
+    """A port free on 127.0.0.1 now (bound and closed again), chosen below the
+    kernel's ephemeral range: a port from that range (what binding port 0
+    gives) can be taken between this call and the server's bind by any
+    outgoing connection's local end, as one NATS server's dial to a route not
+    yet listening once took that route's port."""
+    low, high = max(1024, _EPHEMERAL_LOW - 12000), _EPHEMERAL_LOW
+    for _ in range(200):
+        port = _port_rng.randrange(low, high)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    s = socket.socket()  # the range is crowded: take what the kernel gives
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
