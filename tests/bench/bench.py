@@ -29,6 +29,7 @@ final table is Markdown, ready for the README (--markdown FILE also writes it).
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -386,21 +387,54 @@ def ratio_cell(row, name):
     return cell
 
 
+def better(old, new):
+    """The faster of two measurements of the same figures, figure by figure: rates
+    (*_per_s) the higher, times (*_us) the lower."""
+    if not old:
+        return new
+    out = dict(old)
+    for k, v in new.items():
+        if k not in out:
+            out[k] = v
+        elif k.endswith("_per_s"):
+            out[k] = max(out[k], v)
+        elif k.endswith("_us"):
+            out[k] = min(out[k], v)
+    return out
+
+
+def crypto_rates(args, res, when):
+    """bench_ed25519, three short runs, keeping the fastest figures (with those already in
+    |res| from an earlier call). This VM's cores slow down for minutes at a time while the
+    host is busy (a sign + verify took 93 us in one such spell, 68 in the next); the bound
+    is what the operations cost, so the fastest reading is the one to divide by, and the
+    later call, after the proxy loads, gives a slow spell at the start a second chance."""
+    exe = os.path.join(args.build, "tests", "bench", "bench_ed25519")
+    for _ in range(3):
+        out = subprocess.run([exe, "0.2" if args.quick else "0.5", "1024", "65536"],
+                             check=True, stdout=subprocess.PIPE).stdout.decode()
+        for line in out.splitlines():
+            f = line.split()
+            if f and f[0] == "root":
+                kv = dict(zip(f[1::2], f[2::2]))
+                res["crypto_root"] = better(res.get("crypto_root"), {
+                    k: float(v) for k, v in kv.items() if k != "BAD"})
+            elif f:
+                kv = dict(zip(f[0::2], f[1::2]))
+                size = int(kv["size"])
+                cr = res.setdefault("crypto", {})
+                cr[size] = better(cr.get(size), {k: float(v) for k, v in kv.items()
+                                                 if k != "size"})
+    res.setdefault("crypto_when", []).append(when)
+    for size, c in sorted(res["crypto"].items()):
+        say("crypto (%s): %d bytes: sign %.1f us, verify %.1f us (the fastest so far)" % (
+            when, size, c["sign_us"], c["verify_us"]))
+
+
 def part_crypto(args, res):
     exe = os.path.join(args.build, "tests", "bench", "bench_ed25519")
     say("crypto: Ed25519 sign/verify rate (libsodium, one core)")
-    out = subprocess.run([exe, "0.5" if args.quick else "1.5", "1024", "65536"], check=True,
-                         stdout=subprocess.PIPE).stdout.decode()
-    res["crypto"] = {}
-    for line in out.splitlines():
-        f = line.split()
-        if f and f[0] == "root":
-            kv = dict(zip(f[1::2], f[2::2]))
-            res["crypto_root"] = {k: float(v) for k, v in kv.items() if k != "BAD"}
-        else:
-            kv = dict(zip(f[0::2], f[1::2]))
-            res["crypto"][int(kv["size"])] = {k: float(v) for k, v in kv.items() if k != "size"}
-        say("crypto: %s" % line)
+    crypto_rates(args, res, "before the proxy loads")
     # a whole envelope, sealed and opened, per envelope: alone and in batches
     # of the sizes "auto" uses (32 at 100 streams, up to 128 at 1,000)
     env_exe = os.path.join(args.build, "tests", "bench", "bench_envelope")
@@ -413,6 +447,22 @@ def part_crypto(args, res):
             kv = dict(zip(f[0::2], f[1::2]))
             res["envelope"].append({k: float(v) for k, v in kv.items()})
             say("crypto: envelope: %s" % line)
+    # the same sign + verify pinned to each core in turn, alone: on a VM one
+    # virtual core can run much slower than the other while the host is busy
+    # (seen here: 105 against 69 us), and whichever process lands there
+    # (gateway, node, h2load, nghttpx) is slowed by as much
+    per_cpu = {}
+    for cpu in sorted(os.sched_getaffinity(0)):
+        p = subprocess.run([exe, "busy", "0.5" if args.quick else "1", "1024"],
+                           stdout=subprocess.PIPE, timeout=120,
+                           preexec_fn=lambda cpu=cpu: os.sched_setaffinity(0, {cpu}))
+        m = re.search(r"pair_us ([\d.]+)", p.stdout.decode())
+        if p.returncode == 0 and m:
+            per_cpu[cpu] = float(m.group(1))
+    if len(per_cpu) > 1:
+        res["crypto_per_cpu"] = per_cpu
+        say("crypto: sign + verify of a 1 KiB envelope pinned to each core: %s" % ", ".join(
+            "cpu%d %.1f us" % kv for kv in sorted(per_cpu.items())))
     # the same sign + verify on a machine as busy as under the proxy loads:
     # one process more than there are cores, each timing its own CPU
     k = (os.cpu_count() or 2) + 1
@@ -663,6 +713,108 @@ def part_route(args, res):
 # ---- summary ------------------------------------------------------------------------
 
 
+CPU_TARGET = 1.25  # issue 9: gateway CPU per request over one sign + one verify, SR1
+SGP4_TARGET = 2.0  # issue 9: our SGP4 over satellite.js
+
+
+def verdict(met, total):
+    return "met" if met == total else "not met (%d of %d)" % (met, total) if met else "not met"
+
+
+def targets(res):
+    """Issue 9's targets judged by this run's figures (a list of Markdown lines, empty
+    without the proxy part), and, at one stream, the floor the signatures set: a lone
+    request waits for the gateway's signature, the node's verification, the node's
+    signature and the gateway's verification, one after the other, and no other work of
+    the pair can shorten that."""
+    rows = res.get("proxy")
+    if not rows:
+        return []
+    L = ["Issue 9's targets, judged by the figures above (a load counts as met when its "
+         "median does):", "",
+         "| target | figures of this run | verdict |", "| --- | --- | --- |"]
+
+    def per_size(fmt, pick):
+        cells = []
+        for size, label in SIZES:
+            rs = [r for r in rows if r["size"] == size]
+            if rs:
+                cells.append("%s: %s" % (label, " / ".join(fmt % pick(r) for r in rs)))
+        return "; ".join(cells) + " at %s streams" % " / ".join(
+            "{:,}".format(s) for s, _, _ in LOADS)
+
+    def ratio(r):
+        return r["skyroute"]["rps"] / max(1e-9, r["nghttpx"]["rps"])
+
+    # shown rounded towards failing (0.997 as 0.99, 1.253 as 1.26), so that no
+    # figure that reads as met is judged not met
+    met = sum(1 for r in rows if ratio(r) >= 1.0)
+    L.append("| throughput ≥ 1.0× `nghttpx`, every envelope signed and every result verified "
+             "| %s | %s |" % (per_size("%.2f", lambda r: math.floor(ratio(r) * 100) / 100),
+                              verdict(met, len(rows))))
+    sr1 = [r for r in rows if "sr1" in r and one_sig_bound_us(res, r["size"])]
+    if sr1:
+        def cx(r):
+            return r["sr1"]["cpu10k"] / 10000 * 1e6 / one_sig_bound_us(res, r["size"])
+        met = sum(1 for r in sr1 if cx(r) <= CPU_TARGET)
+        L.append("| gateway CPU per request ≤ %.2f× one sign + one verify, one signature per "
+                 "envelope (SR1 table) | %s | %s |" % (
+                     CPU_TARGET, per_size("%.2f", lambda r: math.ceil(cx(r) * 100) / 100),
+                     verdict(met, len(sr1))))
+    p99 = [r for r in rows if r["streams"] == 100]
+    if p99:
+        met = sum(1 for r in p99 if round(r["skyroute"]["p99"], 2) <= round(r["nghttpx"]["p99"], 2))
+        L.append("| p99 at 100 streams no worse than `nghttpx`'s | %s | %s |" % (
+            "; ".join("%s: %.2f against %.2f ms" % (r["size_label"], r["skyroute"]["p99"],
+                                                     r["nghttpx"]["p99"]) for r in p99),
+            verdict(met, len(p99))))
+    sg = res.get("sgp4")
+    if sg and sg.get("c") and sg.get("js"):
+        x = sg["c"] / sg["js"]
+        L.append("| SGP4 ≥ %.1f× satellite.js | %.2f× | %s |" % (
+            SGP4_TARGET, x, "met" if x >= SGP4_TARGET else "not met"))
+    L.append("")
+    if sr1:
+        L.append("What the CPU target leaves for everything but the signatures: a quarter of "
+                 "the bound, against all that `nghttpx` spends per request at the same load "
+                 "(HTTP/2 both ways, two sockets, no crypto). Where the allowance is the "
+                 "smaller, the gateway would have to forward a request for less than "
+                 "`nghttpx` does, on top of sealing and opening envelopes.")
+        L.append("")
+        L.append("| body | streams | bound us | allowed for the rest us | `nghttpx` CPU per "
+                 "request us |")
+        L.append("| --- | --- | ---: | ---: | ---: |")
+        for r in sr1:
+            bound = one_sig_bound_us(res, r["size"])
+            L.append("| %s | %d | %.1f | %.1f | %.1f |" % (
+                r["size_label"], r["streams"], bound, (CPU_TARGET - 1) * bound,
+                r["nghttpx"]["cpu10k"] / 10000 * 1e6))
+        L.append("")
+    one = [r for r in rows if r["streams"] == 1 and one_sig_bound_us(res, r["size"])]
+    if one:
+        L.append("One stream: every request waits for four signature operations in a row "
+                 "(the gateway signs, the node verifies, the node signs its result, the "
+                 "gateway verifies it), each as measured in the crypto bound table below "
+                 "(for 64 KiB with the SHA-256 of the body on each of the four). A round trip "
+                 "here is 1 / req/s, the mean time one request took. With nothing else "
+                 "costing anything the pair could reach at most 1 / that chain requests a "
+                 "second; the last column is that ceiling over `nghttpx`. The pair's round "
+                 "trip less the chain is what everything else adds (two HTTP/2 hops each way, "
+                 "the routing, the envelopes), to set against `nghttpx`'s whole round trip.")
+        L.append("")
+        L.append("| body | signature chain us | pair round trip us | pair round trip less the "
+                 "chain us | `nghttpx` round trip us | ceiling of the ratio at one stream |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for r in one:
+            chain = 2 * one_sig_bound_us(res, r["size"])
+            sky = 1e6 / max(1e-9, r["skyroute"]["rps"])
+            ngx = 1e6 / max(1e-9, r["nghttpx"]["rps"])
+            L.append("| %s | %.0f | %.0f | %.0f | %.0f | %.2f |" % (
+                r["size_label"], chain, sky, sky - chain, ngx, ngx / chain))
+        L.append("")
+    return L
+
+
 def summary(args, res):
     L = []
     cpu = platform.processor() or platform.machine()
@@ -787,9 +939,12 @@ def summary(args, res):
                     ratio_cell(row, "sr1"), s1["p99"], s1["cpu10k"], cx, parts,
                     "" if not s1["failed"] else " (%d failed)" % s1["failed"]))
             L.append("")
+    L += targets(res)
     if cr:
-        L.append("| crypto bound (libsodium Ed25519, one core) | sign/s | verify/s | "
-                 "sign + verify us |")
+        runs = len(res.get("crypto_when", [])) * 3
+        L.append("| crypto bound (libsodium Ed25519, one core; the fastest of %d short runs%s) "
+                 "| sign/s | verify/s | sign + verify us |" % (
+                     runs, ", half of them after the proxy loads" if runs > 3 else ""))
         L.append("| --- | ---: | ---: | ---: |")
         for size, c in sorted(cr.items()):
             L.append("| envelope with a %d-byte payload, Ed25519 over the body | %.0f | %.0f | "
@@ -801,6 +956,14 @@ def summary(args, res):
                      "processes doing the same at once on %d cores (CPU time per pair, median "
                      "of the %d) | | | %.1f |" % (cb["size"], cb["procs"], cb["cores"],
                                                   cb["procs"], cb["pair_us"]))
+        pc = res.get("crypto_per_cpu")
+        if pc:
+            lo, hi = min(pc.values()), max(pc.values())
+            L.append("| envelope with a 1024-byte payload, Ed25519 over the body, pinned to each "
+                     "core in turn (%s; the slowest core takes %.2f× the fastest's time, and so "
+                     "does any process the scheduler puts there) | | | %s |" % (
+                         ", ".join("core %d" % c for c in sorted(pc)), hi / lo,
+                         " / ".join("%.1f" % pc[c] for c in sorted(pc))))
         rr = res.get("crypto_root")
         for size, c in sorted(cr.items()):
             if size >= PREHASH_MIN and rr and "leaf_us" in c:
@@ -887,6 +1050,9 @@ def main():
             if bad:
                 say("WARNING: processes exited badly: %s" % [(p.sr_name, p.returncode)
                                                               for p in bad])
+    if "crypto" in parts and "proxy" in parts:
+        say("crypto: the bound again, after the proxy loads")
+        crypto_rates(args, res, "after the proxy loads")
     if "route" in parts:
         part_route(args, res)
     if "memory" in parts:

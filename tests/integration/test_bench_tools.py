@@ -135,6 +135,70 @@ def test_bench_split_says_what_the_rest_may_take():
           "crypto above all of nghttpx's CPU leaves the rest nothing: %r" % lines)
 
 
+def test_bench_targets_table_judges_each_target():
+    """The bench judges issue 9's targets from its own figures: throughput per
+    load against nghttpx's, the SR1 gateway's CPU over the bound, p99 at 100
+    streams, SGP4; and at one stream the floor the four signature operations
+    in a row set (2 x (20 + 48) = 136 us here), what the pair's round trip
+    (1 / 3,900 req/s = 256 us) adds beyond it (120 us), nghttpx's round trip
+    (1 / 8,000 req/s = 125 us) and the best ratio that floor allows
+    (125 / 136 = 0.92)."""
+    sys.path.insert(0, os.path.join(srtest.SRC, "tests", "bench"))
+    import types
+    import bench
+
+    def fig(rps, p50, p99, cpu10k):
+        return {"rps": rps, "p50": p50, "p99": p99, "cpu10k": cpu10k, "pair_cpu10k": cpu10k,
+                "ok": 1000, "failed": 0, "rounds": []}
+
+    rows = []
+    for streams, sky, ngx, sr1_cpu in ((1, (3900, 0.24, 0.35), (8000, 0.11, 0.17), 1.2),
+                                       (100, (50000, 1.7, 3.4), (60000, 1.4, 3.6), 0.82),
+                                       (1000, (66000, 13.0, 22.0), (55000, 15.0, 47.0), 0.86)):
+        rows.append({"size": 1024, "size_label": "1 KiB", "streams": streams, "c": 1, "m": 1,
+                     "n": 1000, "rounds": 1, "skyroute": fig(*sky, 0.14),
+                     "nghttpx": fig(*ngx, 0.12), "sr1": fig(1000, 1.0, 2.0, sr1_cpu)})
+    res = {"proxy": rows, "sgp4": {"c": 5.4e6, "js": 2.0e6},
+           "crypto": {1024: {"sign_per_s": 50000, "verify_per_s": 20833, "sign_us": 20.0,
+                             "verify_us": 48.0}}}
+    lines = bench.summary(types.SimpleNamespace(quick=False, note=None), res).splitlines()
+
+    def row(start):
+        got = [ln for ln in lines if ln.startswith(start)]
+        check(len(got) == 1, "one row starting %r: %r" % (start, got))
+        return got[0]
+
+    check(row("| throughput").endswith("| 1 KiB: 0.48 / 0.83 / 1.20 at 1 / 100 / 1,000 "
+                                       "streams | not met (1 of 3) |"), row("| throughput"))
+    # shown rounded towards failing: 3,900 / 8,000 = 0.4875 as 0.48 above; 120 us / 68
+    # = 1.765 as 1.77, 82 / 68 = 1.206 as 1.21, 86 / 68 = 1.265 as 1.27
+    check(row("| gateway CPU").endswith("| 1 KiB: 1.77 / 1.21 / 1.27 at 1 / 100 / 1,000 "
+                                        "streams | not met (1 of 3) |"), row("| gateway CPU"))
+    check(row("| p99 at 100").endswith("| 1 KiB: 3.40 against 3.60 ms | met |"),
+          row("| p99 at 100"))
+    check(row("| SGP4 ≥").endswith("| 2.70× | met |"), row("| SGP4 ≥"))
+    # the CPU target leaves a quarter of the bound (17 us) for the rest, against
+    # nghttpx's 12 us per request
+    check(row("| 1 KiB | 100 | 68.0 |") == "| 1 KiB | 100 | 68.0 | 17.0 | 12.0 |",
+          row("| 1 KiB | 100 | 68.0 |"))
+    check(row("| 1 KiB | 136 |") == "| 1 KiB | 136 | 256 | 120 | 125 | 0.92 |",
+          row("| 1 KiB | 136 |"))
+
+
+def test_bench_keeps_the_fastest_crypto_reading():
+    """The bound is the fastest of several readings: rates the highest, times
+    the lowest, figure by figure; a figure only one reading has is kept."""
+    sys.path.insert(0, os.path.join(srtest.SRC, "tests", "bench"))
+    import bench
+    a = {"sign_per_s": 40000.0, "verify_per_s": 21000.0, "sign_us": 25.0, "verify_us": 47.6}
+    b = {"sign_per_s": 50000.0, "verify_per_s": 15000.0, "sign_us": 20.0, "verify_us": 66.7,
+         "leaf_us": 0.8}
+    got = bench.better(a, b)
+    check(got == {"sign_per_s": 50000.0, "verify_per_s": 21000.0, "sign_us": 20.0,
+                  "verify_us": 47.6, "leaf_us": 0.8}, "merged: %r" % got)
+    check(bench.better(None, a) == a, "a first reading is taken as it is")
+
+
 def test_bench_ed25519_busy_reports_cpu_per_pair():
     ed = os.path.join(srtest.BIN, "tests", "bench", "bench_ed25519")
     r = run([ed, "busy", "0.3", "1024"], timeout=60)
@@ -266,6 +330,8 @@ if __name__ == "__main__":
                       test_ab_refuses_bad_arguments_with_a_reason,
                       test_bench_perf_share_tells_crypto_from_the_rest,
                       test_bench_split_says_what_the_rest_may_take,
+                      test_bench_targets_table_judges_each_target,
+                      test_bench_keeps_the_fastest_crypto_reading,
                       test_bench_ed25519_busy_reports_cpu_per_pair,
                       test_bench_envelope_reports_seal_and_open,
                       test_harness_stops_what_a_failed_test_left_running,
