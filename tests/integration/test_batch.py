@@ -193,18 +193,25 @@ def test_one_signature_per_envelope_still_travels_together():
     finish(env)
 
 
+def compute_among_echoes(name, believed_gops, work, deadline_ms, echoes):
+    """A node computing at 1 Gop/s behind a gateway that believes it does
+    |believed_gops|; one compute workload of |work| Gop with its deadline,
+    then |echoes| echoes, all sent at once. Returns (env, node, items, answers)."""
+    env = srtest.Env(name)
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--gops", "1"])
+    g = env.start_gateway("gs-test", [dict(n, extra={"gops": believed_gops})])
+    items = [(b"compute", [("skyroute-handler", "compute"), ("skyroute-work", str(work)),
+                           ("skyroute-deadline-ms", str(deadline_ms))])]
+    items += [(b"echo %d" % i, []) for i in range(echoes)]
+    return env, n, items, post_many(g["port"], items)
+
+
 def test_a_slow_handler_holds_back_no_other():
     """A compute workload of 2 s sent together with 30 echoes: the echoes
     come back long before it, though they went to the node in the same
     request (the node streams each answer as soon as it is ready)."""
-    env = srtest.Env("batchslow")
-    gkey, gpub = env.keygen("gs-test")
-    n = env.start_node("alpha", [gpub], extra=["--gops", "1"])
-    g = env.start_gateway("gs-test", [dict(n, extra={"gops": 1})])
-    items = [(b"slow", [("skyroute-handler", "compute"), ("skyroute-work", "2"),
-                        ("skyroute-deadline-ms", "30000")])]
-    items += [(b"echo %d" % i, []) for i in range(30)]
-    got = post_many(g["port"], items)
+    env, n, items, got = compute_among_echoes("batchslow", 1, 2, 30000, 30)
     check(got[0]["status"] == 200 and got[0]["t"] >= 1.8, "compute: %s after %.2f s"
           % (got[0]["status"], got[0]["t"] or -1))
     echo_t = max(r["t"] for r in got[1:])
@@ -222,14 +229,7 @@ def test_each_workload_keeps_its_deadline():
     """The gateway believes the node computes at 1,000 Gop/s; it does 1. A
     workload of 3 Gop with a 1 s deadline, sent with ten echoes, gets 504
     at its deadline, not when its batch's request ends; the echoes succeed."""
-    env = srtest.Env("batchdl")
-    gkey, gpub = env.keygen("gs-test")
-    n = env.start_node("alpha", [gpub], extra=["--gops", "1"])
-    g = env.start_gateway("gs-test", [dict(n, extra={"gops": 1000})])
-    items = [(b"late", [("skyroute-handler", "compute"), ("skyroute-work", "3"),
-                        ("skyroute-deadline-ms", "1000")])]
-    items += [(b"echo %d" % i, []) for i in range(10)]
-    got = post_many(g["port"], items)
+    env, n, items, got = compute_among_echoes("batchdl", 1000, 3, 1000, 10)
     j = json.loads(got[0]["body"])
     check(got[0]["status"] == 504 and 0.8 <= got[0]["t"] < 2.5,
           "504 at about its deadline: %s after %.2f s: %r" % (got[0]["status"], got[0]["t"], j))
