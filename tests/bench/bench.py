@@ -374,6 +374,12 @@ def one_sig_bound_us(res, size):
     return c["sign_us"] + c["verify_us"]
 
 
+def crypto_x(res, row, name):
+    """|name|'s CPU per request in |row| over one_sig_bound_us(), or None without a bound."""
+    bound = one_sig_bound_us(res, row["size"])
+    return row[name]["cpu10k"] / 10000 * 1e6 / bound if bound else None
+
+
 def ratio_cell(row, name):
     """Median req/s of |name| over nghttpx's, and the lowest and highest ratio within one
     round (a round runs skyroute, nghttpx and sr1 back to back): how far a single run on
@@ -755,7 +761,7 @@ def targets(res):
     sr1 = [r for r in rows if "sr1" in r and one_sig_bound_us(res, r["size"])]
     if sr1:
         def cx(r):
-            return r["sr1"]["cpu10k"] / 10000 * 1e6 / one_sig_bound_us(res, r["size"])
+            return crypto_x(res, r, "sr1")
         met = sum(1 for r in sr1 if cx(r) <= CPU_TARGET)
         L.append("| gateway CPU per request ≤ %.2f× one sign + one verify, one signature per "
                  "envelope (SR1 table) | %s | %s |" % (
@@ -763,7 +769,8 @@ def targets(res):
                      verdict(met, len(sr1))))
     p99 = [r for r in rows if r["streams"] == 100]
     if p99:
-        met = sum(1 for r in p99 if round(r["skyroute"]["p99"], 2) <= round(r["nghttpx"]["p99"], 2))
+        met = sum(1 for r in p99
+                  if round(r["skyroute"]["p99"], 2) <= round(r["nghttpx"]["p99"], 2))
         L.append("| p99 at 100 streams no worse than `nghttpx`'s | %s | %s |" % (
             "; ".join("%s: %.2f against %.2f ms" % (r["size_label"], r["skyroute"]["p99"],
                                                      r["nghttpx"]["p99"]) for r in p99),
@@ -850,10 +857,8 @@ def summary(args, res):
         L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for row in res["proxy"]:
             s, x = row["skyroute"], row["nghttpx"]
-            bound = one_sig_bound_us(res, row["size"])
-            cx = "-"
-            if bound:
-                cx = "%.2f" % ((s["cpu10k"] / 10000 * 1e6) / bound)
+            x_sky = crypto_x(res, row, "skyroute")
+            cx = "-" if x_sky is None else "%.2f" % x_sky
             fails = s["failed"] + x["failed"]
             L.append("| %s | %d (%d x %d) | %.0f | %.0f | %s | %.2f / %.2f | %.2f / %.2f "
                      "| %.3f / %.3f | %.3f / %.3f | %s |%s" % (
@@ -929,7 +934,7 @@ def summary(args, res):
                 bound = one_sig_bound_us(res, row["size"])
                 cx = parts = "-"
                 if bound:
-                    cx = "%.2f" % ((s1["cpu10k"] / 10000 * 1e6) / bound)
+                    cx = "%.2f" % crypto_x(res, row, "sr1")
                     if "crypto_us" in s1:
                         parts = "%.2f + %.2f (%.1f + %.1f us)" % (
                             s1["crypto_us"] / bound, s1["other_us"] / bound, s1["crypto_us"],
