@@ -583,7 +583,7 @@ def part_memory(args, res):
             "(PUT /v1/elements %s in %.1f s), peak %.1f MiB" %
             (n, m["rss_config_kib"] / 1024, m["rss_elements_kib"] / 1024, ne, st,
              m["elements_s"], m["hwm_kib"] / 1024))
-        spool = os.path.exists(os.path.join(ROOT, "gateway", "gw_spool.c"))
+        spool = os.path.exists(os.path.join(ROOT, "gateway", "daemon", "spool.c"))
         m["spool"] = None
         if spool:
             fill_spool(args, env, g, m)

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for sr_cmsg_decode() (gateway/core_cluster_msg.c), the
+ * libFuzzer harness for sr_cmsg_decode() (gateway/cluster/record.c), the
  * records stations exchange over NATS.
  *
  * Input is a record, decoded with one trusted station "fuzz" (key seed 32 x
@@ -15,7 +15,7 @@
 
 #include <msgpack.h>
 
-#include "gateway/cluster.h"
+#include "gateway/cluster/cluster.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

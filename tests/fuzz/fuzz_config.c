@@ -19,7 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gateway/gateway.h"
+#include "gateway/config/config.h"
+#include "gateway/net/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,

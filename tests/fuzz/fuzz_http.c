@@ -15,7 +15,7 @@
 
 #include <event2/event.h>
 
-#include "gateway/gateway.h"
+#include "gateway/net/net.h"
 
 static struct event_base *base;
 static sr_http_server *srv;

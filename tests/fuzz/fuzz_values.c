@@ -23,7 +23,7 @@
 
 #include "common/common.h"
 #include "crypto/crypto.h"
-#include "gateway/gateway.h"
+#include "gateway/net/net.h"
 #include "linkmodels/linkmodels.h"
 #include "routing/routing.h"
 

@@ -1,0 +1,119 @@
+/* skyroute: the operator CLI. Dispatches to one function per subcommand. */
+#include "gateway/cli/cli.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: skyroute COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  keygen --out PREFIX             write PREFIX.key (0600) and PREFIX.pub\n"
+    "  seal --key K --to ID --handler H [--deadline-ms N]  payload -> envelope\n"
+    "  open --trust P.pub [--trust ...] [--to ID]          envelope -> payload\n"
+    "  sign --key K                    print a skyroute-signature header for stdin\n"
+    "  verify --trust P.pub --signature HDR                check a signed body\n"
+    "  propagate --verify FILE         Vallado verification output (tcppver.out)\n"
+    "  passes --elements FILE --station LAT,LON,ALT_M --from T --to T [--json]\n"
+    "  elements synth ...              synthetic Walker shells and overhead passes\n"
+    "  route --config FILE [WORKLOAD]  explain a routing decision (no daemon needed)\n"
+    "  sim SCENARIO [--seed N] [--json]  compare routing policies in simulation\n"
+    "\n"
+    "Each command answers --help. Options: --help, --version.\n";
+
+struct sub {
+    const char *name;
+    int (*fn)(int, char **);
+};
+
+static const struct sub subs[] = {
+    {"keygen", sr_cli_keygen}, {"seal", sr_cli_seal},         {"open", sr_cli_open},
+    {"sign", sr_cli_sign},     {"verify", sr_cli_verify},     {"propagate", sr_cli_propagate},
+    {"passes", sr_cli_passes}, {"elements", sr_cli_elements}, {"route", sr_cli_route},
+    {"sim", sr_cli_sim},
+};
+
+int sr_cli_usage_error(const char *sub, const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "skyroute %s: ", sub);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return 2;
+}
+
+int sr_cli_read_stdin(uint8_t **data, size_t *len, size_t max)
+{
+    sr_buf b;
+    sr_buf_init(&b, max);
+    for (;;) {
+        int rv = sr_buf_reserve(&b, 65536);
+        if (rv == SR_ERR_TOOBIG && b.len < max) {
+            rv = sr_buf_reserve(&b, max - b.len);
+        }
+        if (rv) {
+            sr_buf_free(&b);
+            return rv;
+        }
+        size_t room = b.cap - b.len - 1;
+        ssize_t n = read(STDIN_FILENO, b.data + b.len, room);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            sr_buf_free(&b);
+            return SR_ERR_IO;
+        }
+        if (n == 0) {
+            break;
+        }
+        b.len += (size_t)n;
+        if (b.len == max) {
+            char extra;
+            if (read(STDIN_FILENO, &extra, 1) > 0) {
+                sr_buf_free(&b);
+                return SR_ERR_TOOBIG;
+            }
+            break;
+        }
+    }
+    if (!b.data) {
+        b.data = malloc(1);
+        if (!b.data) {
+            return SR_ERR_NOMEM;
+        }
+    }
+    *data = b.data;
+    *len = b.len;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "skyroute: missing command\n%s", usage_text);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("skyroute %s\n", SR_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (!strcmp(argv[1], subs[i].name)) {
+            return subs[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "skyroute: unknown command '%s'\n%s", argv[1], usage_text);
+    return 2;
+}

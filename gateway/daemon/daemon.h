@@ -1,0 +1,247 @@
+/*
+ * Private to skyrouted: the daemon's state and the hooks by which its parts
+ * (operator feeds, routing explanations, ...) plug into it. Each part lives in
+ * its own file of daemon/ with an init / handle / free triple; main.c owns
+ * the workload path, the listeners and the order of start-up and shut-down.
+ */
+#ifndef SR_DAEMON_H
+#define SR_DAEMON_H
+
+#include "crypto/crypto.h"
+#include "gateway/config/config.h"
+#include "gateway/net/net.h"
+#include "routing/routing.h"
+
+struct target_rt {
+    struct sr_target_cfg *cfg;
+    int router_idx;
+    bool no_batch; /* answered POST /v1/batch with 404, 405 or 413: one request each */
+};
+
+struct gw_feeds; /* feeds.c: operator uploads, schedules, elements, store */
+struct gw_route; /* route.c: explanations and energy feeds */
+
+struct gw {
+    struct event_base *base;
+    struct sr_config *cfg;
+    sr_key *key;
+    sr_keyring *ring;
+    sr_router *router;
+    sr_h2_pool *pool;
+    sr_metrics *metrics;
+    sr_http_server *main, *admin;
+    struct target_rt *targets; /* point into tcfg */
+    size_t ntargets;
+    struct sr_config *tcfg; /* the config the targets come from (cfg, or a reload's) */
+    bool draining;
+    bool drain_goaway; /* past the deadline: the final GOAWAY to all, exit at the next check */
+    struct event *drain_timer;
+    int64_t drain_deadline_mono;
+    bool check_only; /* --check-config: validate, open no store, start nothing */
+    struct gw_feeds *feeds;
+    struct gw_route *route;
+    struct gw_status *status;
+    int64_t started_ms;
+    struct gw_spool *spool;
+    struct gw_auth *auth; /* auth.c: [client.NAME] tokens, certificates, limits */
+    sr_tls *tls;          /* tls.c: [tls] front door */
+    sr_http_server *tls_server;
+    char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_client_ca[PATH_MAX];
+    struct gw_cluster *cluster; /* federation.c: [cluster] federation over NATS, or NULL */
+};
+
+/* The main listener's request handler (main.c), shared by the h2c and
+ * TLS listeners. */
+void gw_main_handler(sr_req *req, void *arg);
+/* Its response headers that differ on every response (skyroute-id and the
+ * timings), for sr_http_server_opts.never_index. */
+extern const char *const gw_main_never_index[];
+
+/*
+ * Each part: init runs after the event loop (g->base, g->pool), the router,
+ * keys, targets and metrics exist, and before the listeners open; with
+ * g->check_only it validates its configuration and opens nothing (0, or non-zero with "FILE:LINE:
+ * ..." or another clear reason in |err|); handle answers a request on the main listener and returns
+ * true if the path is its own (it must then respond, now or later); free
+ * releases everything (safe after a failed or skipped init).
+ */
+int gw_feeds_init(struct gw *g, char *err, size_t errlen);
+bool gw_feeds_handle(struct gw *g, sr_req *req);
+void gw_feeds_free(struct gw *g);
+/* [cluster]: an element set another station accepted (text as stored there):
+ * stored under |op| and predicted for this station, for every configured
+ * satellite whose set in it is newer than the one in use. 0, SR_ERR_NOTFOUND
+ * (nothing newer here), SR_ERR_UNAVAILABLE (no [gateway] station), a parse
+ * error or SR_ERR_IO. */
+int gw_feeds_ingest_elements(struct gw *g, const char *op, const char *text, size_t len);
+
+/* [tls]: init validates and loads the certificate; listen opens the TLS
+ * listener (after the h2c one); reload (SIGHUP) swaps in a freshly loaded
+ * certificate and key, keeping the old ones if the new ones do not load. */
+int gw_tls_init(struct gw *g, char *err, size_t errlen);
+int gw_tls_listen(struct gw *g, char *err, size_t errlen);
+void gw_tls_reload(struct gw *g);
+void gw_tls_free(struct gw *g);
+
+/* Client authentication and limits. With no [client.*] section the API is
+ * open (loopback development); with any, every request must present a
+ * bearer token whose SHA-256 is configured, or a verified TLS client
+ * certificate whose CN is. gw_auth_check answers 401 or 429 itself and
+ * returns false, or returns true and sets *client (a name, "" when open).
+ * reload re-reads the [client.*] sections from the config file (SIGHUP). */
+int gw_auth_init(struct gw *g, char *err, size_t errlen);
+bool gw_auth_check(struct gw *g, sr_req *req, const char **client);
+void gw_auth_reload(struct gw *g);
+void gw_auth_free(struct gw *g);
+
+/* ---- placing one workload (dispatch.c) ---------------------------------------- */
+
+struct gw_job_spec {
+    uint8_t id[SR_ENV_IDBYTES]; /* envelope id: the same on every retry of this workload */
+    int64_t iat_ms;
+    char handler[SR_ENV_STRMAX];
+    const uint8_t *payload; /* borrowed until done unless copy_payload */
+    size_t payload_len;
+    bool copy_payload;
+    unsigned env_flags;   /* SR_ENV_HAS_WORK / SR_ENV_HAS_RESULT_BYTES: hints to send */
+    struct sr_workload w; /* what the router needs: work, bytes, deadline, placement */
+    bool pinned;          /* only w.place_target (re-sending after a loss), no fallback */
+    /* Never forwarded to another station (work adopted from one): plans
+     * through another station's pass (via_station targets) are skipped. */
+    bool local_only;
+    /* Called before the envelope leaves for |target| (the spool records it
+     * durably first); non-zero aborts the job with 507. */
+    int (*before_send)(const char *target, void *arg);
+    void *before_send_arg;
+};
+
+struct gw_job_result {
+    int status;              /* 200 done; 202 waiting (see wait_*); 307: the best plan leaves
+                                through another station's pass: wait_target names the
+                                via_station target ("SAT@STATION"), forward it there
+                                (store-and-forward jobs only); else an HTTP error */
+    const char *error;       /* message when status != 200 */
+    const char *detail_json; /* JSON or NULL */
+    const uint8_t *payload;  /* status 200: the verified result payload */
+    size_t payload_len;
+    uint8_t **payload_mem; /* the malloc'd block |payload| lives in, or NULL: the
+                              callback may take it (*payload_mem = NULL) and free it */
+    const char *idhex;
+    const char *target; /* "" if never dispatched */
+    const char *target_kind;
+    double predicted_ms, elapsed_ms;
+    const char *signer; /* "name keyid" of the verified result, or "" */
+    int attempts;
+    bool never_sent;       /* no target received it: safe to plan again anywhere */
+    bool handler_failed;   /* a signed result saying the handler failed */
+    bool result_dropped;   /* it ran at the target, which no longer holds the result:
+                              sending it there again cannot bring it back */
+    int64_t wait_until_ms; /* status 202: the best plan starts at this window */
+    const char *wait_target;
+    int64_t t_recv, t_done;
+};
+
+/* Called once, from the event loop, with memory valid only during the call. */
+typedef void (*gw_job_done)(const struct gw_job_result *r, void *arg);
+struct gw_job;
+/* Starts placing a workload (on the next loop turn). NULL on out of memory. */
+struct gw_job *gw_job_start(struct gw *g, const struct gw_job_spec *spec, gw_job_done done,
+                            void *arg);
+/* Abandons a job: |done| is not called; a request in flight is cancelled. */
+void gw_job_cancel(struct gw_job *job);
+
+/* ---- the durable spool (spool.c) ----------------------------------------------- */
+
+/* Async submission (prefer: respond-async): stores the workload durably
+ * (group commit), then answers 202 with its location; a dispatcher places it
+ * when a window opens, earliest deadline first; results are kept for
+ * [spool] keep_results_s. handle serves GET /v1/workloads/ID. */
+int gw_spool_init(struct gw *g, char *err, size_t errlen);
+void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client);
+bool gw_spool_handle(struct gw *g, sr_req *req, const char *client);
+void gw_spool_free(struct gw *g);
+/* Bytes a client may hold in the spool (auth.c; 0 = no per-client limit). */
+uint64_t gw_auth_spool_quota(struct gw *g, const char *client);
+
+/* One finished request on the workload API, for the JSON access log and the
+ * status page (status.c). */
+struct gw_event {
+    int64_t t_ms;
+    const char *id; /* envelope id hex, or "" */
+    const char *peer;
+    const char *method, *path;
+    int status;
+    const char *handler; /* "" if none */
+    const char *target;  /* "" if not dispatched */
+    const char *kind;    /* "idc", "satellite" or "" */
+    double predicted_ms, elapsed_ms;
+    size_t bytes_in;
+    int attempts;
+};
+
+/* The access log (one JSON line per request on stdout) and the admin status
+ * page (GET /status on the admin listener: HTML, no external assets, with
+ * the pass timeline of the next hours and where recent workloads went). */
+int gw_status_init(struct gw *g, char *err, size_t errlen);
+void gw_status_record(struct gw *g, const struct gw_event *ev);
+bool gw_status_handle(struct gw *g, sr_req *req);
+void gw_status_free(struct gw *g);
+
+/* ---- federation (federation.c) ---------------------------------------------------- */
+
+/* Before event_base_new: with [cluster], makes libevent thread-safe. 0 or an error. */
+int gw_cluster_preinit(const struct sr_config *cfg);
+/* [cluster] and [peer.NAME]; without [cluster] nothing starts (g->cluster stays NULL). */
+int gw_cluster_init(struct gw *g, char *err, size_t errlen);
+/* GET /v1/cluster (stations, views) and GET /v1/cluster/passes?sat=ID. */
+bool gw_cluster_handle(struct gw *g, sr_req *req);
+void gw_cluster_free(struct gw *g); /* before gw_spool_free: pending callbacks run (cancelled) */
+bool gw_cluster_ready(const struct gw *g);
+
+/* Completion of a forward or a result publication: 0 once JetStream stored
+ * it, else SR_ERR_UNAVAILABLE / SR_ERR_TIMEOUT / SR_ERR_IO / SR_ERR_CANCELLED. */
+typedef void (*gw_cluster_cb)(int rv, void *arg);
+/* Publishes |spec| (signed) for the station of |via_target| ("SAT@STATION")
+ * on the work queue, with the workload id as de-duplication id. |cb| is
+ * called once unless this returns non-zero (SR_ERR_UNAVAILABLE: not
+ * connected; SR_ERR_INVAL; SR_ERR_NOMEM). */
+int gw_cluster_forward(struct gw *g, const struct gw_job_spec *spec, const char *client,
+                       const char *via_target, gw_cluster_cb cb, void *arg);
+struct gw_cluster_result {
+    const uint8_t *id;   /* SR_ENV_IDBYTES */
+    const char *station; /* who ran it (import only) */
+    const char *target;
+    int status; /* 200 or the failure's HTTP status */
+    const uint8_t *payload;
+    size_t payload_len;
+    const char *signer, *error;
+    double predicted_ms, elapsed_ms;
+};
+/* Publishes the result of work adopted from station |origin| (results
+ * bucket, key = id). Same returns and callback as gw_cluster_forward. */
+int gw_cluster_publish_result(struct gw *g, const char *origin, const struct gw_cluster_result *r,
+                              gw_cluster_cb cb, void *arg);
+/* GET /v1/workloads/ID for an id this station does not hold: looks for a
+ * published result and answers (200, the failure, 404); false if it cannot
+ * (not connected): the caller answers 404 itself. */
+bool gw_cluster_fetch(struct gw *g, sr_req *req, const uint8_t id[SR_ENV_IDBYTES]);
+
+/* The spool's side (spool.c). adopt: stores work forwarded by station
+ * |origin| durably (a duplicate id is fine) and returns 0 only once it is
+ * committed; it is planned for its satellite from this station's passes
+ * only. import: the result of work this station forwarded (0, or
+ * SR_ERR_NOTFOUND when no forwarded workload has that id). republish: on
+ * (re)connection, forwards and results held back while cut off go out. */
+int gw_spool_adopt(struct gw *g, const struct gw_job_spec *spec, const char *client,
+                   const char *origin);
+int gw_spool_import(struct gw *g, const struct gw_cluster_result *r);
+void gw_spool_republish(struct gw *g);
+
+int gw_route_init(struct gw *g, char *err, size_t errlen);
+bool gw_route_handle(struct gw *g, sr_req *req);
+/* SIGHUP: [policy] and the targets' energy and link profiles from |cfg| (the
+ * freshly loaded file); an invalid value is logged and counted. */
+void gw_route_reload(struct gw *g, struct sr_config *cfg);
+void gw_route_free(struct gw *g);
+
+#endif /* SR_DAEMON_H */
