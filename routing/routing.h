@@ -535,4 +535,37 @@ int sr_feed_parse(struct sr_feed_result *res, const char *body, size_t len,
 
 void sr_feed_result_free(struct sr_feed_result *res); /* NULL and zeroed results are fine */
 
+/* ---- the spool's order of dispatch (due.c) ---------------------------------------------- */
+
+/* A spooled workload that may start soon, as the spool's dispatcher sees it. */
+struct sr_due {
+    int64_t deadline_ms;
+    int64_t wait_until_ms; /* it does not start before this */
+    const char *target;    /* the target it is bound to or waits for; "" if none */
+    void *item;            /* the caller's */
+};
+
+/* How far ahead a workload takes part in a turn's choice. */
+#define SR_DUE_AHEAD_MS 3000
+
+/* True if a workload that may start at |wait_until_ms| takes part in the
+ * choice made at |now_ms| (it is due, or due within SR_DUE_AHEAD_MS). */
+bool sr_due_soon(int64_t wait_until_ms, int64_t now_ms);
+
+/* Starts |d| now: 1 if it started (its target is then held for the rest of
+ * the call), 0 if it did not (nothing is held), -1 to stop the call (no
+ * capacity left). It may change |*d|. */
+typedef int (*sr_due_start)(void *arg, struct sr_due *d);
+
+/*
+ * One turn of the spool's dispatcher over |due| (the workloads for which
+ * sr_due_soon() holds and that are not under way): earliest deadline first,
+ * one at a time per target. Sorts |due| by deadline, then walks it: a
+ * workload whose target is held is skipped; one not due yet holds its
+ * target's place (later deadlines for that target wait behind it); one that
+ * is due is passed to |start|. At most 16 targets are held in one call.
+ * Returns how many |start| started.
+ */
+size_t sr_due_run(struct sr_due *due, size_t n, int64_t now_ms, sr_due_start start, void *arg);
+
 #endif /* SR_ROUTING_H */
