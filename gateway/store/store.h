@@ -1,7 +1,8 @@
 /*
- * store: the gateway's durable state in one SQLite database, DIR/skyroute.db,
- * in WAL mode with synchronous=FULL (DESIGN section 10): operator pass
- * schedules and orbital elements. Every write is one transaction, applied
+ * store: the gateway's durable state in SQLite (DESIGN section 10):
+ * DIR/skyroute.db, in WAL mode with synchronous=FULL, holds operator pass
+ * schedules and orbital elements (store.c); DIR/spool.db the spool's rows
+ * (spool.c, below). Every write is one transaction, applied
  * whole or not at all; an acknowledged upload is on disk. One connection, one
  * thread (the event loop); calls block on the disk for the duration of a
  * transaction.
@@ -9,6 +10,7 @@
 #ifndef SR_STORE_H
 #define SR_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,5 +93,153 @@ int sr_store_put_elements(sr_store *st, const char *op, int64_t now_ms,
  * sr_store_elements_free(). 0, SR_ERR_IO or SR_ERR_NOMEM. */
 int sr_store_get_elements(sr_store *st, struct sr_store_elements **out, size_t *n) SR_WARN_UNUSED;
 void sr_store_elements_free(struct sr_store_elements *e, size_t n);
+
+/* ==== the spool's rows (spool.c) ========================================================= */
+
+/*
+ * DIR/spool.db, in WAL mode with synchronous=FULL: one row per asynchronous
+ * workload, from its submission until its keep time ends. The spool (the
+ * daemon's) decides; this only reads and writes rows. Writes are applied at
+ * once unless the caller groups them between sr_spooldb_begin() and
+ * sr_spooldb_commit(). Text and blobs handed out point into the database's
+ * row and stay valid until the next call on the same sr_spooldb.
+ */
+typedef struct sr_spooldb sr_spooldb;
+
+#define SR_SPOOL_IDBYTES 16 /* a workload's envelope id */
+
+/* The state of a spooled workload, as stored (the numbers are on disk). */
+enum sr_spool_state {
+    SR_SPOOL_QUEUED = 0,
+    SR_SPOOL_WAITING = 1,    /* for a window the router named */
+    SR_SPOOL_DISPATCHED = 2, /* its envelope may have reached its target */
+    SR_SPOOL_DONE = 3,
+    SR_SPOOL_FAILED = 4,
+    SR_SPOOL_FORWARDED = 5, /* published for another station's pass; finished here until that
+                               station's result is imported */
+};
+/* "queued", "waiting", ...; "queued" for a number that is no state. */
+const char *sr_spool_state_name(int state);
+
+/* A workload as submitted: stored once, read back each time it is placed. */
+struct sr_spool_work {
+    uint8_t id[SR_SPOOL_IDBYTES];
+    const char *client, *handler;
+    const uint8_t *payload;
+    size_t payload_len;
+    int64_t iat_ms, deadline_ms;
+    double work_gop;
+    int64_t result_bytes;
+    unsigned env_flags; /* which hints the envelope carries */
+    int place;          /* sr_place_kind */
+    const char *place_target, *data_at;
+    const char *reply_to; /* a satellite whose outbox gets the result, or "" */
+    const char *origin;   /* the station the work was adopted from, or "" */
+};
+
+/* A state change on the way (queued, waiting, dispatched). */
+struct sr_spool_progress {
+    int state;
+    const char *target; /* where it is bound or waits for, or "" */
+    int64_t wait_until_ms;
+    bool attempt; /* count one more attempt */
+    bool pinned;  /* it may have reached |target|: it goes only there */
+    const char *reason;
+};
+
+/* How a workload finished, or what a status read found. */
+struct sr_spool_result {
+    int state;  /* SR_SPOOL_DONE or SR_SPOOL_FAILED (status reads: any) */
+    int status; /* the HTTP status GET /v1/workloads/ID answers with */
+    const uint8_t *payload;
+    size_t payload_len;
+    const char *signer, *target, *reason;
+    const char *detail; /* JSON, or "" */
+    double predicted_ms, elapsed_ms;
+};
+
+/* Opens (creating if needed) DIR/spool.db. 0, or SR_ERR_IO / SR_ERR_NOMEM with
+ * the reason, naming the path, in |err|; *out is then NULL. */
+int sr_spooldb_open(sr_spooldb **out, const char *dir, char *err, size_t errlen) SR_WARN_UNUSED;
+void sr_spooldb_close(sr_spooldb *db); /* NULL is a no-op */
+
+/* A transaction: BEGIN IMMEDIATE and COMMIT (0 or SR_ERR_IO; after a failed
+ * COMMIT, read sr_spooldb_disk_full() and sr_spooldb_errmsg() if needed, then
+ * ROLLBACK); ROLLBACK. */
+int sr_spooldb_begin(sr_spooldb *db) SR_WARN_UNUSED;
+int sr_spooldb_commit(sr_spooldb *db) SR_WARN_UNUSED;
+void sr_spooldb_rollback(sr_spooldb *db);
+/* Whether the last failure was the disk (full or failing), and SQLite's words for it. */
+bool sr_spooldb_disk_full(sr_spooldb *db);
+const char *sr_spooldb_errmsg(sr_spooldb *db);
+
+/* Stores a new workload, queued. A workload whose id is stored already is
+ * left as it is, with *fresh false. 0 or SR_ERR_IO. */
+int sr_spooldb_insert(sr_spooldb *db, const struct sr_spool_work *w, int64_t now_ms,
+                      bool *fresh) SR_WARN_UNUSED;
+/* Records a state change. 0 or SR_ERR_IO (logged). */
+int sr_spooldb_set_state(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES],
+                         const struct sr_spool_progress *p, int64_t now_ms);
+/* Records how a workload finished (done or failed) and lets go of its
+ * payload. 0 or SR_ERR_IO (logged). */
+int sr_spooldb_finish(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES],
+                      const struct sr_spool_result *r, int64_t now_ms);
+/* Records that another station's work queue holds the workload now. 0 or
+ * SR_ERR_IO (logged). */
+int sr_spooldb_forwarded(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], const char *reason,
+                         int64_t now_ms);
+/* Records that the result of adopted work reached the cluster. 0 or SR_ERR_IO. */
+int sr_spooldb_published(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES]);
+/* Stores the result another station published for work forwarded from here:
+ * 0, SR_ERR_NOTFOUND (no forwarded workload has that id) or SR_ERR_IO. */
+int sr_spooldb_import(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES],
+                      const struct sr_spool_result *r, int64_t now_ms);
+
+/* The stored request of a workload (client, reply_to and origin are "").
+ * 0 or SR_ERR_NOTFOUND. */
+int sr_spooldb_work(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], struct sr_spool_work *w);
+
+struct sr_spool_status {
+    int state;
+    const char *target;
+    int64_t wait_until_ms, deadline_ms;
+    int attempts;
+    struct sr_spool_result r; /* reason always; the rest once finished */
+};
+/* What GET /v1/workloads/ID reports. 0 or SR_ERR_NOTFOUND. */
+int sr_spooldb_status(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES],
+                      struct sr_spool_status *s);
+
+/* An unfinished workload, as recovered at start-up. */
+struct sr_spool_active {
+    uint8_t id[SR_SPOOL_IDBYTES];
+    const char *client, *target, *origin;
+    int64_t deadline_ms, wait_until_ms;
+    int state;
+    size_t bytes; /* of its payload */
+    bool pinned;
+};
+/* Calls |fn| for every unfinished workload until it returns non-zero, which
+ * is returned. No other call on |db| may be made from |fn|. */
+typedef int (*sr_spool_active_fn)(void *arg, const struct sr_spool_active *a);
+int sr_spooldb_active(sr_spooldb *db, sr_spool_active_fn fn, void *arg);
+
+/* Calls |fn| for each finished result of adopted work the cluster has not
+ * acknowledged (at most 10,000), as sr_spooldb_active() does. */
+typedef int (*sr_spool_unpublished_fn)(void *arg, const uint8_t id[SR_SPOOL_IDBYTES],
+                                       const char *origin, const struct sr_spool_result *r);
+int sr_spooldb_unpublished(sr_spooldb *db, sr_spool_unpublished_fn fn, void *arg);
+
+/* A satellite's outbox: calls |fn| for each finished workload it submitted
+ * (reply_to) and has not confirmed yet, oldest first, at most 64, as
+ * sr_spooldb_active() does. */
+typedef int (*sr_spool_outbox_fn)(void *arg, const uint8_t id[SR_SPOOL_IDBYTES],
+                                  const char *handler, const struct sr_spool_result *r);
+int sr_spooldb_outbox(sr_spooldb *db, const char *reply_to, sr_spool_outbox_fn fn, void *arg);
+/* The satellite |reply_to| has received the result of |id|. 0 or SR_ERR_IO. */
+int sr_spooldb_delivered(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], const char *reply_to);
+
+/* Forgets workloads that finished before |before_ms|. 0 or SR_ERR_IO (logged). */
+int sr_spooldb_prune(sr_spooldb *db, int64_t before_ms);
 
 #endif /* SR_STORE_H */
