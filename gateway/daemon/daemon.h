@@ -110,19 +110,45 @@ struct gw_job_spec {
      * through another station's pass (via_station targets) are skipped. */
     bool local_only;
     /* Called before the envelope leaves for |target| (the spool records it
-     * durably first); non-zero aborts the job with 507. */
+     * durably first); non-zero ends the job with GW_NOT_RECORDED. */
     int (*before_send)(const char *target, void *arg);
     void *before_send_arg;
 };
 
+/*
+ * How a job ended. Below the edges a result is an outcome and an sr_error
+ * code; the HTTP status a client sees is chosen from them only where a
+ * client is answered (gw_outcome_status).
+ */
+enum gw_outcome {
+    GW_DONE,           /* a verified result: payload, signer */
+    GW_HANDLER_FAILED, /* a verified result in which the handler failed (handler_status) */
+    GW_WAIT,           /* the best plan starts at a later window: wait_until_ms, wait_target
+                          (only the spool can wait for it) */
+    GW_FORWARD,        /* the best plan leaves through another station's pass: wait_target
+                          names the via_station target ("SAT@STATION"), where the spool
+                          forwards it (store-and-forward jobs only) */
+    GW_NO_TARGET,      /* no candidate can, or could, take it; detail_json names each */
+    GW_UNREACHABLE,    /* the one target it may go to could not be reached: never sent */
+    GW_TIMEOUT,        /* sent, no answer within the deadline: it may have run */
+    GW_LOST,           /* sent, then the exchange failed: it may have run */
+    GW_IN_PROGRESS,    /* the target already has it and is still running it */
+    GW_RESULT_DROPPED, /* it ran at the target, which no longer holds the result:
+                          sending it there again cannot bring it back */
+    GW_REFUSED,        /* the target refused the envelope */
+    GW_BAD_RESULT,     /* the result failed verification and was discarded */
+    GW_NOT_RECORDED,   /* before_send could not record the dispatch durably */
+    GW_INTERNAL,       /* out of memory (code SR_ERR_NOMEM), or the envelope could not be sealed */
+};
+
 struct gw_job_result {
-    int status;              /* 200 done; 202 waiting (see wait_*); 307: the best plan leaves
-                                through another station's pass: wait_target names the
-                                via_station target ("SAT@STATION"), forward it there
-                                (store-and-forward jobs only); else an HTTP error */
-    const char *error;       /* message when status != 200 */
+    enum gw_outcome outcome;
+    int code;                /* sr_error: 0 for GW_DONE, GW_HANDLER_FAILED, GW_WAIT and
+                                GW_FORWARD; else what went wrong (SR_ERR_TIMEOUT, an
+                                SR_ERR_ENV_* of a refused result, ...) */
+    const char *error;       /* a message for the client, unless GW_DONE */
     const char *detail_json; /* JSON or NULL */
-    const uint8_t *payload;  /* status 200: the verified result payload */
+    const uint8_t *payload;  /* GW_DONE: the verified result payload */
     size_t payload_len;
     uint8_t **payload_mem; /* the malloc'd block |payload| lives in, or NULL: the
                               callback may take it (*payload_mem = NULL) and free it */
@@ -132,11 +158,9 @@ struct gw_job_result {
     double predicted_ms, elapsed_ms;
     const char *signer; /* "name keyid" of the verified result, or "" */
     int attempts;
-    bool never_sent;       /* no target received it: safe to plan again anywhere */
-    bool handler_failed;   /* a signed result saying the handler failed */
-    bool result_dropped;   /* it ran at the target, which no longer holds the result:
-                              sending it there again cannot bring it back */
-    int64_t wait_until_ms; /* status 202: the best plan starts at this window */
+    bool never_sent;        /* no target received it: safe to plan again anywhere */
+    int64_t handler_status; /* GW_HANDLER_FAILED: the status the handler reported */
+    int64_t wait_until_ms;  /* GW_WAIT, GW_FORWARD: the best plan starts at this window */
     const char *wait_target;
     int64_t t_recv, t_done;
 };
@@ -155,13 +179,75 @@ void gw_job_cancel(struct gw_job *job);
 /* Async submission (prefer: respond-async): stores the workload durably
  * (group commit), then answers 202 with its location; a dispatcher places it
  * when a window opens, earliest deadline first; results are kept for
- * [spool] keep_results_s. handle serves GET /v1/workloads/ID. */
+ * [spool] keep_results_s. |reply_to| names the satellite whose outbox gets
+ * the result ("" for a client's own work). handle serves GET
+ * /v1/workloads/ID. */
 int gw_spool_init(struct gw *g, char *err, size_t errlen);
-void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client);
-bool gw_spool_handle(struct gw *g, sr_req *req, const char *client);
+void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client,
+                     const char *reply_to);
+bool gw_spool_handle(struct gw *g, sr_req *req);
 void gw_spool_free(struct gw *g);
+/* The spool's rows (store.h), or NULL without a spool (--check-config). */
+struct sr_spooldb *gw_spool_db(struct gw *g);
 /* Bytes a client may hold in the spool (auth.c; 0 = no per-client limit). */
 uint64_t gw_auth_spool_quota(struct gw *g, const char *client);
+
+/* A result of work that crossed stations, as the spool and federation pass
+ * it: the HTTP-style status is what the station that submitted it answers. */
+struct gw_remote_result {
+    const uint8_t *id;   /* SR_ENV_IDBYTES */
+    const char *station; /* who ran it (imported results only) */
+    const char *target;
+    int status; /* 200 or the failure's HTTP status */
+    const uint8_t *payload;
+    size_t payload_len;
+    const char *signer, *error;
+    double predicted_ms, elapsed_ms;
+};
+
+/* Completion of a forward or a result publication: 0 once the cluster stored
+ * it, else SR_ERR_UNAVAILABLE / SR_ERR_TIMEOUT / SR_ERR_IO / SR_ERR_CANCELLED. */
+typedef void (*gw_link_done)(int rv, void *arg);
+
+/*
+ * How the spool reaches federation, which sits above it: a struct the spool
+ * owns and federation.c fills in ([cluster]); without it, nothing is
+ * forwarded, published or fetched. Each function gets |ctx|.
+ *   forward: publishes |spec| for the station of |via_target| ("SAT@STATION")
+ *     on that station's work queue; |done| is called once, unless it
+ *     returns non-zero (SR_ERR_UNAVAILABLE: not connected; SR_ERR_INVAL;
+ *     SR_ERR_NOMEM).
+ *   publish_result: the result of work adopted from station |origin|, for
+ *     it to fetch; same returns and |done| as forward.
+ *   fetch: answers GET /v1/workloads/ID for an id this station does not
+ *     hold from the results other stations published (200, the failure,
+ *     404); false if it cannot (not connected): the spool answers 404.
+ */
+struct gw_spool_link {
+    int (*forward)(void *ctx, const struct gw_job_spec *spec, const char *client,
+                   const char *via_target, gw_link_done done, void *arg);
+    int (*publish_result)(void *ctx, const char *origin, const struct gw_remote_result *r,
+                          gw_link_done done, void *arg);
+    bool (*fetch)(void *ctx, sr_req *req, const uint8_t id[SR_ENV_IDBYTES]);
+    void *ctx;
+};
+/* Sets the link (copied), or with NULL takes it away. */
+void gw_spool_set_link(struct gw *g, const struct gw_spool_link *link);
+
+/* What federation hands the spool. adopt: stores work forwarded by station
+ * |origin| durably (a duplicate id is fine) and returns 0 only once it is
+ * committed; it is planned for its satellite from this station's passes
+ * only. import: the result of work this station forwarded (0, or
+ * SR_ERR_NOTFOUND when no forwarded workload has that id). republish: on
+ * (re)connection, forwards and results held back while cut off go out. */
+int gw_spool_adopt(struct gw *g, const struct gw_job_spec *spec, const char *client,
+                   const char *origin);
+int gw_spool_import(struct gw *g, const struct gw_remote_result *r);
+void gw_spool_republish(struct gw *g);
+
+/* POST /v1/uplink and POST /v1/outbox (outbox.c): a satellite's own work,
+ * spooled, and its results, sealed for it. True if the path is one of them. */
+bool gw_outbox_handle(struct gw *g, sr_req *req);
 
 /* One finished request on the workload API, for the JSON access log and the
  * status page (status.c). */
@@ -184,6 +270,13 @@ struct gw_event {
  * the pass timeline of the next hours and where recent workloads went). */
 int gw_status_init(struct gw *g, char *err, size_t errlen);
 void gw_status_record(struct gw *g, const struct gw_event *ev);
+/* Counts one answer on the workload API in skyroute_requests_total. */
+void gw_status_count(struct gw *g, int status);
+/* The HTTP status a client is answered with for a job that ended as |r|
+ * says: 200, 422 (the handler failed on the client's input: a 4xx status),
+ * 502 (it may have run, or the answer cannot be trusted), 503, 504, 507 or
+ * 500; GW_WAIT and GW_FORWARD, which are not answers, 202 and 307. */
+int gw_outcome_status(const struct gw_job_result *r);
 bool gw_status_handle(struct gw *g, sr_req *req);
 void gw_status_free(struct gw *g);
 
@@ -191,51 +284,16 @@ void gw_status_free(struct gw *g);
 
 /* Before event_base_new: with [cluster], makes libevent thread-safe. 0 or an error. */
 int gw_cluster_preinit(const struct sr_config *cfg);
-/* [cluster] and [peer.NAME]; without [cluster] nothing starts (g->cluster stays NULL). */
+/* [cluster] and [peer.NAME]; without [cluster] nothing starts (g->cluster
+ * stays NULL). Runs after gw_spool_init: it links the spool to the cluster
+ * (gw_spool_set_link). */
 int gw_cluster_init(struct gw *g, char *err, size_t errlen);
 /* GET /v1/cluster (stations, views) and GET /v1/cluster/passes?sat=ID. */
 bool gw_cluster_handle(struct gw *g, sr_req *req);
-void gw_cluster_free(struct gw *g); /* before gw_spool_free: pending callbacks run (cancelled) */
-bool gw_cluster_ready(const struct gw *g);
+/* Before gw_spool_free: unlinks the spool; pending callbacks run (cancelled). */
+void gw_cluster_free(struct gw *g);
 
-/* Completion of a forward or a result publication: 0 once JetStream stored
- * it, else SR_ERR_UNAVAILABLE / SR_ERR_TIMEOUT / SR_ERR_IO / SR_ERR_CANCELLED. */
-typedef void (*gw_cluster_cb)(int rv, void *arg);
-/* Publishes |spec| (signed) for the station of |via_target| ("SAT@STATION")
- * on the work queue, with the workload id as de-duplication id. |cb| is
- * called once unless this returns non-zero (SR_ERR_UNAVAILABLE: not
- * connected; SR_ERR_INVAL; SR_ERR_NOMEM). */
-int gw_cluster_forward(struct gw *g, const struct gw_job_spec *spec, const char *client,
-                       const char *via_target, gw_cluster_cb cb, void *arg);
-struct gw_cluster_result {
-    const uint8_t *id;   /* SR_ENV_IDBYTES */
-    const char *station; /* who ran it (import only) */
-    const char *target;
-    int status; /* 200 or the failure's HTTP status */
-    const uint8_t *payload;
-    size_t payload_len;
-    const char *signer, *error;
-    double predicted_ms, elapsed_ms;
-};
-/* Publishes the result of work adopted from station |origin| (results
- * bucket, key = id). Same returns and callback as gw_cluster_forward. */
-int gw_cluster_publish_result(struct gw *g, const char *origin, const struct gw_cluster_result *r,
-                              gw_cluster_cb cb, void *arg);
-/* GET /v1/workloads/ID for an id this station does not hold: looks for a
- * published result and answers (200, the failure, 404); false if it cannot
- * (not connected): the caller answers 404 itself. */
-bool gw_cluster_fetch(struct gw *g, sr_req *req, const uint8_t id[SR_ENV_IDBYTES]);
-
-/* The spool's side (spool.c). adopt: stores work forwarded by station
- * |origin| durably (a duplicate id is fine) and returns 0 only once it is
- * committed; it is planned for its satellite from this station's passes
- * only. import: the result of work this station forwarded (0, or
- * SR_ERR_NOTFOUND when no forwarded workload has that id). republish: on
- * (re)connection, forwards and results held back while cut off go out. */
-int gw_spool_adopt(struct gw *g, const struct gw_job_spec *spec, const char *client,
-                   const char *origin);
-int gw_spool_import(struct gw *g, const struct gw_cluster_result *r);
-void gw_spool_republish(struct gw *g);
+/* ---- explanations and energy feeds (route.c) ----------------------------------------- */
 
 int gw_route_init(struct gw *g, char *err, size_t errlen);
 bool gw_route_handle(struct gw *g, sr_req *req);

@@ -43,7 +43,7 @@
 #define SEAL_WAIT_US 1000               /* longest an envelope waits for its batch */
 /* Envelopes up to this size sealed in one turn for the same target go in one
  * request (POST /v1/batch), up to BATCH_MSG_BYTES; larger ones go on their
- * own, in the client's send slots (core_h2client.c). */
+ * own, in the HTTP client's send slots (net/h2client.c). */
 #define BATCH_ENV_MAX 16384
 #define BATCH_MSG_BYTES (256 * 1024)
 
@@ -91,8 +91,9 @@ struct gw_job {
     size_t qslot;
     int64_t qleft;
     /* [0, ncands): cands_in, or allocated when more were ranked. Room for
-     * MAX_CANDIDATES in every job (20 KiB) held 23 MB at 1,000 workloads in
-     * flight; the smaller job holds 4 MB (it measured no faster). */
+     * MAX_CANDIDATES in every job would be 20 KiB a job, 23 MB at 1,000
+     * workloads in flight, for candidates almost no job ranks past the
+     * fourth; with four inline it is 4 MB. */
     struct sr_candidate *cands;
     /* last: only [0, ncands) is ever read, so it is not zeroed */
     struct sr_candidate cands_in[INLINE_CANDIDATES];
@@ -180,7 +181,7 @@ static void finish(struct gw_job *job, struct gw_job_result *r)
     r->target_kind = !ti ? "" : ti->kind == SR_TARGET_SATELLITE ? "satellite" : "idc";
     r->predicted_ms = job->dispatched ? job->cur_predicted : 0;
     r->elapsed_ms = (double)(sr_mono_ms() - job->start_mono);
-    r->attempts = (int)job->nattempts + (job->dispatched && r->status == 200 ? 1 : 0);
+    r->attempts = (int)job->nattempts + (job->dispatched && r->outcome == GW_DONE ? 1 : 0);
     if (!r->signer) {
         r->signer = "";
     }
@@ -191,12 +192,21 @@ static void finish(struct gw_job *job, struct gw_job_result *r)
     job_free(job);
 }
 
-static void fail(struct gw_job *job, int status, const char *msg, const char *detail,
-                 bool never_sent)
+static void fail(struct gw_job *job, enum gw_outcome outcome, int code, const char *msg,
+                 const char *detail, bool never_sent)
 {
-    struct gw_job_result r = {
-        .status = status, .error = msg, .detail_json = detail, .never_sent = never_sent};
+    struct gw_job_result r = {.outcome = outcome,
+                              .code = code,
+                              .error = msg,
+                              .detail_json = detail,
+                              .never_sent = never_sent};
     finish(job, &r);
+}
+
+/* Out of memory before the envelope left: nothing was sent. */
+static void fail_nomem(struct gw_job *job)
+{
+    fail(job, GW_INTERNAL, SR_ERR_NOMEM, "out of memory", NULL, true);
 }
 
 /* JSON list of candidates and why each could not take the work. */
@@ -235,7 +245,7 @@ static void no_target(struct gw_job *job, const char *msg)
     sr_buf b;
     sr_buf_init(&b, 1 << 20);
     candidates_json(job, &b);
-    fail(job, 503, msg, b.data ? (const char *)b.data : NULL, true);
+    fail(job, GW_NO_TARGET, SR_ERR_UNAVAILABLE, msg, b.data ? (const char *)b.data : NULL, true);
     sr_buf_free(&b);
 }
 
@@ -322,10 +332,10 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
             return;
         }
         if (resp->error == SR_ERR_TIMEOUT) {
-            fail(job, 504, "the target did not answer within the deadline",
+            fail(job, GW_TIMEOUT, SR_ERR_TIMEOUT, "the target did not answer within the deadline",
                  detail(&b, job, ti->id, "", resp->detail), false);
         } else {
-            fail(job, resp->sent ? 502 : 503,
+            fail(job, resp->sent ? GW_LOST : GW_UNREACHABLE, resp->error,
                  resp->sent ? "the target failed while running the workload"
                             : "the target could not be reached",
                  detail(&b, job, ti->id, resp->sent ? ",\"retry_safe\":false" : "", resp->detail),
@@ -341,13 +351,10 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         /* it ran there, and its replay guard had to drop the result to make
          * room before this retry came: nothing to fetch, never a second run */
         count_dispatch(g, job->cur_target, "result_dropped");
-        struct gw_job_result r = {
-            .status = 502,
-            .error = "the target ran this workload and no longer holds its result",
-            .detail_json =
-                detail(&b, job, ti->id, ",\"retry_safe\":false", "result dropped at the target"),
-            .result_dropped = true};
-        finish(job, &r);
+        fail(job, GW_RESULT_DROPPED, SR_ERR_ENV_REPLAY,
+             "the target ran this workload and no longer holds its result",
+             detail(&b, job, ti->id, ",\"retry_safe\":false", "result dropped at the target"),
+             false);
         sr_buf_free(&b);
         return;
     }
@@ -355,7 +362,7 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         /* the target already has this envelope and is still running it: its
          * result will be there for the next try (never a second run) */
         count_dispatch(g, job->cur_target, "in_progress");
-        fail(job, 503, "the target is still running this workload",
+        fail(job, GW_IN_PROGRESS, SR_ERR_ENV_REPLAY, "the target is still running this workload",
              detail(&b, job, ti->id, ",\"retry_safe\":false", "in progress at the target"), false);
         sr_buf_free(&b);
         return;
@@ -369,8 +376,8 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         size_t show = resp->body_len < 1024 ? resp->body_len : 1024;
         memcpy(body, resp->body, show);
         body[show] = 0;
-        fail(job, 502, "the target refused the envelope", detail(&b, job, ti->id, extra, body),
-             false);
+        fail(job, GW_REFUSED, SR_ERR_PROTO, "the target refused the envelope",
+             detail(&b, job, ti->id, extra, body), false);
         sr_buf_free(&b);
         return;
     }
@@ -406,7 +413,7 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         sr_log(SR_LOG_WARN, "workload %s: result from %s refused: %s: %s", job->idhex, ti->id,
                sr_strerror(rv), why);
         snprintf(extra, sizeof(extra), ",\"code\":\"%s\"", sr_errname(rv));
-        fail(job, 502, "the result failed verification and was discarded",
+        fail(job, GW_BAD_RESULT, rv, "the result failed verification and was discarded",
              detail(&b, job, ti->id, extra, why), false);
         sr_buf_free(&b);
         return;
@@ -423,7 +430,7 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         signer_hdr[sn++] = ' ';
         sr_str_copy(signer_hdr + sn, sizeof(signer_hdr) - sn, signer);
     }
-    struct gw_job_result r = {.status = 200,
+    struct gw_job_result r = {.outcome = GW_DONE,
                               .payload = res.payload,
                               .payload_len = res.payload_len,
                               .payload_mem = resp->body_mem,
@@ -433,13 +440,13 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
     if ((res.flags & SR_ENV_HAS_STATUS) && res.status != 0) {
         char extra[48];
         snprintf(extra, sizeof(extra), ",\"status\":%lld", (long long)res.status);
-        r.status = (res.status >= 400 && res.status < 500) ? 422 : 502;
+        r.outcome = GW_HANDLER_FAILED;
+        r.handler_status = res.status;
         r.error = "the handler failed at the target";
         r.detail_json = detail(&b, job, ti->id, extra, res.error);
         r.payload = NULL;
         r.payload_len = 0;
         r.payload_mem = NULL;
-        r.handler_failed = true;
     }
     finish(job, &r);
     sr_buf_free(&b);
@@ -477,7 +484,7 @@ static void send_sealed(struct gw_job *job, sr_buf *env)
                                    on_result, job);
     if (!job->call) {
         sr_router_end(g->router, job->cur_target);
-        fail(job, 503, "out of memory", NULL, true);
+        fail_nomem(job);
     }
 }
 
@@ -579,7 +586,7 @@ static void on_batch(const struct sr_h2_response *resp, void *arg)
                 struct gw_job *job = batch_take(b, k);
                 if (seal_enqueue(job) != 0) {
                     sr_router_end(g->router, job->cur_target);
-                    fail(job, 503, "out of memory", NULL, true);
+                    fail_nomem(job);
                 }
             }
         }
@@ -717,7 +724,7 @@ static void send_grouped(struct gw *g, const size_t *idx, sr_buf *outs, size_t n
 static void seal_failed(struct gw_job *job, int rv)
 {
     sr_router_end(job->gw->router, job->cur_target);
-    fail(job, rv == SR_ERR_NOMEM ? 503 : 500, "cannot seal the envelope", NULL, true);
+    fail(job, GW_INTERNAL, rv, "cannot seal the envelope", NULL, true);
 }
 
 /* Signatures made and envelopes sealed under them: their ratio is the batch
@@ -964,7 +971,7 @@ static void dispatch(struct gw_job *job)
             if (!job->spec.w.store_and_forward || job->spec.local_only) {
                 continue;
             }
-            struct gw_job_result r = {.status = 307,
+            struct gw_job_result r = {.outcome = GW_FORWARD,
                                       .error = "forwarded to another station",
                                       .never_sent = true,
                                       .wait_until_ms = c->up_aos_ms,
@@ -978,7 +985,7 @@ static void dispatch(struct gw_job *job)
         }
         if (c->wait_ms > 0) {
             /* the best plan starts at a later window: only the spool can wait */
-            struct gw_job_result r = {.status = 202,
+            struct gw_job_result r = {.outcome = GW_WAIT,
                                       .error = "waiting for a window",
                                       .never_sent = true,
                                       .wait_until_ms = c->up_aos_ms > 0
@@ -995,7 +1002,7 @@ static void dispatch(struct gw_job *job)
         }
         if (job->spec.before_send &&
             job->spec.before_send(t->cfg->id, job->spec.before_send_arg) != 0) {
-            fail(job, 507, "cannot record the dispatch durably", NULL, true);
+            fail(job, GW_NOT_RECORDED, SR_ERR_IO, "cannot record the dispatch durably", NULL, true);
             return;
         }
         sr_str_copy(job->env.dst, sizeof(job->env.dst), t->cfg->id);
@@ -1010,7 +1017,7 @@ static void dispatch(struct gw_job *job)
         job->qleft = left;
         if (seal_enqueue(job) != 0) {
             sr_router_end(g->router, c->target);
-            fail(job, 503, "out of memory", NULL, true);
+            fail_nomem(job);
         }
         return;
     }
@@ -1044,7 +1051,7 @@ static void start_cb(evutil_socket_t fd, short what, void *arg)
         job->cands = malloc(n * sizeof(ranked[0]));
         if (!job->cands) {
             job->cands = job->cands_in;
-            fail(job, 503, "out of memory", NULL, true);
+            fail_nomem(job);
             return;
         }
     }

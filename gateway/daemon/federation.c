@@ -1,5 +1,5 @@
 /*
- * skyrouted part: federation over NATS JetStream (DESIGN section 10, issue 8).
+ * skyrouted part: federation over NATS JetStream (DESIGN section 10).
  *
  *   [cluster]
  *   nats = nats://127.0.0.1:4222, nats://127.0.0.1:4223   servers (any of them will do)
@@ -460,16 +460,16 @@ static void on_result(struct gw_cluster *c, const char *key, const uint8_t *data
         return;
     }
     if (!strcmp(m.origin, c->station) && strcmp(m.station, c->station) != 0) {
-        struct gw_cluster_result r = {.id = m.id,
-                                      .station = m.station,
-                                      .target = m.target,
-                                      .status = (int)m.status,
-                                      .payload = m.payload,
-                                      .payload_len = m.payload_len,
-                                      .signer = m.signer,
-                                      .error = m.error,
-                                      .predicted_ms = m.predicted_ms,
-                                      .elapsed_ms = m.elapsed_ms};
+        struct gw_remote_result r = {.id = m.id,
+                                     .station = m.station,
+                                     .target = m.target,
+                                     .status = (int)m.status,
+                                     .payload = m.payload,
+                                     .payload_len = m.payload_len,
+                                     .signer = m.signer,
+                                     .error = m.error,
+                                     .predicted_ms = m.predicted_ms,
+                                     .elapsed_ms = m.elapsed_ms};
         if (gw_spool_import(c->g, &r) == 0) {
             sr_metrics_add(c->g->metrics, "skyroute_cluster_results_imported_total", "", 1);
         }
@@ -623,7 +623,7 @@ static void on_work(void *arg, sr_nats_msg *msg, const uint8_t *data, size_t len
 /* ---- outgoing records ----------------------------------------------------------------------- */
 
 struct cb_ctx {
-    gw_cluster_cb cb;
+    gw_link_done cb;
     void *arg;
 };
 
@@ -648,9 +648,11 @@ static int sealed(struct gw_cluster *c, const struct sr_cmsg *m, sr_buf *out)
     return rv;
 }
 
-int gw_cluster_forward(struct gw *g, const struct gw_job_spec *spec, const char *client,
-                       const char *via_target, gw_cluster_cb cb, void *arg)
+/* The spool's link: forward (daemon.h, struct gw_spool_link). */
+static int link_forward(void *ctx, const struct gw_job_spec *spec, const char *client,
+                        const char *via_target, gw_link_done cb, void *arg)
 {
+    struct gw *g = ctx;
     struct gw_cluster *c = g->cluster;
     if (!c || !c->ready) {
         return SR_ERR_UNAVAILABLE;
@@ -705,9 +707,11 @@ int gw_cluster_forward(struct gw *g, const struct gw_job_spec *spec, const char 
     return rv;
 }
 
-int gw_cluster_publish_result(struct gw *g, const char *origin, const struct gw_cluster_result *r,
-                              gw_cluster_cb cb, void *arg)
+/* The spool's link: publish_result. */
+static int link_publish_result(void *ctx, const char *origin, const struct gw_remote_result *r,
+                               gw_link_done cb, void *arg)
 {
+    struct gw *g = ctx;
     struct gw_cluster *c = g->cluster;
     if (!c || !c->ready) {
         return SR_ERR_UNAVAILABLE;
@@ -827,8 +831,10 @@ static void fetch_done(void *arg, int rv, const uint8_t *data, size_t len)
     free(f);
 }
 
-bool gw_cluster_fetch(struct gw *g, sr_req *req, const uint8_t id[SR_ENV_IDBYTES])
+/* The spool's link: fetch. */
+static bool link_fetch(void *ctx, sr_req *req, const uint8_t id[SR_ENV_IDBYTES])
 {
+    struct gw *g = ctx;
     struct gw_cluster *c = g->cluster;
     if (!c || !c->ready) {
         return false;
@@ -1460,14 +1466,14 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the cluster timer");
         return SR_ERR_NOMEM;
     }
+    const struct gw_spool_link link = {.forward = link_forward,
+                                       .publish_result = link_publish_result,
+                                       .fetch = link_fetch,
+                                       .ctx = g};
+    gw_spool_set_link(g, &link);
     sr_log(SR_LOG_INFO, "cluster: station %s, %zu trusted peers, servers %s", c->station,
            c->npeers - 1, nats);
     return 0;
-}
-
-bool gw_cluster_ready(const struct gw *g)
-{
-    return g->cluster && g->cluster->ready;
 }
 
 void gw_cluster_free(struct gw *g)
@@ -1476,6 +1482,7 @@ void gw_cluster_free(struct gw *g)
     if (!c) {
         return;
     }
+    gw_spool_set_link(g, NULL);
     if (c->timer) {
         event_free(c->timer);
     }

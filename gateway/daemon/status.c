@@ -122,6 +122,76 @@ static const char *kind_labels(const char *kind, char *tmp, size_t tmplen)
     return tmp;
 }
 
+/* skyroute_requests_total's label set for |status|: a constant for the codes
+ * this daemon answers with, formatted into |tmp| for any other. */
+static const char *code_labels(int status, char *tmp, size_t tmplen)
+{
+#define CODE(n)                                                                                    \
+    case n:                                                                                        \
+        return "code=\"" #n "\""
+    switch (status) {
+        CODE(200);
+        CODE(202);
+        CODE(400);
+        CODE(401);
+        CODE(403);
+        CODE(404);
+        CODE(405);
+        CODE(408);
+        CODE(409);
+        CODE(413);
+        CODE(422);
+        CODE(429);
+        CODE(499);
+        CODE(500);
+        CODE(502);
+        CODE(503);
+        CODE(504);
+        CODE(507);
+    default:
+        break;
+    }
+#undef CODE
+    snprintf(tmp, tmplen, "code=\"%d\"", status);
+    return tmp;
+}
+
+void gw_status_count(struct gw *g, int status)
+{
+    char tmp[48];
+    sr_metrics_add(g->metrics, "skyroute_requests_total", code_labels(status, tmp, sizeof(tmp)), 1);
+}
+
+int gw_outcome_status(const struct gw_job_result *r)
+{
+    switch (r->outcome) {
+    case GW_DONE:
+        return 200;
+    case GW_HANDLER_FAILED:
+        return r->handler_status >= 400 && r->handler_status < 500 ? 422 : 502;
+    case GW_WAIT:
+        return 202;
+    case GW_FORWARD:
+        return 307;
+    case GW_TIMEOUT:
+        return 504;
+    case GW_LOST:
+    case GW_RESULT_DROPPED:
+    case GW_REFUSED:
+    case GW_BAD_RESULT:
+        return 502;
+    case GW_NOT_RECORDED:
+        return 507;
+    case GW_INTERNAL:
+        return r->code == SR_ERR_NOMEM ? 503 : 500;
+    case GW_NO_TARGET:
+    case GW_UNREACHABLE:
+    case GW_IN_PROGRESS:
+    default:
+        return 503;
+    }
+}
+
 void gw_status_record(struct gw *g, const struct gw_event *ev)
 {
     struct gw_status *s = g->status;
