@@ -9,6 +9,11 @@
 #ifndef SR_CLI_H
 #define SR_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
 /* crypto.c */
 int sr_cli_keygen(int argc, char **argv);
 int sr_cli_seal(int argc, char **argv);
@@ -25,14 +30,11 @@ int sr_cli_elements(int argc, char **argv); /* "elements synth ..." */
 int sr_cli_route(int argc, char **argv); /* explain a routing decision from a config */
 int sr_cli_sim(int argc, char **argv);   /* policy evaluation on a virtual clock */
 
-/* Shared helper: prints "skyroute SUB: MSG" and |usage| to stderr; returns 2. */
-int sr_cli_usage_error(const char *sub, const char *usage, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* util.c: prints "skyroute SUB: MSG" and |usage| to stderr; returns 2. */
+int sr_cli_usage_error(const char *sub, const char *usage, const char *fmt, ...) SR_PRINTF(3, 4);
 
-/* Reads all of stdin (at most |max| bytes) into a malloc'd buffer.
+/* util.c: reads all of stdin (at most |max| bytes) into a malloc'd buffer.
  * Returns 0, SR_ERR_TOOBIG, SR_ERR_IO or SR_ERR_NOMEM. */
-#include <stddef.h>
-#include <stdint.h>
 int sr_cli_read_stdin(uint8_t **data, size_t *len, size_t max);
 
 #endif /* SR_CLI_H */
