@@ -149,9 +149,6 @@ void sr_sat_free(sr_sat *sat); /* NULL is a no-op */
 const sr_elements *sr_sat_elements(const sr_sat *sat);
 /* Nodal period in minutes (from the un-Kozai'd mean motion). */
 double sr_sat_period_min(const sr_sat *sat);
-/* Apogee and perigee radius in km from the mean elements. */
-double sr_sat_apogee_km(const sr_sat *sat);
-double sr_sat_perigee_km(const sr_sat *sat);
 /* 1 when SDP4 (deep space, period >= 225 min) is used. */
 int sr_sat_is_deep_space(const sr_sat *sat);
 

@@ -1110,16 +1110,6 @@ double sr_sat_period_min(const sr_sat *sat)
     return sat->period_min;
 }
 
-double sr_sat_apogee_km(const sr_sat *sat)
-{
-    return sat->apogee_km;
-}
-
-double sr_sat_perigee_km(const sr_sat *sat)
-{
-    return sat->perigee_km;
-}
-
 int sr_sat_is_deep_space(const sr_sat *sat)
 {
     return sat->deep;

@@ -731,7 +731,8 @@ static void on_reconnected(natsConnection *nc, void *closure)
 
 /* libnats runs connection callbacks on its own thread, in the order they were posted, and
  * the closed one is posted last by natsConnection_Close: once it has run, no callback of ours
- * still holds n (a disconnected callback posted by the close used to run after n was freed) */
+ * still holds n. Waiting for it is what keeps a disconnected callback that the close posted
+ * from running after n is freed. */
 static void on_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
