@@ -148,7 +148,7 @@ void sr_hex(char *out, const uint8_t *p, size_t n)
     out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int sr_hexval(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -168,7 +168,7 @@ int sr_unhex(uint8_t *out, size_t n, const char *s, size_t slen)
         return SR_ERR_PARSE;
     }
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = sr_hexval(s[2 * i]), lo = sr_hexval(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return SR_ERR_PARSE;
         }

@@ -174,6 +174,8 @@ int sr_buf_append_str(sr_buf *b, const char *s) SR_WARN_UNUSED;
 
 /* Lowercase hex of |n| bytes into |out| (2n+1 bytes, NUL-terminated). */
 void sr_hex(char *out, const uint8_t *p, size_t n);
+/* The value of hex digit |c| (either case), or -1 if it is not one. */
+int sr_hexval(char c);
 /* Parses exactly 2n hex digits into |out|. 0 or SR_ERR_PARSE. */
 int sr_unhex(uint8_t *out, size_t n, const char *s, size_t slen);
 

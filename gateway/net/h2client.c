@@ -25,8 +25,6 @@
 #include <nghttp2/nghttp2.h>
 #include <sys/socket.h>
 
-#define OUT_HIGH (256 * 1024)
-#define OUT_LOW (32 * 1024)
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 5000
 #define MAX_RESP_HEADERS 64
@@ -87,7 +85,6 @@ struct tconn {
     struct sr_h2_call *calls;
     bool in_recv;
     sr_sockout out; /* the flush in progress */
-    bool out_full;  /* the flush stopped at OUT_HIGH with frames left */
     sr_slots slots; /* large request bodies under way */
 };
 
@@ -281,9 +278,9 @@ static void slot_release(struct tconn *tc, sr_slot *slot)
 
 /* Request bodies go out without nghttp2's copy: the read callback only
  * sizes the frame (NGHTTP2_DATA_FLAG_NO_COPY) and send_data_cb appends the
- * 9-byte frame header and the slice of the body straight to the socket's
- * output buffer. So a body is copied once on its way out (into the evbuffer)
- * instead of twice (into nghttp2's frame buffer, then into the evbuffer). */
+ * 9-byte frame header and the slice of the body straight to the flush's
+ * output. So a body is copied once on its way out instead of twice (into
+ * nghttp2's frame buffer, then into the output). */
 static ssize_t body_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t length,
                             uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -311,15 +308,10 @@ static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     (void)s;
     struct tconn *tc = ud;
     struct sr_h2_call *call = src->ptr;
-    if (sr_sockout_pending(&tc->out) >= OUT_HIGH) {
-        tc->out_full = true; /* the rest in the next flush (as in core_h2server.c) */
-        return NGHTTP2_ERR_WOULDBLOCK;
-    }
-    /* no padding is ever asked for, so the frame is header + payload */
-    if (frame->data.padlen > 0 || length > call->body_len - call->body_off ||
-        sr_sockout_add(&tc->out, framehd, 9) != 0 ||
-        (length && sr_sockout_add(&tc->out, call->body + call->body_off, length) != 0)) {
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    int rv = sr_sockout_data(&tc->out, frame, framehd, length, call->body, call->body_off,
+                             call->body_len);
+    if (rv != 0) {
+        return rv;
     }
     call->body_off += length;
     if (call->body_off == call->body_len) {
@@ -333,10 +325,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 {
     (void)flags;
     (void)ud;
-    if (f->hd.type != NGHTTP2_HEADERS) {
-        return 0;
-    }
-    struct sr_h2_call *call = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    struct sr_h2_call *call = sr_h2_header_owner(s, f);
     if (!call) {
         return 0;
     }
@@ -517,30 +506,7 @@ static void tc_flush(struct tconn *tc)
     if (tc->state != TC_UP || !tc->h2 || tc->in_recv) {
         return;
     }
-    sr_sockout_begin(&tc->out, tc->bev, true);
-    tc->out_full = false;
-    const char *err = NULL;
-    while (sr_sockout_pending(&tc->out) < OUT_HIGH) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(tc->h2, &data);
-        if (n < 0) {
-            err = nghttp2_strerror((int)n);
-            break;
-        }
-        if (n == 0) {
-            break;
-        }
-        if (sr_sockout_add(&tc->out, data, (size_t)n) != 0) {
-            err = "out of memory";
-            break;
-        }
-    }
-    if (sr_sockout_pending(&tc->out) >= OUT_HIGH) {
-        tc->out_full = true;
-    }
-    if (sr_sockout_end(&tc->out) != 0 && !err) {
-        err = "out of memory";
-    }
+    const char *err = sr_sockout_flush(&tc->out, tc->h2, tc->bev, true);
     if (err) {
         tc_down(tc, err);
         return;
@@ -548,13 +514,13 @@ static void tc_flush(struct tconn *tc)
     size_t queued = evbuffer_get_length(bufferevent_get_output(tc->bev));
     if (!nghttp2_session_want_read(tc->h2) && !nghttp2_session_want_write(tc->h2) && queued == 0) {
         tc_down(tc, "session ended (GOAWAY)");
-    } else if (tc->out_full && queued == 0) {
+    } else if (tc->out.full && queued == 0) {
         tc_flush_later(tc); /* no write callback will come for the rest */
     }
 }
 
 /* Requests submitted during a loop turn go out together once its other
- * events have run (as in core_h2server.c): one write instead of one each. */
+ * events have run: one write instead of one each. */
 static void tc_flush_queued(void *tc)
 {
     tc_flush(tc);
@@ -565,8 +531,8 @@ static void tc_flush_later(struct tconn *tc)
     sr_flushq_add(&tc->pool->flushq, &tc->out, tc);
 }
 
-/* Hands |n| received bytes to nghttp2, then flushes what they produced.
- * False if the connection went down. */
+/* Hands |n| received bytes to nghttp2 (the caller flushes what they
+ * produced). False if the connection went down. */
 static bool tc_feed(struct tconn *tc, const uint8_t *p, size_t n)
 {
     tc->in_recv = true;
@@ -598,8 +564,10 @@ static void tc_readcb(struct bufferevent *bev, void *arg)
 
 static void tc_eventcb(struct bufferevent *bev, short events, void *arg);
 
-/* Once connected, the socket is read here rather than by the bufferevent
- * (as in core_h2server.c: no ioctl(FIONREAD) and no evbuffer per read). */
+/* Once connected, the socket is read here rather than by the bufferevent,
+ * which asks the kernel how much is waiting (ioctl FIONREAD) before every
+ * read and copies into an evbuffer: one recv() (sr_sock_read), handed to
+ * nghttp2 as is. */
 static void tc_rawread(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -698,7 +666,7 @@ static int tc_connect(struct tconn *tc)
         return SR_ERR_NOMEM;
     }
     bufferevent_setcb(tc->bev, tc_readcb, tc_writecb, tc_eventcb, tc);
-    bufferevent_setwatermark(tc->bev, EV_WRITE, OUT_LOW, 0);
+    bufferevent_setwatermark(tc->bev, EV_WRITE, SR_OUT_LOW, 0);
     /* up to 256 KiB per read and per write, not libevent's 16 KiB: a 64 KiB
      * envelope in one syscall and one loop turn instead of four of each */
     bufferevent_set_max_single_read(tc->bev, 256 * 1024);

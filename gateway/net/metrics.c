@@ -49,7 +49,6 @@ struct sr_metrics {
     } fcache[FAMILY_CACHE];
 };
 
-/* Cache slot of a string constant's address. */
 /* Cache slot of a string constant's address (Fibonacci hashing: constants
  * sit a few dozen bytes apart, and the top bits of the product mix them all).
  * Each key may sit in |slot| or |slot ^ 1|, so two keys used in turn that

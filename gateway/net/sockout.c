@@ -1,4 +1,5 @@
-/* Direct socket writes for HTTP/2 flushes; see net_int.h. */
+/* Output of HTTP/2 flushes, the end-of-turn flush queue and body slots;
+ * see net_int.h. */
 #include "gateway/net/net_int.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@ static struct {
     bool busy;
 } gather;
 
-void sr_sockout_begin(sr_sockout *o, struct bufferevent *bev, bool plain)
+static void sockout_begin(sr_sockout *o, struct bufferevent *bev, bool plain)
 {
     o->bev = bev;
     o->direct = plain && !gather.busy && bufferevent_getfd(bev) >= 0 &&
@@ -29,7 +30,7 @@ void sr_sockout_begin(sr_sockout *o, struct bufferevent *bev, bool plain)
     }
 }
 
-int sr_sockout_add(sr_sockout *o, const void *data, size_t len)
+static int sockout_add(sr_sockout *o, const void *data, size_t len)
 {
     if (!o->direct) {
         return evbuffer_add(bufferevent_get_output(o->bev), data, len) == 0 ? 0 : -1;
@@ -51,12 +52,16 @@ int sr_sockout_add(sr_sockout *o, const void *data, size_t len)
     return 0;
 }
 
-size_t sr_sockout_pending(const sr_sockout *o)
+/* Bytes queued and not yet taken by the kernel (this flush's and the
+ * bufferevent's). */
+static size_t sockout_pending(const sr_sockout *o)
 {
     return evbuffer_get_length(bufferevent_get_output(o->bev)) + (o->direct ? gather.len : 0);
 }
 
-int sr_sockout_end(sr_sockout *o)
+/* Sends what was gathered; the rest goes to the bufferevent. 0, or -1 when
+ * out of memory. */
+static int sockout_end(sr_sockout *o)
 {
     if (!o->direct) {
         return 0;
@@ -88,6 +93,51 @@ int sr_sockout_end(sr_sockout *o)
         gather.cap = 0;
     }
     return rv == 0 ? 0 : -1;
+}
+
+const char *sr_sockout_flush(sr_sockout *o, nghttp2_session *h2, struct bufferevent *bev,
+                             bool plain)
+{
+    sockout_begin(o, bev, plain);
+    o->full = false;
+    const char *err = NULL;
+    while (sockout_pending(o) < SR_OUT_HIGH) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(h2, &data);
+        if (n < 0) {
+            err = nghttp2_strerror((int)n);
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (sockout_add(o, data, (size_t)n) != 0) {
+            err = "out of memory";
+            break;
+        }
+    }
+    if (sockout_pending(o) >= SR_OUT_HIGH) {
+        o->full = true;
+    }
+    if (sockout_end(o) != 0 && !err) {
+        err = "out of memory";
+    }
+    return err;
+}
+
+int sr_sockout_data(sr_sockout *o, const nghttp2_frame *frame, const uint8_t *framehd,
+                    size_t length, const uint8_t *body, size_t off, size_t len)
+{
+    if (sockout_pending(o) >= SR_OUT_HIGH) {
+        o->full = true; /* the rest in the next flush */
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
+    /* no padding is ever asked for, so the frame is header + payload */
+    if (frame->data.padlen > 0 || off > len || length > len - off ||
+        sockout_add(o, framehd, 9) != 0 || (length && sockout_add(o, body + off, length) != 0)) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
 }
 
 static uint8_t readbuf[256 * 1024];

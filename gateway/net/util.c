@@ -100,20 +100,6 @@ int sr_parse_hostport(struct sockaddr_storage *ss, int *sslen, const char *text,
     return 0;
 }
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int sr_query_get(const char *path, const char *key, char *out, size_t outlen)
 {
     if (outlen == 0) {
@@ -133,9 +119,9 @@ int sr_query_get(const char *path, const char *key, char *out, size_t outlen)
                 char ch = p[i];
                 if (ch == '+') {
                     ch = ' ';
-                } else if (ch == '%' && i + 2 < seg + 1 && hexv(p[i + 1]) >= 0 &&
-                           hexv(p[i + 2]) >= 0) {
-                    ch = (char)(hexv(p[i + 1]) * 16 + hexv(p[i + 2]));
+                } else if (ch == '%' && i + 2 < seg + 1 && sr_hexval(p[i + 1]) >= 0 &&
+                           sr_hexval(p[i + 2]) >= 0) {
+                    ch = (char)(sr_hexval(p[i + 1]) * 16 + sr_hexval(p[i + 2]));
                     i += 2;
                     if (ch == 0) {
                         return SR_ERR_PARSE; /* "%00" would cut the value short */

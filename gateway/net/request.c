@@ -1,0 +1,143 @@
+/*
+ * The HTTP server's request object as handlers see it: its header block and
+ * accessors, and the JSON error body every refusal uses. Nothing here calls
+ * the rest of the server.
+ */
+#include "gateway/net/net_int.h"
+
+#include <string.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+/* Headers are stored as [u32 name length][name, lowercased]\0[u32 value
+ * length][value]\0, so a lookup compares lengths first and skips entries
+ * without scanning them (it runs a dozen times per request). */
+int sr_req_add_header(sr_req *r, const uint8_t *name, size_t nlen, const uint8_t *value,
+                      size_t vlen)
+{
+    if (r->nhdrs >= SR_MAX_HEADERS) {
+        return SR_ERR_TOOBIG;
+    }
+    if (nlen > UINT32_MAX || vlen > UINT32_MAX) {
+        return SR_ERR_TOOBIG;
+    }
+    int rv = sr_buf_reserve(&r->hdrs, 8 + nlen + vlen + 2);
+    if (rv) {
+        return rv;
+    }
+    uint32_t n32 = (uint32_t)nlen, v32 = (uint32_t)vlen;
+    memcpy(r->hdrs.data + r->hdrs.len, &n32, 4);
+    r->hdrs.len += 4;
+    for (size_t i = 0; i < nlen; i++) {
+        char ch = (char)name[i];
+        r->hdrs.data[r->hdrs.len++] = (uint8_t)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    r->hdrs.data[r->hdrs.len++] = 0;
+    memcpy(r->hdrs.data + r->hdrs.len, &v32, 4);
+    r->hdrs.len += 4;
+    if (vlen) {
+        memcpy(r->hdrs.data + r->hdrs.len, value, vlen);
+    }
+    r->hdrs.len += vlen;
+    r->hdrs.data[r->hdrs.len++] = 0;
+    r->nhdrs++;
+    return 0;
+}
+
+/* |name| in lowercase, as every caller passes it (stored names are). */
+const char *sr_req_header(const sr_req *r, const char *name)
+{
+    if (!r->hdrs.data) {
+        return NULL;
+    }
+    size_t want = strlen(name);
+    const uint8_t *p = r->hdrs.data;
+    const uint8_t *end = p + r->hdrs.len;
+    while (p < end) {
+        uint32_t nlen, vlen;
+        memcpy(&nlen, p, 4);
+        const uint8_t *n = p + 4;
+        memcpy(&vlen, n + nlen + 1, 4);
+        const uint8_t *v = n + nlen + 1 + 4;
+        if (nlen == want && !memcmp(n, name, want)) {
+            return (const char *)v;
+        }
+        p = v + vlen + 1;
+    }
+    return NULL;
+}
+
+const char *sr_req_method(const sr_req *r)
+{
+    const char *m = sr_req_header(r, ":method");
+    return m ? m : "";
+}
+
+const char *sr_req_path(const sr_req *r)
+{
+    const char *p = sr_req_header(r, ":path");
+    return p ? p : "";
+}
+
+const uint8_t *sr_req_body(const sr_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data ? r->body.data : (const uint8_t *)"";
+}
+
+void sr_req_set_data(sr_req *r, void *data)
+{
+    r->data = data;
+}
+
+void sr_req_set_abort(sr_req *r, void (*on_abort)(sr_req *, void *))
+{
+    r->on_abort = on_abort;
+}
+
+void sr_req_set_done(sr_req *r, void (*fn)(void *), void *arg)
+{
+    r->done_fn = fn;
+    r->done_arg = arg;
+}
+
+const char *sr_req_client_cert(const sr_req *r)
+{
+    struct sr_conn *c = r->conn;
+    if (!c || !c->tls) {
+        return NULL;
+    }
+    if (c->cert_state == 0) {
+        c->cert_state = -1;
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        X509 *x = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+        if (x && SSL_get_verify_result(ssl) == X509_V_OK) {
+            X509_NAME *name = X509_get_subject_name(x);
+            if (name && X509_NAME_get_text_by_NID(name, NID_commonName, c->cert_cn,
+                                                  (int)sizeof(c->cert_cn)) > 0) {
+                c->cert_state = 1;
+            }
+        }
+        X509_free(x);
+    }
+    return c->cert_state == 1 ? c->cert_cn : NULL;
+}
+
+const char *sr_req_peer(const sr_req *r)
+{
+    return r->conn ? r->conn->peer : "?";
+}
+
+int64_t sr_req_start_mono(const sr_req *r)
+{
+    return r->start_mono;
+}
+
+int sr_error_body(sr_buf *b, const char *msg, const char *detail_json)
+{
+    int rv = sr_buf_append(b, "{\"error\":", 9);
+    rv = rv ? rv : sr_buf_append_json_str(b, msg, strlen(msg));
+    return rv ? rv : sr_buf_appendf(b, ",\"detail\":%s}\n", detail_json ? detail_json : "null");
+}
