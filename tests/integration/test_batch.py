@@ -12,6 +12,7 @@ batch, each keeps its own deadline, a node without /v1/batch gets one
 request per envelope, and a broken answer fails only the workloads whose
 items it lost, each saying why."""
 
+import hashlib
 import json
 import os
 import socket
@@ -373,6 +374,85 @@ def test_node_answers_each_envelope_of_a_batch():
     finish(env)
 
 
+def test_node_runs_each_handler_of_a_batch():
+    """One batch POSTed to a node by hand, naming every kind of handler: echo,
+    digest, compute, a configured command, a command that fails, a command
+    not configured and a handler that does not exist. Each item is a sealed
+    result: the output for those that ran, the reason for those that did not;
+    each run is counted under its handler's name, and only the ones that
+    started."""
+    env = srtest.Env("batchhandlers")
+    gkey, gpub = env.keygen("gs-test")
+    conf = env.path("node.conf")
+    with open(conf, "wb") as f:
+        f.write(b"[node]\ngops = 100\n\n[exec.upper]\ncommand = tr a-z A-Z\n"
+                b"\n[exec.fail]\ncommand = cat > /dev/null; exit 3\n")
+    n = env.start_node("alpha", [gpub], extra=["--config", conf])
+    envs = [seal(gkey, "alpha", "echo", b"one"), seal(gkey, "alpha", "digest", b"two"),
+            run([srtest.SKYROUTE, "seal", "--key", gkey, "--to", "alpha", "--handler", "compute",
+                 "--work", "5"], input=b"", check=True).stdout,
+            seal(gkey, "alpha", "exec:upper", b"three"), seal(gkey, "alpha", "exec:fail", b"four"),
+            seal(gkey, "alpha", "exec:nothere", b"five"), seal(gkey, "alpha", "nosuch", b"six")]
+    st, h, body = post_node(n["port"], "/v1/batch", b"".join(msgpack_bin(e) for e in envs))
+    check(st == 200, "%s %r" % (st, body[:200]))
+    items = {i[0]: i[1:] for i in read_items(body)}
+    check(sorted(items) == list(range(len(envs))), "one item per envelope: %r" % sorted(items))
+    opened = {}
+    for k, (ist, ctype, ibody) in items.items():
+        check(ist == 200 and ctype == "application/vnd.msgpack", "item %d: %s %s" % (k, ist, ctype))
+        r = run([srtest.SKYROUTE, "open", "--trust", n["pub"]], input=ibody)
+        check(r.returncode == 0, "item %d opens: %r" % (k, r.stderr))
+        opened[k] = r.stdout
+    check(opened[0] == b"one", "echo: %r" % opened[0])
+    want = hashlib.blake2b(b"two", digest_size=32).hexdigest().encode()
+    check(opened[1] == want, "digest: %r" % opened[1])
+    check(json.loads(opened[2])["work_gop"] == 5, "compute: %r" % opened[2])
+    check(opened[3] == b"THREE", "exec:upper: %r" % opened[3])
+    for k, words in ((4, b"exec:fail failed (exit status 3)"),
+                     (5, b"no command configured for handler 'exec:nothere'"),
+                     (6, b"unknown handler 'nosuch'")):
+        check(opened[k] == b"" and words in items[k][2], "item %d says %r: %r" % (k, words,
+                                                                              items[k][2]))
+    runs = "skyroute_node_handler_runs_total"
+    for name in ("echo", "digest", "compute", "exec:upper", "exec:fail"):
+        check(srtest.metric(n["admin"], runs, 'handler="%s"' % name) == 1, "%s counted" % name)
+    check(srtest.metric(n["admin"], runs) == 5, "nothing else counted")
+    check(srtest.metric(n["admin"], "skyroute_node_executed_total") == 5, "five ran")
+    finish(env)
+
+
+def test_a_satellite_node_delays_each_item_over_its_link():
+    """A node emulating a satellite's link, in its pass: an envelope POSTed to
+    /v1/exec and a batch POSTed to /v1/batch are held for the light time on
+    the way up, and the result and each item on the way down; all arrive,
+    each its own, and a repeat gets the stored result."""
+    env = srtest.Env("batchemu")
+    gkey, gpub = env.keygen("gs-test")
+    station = "48.85,2.35,35"
+    tle, aos, los = srtest.synthetic_pass(env, station, 70.0, 30)
+    n = env.start_node("sat-1", [gpub], extra=["--emulate-link", tle, "--station", station,
+                                               "--min-el", "70"])
+    while time.time() < aos + 1.0:
+        time.sleep(0.1)
+    check(srtest.metric(n["admin"], "skyroute_node_link_up") == 1, "in the pass")
+    alone = seal(gkey, "sat-1", payload=b"alone")
+    st, h, body = post_node(n["port"], "/v1/exec", alone, ctype="application/vnd.msgpack")
+    r = run([srtest.SKYROUTE, "open", "--trust", n["pub"]], input=body)
+    check(st == 200 and r.stdout == b"alone", "/v1/exec: %s %r" % (st, r.stderr))
+    envs = [seal(gkey, "sat-1", payload=b"item %d" % i) for i in range(5)] + [alone]
+    st, h, body = post_node(n["port"], "/v1/batch", b"".join(msgpack_bin(e) for e in envs))
+    items = {i[0]: i[1:] for i in read_items(body)}
+    check(st == 200 and sorted(items) == list(range(6)), "%s: %r" % (st, sorted(items)))
+    for k in range(5):
+        r = run([srtest.SKYROUTE, "open", "--trust", n["pub"]], input=items[k][2])
+        check(items[k][0] == 200 and r.stdout == b"item %d" % k, "item %d: %r" % (k, r.stdout))
+    r = run([srtest.SKYROUTE, "open", "--trust", n["pub"]], input=items[5][2])
+    check(items[5][0] == 409 and r.stdout == b"alone", "the repeat: %r" % (items[5][:2],))
+    check(time.time() < los, "all within the pass")
+    check(srtest.metric(n["admin"], "skyroute_node_executed_total") == 6, "six ran")
+    finish(env)
+
+
 if __name__ == "__main__":
     srtest.run_tests([test_concurrent_workloads_share_requests,
                       test_one_signature_per_envelope_still_travels_together,
@@ -380,4 +460,6 @@ if __name__ == "__main__":
                       test_each_workload_keeps_its_deadline,
                       test_a_node_without_batches_gets_one_request_each,
                       test_broken_batch_answers_fail_only_what_they_lost,
-                      test_node_answers_each_envelope_of_a_batch])
+                      test_node_answers_each_envelope_of_a_batch,
+                      test_node_runs_each_handler_of_a_batch,
+                      test_a_satellite_node_delays_each_item_over_its_link])

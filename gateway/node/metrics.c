@@ -1,0 +1,43 @@
+/*
+ * The node's metrics: their descriptions, and the counters more than one
+ * room adds to.
+ */
+#include "gateway/node/node.h"
+
+#include <stdio.h>
+
+void node_metrics_describe(struct node *n)
+{
+    sr_metrics_describe(n->metrics, "skyroute_node_executed_total", "counter",
+                        "Handler runs actually executed (replays are not counted).");
+    sr_metrics_describe(n->metrics, "skyroute_node_rejected_total", "counter",
+                        "Envelopes refused, by reason.");
+    sr_metrics_describe(n->metrics, "skyroute_node_signatures_total", "counter",
+                        "Ed25519 signatures made for results (one per batch).");
+    sr_metrics_describe(n->metrics, "skyroute_node_results_sealed_total", "counter",
+                        "Results sealed; divided by the signatures, the batch size.");
+    sr_metrics_describe(n->metrics, "skyroute_node_batches_total", "counter",
+                        "Requests that brought several envelopes at once (POST /v1/batch).");
+    sr_metrics_describe(n->metrics, "skyroute_node_batched_envelopes_total", "counter",
+                        "Envelopes that came in those requests.");
+    sr_metrics_describe(n->metrics, "skyroute_node_replay_ids", "gauge",
+                        "Envelope ids the replay guard holds (until each expires).");
+    sr_metrics_describe(n->metrics, "skyroute_node_replay_results_dropped_total", "counter",
+                        "Results dropped from the replay guard to stay within --replay-memory "
+                        "(their ids are still refused).");
+    sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 0);
+}
+
+void node_count_reject(struct node *n, const char *reason)
+{
+    char labels[96];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    sr_metrics_add(n->metrics, "skyroute_node_rejected_total", labels, 1);
+}
+
+void node_replay_gauges(struct node *n)
+{
+    sr_metrics_set(n->metrics, "skyroute_node_replay_ids", "", (double)sr_replay_count(n->replay));
+    sr_metrics_set(n->metrics, "skyroute_node_replay_results_dropped_total", "",
+                   (double)sr_replay_results_dropped(n->replay));
+}
