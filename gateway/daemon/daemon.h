@@ -1,8 +1,32 @@
 /*
- * Private to skyrouted: the daemon's state and the hooks by which its parts
- * (operator feeds, routing explanations, ...) plug into it. Each part lives in
- * its own file of daemon/ with an init / handle / free triple; main.c owns
- * the workload path, the listeners and the order of start-up and shut-down.
+ * Private to skyrouted: the daemon's state and what its parts share.
+ *
+ * The parts, from the bottom up. Each calls only the ones above it in this
+ * list; where a lower part must reach a higher one (the spool reaching
+ * federation) it owns a struct of callbacks the higher one fills in.
+ *
+ *   status.c      the access log, request counts, the admin status page, and
+ *                 the HTTP status of a job's outcome
+ *   auth.c        client tokens and certificates, rates, spool quotas
+ *   dispatch.c    one workload's placement: rank (routing/), seal (crypto/),
+ *                 send (net/), verify the result; an outcome, not a status
+ *   spool.c       asynchronous work: stored (store/), dispatched when due
+ *   outbox.c      a satellite's own work and its results
+ *   feeds*.c      operator schedules and elements (feeds_int.h)
+ *   route.c       explanations, policy and energy feeds
+ *   federation.c  [cluster]: other stations over NATS (cluster/)
+ *   tls.c         the TLS listener
+ *   api.c         the workload API: where a workload's way begins and ends
+ *   main.c        the program: start-up, listeners, signals, shut-down
+ *
+ * Each part has an init / handle / free triple where it has state: init runs
+ * after the event loop (g->base, g->pool), the router, keys, targets and
+ * metrics exist, and before the listeners open; with g->check_only it
+ * validates its configuration and opens nothing (0, or non-zero with
+ * "FILE:LINE: ..." or another clear reason in |err|); handle answers a
+ * request on the main listener and returns true if the path is its own (it
+ * must then respond, now or later); free releases everything (safe after a
+ * failed or skipped init).
  */
 #ifndef SR_DAEMON_H
 #define SR_DAEMON_H
@@ -50,51 +74,7 @@ struct gw {
     struct gw_cluster *cluster; /* federation.c: [cluster] federation over NATS, or NULL */
 };
 
-/* The main listener's request handler (main.c), shared by the h2c and
- * TLS listeners. */
-void gw_main_handler(sr_req *req, void *arg);
-/* Its response headers that differ on every response (skyroute-id and the
- * timings), for sr_http_server_opts.never_index. */
-extern const char *const gw_main_never_index[];
-
-/*
- * Each part: init runs after the event loop (g->base, g->pool), the router,
- * keys, targets and metrics exist, and before the listeners open; with
- * g->check_only it validates its configuration and opens nothing (0, or non-zero with "FILE:LINE:
- * ..." or another clear reason in |err|); handle answers a request on the main listener and returns
- * true if the path is its own (it must then respond, now or later); free
- * releases everything (safe after a failed or skipped init).
- */
-int gw_feeds_init(struct gw *g, char *err, size_t errlen);
-bool gw_feeds_handle(struct gw *g, sr_req *req);
-void gw_feeds_free(struct gw *g);
-/* [cluster]: an element set another station accepted (text as stored there):
- * stored under |op| and predicted for this station, for every configured
- * satellite whose set in it is newer than the one in use. 0, SR_ERR_NOTFOUND
- * (nothing newer here), SR_ERR_UNAVAILABLE (no [gateway] station), a parse
- * error or SR_ERR_IO. */
-int gw_feeds_ingest_elements(struct gw *g, const char *op, const char *text, size_t len);
-
-/* [tls]: init validates and loads the certificate; listen opens the TLS
- * listener (after the h2c one); reload (SIGHUP) swaps in a freshly loaded
- * certificate and key, keeping the old ones if the new ones do not load. */
-int gw_tls_init(struct gw *g, char *err, size_t errlen);
-int gw_tls_listen(struct gw *g, char *err, size_t errlen);
-void gw_tls_reload(struct gw *g);
-void gw_tls_free(struct gw *g);
-
-/* Client authentication and limits. With no [client.*] section the API is
- * open (loopback development); with any, every request must present a
- * bearer token whose SHA-256 is configured, or a verified TLS client
- * certificate whose CN is. gw_auth_check answers 401 or 429 itself and
- * returns false, or returns true and sets *client (a name, "" when open).
- * reload re-reads the [client.*] sections from the config file (SIGHUP). */
-int gw_auth_init(struct gw *g, char *err, size_t errlen);
-bool gw_auth_check(struct gw *g, sr_req *req, const char **client);
-void gw_auth_reload(struct gw *g);
-void gw_auth_free(struct gw *g);
-
-/* ---- placing one workload (dispatch.c) ---------------------------------------- */
+/* ---- a workload on its way: what a job is given and how it ends (dispatch.c) ---------- */
 
 struct gw_job_spec {
     uint8_t id[SR_ENV_IDBYTES]; /* envelope id: the same on every retry of this workload */
@@ -165,6 +145,56 @@ struct gw_job_result {
     int64_t t_recv, t_done;
 };
 
+/* ---- what an operator sees (status.c) ------------------------------------------ */
+
+/* One finished request on the workload API, for the JSON access log and the
+ * status page (status.c). */
+struct gw_event {
+    int64_t t_ms;
+    const char *id; /* envelope id hex, or "" */
+    const char *peer;
+    const char *method, *path;
+    int status;
+    const char *handler; /* "" if none */
+    const char *target;  /* "" if not dispatched */
+    const char *kind;    /* "idc", "satellite" or "" */
+    double predicted_ms, elapsed_ms;
+    size_t bytes_in;
+    int attempts;
+};
+
+/* The access log (one JSON line per request on stdout) and the admin status
+ * page (GET /status on the admin listener: HTML, no external assets, with
+ * the pass timeline of the next hours and where recent workloads went). */
+int gw_status_init(struct gw *g, char *err, size_t errlen);
+void gw_status_record(struct gw *g, const struct gw_event *ev);
+/* Counts one answer on the workload API in skyroute_requests_total. */
+void gw_status_count(struct gw *g, int status);
+/* The HTTP status a client is answered with for a job that ended as |r|
+ * says: 200, 422 (the handler failed on the client's input: a 4xx status),
+ * 502 (it may have run, or the answer cannot be trusted), 503, 504, 507 or
+ * 500; GW_WAIT and GW_FORWARD, which are not answers, 202 and 307. */
+int gw_outcome_status(const struct gw_job_result *r);
+bool gw_status_handle(struct gw *g, sr_req *req);
+void gw_status_free(struct gw *g);
+
+/* ---- clients (auth.c) ------------------------------------------------------------ */
+
+/* Client authentication and limits. With no [client.*] section the API is
+ * open (loopback development); with any, every request must present a
+ * bearer token whose SHA-256 is configured, or a verified TLS client
+ * certificate whose CN is. gw_auth_check answers 401 or 429 itself and
+ * returns false, or returns true and sets *client (a name, "" when open).
+ * reload re-reads the [client.*] sections from the config file (SIGHUP). */
+int gw_auth_init(struct gw *g, char *err, size_t errlen);
+bool gw_auth_check(struct gw *g, sr_req *req, const char **client);
+void gw_auth_reload(struct gw *g);
+void gw_auth_free(struct gw *g);
+/* Bytes a client may hold in the spool (0 = no per-client limit). */
+uint64_t gw_auth_spool_quota(struct gw *g, const char *client);
+
+/* ---- placing one workload (dispatch.c) ---------------------------------------- */
+
 /* Called once, from the event loop, with memory valid only during the call. */
 typedef void (*gw_job_done)(const struct gw_job_result *r, void *arg);
 struct gw_job;
@@ -189,8 +219,6 @@ bool gw_spool_handle(struct gw *g, sr_req *req);
 void gw_spool_free(struct gw *g);
 /* The spool's rows (store.h), or NULL without a spool (--check-config). */
 struct sr_spooldb *gw_spool_db(struct gw *g);
-/* Bytes a client may hold in the spool (auth.c; 0 = no per-client limit). */
-uint64_t gw_auth_spool_quota(struct gw *g, const char *client);
 
 /* A result of work that crossed stations, as the spool and federation pass
  * it: the HTTP-style status is what the station that submitted it answers. */
@@ -249,36 +277,26 @@ void gw_spool_republish(struct gw *g);
  * spooled, and its results, sealed for it. True if the path is one of them. */
 bool gw_outbox_handle(struct gw *g, sr_req *req);
 
-/* One finished request on the workload API, for the JSON access log and the
- * status page (status.c). */
-struct gw_event {
-    int64_t t_ms;
-    const char *id; /* envelope id hex, or "" */
-    const char *peer;
-    const char *method, *path;
-    int status;
-    const char *handler; /* "" if none */
-    const char *target;  /* "" if not dispatched */
-    const char *kind;    /* "idc", "satellite" or "" */
-    double predicted_ms, elapsed_ms;
-    size_t bytes_in;
-    int attempts;
-};
+/* ---- operator feeds (feeds*.c) ----------------------------------------------------- */
 
-/* The access log (one JSON line per request on stdout) and the admin status
- * page (GET /status on the admin listener: HTML, no external assets, with
- * the pass timeline of the next hours and where recent workloads went). */
-int gw_status_init(struct gw *g, char *err, size_t errlen);
-void gw_status_record(struct gw *g, const struct gw_event *ev);
-/* Counts one answer on the workload API in skyroute_requests_total. */
-void gw_status_count(struct gw *g, int status);
-/* The HTTP status a client is answered with for a job that ended as |r|
- * says: 200, 422 (the handler failed on the client's input: a 4xx status),
- * 502 (it may have run, or the answer cannot be trusted), 503, 504, 507 or
- * 500; GW_WAIT and GW_FORWARD, which are not answers, 202 and 307. */
-int gw_outcome_status(const struct gw_job_result *r);
-bool gw_status_handle(struct gw *g, sr_req *req);
-void gw_status_free(struct gw *g);
+int gw_feeds_init(struct gw *g, char *err, size_t errlen);
+bool gw_feeds_handle(struct gw *g, sr_req *req);
+void gw_feeds_free(struct gw *g);
+/* [cluster]: an element set another station accepted (text as stored there):
+ * stored under |op| and predicted for this station, for every configured
+ * satellite whose set in it is newer than the one in use. 0, SR_ERR_NOTFOUND
+ * (nothing newer here), SR_ERR_UNAVAILABLE (no [gateway] station), a parse
+ * error or SR_ERR_IO. */
+int gw_feeds_ingest_elements(struct gw *g, const char *op, const char *text, size_t len);
+
+/* ---- explanations and energy feeds (route.c) ----------------------------------------- */
+
+int gw_route_init(struct gw *g, char *err, size_t errlen);
+bool gw_route_handle(struct gw *g, sr_req *req);
+/* SIGHUP: [policy] and the targets' energy and link profiles from |cfg| (the
+ * freshly loaded file); an invalid value is logged and counted. */
+void gw_route_reload(struct gw *g, struct sr_config *cfg);
+void gw_route_free(struct gw *g);
 
 /* ---- federation (federation.c) ---------------------------------------------------- */
 
@@ -293,13 +311,23 @@ bool gw_cluster_handle(struct gw *g, sr_req *req);
 /* Before gw_spool_free: unlinks the spool; pending callbacks run (cancelled). */
 void gw_cluster_free(struct gw *g);
 
-/* ---- explanations and energy feeds (route.c) ----------------------------------------- */
+/* ---- the TLS front door (tls.c) ------------------------------------------------------ */
 
-int gw_route_init(struct gw *g, char *err, size_t errlen);
-bool gw_route_handle(struct gw *g, sr_req *req);
-/* SIGHUP: [policy] and the targets' energy and link profiles from |cfg| (the
- * freshly loaded file); an invalid value is logged and counted. */
-void gw_route_reload(struct gw *g, struct sr_config *cfg);
-void gw_route_free(struct gw *g);
+/* [tls]: init validates and loads the certificate; listen opens the TLS
+ * listener (after the h2c one); reload (SIGHUP) swaps in a freshly loaded
+ * certificate and key, keeping the old ones if the new ones do not load. */
+int gw_tls_init(struct gw *g, char *err, size_t errlen);
+int gw_tls_listen(struct gw *g, char *err, size_t errlen);
+void gw_tls_reload(struct gw *g);
+void gw_tls_free(struct gw *g);
+
+/* ---- the workload API (api.c) ---------------------------------------------------- */
+
+/* The main listener's request handler, shared by the h2c and TLS listeners:
+ * authenticates the client and hands each path to the part that owns it. */
+void gw_main_handler(sr_req *req, void *arg);
+/* Its response headers that differ on every response (skyroute-id and the
+ * timings), for sr_http_server_opts.never_index. */
+extern const char *const gw_main_never_index[];
 
 #endif /* SR_DAEMON_H */
