@@ -235,8 +235,10 @@ static void index_del(sr_router *r, const struct pass *p, uint32_t slot)
     }
 }
 
-void sr__index_scan(const sr_router *r, int64_t from, int64_t to,
-                    bool (*fn)(void *arg, const struct ient *e), void *arg)
+/* Calls |fn| for every indexed pass with los > from and aos < to, in AOS
+ * order, until it returns false. */
+static void index_scan(const sr_router *r, int64_t from, int64_t to,
+                       bool (*fn)(void *arg, const struct ient *e), void *arg)
 {
     int64_t start = from > INT64_MIN + r->maxdur ? from - r->maxdur : INT64_MIN;
     for (size_t i = sr__bucket_lb(r, sr__bkey(start)); i < r->nb; i++) {
@@ -438,7 +440,7 @@ size_t sr_router_passes(const sr_router *r, const char *sat, int64_t from_ms, in
 {
     if (!sat) {
         struct collect c = {r, out, max, 0};
-        sr__index_scan(r, from_ms, to_ms, collect_one, &c);
+        index_scan(r, from_ms, to_ms, collect_one, &c);
         return c.n;
     }
     int s = sr__slot_find(r, sat);
