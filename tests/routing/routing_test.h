@@ -94,4 +94,22 @@ static inline void fail_n(sr_router *r, size_t idx, int n, int64_t now)
     }
 }
 
+/* A pass of |sat| with source "test", TCA halfway and 45 degrees up. */
+static inline struct sr_pass_rec pass(const char *sat, int64_t aos, int64_t los, double up,
+                                      double down, double light)
+{
+    struct sr_pass_rec p;
+    memset(&p, 0, sizeof(p));
+    snprintf(p.sat, sizeof(p.sat), "%s", sat);
+    p.aos_ms = aos;
+    p.tca_ms = (aos + los) / 2;
+    p.los_ms = los;
+    p.max_el_deg = 45;
+    p.uplink_bps = up;
+    p.downlink_bps = down;
+    p.light_ms = light;
+    snprintf(p.source, sizeof(p.source), "test");
+    return p;
+}
+
 #endif

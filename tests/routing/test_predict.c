@@ -13,23 +13,6 @@
 
 #define T0 1800000000000LL
 
-static struct sr_pass_rec pass(const char *sat, int64_t aos, int64_t los, double up, double down,
-                               double light)
-{
-    struct sr_pass_rec p;
-    memset(&p, 0, sizeof(p));
-    snprintf(p.sat, sizeof(p.sat), "%s", sat);
-    p.aos_ms = aos;
-    p.tca_ms = (aos + los) / 2;
-    p.los_ms = los;
-    p.max_el_deg = 45;
-    p.uplink_bps = up;
-    p.downlink_bps = down;
-    p.light_ms = light;
-    snprintf(p.source, sizeof(p.source), "test");
-    return p;
-}
-
 static struct sr_workload wl(double work, int64_t in, int64_t out, int64_t deadline)
 {
     struct sr_workload w;
