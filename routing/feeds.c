@@ -55,6 +55,18 @@ const char *sr_feed_format_name(sr_feed_format f)
     }
 }
 
+int sr_feed_format_parse(sr_feed_format *out, const char *name)
+{
+    static const sr_feed_format named[] = {SR_FEED_JSON, SR_FEED_AWS, SR_FEED_SATNOGS, SR_FEED_ION};
+    for (size_t i = 0; name && i < sizeof(named) / sizeof(named[0]); i++) {
+        if (!strcmp(name, sr_feed_format_name(named[i]))) {
+            *out = named[i];
+            return 0;
+        }
+    }
+    return SR_ERR_PARSE;
+}
+
 /* Where in the input an entry came from, for messages. */
 struct origin {
     const char *array; /* "passes", "contactList", ... or NULL for ION */
@@ -1223,4 +1235,53 @@ void sr_feed_result_free(struct sr_feed_result *res)
         free(res->spans);
         memset(res, 0, sizeof(*res));
     }
+}
+
+/* ---- element formats ------------------------------------------------------------------------ */
+
+static bool has_word(const char *s, size_t n, const char *w)
+{
+    size_t wl = strlen(w);
+    for (size_t i = 0; i + wl <= n; i++) {
+        if (!memcmp(s + i, w, wl)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Mostly the signs linkmodels' sr_elements_parse_text() picks its reader by,
+ * so the name says which reader took the text. Two differences stand because
+ * names already stored and answered were made this way: a first line that
+ * starts with CCSDS_OMM_VERS and holds a comma is named a CSV (the parser
+ * reads it as KVN), and a UTF-8 byte order mark is not skipped here. */
+const char *sr_feed_elements_format(const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) {
+        i++;
+    }
+    if (i == len) {
+        return "tle";
+    }
+    if (text[i] == '{' || text[i] == '[') {
+        return "omm-json";
+    }
+    if (text[i] == '<') {
+        return "omm-xml";
+    }
+    size_t eol = i;
+    while (eol < len && text[eol] != '\n') {
+        eol++;
+    }
+    const char *line = text + i;
+    size_t ll = eol - i;
+    bool comma = memchr(line, ',', ll) != NULL;
+    if (ll >= 14 && !strncmp(line, "CCSDS_OMM_VERS", 14)) {
+        return comma ? "omm-csv" : "omm-kvn";
+    }
+    if (comma && (has_word(line, ll, "OBJECT_NAME") || has_word(line, ll, "NORAD_CAT_ID"))) {
+        return "omm-csv";
+    }
+    return "tle";
 }

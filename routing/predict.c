@@ -1,7 +1,9 @@
 /*
  * The predictor: every component of a workload's completion time at one
  * target, the windows it uses, and its energy bill (the model is documented
- * in routing.h, "energy-aware, handover-aware routing").
+ * in routing.h, "energy-aware, handover-aware routing"), with the placement
+ * a workload asks for and the words for why a target cannot take it. It reads
+ * the registry and the schedule; the ranking (rank.c) calls it per candidate.
  *
  * A satellite plan walks its passes in order. The uplink takes the first
  * pass that is open at or after the cursor, has room for the bytes (rate x
@@ -137,6 +139,24 @@ static void energy(const struct target *t, double work, int64_t at, struct sr_ca
     c->green_frac = green;
     c->energy_price = kwh * (1 - green) * price;
     c->carbon_g = kwh * (1 - green) * carbon;
+}
+
+int sr_place_parse(struct sr_workload *w, const char *v)
+{
+    w->place_target[0] = 0;
+    if (!v || !*v || !strcmp(v, "any")) {
+        w->place = SR_PLACE_ANY;
+    } else if (!strcmp(v, "orbit")) {
+        w->place = SR_PLACE_ORBIT;
+    } else if (!strcmp(v, "ground")) {
+        w->place = SR_PLACE_GROUND;
+    } else if (!strncmp(v, "target:", 7) && v[7] && strlen(v + 7) < SR_TARGET_IDMAX) {
+        w->place = SR_PLACE_TARGET;
+        snprintf(w->place_target, sizeof(w->place_target), "%s", v + 7);
+    } else {
+        return SR_ERR_PARSE;
+    }
+    return 0;
 }
 
 bool sr__place_ok(const struct target *t, const struct sr_workload *w)
@@ -293,8 +313,6 @@ void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, i
               pol->carbon_weight * c->carbon_g;
 }
 
-void sr__why_text(const sr_router *r, const struct sr_workload *w, int64_t now,
-                  struct sr_candidate *c);
 void sr__why_text(const sr_router *r, const struct sr_workload *w, int64_t now,
                   struct sr_candidate *c)
 {

@@ -97,6 +97,22 @@ int sr_router_set_passes(sr_router *r, const char *sat, int64_t from_ms, int64_t
 size_t sr_router_passes(const sr_router *r, const char *sat, int64_t from_ms, int64_t to_ms,
                         struct sr_pass_rec *out, size_t max);
 
+/*
+ * Operator schedules beat predictions: the passes of one satellite, merged
+ * from what its operators uploaded and what its orbital elements predict.
+ * Every operator pass in |ops| (|nops| of them) is kept; a predicted pass in
+ * |pred| (|npred|) is kept only if it overlaps neither an operator window
+ * (|win|: |nwin| pairs [from, to), the spans operator schedules have covered,
+ * withdrawn contacts included) nor an operator pass. A predicted pass that
+ * overlaps one is dropped whole, never clipped; one that only touches it
+ * (LOS at the window's start, AOS at its end) is kept. Writes the result to
+ * |out|, which has room for nops + npred and overlaps no input, ordered by
+ * AOS, and returns how many it wrote. Pure: it stores nothing.
+ */
+size_t sr_schedule_merge(struct sr_pass_rec *out, const struct sr_pass_rec *ops, size_t nops,
+                         const int64_t (*win)[2], size_t nwin, const struct sr_pass_rec *pred,
+                         size_t npred);
+
 /* ---- feedback ----------------------------------------------------------------- */
 
 /* A dispatch to |idx| started / ended (keeps the in-flight count that
@@ -446,6 +462,11 @@ typedef enum {
 
 /* "auto", "json", "aws", "satnogs", "ion" (also the sr_pass_rec source). */
 const char *sr_feed_format_name(sr_feed_format f);
+/* The format a caller names to force it (PUT /v1/passes?format=NAME):
+ * "json", "aws", "satnogs" or "ion". Returns 0 with *out set, or
+ * SR_ERR_PARSE for any other name, "auto" and NULL included (*out is left
+ * untouched). */
+int sr_feed_format_parse(sr_feed_format *out, const char *name) SR_WARN_UNUSED;
 
 /* The identities feeds use for satellites and stations. */
 typedef enum {
@@ -534,6 +555,19 @@ int sr_feed_parse(struct sr_feed_result *res, const char *body, size_t len,
                   const struct sr_feed_opts *opts, struct sr_feed_error *err) SR_WARN_UNUSED;
 
 void sr_feed_result_free(struct sr_feed_result *res); /* NULL and zeroed results are fine */
+
+/*
+ * The name of an orbital-element upload's format (PUT /v1/elements), as the
+ * gateway stores it and answers with: after leading blanks (space, tab, CR,
+ * LF), '{' or '[' is "omm-json" and '<' "omm-xml"; a first line that starts
+ * with CCSDS_OMM_VERS is "omm-csv" when it holds a comma, else "omm-kvn"; a
+ * first line with a comma that names OBJECT_NAME or NORAD_CAT_ID is
+ * "omm-csv"; anything else, empty text included, is "tle". It only names:
+ * whether the text parses, and the message when it does not, is
+ * sr_elements_parse_text()'s to say. Never NULL; |text| need not be
+ * NUL-terminated.
+ */
+const char *sr_feed_elements_format(const char *text, size_t len);
 
 /* ---- the spool's order of dispatch (due.c) ---------------------------------------------- */
 

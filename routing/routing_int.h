@@ -1,6 +1,22 @@
-/* Private to routing/: the router's state, shared by its source files. */
+/*
+ * Private to routing/: the router's state, shared by its source files, and
+ * what each file offers the files above it. The files stand in layers, each
+ * calling only those below it:
+ *
+ *   sim.c                  the simulator (uses the router like the daemon)
+ *   explain.c, orbit.c     explanations; schedules from orbital elements
+ *   rank.c                 ranking and commit
+ *   predict.c              one target's prediction for one workload
+ *   router.c               the router made, grown and freed whole
+ *   schedule.c             passes per satellite and the pass index
+ *   registry.c             targets, policy, feedback, compute calendars
+ *
+ * feeds.c (operator feed parsers) stands apart: it uses none of them.
+ */
 #ifndef SR_ROUTING_INT_H
 #define SR_ROUTING_INT_H
+
+#include <math.h>
 
 #include "routing/routing.h"
 
@@ -45,11 +61,6 @@ struct cal {
     double (*iv)[2];
     size_t n, cap;
 };
-/* Earliest start >= |arrive| with |dur| free. */
-double sr__cal_fit(const struct cal *c, double arrive, double dur);
-/* Books [start, start + dur); forgets intervals that ended before |forget|.
- * 0 or SR_ERR_NOMEM. */
-int sr__cal_add(struct cal *c, double start, double dur, double forget);
 
 struct target {
     struct sr_target_info info;
@@ -95,25 +106,60 @@ struct sr_router {
 };
 
 #define SR_BUCKET_MS 600000LL
+
+/* ---- registry.c ------------------------------------------------------------------------ */
+
+/* Validates |t| and appends it (sr_router_add_target without the link to the
+ * schedule). Its index, SR_ERR_INVAL, SR_ERR_EXISTS or SR_ERR_NOMEM. */
+int sr__target_add(sr_router *r, const struct sr_target_info *t);
+/* Frees every target and the plain list (not the router itself). */
+void sr__targets_free(sr_router *r);
+/* Moves satellite |idx| out of the plain list: it has passes now, so the
+ * pass index finds it. No-op for IDCs and targets already scheduled. */
+void sr__mark_scheduled(sr_router *r, size_t idx);
+/* Target |t|'s peak-EWMA latency at |now_ms|: relaxed towards the prior with
+ * time constant SR_PRIOR_TAU_MS while nothing is observed. Inline: the
+ * ranking's bound asks it for every ground target of every decision. */
+#define SR_PRIOR_TAU_MS 300000.0
+static inline double sr__ewma_at(const struct target *t, int64_t now_ms)
+{
+    if (!t->observed || now_ms <= t->ewma_stamp) {
+        return t->ewma_ms;
+    }
+    double prior = t->info.prior_rtt_ms;
+    double w = exp(-(double)(now_ms - t->ewma_stamp) / SR_PRIOR_TAU_MS);
+    return prior + (t->ewma_ms - prior) * w;
+}
+/* Earliest start >= |arrive| with |dur| free. */
+double sr__cal_fit(const struct cal *c, double arrive, double dur);
+/* Books [start, start + dur); forgets intervals that ended before |forget|.
+ * 0 or SR_ERR_NOMEM. */
+int sr__cal_add(struct cal *c, double start, double dur, double forget);
+
+/* ---- schedule.c ------------------------------------------------------------------------ */
+
+/* Index of the first bucket with key >= k; the bucket key of time t. */
 size_t sr__bucket_lb(const sr_router *r, int64_t k);
 int64_t sr__bkey(int64_t t);
-
-/* schedule.c */
+/* Slot index of satellite |name|, or -1. */
 int sr__slot_find(const sr_router *r, const char *name);
 const struct pass *sr__pass_after(const struct slot *s, int64_t t); /* first with los > t */
 void sr__schedule_free(sr_router *r);
-/* Calls |fn| for every indexed pass with los > from and aos < to, in AOS
- * order, until it returns false. */
-void sr__index_scan(const sr_router *r, int64_t from, int64_t to,
-                    bool (*fn)(void *arg, const struct ient *e), void *arg);
-void sr__link_target(sr_router *r, size_t idx); /* after add_target */
-void sr__mark_scheduled(sr_router *r, size_t idx);
+/* Links target |idx| (just added) to the slot of its name, if passes were
+ * stored under it before: the slot and its index entries point at it. */
+void sr__link_target(sr_router *r, size_t idx);
 
-/* predict.c */
+/* ---- predict.c ------------------------------------------------------------------------- */
+
 /* Whether the workload's placement (skyroute-place) allows target |t|. */
 bool sr__place_ok(const struct target *t, const struct sr_workload *w);
+/* Fills |c| with target |idx|'s prediction for |w| at |now| (every component,
+ * the windows, energy, cost, why_code; c->why is left empty). |data_slot|:
+ * the slot of w->data_at, or -1. */
 void sr__evaluate(const sr_router *r, size_t idx, const struct sr_workload *w, int64_t now,
                   int data_slot, struct sr_candidate *c);
-double sr__ewma_at(const struct target *t, int64_t now_ms);
+/* Writes c->why, the text of c->why_code, for a candidate sr__evaluate made. */
+void sr__why_text(const sr_router *r, const struct sr_workload *w, int64_t now,
+                  struct sr_candidate *c);
 
 #endif

@@ -235,8 +235,10 @@ static void index_del(sr_router *r, const struct pass *p, uint32_t slot)
     }
 }
 
-void sr__index_scan(const sr_router *r, int64_t from, int64_t to,
-                    bool (*fn)(void *arg, const struct ient *e), void *arg)
+/* Calls |fn| for every indexed pass with los > from and aos < to, in AOS
+ * order, until it returns false. */
+static void index_scan(const sr_router *r, int64_t from, int64_t to,
+                       bool (*fn)(void *arg, const struct ient *e), void *arg)
 {
     int64_t start = from > INT64_MIN + r->maxdur ? from - r->maxdur : INT64_MIN;
     for (size_t i = sr__bucket_lb(r, sr__bkey(start)); i < r->nb; i++) {
@@ -438,7 +440,7 @@ size_t sr_router_passes(const sr_router *r, const char *sat, int64_t from_ms, in
 {
     if (!sat) {
         struct collect c = {r, out, max, 0};
-        sr__index_scan(r, from_ms, to_ms, collect_one, &c);
+        index_scan(r, from_ms, to_ms, collect_one, &c);
         return c.n;
     }
     int s = sr__slot_find(r, sat);
@@ -473,4 +475,41 @@ int sr_router_pass_reserved(const sr_router *r, const char *sat, int64_t t_ms, d
     *up = p->res_up;
     *down = p->res_down;
     return 0;
+}
+
+/* ---- operator schedules and predictions ------------------------------------------------- */
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const struct sr_pass_rec *x = a, *y = b;
+    return x->aos_ms < y->aos_ms ? -1 : x->aos_ms > y->aos_ms;
+}
+
+/* An operator's schedule knows what geometry does not (antenna bookings,
+ * cancelled contacts, licensed rates), so a window the operator has spoken
+ * for grows no extra passes from a prediction; outside those windows the
+ * prediction is the best there is. */
+size_t sr_schedule_merge(struct sr_pass_rec *out, const struct sr_pass_rec *ops, size_t nops,
+                         const int64_t (*win)[2], size_t nwin, const struct sr_pass_rec *pred,
+                         size_t npred)
+{
+    if (nops) {
+        memcpy(out, ops, nops * sizeof(*out));
+    }
+    size_t n = nops;
+    for (size_t i = 0; i < npred; i++) {
+        const struct sr_pass_rec *p = &pred[i];
+        bool covered = false;
+        for (size_t k = 0; !covered && k < nwin; k++) {
+            covered = overlaps(p->aos_ms, p->los_ms, win[k][0], win[k][1]);
+        }
+        for (size_t k = 0; !covered && k < nops; k++) {
+            covered = overlaps(p->aos_ms, p->los_ms, ops[k].aos_ms, ops[k].los_ms);
+        }
+        if (!covered) {
+            out[n++] = *p;
+        }
+    }
+    qsort(out, n, sizeof(*out), rec_cmp);
+    return n;
 }

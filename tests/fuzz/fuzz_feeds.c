@@ -8,7 +8,10 @@
  * accepted result must keep the parser's promises, or the harness aborts:
  * sorted by (sat, AOS), AOS < LOS, no overlap within a satellite, times
  * within the window around now, finite non-negative rates, elevations NaN or
- * in [-90, 90], at most max_passes. A refusal must say why.
+ * in [-90, 90], at most max_passes, and, when the format was detected, the
+ * one sr_feed_detect() names. A refusal must say why. The same bytes also go
+ * through the other detections: the element-format name (one of five) and
+ * the format a ?format= value forces (its name read back).
  */
 #include "routing/routing.h"
 
@@ -57,7 +60,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = (const char *)data + 2;
     size_t len = size - 2;
 
-    (void)sr_feed_detect(body, len, o.content_type);
+    const char *ef = sr_feed_elements_format(body, len);
+    if (strcmp(ef, "tle") && strcmp(ef, "omm-json") && strcmp(ef, "omm-xml") &&
+        strcmp(ef, "omm-csv") && strcmp(ef, "omm-kvn")) {
+        abort();
+    }
+    char name[16];
+    size_t nl = len < sizeof(name) - 1 ? len : sizeof(name) - 1;
+    memcpy(name, body, nl);
+    name[nl] = 0;
+    sr_feed_format forced = SR_FEED_AUTO;
+    if (sr_feed_format_parse(&forced, name) == 0 ? strcmp(sr_feed_format_name(forced), name) != 0
+                                                 : forced != SR_FEED_AUTO) {
+        abort();
+    }
+
+    sr_feed_format det = sr_feed_detect(body, len, o.content_type);
     struct sr_feed_result r;
     struct sr_feed_error e;
     int rv = sr_feed_parse(&r, body, len, &o, &e);
@@ -67,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         return 0;
     }
-    if (r.format == SR_FEED_AUTO || (r.n && !r.passes) || (o.max_passes && r.n > o.max_passes)) {
+    if (r.format == SR_FEED_AUTO || (r.n && !r.passes) || (o.max_passes && r.n > o.max_passes) ||
+        (o.format == SR_FEED_AUTO && r.format != det)) {
         abort();
     }
     const int64_t past = 31 * 86400000LL, future = 366 * 86400000LL;

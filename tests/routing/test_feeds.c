@@ -1,7 +1,8 @@
 /*
  * routing/feeds.c: each format from the realistic samples in tests/feeds/
- * (known answers to the millisecond, units converted), format detection, and
- * every refusal naming its index or line and field.
+ * (known answers to the millisecond, units converted), format detection (the
+ * adapter of a pass schedule, the name of an element format), and every
+ * refusal naming its index or line and field.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -297,6 +298,149 @@ static void test_detect(void **state)
     assert_string_equal(e.field, "contactList");
 }
 
+/* Each format from its realistic sample, by shape alone and with the content
+ * types senders use; the parser agrees with the detection. */
+static void test_detect_samples(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file, *ctype;
+        sr_feed_format want;
+    } cases[] = {
+        {"skyroute-passes.json", NULL, SR_FEED_JSON},
+        {"skyroute-passes.json", "application/json", SR_FEED_JSON},
+        {"aws-contacts.json", NULL, SR_FEED_AWS},
+        {"aws-contacts.json", "application/json; charset=utf-8", SR_FEED_AWS},
+        {"aws-contacts-epoch.json", NULL, SR_FEED_AWS},
+        {"satnogs-observations.json", NULL, SR_FEED_SATNOGS},
+        {"satnogs-observations.json", "application/json", SR_FEED_SATNOGS},
+        {"ion-contacts.txt", NULL, SR_FEED_ION},
+        {"ion-contacts.txt", "text/plain", SR_FEED_ION},
+        {"ion-contacts.txt", "application/x-ion-contact-plan", SR_FEED_ION},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+        char *body = slurp(cases[i].file, &len);
+        assert_int_equal(sr_feed_detect(body, len, cases[i].ctype), cases[i].want);
+        struct sr_feed_opts o = opts();
+        o.content_type = cases[i].ctype;
+        o.epoch_ms = t("2026-11-22T18:30:00Z");
+        struct sr_feed_result r;
+        struct sr_feed_error e;
+        assert_int_equal(sr_feed_parse(&r, body, len, &o, &e), 0);
+        assert_int_equal(r.format, cases[i].want);
+        sr_feed_result_free(&r);
+        free(body);
+    }
+    /* the content type names the adapter before the shape is looked at */
+    assert_int_equal(
+        sr_feed_detect("{\"passes\":[]}", 13, "application/vnd.aws-groundstation+json"),
+        SR_FEED_AWS);
+    /* an empty array is an empty list of observations */
+    assert_int_equal(sr_feed_detect("[]", 2, NULL), SR_FEED_SATNOGS);
+    assert_int_equal(sr_feed_detect("{\"results\":[]}", 14, NULL), SR_FEED_SATNOGS);
+}
+
+/* Bodies no adapter claims are refused whole, with the one message. */
+static void test_detect_unknown_refused(void **state)
+{
+    (void)state;
+    static const char *const unknown[] = {
+        "",
+        " \r\n\t",
+        "hello",
+        "{\"x\":1}",
+        "[{\"start\":\"2026-11-23T02:14:07Z\"}]", /* an array, but not of observations */
+        "{\"results\":[{\"id\":1}]}",
+        "b contact +0 +1 1 2 3\n",
+    };
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        assert_int_equal(sr_feed_detect(unknown[i], strlen(unknown[i]), NULL), SR_FEED_AUTO);
+        struct sr_feed_opts o = opts();
+        struct sr_feed_result r;
+        struct sr_feed_error e;
+        assert_int_equal(parse_str(&r, unknown[i], &o, &e), SR_ERR_UNSUPPORTED);
+        assert_string_equal(e.msg, "cannot tell the format: expected skyroute JSON, an AWS Ground "
+                                   "Station contact list, SatNOGS observations or ION "
+                                   "contact-plan lines");
+        assert_int_equal(e.index, -1);
+        assert_int_equal(e.line, -1);
+        assert_string_equal(e.field, "");
+        assert_null(r.passes);
+    }
+    /* JSON that does not parse is malformed, whatever it would have been */
+    assert_int_equal(sr_feed_detect("{\"passes\":", 10, NULL), SR_FEED_AUTO);
+    struct sr_feed_opts o = opts();
+    struct sr_feed_result r;
+    struct sr_feed_error e;
+    assert_int_equal(parse_str(&r, "{\"passes\":", &o, &e), SR_ERR_PARSE);
+}
+
+static void test_format_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        sr_feed_format f;
+    } ok[] = {{"json", SR_FEED_JSON},
+              {"aws", SR_FEED_AWS},
+              {"satnogs", SR_FEED_SATNOGS},
+              {"ion", SR_FEED_ION}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        sr_feed_format f = SR_FEED_AUTO;
+        assert_int_equal(sr_feed_format_parse(&f, ok[i].name), 0);
+        assert_int_equal(f, ok[i].f);
+        assert_string_equal(sr_feed_format_name(f), ok[i].name);
+    }
+    static const char *const bad[] = {"auto", "", "JSON", "ion ", "csv", "satnogs2"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sr_feed_format f = SR_FEED_ION;
+        assert_int_equal(sr_feed_format_parse(&f, bad[i]), SR_ERR_PARSE);
+        assert_int_equal(f, SR_FEED_ION); /* untouched */
+    }
+    sr_feed_format f = SR_FEED_AWS;
+    assert_int_equal(sr_feed_format_parse(&f, NULL), SR_ERR_PARSE);
+    assert_int_equal(f, SR_FEED_AWS);
+}
+
+#define ISS_L1 "1 25544U 98067A   26326.50000000  .00016717  00000-0  10270-3 0  9005"
+#define ISS_L2 "2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.72125391563537"
+
+static void test_elements_format(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {ISS_L1 "\n" ISS_L2 "\n", "tle"},
+        {"ISS (ZARYA)\r\n" ISS_L1 "\r\n" ISS_L2 "\r\n", "tle"},
+        {"{\"OBJECT_NAME\":\"ISS (ZARYA)\",\"NORAD_CAT_ID\":25544}", "omm-json"},
+        {"\r\n  \t[{\"NORAD_CAT_ID\":25544}]", "omm-json"},
+        {"<?xml version=\"1.0\"?>\n<ndm><omm/></ndm>", "omm-xml"},
+        {"CCSDS_OMM_VERS = 2.0\nOBJECT_NAME = ISS (ZARYA)\n", "omm-kvn"},
+        {"CCSDS_OMM_VERS,COMMENT,OBJECT_NAME,NORAD_CAT_ID\n2.0,,ISS,25544\n", "omm-csv"},
+        {"OBJECT_NAME,OBJECT_ID,EPOCH\nISS,1998-067A,2026-11-22T12:00:00\n", "omm-csv"},
+        {"EPOCH,NORAD_CAT_ID\n2026-11-22T12:00:00,25544\n", "omm-csv"},
+        /* neither OMM shape: named TLE, and the TLE reader says what is wrong */
+        {"", "tle"},
+        {" \r\n\t", "tle"},
+        {"hello", "tle"},
+        {"a,b,c\nOBJECT_NAME,NORAD_CAT_ID\n", "tle"}, /* only the first line counts */
+        {"OBJECT_NAME = ISS\n", "tle"},               /* no comma: not a CSV header */
+        {"CCSDS_OMM_VER = 2.0\n", "tle"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = sr_feed_elements_format(cases[i].text, strlen(cases[i].text));
+        if (strcmp(got, cases[i].want) != 0) {
+            fail_msg("case %zu: '%s', expected '%s'", i, got, cases[i].want);
+        }
+    }
+    /* |len| bounds the look: the text need not be NUL-terminated */
+    assert_string_equal(sr_feed_elements_format("{", 0), "tle");
+    assert_string_equal(sr_feed_elements_format("OBJECT_NAME,X", 11), "tle");
+    assert_string_equal(sr_feed_elements_format("OBJECT_NAME,X", 12), "omm-csv");
+}
+
 /* ---- refusals ----------------------------------------------------------------- */
 
 struct refusal {
@@ -524,6 +668,10 @@ int main(void)
         cmocka_unit_test(test_satnogs_sample),
         cmocka_unit_test(test_ion_sample),
         cmocka_unit_test(test_detect),
+        cmocka_unit_test(test_detect_samples),
+        cmocka_unit_test(test_detect_unknown_refused),
+        cmocka_unit_test(test_format_parse),
+        cmocka_unit_test(test_elements_format),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_other_station_and_limits),
         cmocka_unit_test(test_adjacent_is_not_overlap),

@@ -7,74 +7,11 @@
  * margin, the pass index with many satellites, and schedules predicted from
  * elements.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "routing_test.h"
 
 #include "linkmodels/linkmodels.h"
-#include "routing/routing.h"
 
 #define T0 1800000000000LL
-
-#define assert_near(a, b)                                                                          \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= 1e-9 * (1 + fabs(b_)))) {                                           \
-            fail_msg("%s = %.17g, expected %.17g", #a, a_, b_);                                    \
-        }                                                                                          \
-    } while (0)
-
-static int setup(void **state)
-{
-    sr_router *r;
-    if (sr_router_new(&r) != 0) {
-        return -1;
-    }
-    *state = r;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    sr_router_free(*state);
-    return 0;
-}
-
-static int add(sr_router *r, const char *id, sr_target_kind kind, double rtt, double gops)
-{
-    struct sr_target_info t;
-    memset(&t, 0, sizeof(t));
-    snprintf(t.id, sizeof(t.id), "%s", id);
-    t.kind = kind;
-    t.prior_rtt_ms = rtt;
-    t.gops = gops;
-    return sr_router_add_target(r, &t);
-}
-
-static struct sr_pass_rec pass(const char *sat, int64_t aos, int64_t los, double up, double down,
-                               double light)
-{
-    struct sr_pass_rec p;
-    memset(&p, 0, sizeof(p));
-    snprintf(p.sat, sizeof(p.sat), "%s", sat);
-    p.aos_ms = aos;
-    p.tca_ms = (aos + los) / 2;
-    p.los_ms = los;
-    p.max_el_deg = 45;
-    p.uplink_bps = up;
-    p.downlink_bps = down;
-    p.light_ms = light;
-    snprintf(p.source, sizeof(p.source), "test");
-    return p;
-}
 
 static struct sr_workload wl(double work, int64_t in, int64_t out, int64_t deadline)
 {
