@@ -43,10 +43,10 @@ struct sr_target_info {
     double gops;         /* compute rate, giga-operations per second (> 0) */
     double uplink_bps;   /* bytes/s towards the target; 0 = unlimited */
     double downlink_bps; /* bytes/s back; 0 = unlimited */
-    /* Added by the energy-aware router (zero = as before): */
+    /* Energy and queueing (zero: none) */
     double queue_ms;                 /* fixed queueing delay at the target (>= 0) */
     struct sr_energy_profile energy; /* see "energy-aware routing" below; zero = no energy cost */
-    /* Federation (issue 8): non-empty for a satellite reached through another
+    /* Federation: non-empty for a satellite reached through another
      * station's passes. Its id is "SAT@STATION" (the satellite's own id, '@',
      * the station); a skyroute-place of target:SAT allows it too, and
      * explanations name the station. The caller forwards such work to that
@@ -161,7 +161,6 @@ struct sr_workload {
     int64_t deadline_ms;  /* absolute, ms since epoch */
     sr_place_kind place;
     char place_target[SR_TARGET_IDMAX];
-    /* Added by the energy-aware router (zero = as before): */
     char data_at[SR_TARGET_IDMAX]; /* satellite already holding the input ("" = the caller) */
     /* The caller can hold work for a later window and take a result from a
      * later pass; false: only plans that start now and return within the pass
@@ -191,8 +190,8 @@ struct sr_candidate {
     double predicted_ms; /* completion time from now */
     double cost;         /* lower is better; feasible ones first */
     char why[128];       /* why it is not feasible, or "" */
-    /* Added by the energy-aware router: every component of predicted_ms (they
-     * sum to it), the windows used, and the energy bill. */
+    /* Every component of predicted_ms (they sum to it), the windows used,
+     * and the energy bill. */
     sr_why why_code;
     double fetch_ms;                  /* data gravity: bringing the input down from data_at */
     double wait_ms;                   /* until the uplink window opens */
@@ -219,7 +218,7 @@ struct sr_candidate {
 size_t sr_router_rank(const sr_router *r, const struct sr_workload *w, int64_t now_ms,
                       struct sr_candidate *out, size_t max);
 
-/* ---- energy-aware, handover-aware routing (issue 5) ---------------------------------- */
+/* ---- energy-aware, handover-aware routing ------------------------------------------------ */
 
 /*
  * The predictor. For workload w and target k at now (DESIGN section 9):

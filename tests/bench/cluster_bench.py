@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Federation benchmark (issue 8), on loopback, everything started and stopped here.
+"""Federation benchmark, on loopback, everything started and stopped here.
 
   1. throughput: durable async workloads (prefer: respond-async, 1 KiB, echo
      at an IDC node) per second, from submission to every result stored,

@@ -1,4 +1,4 @@
-"""Federation over NATS JetStream (issue 8): three nats-server nodes (a
+"""Federation over NATS JetStream: three nats-server nodes (a
 JetStream cluster on loopback, streams and buckets with three replicas) and
 three gateways, A, B and C, each at its own ground station.
 

@@ -158,7 +158,7 @@ static void test_ewma_peak_and_decay(void **state)
     assert_near(ewma(r, 0), relaxed(20, before, 20000) * exp(-2.0) + 30 * (1 - exp(-2.0)));
 }
 
-/* Behaviour change (issue 5): an estimate nobody refreshes drifts back to the
+/* An estimate nobody refreshes drifts back to the
  * configured prior, so one slow sample an hour ago does not keep a target
  * out of favour forever. */
 static void test_ewma_relaxes_to_prior_when_unobserved(void **state)

@@ -1,7 +1,7 @@
 """skyroute sim: the router against the baselines, on the shipped scenarios and
 on generated ones it was not tuned on.
 
-Must show (issue 5): skyroute meets at least as many deadlines as every
+What it shows: skyroute meets at least as many deadlines as every
 baseline and is within 3 percentage points of the clairvoyant oracle; with
 the energy weight raised, energy per workload drops while the deadlines met
 stay within 1 point; the same seed gives the same numbers.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Router decision cost benchmark (issue 5): instructions per decision with
+# Router decision cost benchmark: instructions per decision with
 # 10,000 satellites, 100 IDCs and a day of passes, counted by callgrind inside
 # sr_router_rank only (stable across runs), and memory per stored pass.
 # Targets: <= 50,000 instructions per decision, <= 200 bytes per pass.
