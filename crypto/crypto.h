@@ -1,6 +1,7 @@
 /*
  * skyroute crypto: Ed25519 keys and key files, a ring of trusted public keys,
- * the signed msgpack envelope of DESIGN section 5, and a replay guard.
+ * one codec for signed msgpack records, the signed envelope of DESIGN section
+ * 5 built on it, and a replay guard.
  *
  * Pure library: no sockets, no clock (time is a parameter). Key-file functions
  * are the only ones that touch the file system.
@@ -28,6 +29,11 @@
 /* Calls sodium_init(). Safe to call more than once. 0 or SR_ERR_UNAVAILABLE.
  * Call it once at start-up, before any other function here. */
 int sr_crypto_init(void) SR_WARN_UNUSED;
+
+/* Writes a one-line reason (printf-style) into |why| when |why| is non-NULL
+ * and |whylen| > 0, and returns |code|: how every function here that takes a
+ * |why| or |err| buffer fills it, and how a record decoder (below) can. */
+int sr_whyf(char *why, size_t whylen, int code, const char *fmt, ...) SR_PRINTF(4, 5);
 
 /* ---- keys ---------------------------------------------------------------- */
 
@@ -103,6 +109,168 @@ const uint8_t *sr_keyring_find(const sr_keyring *ring, const uint8_t id[SR_KEYID
                                const char **name);
 size_t sr_keyring_count(const sr_keyring *ring);
 
+/* ---- signed records: one codec for every signed msgpack format -------------
+ *
+ * SR1 and SR2 envelopes (below) and the cluster's SRC1 records (gateway
+ * cluster.h) are one shape, told apart by their magic:
+ *
+ *     outer = [str magic, bin body, signer, bin(64) sig, extra...]
+ *     sig   = Ed25519(context || body)          the context signed with its NUL
+ *
+ * The signer is either a key id, bin(8) (the first 8 bytes of BLAKE2b-256 of
+ * the public key), or a name, a str of 1..63 bytes with no NUL, as the format
+ * says. Each format signs under its own context ("skyroute/v1",
+ * "skyroute/cluster/v1"), so a signature of one never verifies as another's.
+ * A format may add elements after the signature and authenticate the body
+ * through them instead (SR2: a leaf index and a Merkle path, the signature
+ * over the root they lead to).
+ *
+ * Opening parses the outer array over [data, data + len), checks every
+ * declared length against the limit and against the bytes left, looks up the
+ * signer and verifies the signature, all BEFORE any byte of the body is
+ * decoded; only then is the body handed to the caller's decoder. Any encoding
+ * of the outer array's headers is accepted (fixarray or array16, bin8 or
+ * bin32, ...).
+ */
+typedef enum {
+    SR_SIGNER_KEYID = 1, /* bin(8): a key id */
+    SR_SIGNER_NAME = 2,  /* str of 1..63 bytes: a name, e.g. a station's */
+} sr_signer_form;
+
+#define SR_RECORD_MAGICMAX 31 /* bytes of a magic at most */
+#define SR_SIGNER_NAMEMAX 64  /* a name signer's bytes (at most 63) and a NUL */
+
+struct sr_record;
+
+struct sr_record_format {
+    const char *magic;          /* element 1, 1..SR_RECORD_MAGICMAX bytes: "SR1", "SRC1" */
+    const char *context;        /* signed, with its NUL, before the body: "skyroute/v1" */
+    sr_signer_form signer_form; /* element 3 */
+    const char *noun;           /* what messages call a record: "envelope", "record" */
+    const char *signer_noun;    /* and its signer: "signer", "station" */
+    /*
+     * Optional, for a format authenticated otherwise than by a signature over
+     * context || body (SR2). |extra| elements follow the signature, named in
+     * messages by |extra_names|. The opener reads them bounded like the rest
+     * and hands them, raw (rec->extra), to |check|, which judges their
+     * structure before the signer is looked up (0 or SR_ERR_ENV_FORMAT), and
+     * then calls |verify| instead of checking the signature over context ||
+     * body (0, SR_ERR_ENV_BADSIG, or SR_ERR_NOMEM). Both fill |why| when they
+     * refuse. sr_record_seal() refuses such a format: its sealer uses the
+     * codec's framing with its own signature.
+     */
+    unsigned extra;
+    const char *const *extra_names;
+    int (*check)(void *arg, const struct sr_record *rec, char *why, size_t whylen);
+    int (*verify)(void *arg, const struct sr_record *rec, char *why, size_t whylen);
+};
+
+/* A record as the opener found it. Every pointer points into the input (or,
+ * |format| and |signer_name|, to what the caller gave) and is valid as long
+ * as that is. */
+struct sr_record {
+    const struct sr_record_format *format; /* the accepted format it matched */
+    const uint8_t *body;
+    size_t body_len;
+    const uint8_t *sig;   /* SR_SIGBYTES */
+    const uint8_t *extra; /* the format's extra elements, as they were encoded */
+    size_t extra_len;
+    uint8_t keyid[SR_KEYIDBYTES];   /* SR_SIGNER_KEYID: the key id */
+    char signer[SR_SIGNER_NAMEMAX]; /* the name, or the key id in hex (NUL-terminated) */
+    const uint8_t *pk;              /* SR_PUBLICKEYBYTES: the key the lookup gave */
+    const char *signer_name;        /* the name the lookup gave, or NULL */
+};
+
+/* The public key trusted for a signer, or NULL if there is none. |signer| is
+ * the 8-byte key id, or the name (NUL-terminated, |len| bytes before the
+ * NUL). |*name| (NULL on entry) may be set to a name for messages and for
+ * rec->signer_name. The key and the name must outlive the opened record. */
+typedef const uint8_t *(*sr_record_lookup)(void *arg, const uint8_t *signer, size_t len,
+                                           const char **name);
+
+/* Decodes a verified body (rec->body, rec->body_len): 0 or an SR_ERR_* code,
+ * with a reason in |why| (sr_whyf()). */
+typedef int (*sr_record_decode)(void *arg, const struct sr_record *rec, char *why, size_t whylen);
+
+struct sr_record_opener {
+    const struct sr_record_format *formats; /* those accepted, told apart by element count */
+    size_t nformats;                        /* and then by magic */
+    size_t max_len;                         /* 0: 64 MiB; a longer input or a declared length
+                                               above it is SR_ERR_ENV_OVERSIZE */
+    sr_record_lookup lookup;                /* required */
+    sr_record_decode decode;                /* optional: then the opener only verifies */
+    void *arg;                              /* handed to lookup, decode and the formats' hooks */
+};
+
+/*
+ * Opens the record at [data, data + len) and fills |rec|. The opener checks,
+ * in this order (the first failure is returned, with a one-line reason in
+ * |why| if non-NULL):
+ *   SR_ERR_INVAL            NULL rec/op/formats/lookup, no format, or NULL
+ *                           data with len > 0
+ *   SR_ERR_ENV_OVERSIZE     len > max_len, or a declared length > max_len
+ *   SR_ERR_ENV_TRUNCATED    input ends inside a value, or a declared length
+ *                           exceeds the bytes left
+ *   SR_ERR_ENV_FORMAT       not an array of an accepted format's length, an
+ *                           element of the wrong type or size (magic: str;
+ *                           body: bin; signer: bin(8), or str of 1..63 bytes
+ *                           without NUL; signature: bin(64)), the invalid
+ *                           byte 0xc1, or the format's check refused
+ *   SR_ERR_ENV_VERSION      the magic is not that of the format with as many
+ *                           elements
+ *   SR_ERR_ENV_TRAILING     bytes after the outer array
+ *   SR_ERR_ENV_UNTRUSTED    the lookup has no key for the signer
+ *   SR_ERR_NOMEM            no memory for the verification copy (context ||
+ *                           body is copied once; past 4 KiB, into malloc'd
+ *                           memory)
+ *   SR_ERR_ENV_BADSIG       the signature does not verify (or the format's
+ *                           verify said so)
+ *   --- the body is handed to op->decode only past this point ---
+ *   whatever op->decode returns.
+ * |rec| is unspecified on failure. Nothing else is allocated; nothing is kept.
+ */
+int sr_record_open(struct sr_record *rec, const struct sr_record_opener *op, const uint8_t *data,
+                   size_t len, char *why, size_t whylen) SR_WARN_UNUSED;
+
+struct msgpack_packer; /* msgpack-c's packer (msgpack.h) */
+
+/* Appends the body of a record to |out|, directly (sr_buf_append()) or
+ * through |pk|, a msgpack-c packer that appends to |out| and whose failures
+ * the codec notes itself. Returns 0 or an SR_ERR_* code. */
+typedef int (*sr_record_pack)(const void *arg, sr_buf *out, struct msgpack_packer *pk);
+
+/*
+ * Seals a record and appends it to |out| (not reset first): appends the
+ * format's context, lets |pack| append the body right after it, signs context
+ * || body with |key| and writes the outer array's header in place of the
+ * context and the signer and signature after the body. When the context is
+ * exactly as long as the widest header (array16, the magic, bin32), the
+ * header is that and takes the context's place: the body is written once and
+ * never moved (SR1). Otherwise the header is the shortest encoding and the
+ * body moves up to it (one memmove). |out| is sized once from |body_hint|,
+ * the bytes the body takes at most (0: no estimate); with room, nothing is
+ * allocated.
+ * |signer_name|: the name (1..63 bytes) for a SR_SIGNER_NAME format; ignored
+ * for SR_SIGNER_KEYID (the key's id is written).
+ * Returns 0, SR_ERR_INVAL (NULL out/fmt/key/pack, a format with extra
+ * elements, a missing or wrong-sized name), SR_ERR_TOOBIG (|out|'s ceiling,
+ * or a body of 4 GiB or more), SR_ERR_NOMEM, or what |pack| returned; on
+ * failure |out|'s length is restored.
+ */
+int sr_record_seal(sr_buf *out, const struct sr_record_format *fmt, const sr_key *key,
+                   const char *signer_name, size_t body_hint, sr_record_pack pack,
+                   const void *arg) SR_WARN_UNUSED;
+
+/*
+ * True if [p, p + len) is exactly one msgpack value whose every declared
+ * length and element count fits in the bytes present, nested at most 32
+ * deep. A decoder that allocates for a container's declared count before it
+ * reads the elements (msgpack-c's unpacker) allocates in proportion to |len|
+ * for such input, never for a hostile count: check a verified body with this
+ * before handing it to one.
+ */
+bool sr_msgpack_bounded(const uint8_t *p, size_t len);
+
 /* ---- envelope (DESIGN section 5) ------------------------------------------ */
 
 typedef enum {
@@ -156,8 +324,8 @@ void sr_envelope_new_id(uint8_t id[SR_ENV_IDBYTES]);
  * written only when their SR_ENV_HAS_* flag is set; `handler` only when
  * non-empty; `payload` always. The payload is copied once, straight into
  * |out|; with enough capacity in |out| nothing is allocated. The outer header
- * is always 12 bytes (array16, fixstr "SR1", bin32), see envelope.c.
- * Returns 0, SR_ERR_INVAL (a string not NUL-terminated within its array, kind
+ * is always 12 bytes (array16, fixstr "SR1", bin32), written over the signing prefix
+ * (crypto/record.c). Returns 0, SR_ERR_INVAL (a string not NUL-terminated within its array, kind
  * unknown, payload NULL with a length, work NaN/negative, result_bytes < 0),
  * SR_ERR_TOOBIG (|out|'s ceiling, or a body over 4 GiB) or SR_ERR_NOMEM; on
  * failure |out|'s length is restored. */

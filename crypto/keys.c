@@ -1,5 +1,7 @@
 /*
- * Ed25519 keys, key files, public-key text and base64 (libsodium underneath).
+ * Ed25519 keys, key files, public-key text and base64 (libsodium underneath),
+ * and sr_whyf(), the module's one writer of reasons: here, in the file the
+ * others call already, so that using it makes no call circle.
  *
  * Secret-key file format (PREFIX.key, mode 0600, one line):
  *
@@ -168,17 +170,15 @@ int sr_b64_decode(uint8_t *out, size_t outmax, size_t *outlen, const char *in, s
 
 /* ---- small text helpers ----------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) SR_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+int sr_whyf(char *why, size_t whylen, int code, const char *fmt, ...)
 {
-    if (!err || errlen == 0) {
-        return;
+    if (why && whylen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, whylen, fmt, ap);
+        va_end(ap);
     }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    return code;
 }
 
 static int is_space(char c)
@@ -280,23 +280,22 @@ int sr_pubkey_load(uint8_t pk[SR_PUBLICKEYBYTES], const char *path, char *err, s
     char buf[SR_KEYFILE_MAX];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        return SR_ERR_IO;
+        return sr_whyf(err, errlen, SR_ERR_IO, "%s: %s", path, strerror(errno));
     }
     ssize_t n = read_small(fd, buf, sizeof(buf));
     int saved = errno;
     close(fd);
     if (n < 0) {
-        set_err(err, errlen, "%s: %s", path,
+        sr_whyf(err, errlen, 0, "%s: %s", path,
                 saved == EFBIG ? "too large for a public key file" : strerror(saved));
         return saved == EFBIG ? SR_ERR_KEY : SR_ERR_IO;
     }
     if (sr_pubkey_parse(pk, buf, (size_t)n) != 0) {
-        set_err(err, errlen,
-                "%s: not a public key file (expected one line \"ed25519:<base64 of 32 bytes>\" "
-                "holding a valid Ed25519 point)",
-                path);
-        return SR_ERR_KEY;
+        return sr_whyf(
+            err, errlen, SR_ERR_KEY,
+            "%s: not a public key file (expected one line \"ed25519:<base64 of 32 bytes>\" "
+            "holding a valid Ed25519 point)",
+            path);
     }
     return 0;
 }
@@ -384,22 +383,21 @@ int sr_key_load(sr_key **out, const char *path, char *err, size_t errlen)
 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        return SR_ERR_IO;
+        return sr_whyf(err, errlen, SR_ERR_IO, "%s: %s", path, strerror(errno));
     }
     /* fstat on the open descriptor: what we check is what we read */
     if (fstat(fd, &st) != 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        sr_whyf(err, errlen, 0, "%s: %s", path, strerror(errno));
         close(fd);
         return SR_ERR_IO;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file", path);
+        sr_whyf(err, errlen, 0, "%s: not a regular file", path);
         close(fd);
         return SR_ERR_KEY;
     }
     if (st.st_mode & 077) {
-        set_err(err, errlen,
+        sr_whyf(err, errlen, 0,
                 "%s: secret key file has mode %04o; it must not be accessible by group or "
                 "others (chmod 600 %s)",
                 path, (unsigned)(st.st_mode & 07777), path);
@@ -411,10 +409,10 @@ int sr_key_load(sr_key **out, const char *path, char *err, size_t errlen)
     close(fd);
     if (n < 0) {
         if (saved == EFBIG) {
-            set_err(err, errlen, "%s: too large for a secret key file", path);
+            sr_whyf(err, errlen, 0, "%s: too large for a secret key file", path);
             rv = SR_ERR_KEY;
         } else {
-            set_err(err, errlen, "%s: %s", path, strerror(saved));
+            sr_whyf(err, errlen, 0, "%s: %s", path, strerror(saved));
             rv = SR_ERR_IO;
         }
         goto out;
@@ -426,7 +424,7 @@ int sr_key_load(sr_key **out, const char *path, char *err, size_t errlen)
     uint8_t seed[SR_SEEDBYTES];
     size_t seedlen = 0;
     if (len <= taglen || memcmp(s, SR_SECRET_TAG, taglen) != 0) {
-        set_err(err, errlen,
+        sr_whyf(err, errlen, 0,
                 "%s: not a skyroute secret key file (expected one line "
                 "\"ed25519-secret:<base64 of a 32-byte seed>\")",
                 path);
@@ -434,7 +432,7 @@ int sr_key_load(sr_key **out, const char *path, char *err, size_t errlen)
     }
     if (sr_b64_decode(seed, sizeof(seed), &seedlen, s + taglen, len - taglen) != 0 ||
         seedlen != sizeof(seed)) {
-        set_err(err, errlen,
+        sr_whyf(err, errlen, 0,
                 "%s: malformed secret key (the text after \"ed25519-secret:\" must be the "
                 "padded base64 of exactly 32 bytes)",
                 path);
@@ -445,7 +443,7 @@ int sr_key_load(sr_key **out, const char *path, char *err, size_t errlen)
     rv = sr_key_from_seed(&k, seed);
     sodium_memzero(seed, sizeof(seed));
     if (rv) {
-        set_err(err, errlen, "%s: out of memory", path);
+        sr_whyf(err, errlen, 0, "%s: out of memory", path);
         goto out;
     }
     *out = k;

@@ -4,24 +4,9 @@
  */
 #include "crypto/crypto.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #define SR_SIG_B64LEN 88 /* base64 of 64 bytes, padded */
-
-static int fail(char *why, size_t whylen, int code, const char *fmt, ...) SR_PRINTF(4, 5);
-
-static int fail(char *why, size_t whylen, int code, const char *fmt, ...)
-{
-    if (why && whylen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 int sr_sighdr_sign(char out[SR_SIGHDR_MAX], const sr_key *key, const uint8_t *body, size_t len)
 {
@@ -43,7 +28,7 @@ int sr_sighdr_verify(const sr_keyring *ring, const char *hdr, size_t hdrlen, con
                      size_t len, const char **signer_name, char *why, size_t whylen)
 {
     if (!ring || !hdr) {
-        return fail(why, whylen, SR_ERR_INVAL, "invalid arguments");
+        return sr_whyf(why, whylen, SR_ERR_INVAL, "invalid arguments");
     }
     while (hdrlen && is_space(*hdr)) {
         hdr++;
@@ -56,24 +41,24 @@ int sr_sighdr_verify(const sr_keyring *ring, const char *hdr, size_t hdrlen, con
     size_t siglen = 0;
     if (hdrlen != 2 * SR_KEYIDBYTES + 1 + SR_SIG_B64LEN || hdr[2 * SR_KEYIDBYTES] != ':' ||
         sr_unhex(id, sizeof(id), hdr, 2 * SR_KEYIDBYTES) != 0) {
-        return fail(why, whylen, SR_ERR_PARSE,
-                    "signature header must be KEYID:BASE64SIG (16 hex digits, ':', 88 base64 "
-                    "characters)");
+        return sr_whyf(why, whylen, SR_ERR_PARSE,
+                       "signature header must be KEYID:BASE64SIG (16 hex digits, ':', 88 base64 "
+                       "characters)");
     }
     if (sr_b64_decode(sig, sizeof(sig), &siglen, hdr + 2 * SR_KEYIDBYTES + 1, SR_SIG_B64LEN) != 0 ||
         siglen != sizeof(sig)) {
-        return fail(why, whylen, SR_ERR_PARSE, "signature is not the base64 of 64 bytes");
+        return sr_whyf(why, whylen, SR_ERR_PARSE, "signature is not the base64 of 64 bytes");
     }
     char idhex[2 * SR_KEYIDBYTES + 1];
     sr_hex(idhex, id, sizeof(id));
     const char *name = NULL;
     const uint8_t *pk = sr_keyring_find(ring, id, &name);
     if (!pk) {
-        return fail(why, whylen, SR_ERR_ENV_UNTRUSTED, "key %s is not trusted", idhex);
+        return sr_whyf(why, whylen, SR_ERR_ENV_UNTRUSTED, "key %s is not trusted", idhex);
     }
     if (sr_verify(pk, sig, body, len) != 0) {
-        return fail(why, whylen, SR_ERR_ENV_BADSIG, "signature by %s (%s) does not verify",
-                    name && *name ? name : "trusted key", idhex);
+        return sr_whyf(why, whylen, SR_ERR_ENV_BADSIG, "signature by %s (%s) does not verify",
+                       name && *name ? name : "trusted key", idhex);
     }
     if (signer_name) {
         *signer_name = name;

@@ -28,6 +28,7 @@
  *
  *   ["SRC1", body, station, sig]
  *
+ * a record of crypto's signed-record codec (crypto.h, sr_record_seal/open):
  * body: bin, the msgpack map below; station: str, the writer's name (1-63
  * bytes); sig: bin(64), Ed25519 over "skyroute/cluster/v1\0" || body. The
  * signature is checked, against the key configured for |station|, before the

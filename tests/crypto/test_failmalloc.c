@@ -127,6 +127,24 @@ out:
     sr_keyring_free(ring);
 }
 
+/* Runs |run| with allocation 0, 1, 2, ... failing, until a run reaches none
+ * (at most |max| runs): how many allocations it makes. */
+static long fail_each_in_turn(void (*run)(const sr_key *, const uint8_t *, size_t),
+                              const sr_key *key, const uint8_t *p, size_t len, long max)
+{
+    long n;
+    for (n = 0; n < max; n++) {
+        injected = 0;
+        countdown = n;
+        run(key, p, len);
+        countdown = -1;
+        if (injected == 0) {
+            break; /* the scenario ran to the end without reaching allocation n */
+        }
+    }
+    return n;
+}
+
 static void test_every_allocation_fails_in_turn(void **state)
 {
     (void)state;
@@ -138,20 +156,74 @@ static void test_every_allocation_fails_in_turn(void **state)
     assert_non_null(payload);
     memset(payload, 0x42, plen);
 
-    long n;
-    for (n = 0; n < 10000; n++) {
-        injected = 0;
-        countdown = n;
-        scenario(key, payload, plen);
-        countdown = -1;
-        if (injected == 0) {
-            break; /* the scenario ran to the end without reaching allocation n */
-        }
-    }
+    long n = fail_each_in_turn(scenario, key, payload, plen, 10000);
     print_message("failed each of %ld allocations in turn\n", n);
     assert_true(n > 10); /* the scenario does allocate */
     assert_true(n < 10000);
     free(payload);
+    sr_key_free(key);
+}
+
+static const struct sr_record_format rec_fmt = {.magic = "OOM1",
+                                                .context = "skyroute/test/oom/v1",
+                                                .signer_form = SR_SIGNER_NAME,
+                                                .noun = "record",
+                                                .signer_noun = "station"};
+
+static const uint8_t *rec_lookup(void *arg, const uint8_t *signer, size_t len, const char **name)
+{
+    (void)signer;
+    (void)len;
+    (void)name;
+    return sr_key_public(arg);
+}
+
+struct rec_body {
+    const uint8_t *p;
+    size_t len;
+};
+
+static int rec_pack(const void *arg, sr_buf *out, struct msgpack_packer *pk)
+{
+    (void)pk;
+    const struct rec_body *r = arg;
+    return sr_buf_append(out, r->p, r->len);
+}
+
+/* The record codec: sealing into an empty buffer (it grows), opening a body
+ * over the stack buffer (verified from a heap copy). */
+static void record_scenario(const sr_key *key, const uint8_t *body, size_t len)
+{
+    sr_buf b;
+    sr_buf_init(&b, 1 << 24);
+    struct rec_body r = {body, len};
+    OK_OR_NOMEM(sr_record_seal(&b, &rec_fmt, key, "gs-oom", len, rec_pack, &r));
+    struct sr_record_opener op = {
+        .formats = &rec_fmt, .nformats = 1, .lookup = rec_lookup, .arg = (void *)key};
+    struct sr_record rec;
+    char why[128];
+    OK_OR_NOMEM(sr_record_open(&rec, &op, b.data, b.len, why, sizeof(why)));
+    assert_int_equal(rec.body_len, len);
+    assert_string_equal(rec.signer, "gs-oom");
+out:
+    sr_buf_free(&b);
+}
+
+static void test_record_allocations_fail_in_turn(void **state)
+{
+    (void)state;
+    static const uint8_t seed[32] = {9};
+    sr_key *key = NULL;
+    assert_int_equal(sr_key_from_seed(&key, seed), 0);
+    size_t len = 20000;
+    uint8_t *body = __real_malloc(len);
+    assert_non_null(body);
+    memset(body, 0xc1, len); /* not msgpack: the codec never decodes it */
+    long n = fail_each_in_turn(record_scenario, key, body, len, 100);
+    print_message("record codec: failed each of %ld allocations in turn\n", n);
+    assert_true(n >= 2); /* the buffer, the verification copy */
+    assert_true(n < 100);
+    free(body);
     sr_key_free(key);
 }
 
@@ -162,6 +234,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_allocation_fails_in_turn),
+        cmocka_unit_test(test_record_allocations_fail_in_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@
  *        bench_ed25519 pubkeys N DIR   writes DIR/k0.pub ... DIR/k{N-1}.pub, fresh keys
  *                                      (for a configuration with N satellites)
  */
-/* the one-shot SHA256_* functions, as crypto/envelope.c uses them */
+/* the one-shot SHA256_* functions, as crypto/merkle.c uses them */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <sodium.h>
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
         }
         /* batched envelopes (SR2): each body is hashed once into a SHA-256
          * leaf by the sealer and once by the opener (OpenSSL, as
-         * crypto/envelope.c does it); one sign and one verify of a 45-byte
+         * crypto/merkle.c does it); one sign and one verify of a 45-byte
          * root message per batch */
         unsigned char leaf[32], tag = 0;
         n = 0;

@@ -407,6 +407,66 @@ static void test_declared_count_beyond_input(void **state)
     sr_cmsg_clear(&d);
 }
 
+/* Appends [magic, bin16 body, signer, bin(64) sig] to |out|: |magic| and |signer| are
+ * already encoded. */
+static void frame(sr_buf *out, const char *magic, const uint8_t *body, size_t body_len,
+                  const char *signer, size_t signer_len, const uint8_t *sig)
+{
+    const uint8_t bin16[] = {0xc5, (uint8_t)(body_len >> 8), (uint8_t)body_len};
+    sr_buf_reset(out);
+    assert_true(body_len < 65536);
+    assert_int_equal(sr_buf_append(out, "\x94", 1), 0);
+    assert_int_equal(sr_buf_append(out, magic, strlen(magic)), 0);
+    assert_int_equal(sr_buf_append(out, bin16, sizeof(bin16)), 0);
+    assert_int_equal(sr_buf_append(out, body, body_len), 0);
+    assert_int_equal(sr_buf_append(out, signer, signer_len), 0);
+    assert_int_equal(sr_buf_append(out, "\xc4\x40", 2), 0);
+    assert_int_equal(sr_buf_append(out, sig, SR_SIGBYTES), 0);
+}
+
+/* A record's signature never passes for an envelope's, nor an envelope's for a record's: the
+ * same key, the same body bytes, other signing contexts. */
+static void test_not_an_envelope_signature(void **state)
+{
+    (void)state;
+    sr_buf env, rec, x;
+    sr_buf_init(&env, 1 << 20);
+    sr_buf_init(&rec, 1 << 20);
+    sr_buf_init(&x, 1 << 20);
+    struct sr_envelope e;
+    memset(&e, 0, sizeof(e));
+    e.kind = SR_KIND_WORKLOAD;
+    e.exp = 2;
+    snprintf(e.dst, sizeof(e.dst), "gs-a");
+    assert_int_equal(sr_envelope_seal(&env, key_a, &e), 0);
+    /* the envelope's body (12-byte header, 76-byte tail) and signature, as gs-a's record */
+    frame(&x, "\xa4SRC1", env.data + 12, env.len - 88, "\xa4gs-a", 5, env.data + env.len - 64);
+    struct sr_cmsg d;
+    char err[200];
+    assert_int_equal(sr_cmsg_decode(&d, x.data, x.len, 1 << 20, lookup, NULL, err, sizeof(err)),
+                     SR_ERR_ENV_BADSIG);
+    sr_cmsg_clear(&d);
+    /* a record's body and signature, as an envelope signed by gs-a's key */
+    struct sr_cmsg m = work_msg();
+    assert_int_equal(sr_cmsg_encode(&rec, key_a, &m), 0);
+    size_t body_at = 1 + 5 + (rec.data[6] == 0xc4 ? 2 : 3);
+    size_t body_len = rec.data[6] == 0xc4 ? rec.data[7] : (size_t)rec.data[7] << 8 | rec.data[8];
+    char id[2 + SR_KEYIDBYTES] = "\xc4\x08";
+    memcpy(id + 2, sr_key_id(key_a), SR_KEYIDBYTES);
+    frame(&x, "\xa3SR1", rec.data + body_at, body_len, id, sizeof(id), rec.data + rec.len - 64);
+    sr_keyring *ring;
+    assert_int_equal(sr_keyring_new(&ring), 0);
+    assert_int_equal(sr_keyring_add(ring, sr_key_public(key_a), "gs-a"), 0);
+    struct sr_open_opts o = {.trust = ring, .now_ms = 1};
+    struct sr_envelope out;
+    assert_int_equal(sr_envelope_open(&out, x.data, x.len, &o, err, sizeof(err)),
+                     SR_ERR_ENV_BADSIG);
+    sr_keyring_free(ring);
+    sr_buf_free(&x);
+    sr_buf_free(&rec);
+    sr_buf_free(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_passes_and_state_round_trip),
         cmocka_unit_test(test_malformed_bodies),
         cmocka_unit_test(test_declared_count_beyond_input),
+        cmocka_unit_test(test_not_an_envelope_signature),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
