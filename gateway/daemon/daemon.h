@@ -14,7 +14,7 @@
  *   outbox.c      a satellite's own work and its results
  *   feeds*.c      operator schedules and elements (feeds_int.h)
  *   route.c       explanations, policy and energy feeds
- *   federation.c  [cluster]: other stations over NATS (cluster/)
+ *   federation*.c [cluster]: other stations over NATS (cluster/, federation_int.h)
  *   tls.c         the TLS listener
  *   api.c         the workload API: where a workload's way begins and ends
  *   main.c        the program: start-up, listeners, signals, shut-down

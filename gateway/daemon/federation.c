@@ -4,8 +4,9 @@
  *   [cluster]
  *   nats = nats://127.0.0.1:4222, nats://127.0.0.1:4223   servers (any of them will do)
  *   station = gs-a          this station's name in the cluster (default: the gateway id)
- *   user = ... / password = ... / token = ... / creds = FILE    credentials, if the servers want
- * them replicas = 3            replicas of the stream and buckets (the cluster's size, up to 5)
+ *   user = ..., password = ..., token = ..., creds = FILE
+ *                           credentials, if the servers want them
+ *   replicas = 3            replicas of the stream and buckets (the cluster's size, up to 5)
  *   state_ttl_s = 6         a station silent this long is taken as gone
  *   heartbeat_ms = 1000     how often this station writes its state
  *   op_timeout_ms = 2000    each JetStream request
@@ -47,93 +48,23 @@
  *     published again at start-up and after every reconnection;
  *   - whatever is sent twice reaches the node under the same envelope id,
  *     and the node's replay guard answers with the stored result.
- * The issue asks for "acknowledgements only after the result is stored";
- * acknowledging once the work is durable at B gives the same guarantee
- * (B's spool finishes it after any crash) without holding a message for the
- * hours a pass may be away, past any reasonable ack wait.
+ * Acknowledging once the work is durable at B, rather than once its result
+ * is stored, gives the same guarantee (B's spool finishes it after any
+ * crash) without holding a message for the hours a pass may be away, past
+ * any reasonable ack wait.
  *
  * Cut off from NATS, a station keeps serving from its own spool: the other
  * stations' views go offline (nothing can be forwarded), work already bound
  * for another station waits, pinned, and leaves when the connection is back;
  * results waiting to be published go out then too.
  */
-#include "gateway/cluster/cluster.h"
-#include "gateway/daemon/daemon.h"
+#include "gateway/daemon/federation_int.h"
 #include "gateway/store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define TICK_MS 250
-#define MAX_LOCAL_PASSES 4096
-#define PASS_PAST_MS (10 * 60 * 1000LL)
-#define PASS_AHEAD_MS (48 * 3600 * 1000LL)
-#define MAX_RECORD (64u << 20)
-
-struct peer {
-    char name[SR_TARGET_IDMAX];
-    uint8_t pk[SR_PUBLICKEYBYTES];
-};
-
-struct view { /* another station's passes of one of our satellites, or one of its IDCs */
-    char id[SR_TARGET_IDMAX];
-    char station[SR_TARGET_IDMAX];
-    char sat[SR_TARGET_IDMAX]; /* the target's id at that station */
-    int router_idx;
-    size_t npasses;
-    bool offline;
-    bool idc; /* an IDC of that station: planned while the station is alive */
-};
-
-struct station {
-    char name[SR_TARGET_IDMAX];
-    int64_t seen_mono; /* last heartbeat received */
-    int64_t items, bytes;
-    bool ready;
-};
-
-struct local_pub { /* what we last published for one local satellite */
-    char sat[SR_TARGET_IDMAX];
-    uint64_t hash;
-    bool done;
-    uint64_t elem_hash; /* the element set last published */
-    bool elem_done;
-};
-
-struct shared_elements { /* the latest element set in the bucket, per satellite */
-    char sat[SR_TARGET_IDMAX];
-    char station[SR_TARGET_IDMAX];
-    char op[64];
-    char format[16];
-    int64_t epoch_ms;
-    size_t len;
-};
-
-struct gw_cluster {
-    struct gw *g;
-    sr_nats *nats;
-    char station[SR_TARGET_IDMAX];
-    struct peer *peers;
-    size_t npeers;
-    struct view *views;
-    size_t nviews, cap_views;
-    struct station *stations;
-    size_t nstations, cap_stations;
-    struct local_pub *pubs;
-    size_t npubs;
-    struct shared_elements *elems;
-    size_t nelems, cap_elems;
-    sr_store *store; /* our own connection to the feeds' store: element sets to publish */
-    int64_t last_elements;
-    struct event *timer;
-    bool ready;
-    int64_t last_heartbeat;
-    double state_ttl_ms, heartbeat_ms, op_timeout_ms, replicas, results_ttl_s;
-    double forward_ms; /* the cost of a forward, added to another station's IDCs */
-    bool state_inflight;
-};
 
 static bool station_name_ok(const char *s)
 {
@@ -198,7 +129,7 @@ static struct station *station_get(struct gw_cluster *c, const char *name, bool 
     return s;
 }
 
-static bool station_alive(struct gw_cluster *c, const char *name)
+bool fed_station_alive(struct gw_cluster *c, const char *name)
 {
     struct station *s = station_get(c, name, false);
     return s && s->seen_mono && sr_mono_ms() - s->seen_mono <= (int64_t)c->state_ttl_ms;
@@ -208,7 +139,7 @@ static bool station_alive(struct gw_cluster *c, const char *name)
  * otherwise), its station is alive, and it has passes. */
 static void view_refresh(struct gw_cluster *c, struct view *v)
 {
-    bool off = !c->ready || !station_alive(c, v->station) || (!v->idc && v->npasses == 0);
+    bool off = !c->ready || !fed_station_alive(c, v->station) || (!v->idc && v->npasses == 0);
     if (off != v->offline) {
         v->offline = off;
         sr_log(SR_LOG_INFO, "cluster: %s is %s", v->id, off ? "offline" : "planned again");
@@ -282,7 +213,7 @@ static void idc_view(struct gw_cluster *c, const char *station, const struct sr_
 }
 
 /* The local satellite target |sat| (not itself a view), or NULL. */
-static const struct sr_target_info *local_sat(struct gw_cluster *c, const char *sat)
+const struct sr_target_info *fed_local_sat(struct gw_cluster *c, const char *sat)
 {
     int idx = sr_router_find(c->g->router, sat);
     if (idx < 0) {
@@ -303,7 +234,7 @@ static struct view *view_get(struct gw_cluster *c, const char *station, const ch
             return &c->views[i];
         }
     }
-    const struct sr_target_info *base = local_sat(c, sat);
+    const struct sr_target_info *base = fed_local_sat(c, sat);
     if (!base) {
         return NULL; /* a satellite we do not serve: nothing to plan */
     }
@@ -1079,140 +1010,6 @@ static void on_status(void *arg, bool ready)
         publish_passes(c);
         gw_spool_republish(c->g); /* results and forwards held while cut off */
     }
-}
-
-/* ---- GET /v1/cluster, GET /v1/cluster/passes ------------------------------------------------ */
-
-static int append_passes(struct gw_cluster *c, sr_buf *b, const char *router_id, int64_t from,
-                         int64_t to)
-{
-    struct sr_pass_rec buf[256];
-    size_t n = sr_router_passes(c->g->router, router_id, from, to, buf, 256);
-    int rv = sr_buf_append(b, "[", 1);
-    for (size_t i = 0; rv == 0 && i < n && i < 256; i++) {
-        char a[SR_RFC3339_LEN], l[SR_RFC3339_LEN];
-        sr_time_format(a, buf[i].aos_ms);
-        sr_time_format(l, buf[i].los_ms);
-        rv = sr_buf_appendf(b, "%s{\"aos\":\"%s\",\"los\":\"%s\",\"source\":", i ? "," : "", a, l);
-        rv = rv ? rv : sr_buf_append_json_str(b, buf[i].source, strlen(buf[i].source));
-        rv = rv ? rv : sr_buf_append(b, "}", 1);
-    }
-    return rv ? rv : sr_buf_append(b, "]", 1);
-}
-
-static void get_passes(struct gw_cluster *c, sr_req *req)
-{
-    char sat[SR_TARGET_IDMAX];
-    if (sr_query_get(sr_req_path(req), "sat", sat, sizeof(sat)) != 0 || !local_sat(c, sat)) {
-        sr_req_respond_error(req, 400, "give ?sat=ID, a satellite target of this station", NULL);
-        return;
-    }
-    int64_t now = sr_now_ms();
-    sr_buf b;
-    sr_buf_init(&b, 16u << 20);
-    int rv = sr_buf_append(&b, "{\"sat\":", 7);
-    rv = rv ? rv : sr_buf_append_json_str(&b, sat, strlen(sat));
-    rv = rv ? rv : sr_buf_append(&b, ",\"stations\":{", 13);
-    rv = rv ? rv : sr_buf_append_json_str(&b, c->station, strlen(c->station));
-    rv = rv ? rv : sr_buf_append(&b, ":", 1);
-    rv = rv ? rv : append_passes(c, &b, sat, now - PASS_PAST_MS, now + 7 * 86400000LL);
-    for (size_t i = 0; rv == 0 && i < c->nviews; i++) {
-        struct view *v = &c->views[i];
-        if (strcmp(v->sat, sat) != 0) {
-            continue;
-        }
-        rv = sr_buf_append(&b, ",", 1);
-        rv = rv ? rv : sr_buf_append_json_str(&b, v->station, strlen(v->station));
-        rv = rv ? rv : sr_buf_append(&b, ":", 1);
-        rv = rv ? rv : append_passes(c, &b, v->id, now - PASS_PAST_MS, now + 7 * 86400000LL);
-    }
-    rv = rv ? rv : sr_buf_append(&b, "}}\n", 3);
-    static const struct sr_http_header h[] = {{"content-type", "application/json"}};
-    if (rv) {
-        sr_buf_free(&b);
-        sr_req_respond_error(req, 503, "out of memory", NULL);
-        return;
-    }
-    sr_req_respond(req, 200, h, 1, b.data, b.len, true);
-}
-
-static void get_status(struct gw_cluster *c, sr_req *req)
-{
-    sr_buf b;
-    sr_buf_init(&b, 16u << 20);
-    int64_t now = sr_mono_ms();
-    int rv = sr_buf_append(&b, "{\"station\":", 11);
-    rv = rv ? rv : sr_buf_append_json_str(&b, c->station, strlen(c->station));
-    rv = rv ? rv
-            : sr_buf_appendf(&b, ",\"connected\":%s,\"stations\":[", c->ready ? "true" : "false");
-    for (size_t i = 0; rv == 0 && i < c->nstations; i++) {
-        struct station *s = &c->stations[i];
-        rv = sr_buf_appendf(&b, "%s{\"name\":", i ? "," : "");
-        rv = rv ? rv : sr_buf_append_json_str(&b, s->name, strlen(s->name));
-        rv = rv ? rv
-                : sr_buf_appendf(&b,
-                                 ",\"alive\":%s,\"heartbeat_ms_ago\":%lld,\"spool_items\":%lld,"
-                                 "\"spool_bytes\":%lld,\"ready\":%s}",
-                                 station_alive(c, s->name) ? "true" : "false",
-                                 s->seen_mono ? (long long)(now - s->seen_mono) : -1LL,
-                                 (long long)s->items, (long long)s->bytes,
-                                 s->ready ? "true" : "false");
-    }
-    rv = rv ? rv : sr_buf_append(&b, "],\"views\":[", 11);
-    for (size_t i = 0; rv == 0 && i < c->nviews; i++) {
-        struct view *v = &c->views[i];
-        rv = sr_buf_appendf(&b, "%s{\"target\":", i ? "," : "");
-        rv = rv ? rv : sr_buf_append_json_str(&b, v->id, strlen(v->id));
-        rv = rv ? rv : sr_buf_append(&b, ",\"via_station\":", 15);
-        rv = rv ? rv : sr_buf_append_json_str(&b, v->station, strlen(v->station));
-        rv = rv ? rv
-                : sr_buf_appendf(&b, ",\"passes\":%zu,\"planned\":%s}", v->npasses,
-                                 v->offline ? "false" : "true");
-    }
-    rv = rv ? rv : sr_buf_append(&b, "],\"elements\":[", 14);
-    for (size_t i = 0; rv == 0 && i < c->nelems; i++) {
-        struct shared_elements *e = &c->elems[i];
-        char ep[SR_RFC3339_LEN];
-        sr_time_format(ep, e->epoch_ms);
-        rv = sr_buf_appendf(&b, "%s{\"sat\":", i ? "," : "");
-        rv = rv ? rv : sr_buf_append_json_str(&b, e->sat, strlen(e->sat));
-        rv = rv ? rv : sr_buf_append(&b, ",\"station\":", 11);
-        rv = rv ? rv : sr_buf_append_json_str(&b, e->station, strlen(e->station));
-        rv = rv ? rv : sr_buf_append(&b, ",\"operator\":", 12);
-        rv = rv ? rv : sr_buf_append_json_str(&b, e->op, strlen(e->op));
-        rv = rv ? rv : sr_buf_append(&b, ",\"format\":", 10);
-        rv = rv ? rv : sr_buf_append_json_str(&b, e->format, strlen(e->format));
-        rv = rv ? rv : sr_buf_appendf(&b, ",\"epoch\":\"%s\",\"bytes\":%zu}", ep, e->len);
-    }
-    rv = rv ? rv : sr_buf_append(&b, "]}\n", 3);
-    static const struct sr_http_header h[] = {{"content-type", "application/json"}};
-    if (rv) {
-        sr_buf_free(&b);
-        sr_req_respond_error(req, 503, "out of memory", NULL);
-        return;
-    }
-    sr_req_respond(req, 200, h, 1, b.data, b.len, true);
-}
-
-bool gw_cluster_handle(struct gw *g, sr_req *req)
-{
-    const char *path = sr_req_path(req);
-    size_t plen = strcspn(path, "?");
-    bool status = plen == 11 && !strncmp(path, "/v1/cluster", 11);
-    bool passes = plen == 18 && !strncmp(path, "/v1/cluster/passes", 18);
-    if (!status && !passes) {
-        return false;
-    }
-    if (strcmp(sr_req_method(req), "GET") != 0) {
-        sr_req_respond_error(req, 405, "use GET", NULL);
-    } else if (!g->cluster) {
-        sr_req_respond_error(req, 404, "this gateway has no [cluster] section", NULL);
-    } else if (status) {
-        get_status(g->cluster, req);
-    } else {
-        get_passes(g->cluster, req);
-    }
-    return true;
 }
 
 /* ---- start-up and shut-down ----------------------------------------------------------------- */
