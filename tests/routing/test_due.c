@@ -20,7 +20,7 @@
 
 /* What the fake start callback saw and says. */
 struct run {
-    const char *started[32]; /* the names, in the order start() was called */
+    const char *started[64]; /* the names, in the order start() was called */
     size_t n;
     int refuse_from; /* start() answers 0 from this call on (-1: never) */
     int stop_after;  /* start() answers -1 once this many started (-1: never) */
@@ -52,7 +52,8 @@ static int start(void *arg, struct sr_due *d)
 /* Runs the dispatcher over |w| (all taking part) and returns what started. */
 static size_t run(struct wl *w, size_t n, struct run *r)
 {
-    struct sr_due due[32];
+    struct sr_due due[64];
+    assert_true(n <= 64);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (sr_due_soon(w[i].wait_until, NOW)) {
