@@ -170,6 +170,8 @@ int gw_status_init(struct gw *g, char *err, size_t errlen);
 void gw_status_record(struct gw *g, const struct gw_event *ev);
 /* Counts one answer on the workload API in skyroute_requests_total. */
 void gw_status_count(struct gw *g, int status);
+/* Answers |req| with a JSON error (sr_req_respond_error) and counts it. */
+void gw_status_refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail);
 /* The HTTP status a client is answered with for a job that ended as |r|
  * says: 200, 422 (the handler failed on the client's input: a 4xx status),
  * 502 (it may have run, or the answer cannot be trusted), 503, 504, 507 or

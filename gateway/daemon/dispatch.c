@@ -3,7 +3,7 @@
  * payload in an envelope addressed to the best one, sends it over the pooled
  * HTTP/2 connection, verifies the signed result (signer must be that target,
  * id must match, addressed to us) and reports the outcome through a callback.
- * The synchronous API (main.c) and the durable spool (spool.c) are
+ * The synchronous API (api.c) and the durable spool (spool.c) are
  * its two callers.
  *
  * Retries: a dispatch that never left (connection refused, target in

@@ -19,12 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail)
-{
-    gw_status_count(g, status);
-    sr_req_respond_error(req, status, msg, detail);
-}
-
 /* Opens the request's envelope: a workload from a configured satellite,
  * signed by it and addressed to this gateway. Its id, or NULL once refused. */
 static const char *satellite_opens(struct gw *g, sr_req *req, struct sr_envelope *env)
@@ -53,7 +47,7 @@ static const char *satellite_opens(struct gw *g, sr_req *req, struct sr_envelope
     if (rv != 0) {
         char d[320];
         snprintf(d, sizeof(d), "{\"code\":\"%s\"}", sr_errname(rv));
-        refuse(g, req, sr_env_http_status(rv), why[0] ? why : sr_strerror(rv), d);
+        gw_status_refuse(g, req, sr_env_http_status(rv), why[0] ? why : sr_strerror(rv), d);
         return NULL;
     }
     return sat->id;
@@ -138,7 +132,7 @@ static void outbox(struct gw *g, sr_req *req)
         return;
     }
     if (env.payload_len % SR_ENV_IDBYTES != 0) {
-        refuse(g, req, 400, "the outbox payload lists received ids, 16 bytes each", NULL);
+        gw_status_refuse(g, req, 400, "the outbox payload lists received ids, 16 bytes each", NULL);
         return;
     }
     for (size_t off = 0; off < env.payload_len; off += SR_ENV_IDBYTES) {
@@ -148,7 +142,7 @@ static void outbox(struct gw *g, sr_req *req)
     sr_buf_init(&o.out, 256u << 20);
     if (sr_spooldb_outbox(db, sat, outbox_add, &o) != 0) {
         sr_buf_free(&o.out);
-        refuse(g, req, 503, "cannot seal the outbox", NULL);
+        gw_status_refuse(g, req, 503, "cannot seal the outbox", NULL);
         return;
     }
     char count[24];
@@ -173,9 +167,9 @@ bool gw_outbox_handle(struct gw *g, sr_req *req)
         return false;
     }
     if (strcmp(sr_req_method(req), "POST") != 0) {
-        refuse(g, req, 405, "POST a signed envelope", NULL);
+        gw_status_refuse(g, req, 405, "POST a signed envelope", NULL);
     } else if (!gw_spool_db(g)) {
-        refuse(g, req, 503, "the spool is not available", NULL);
+        gw_status_refuse(g, req, 503, "the spool is not available", NULL);
     } else if (up) {
         uplink(g, req);
     } else {

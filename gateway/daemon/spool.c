@@ -685,7 +685,6 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
             respond_accepted(sp->g, p->req, p->spec.id);
         } else if (p->req) {
             sr_req_set_abort(p->req, NULL);
-            gw_status_count(sp->g, fail_status);
             sr_req_respond_error(p->req, fail_status,
                                  fail_status == 507 ? "the spool's disk is full: not stored"
                                                     : "the spool could not store the workload",
@@ -697,12 +696,6 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
     }
     gauges(sp);
     kick(sp);
-}
-
-static void refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail)
-{
-    gw_status_count(g, status);
-    sr_req_respond_error(req, status, msg, detail);
 }
 
 /* Bytes |client| holds in the spool, stored or waiting for the commit. */
@@ -727,7 +720,7 @@ void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, 
 {
     struct gw_spool *sp = g->spool;
     if (!sp) {
-        refuse(g, req, 503, "the spool is not available", NULL);
+        gw_status_refuse(g, req, 503, "the spool is not available", NULL);
         return;
     }
     /* quotas: nothing is acknowledged that is not stored, and nothing over */
@@ -738,7 +731,7 @@ void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, 
         snprintf(d, sizeof(d),
                  "{\"items\":%zu,\"bytes\":%llu,\"max_items\":%.0f,\"max_bytes\":%.0f}", items,
                  (unsigned long long)bytes, sp->max_items, sp->max_bytes);
-        refuse(g, req, 507, "the spool is full", d);
+        gw_status_refuse(g, req, 507, "the spool is full", d);
         return;
     }
     uint64_t quota = gw_auth_spool_quota(g, client);
@@ -748,7 +741,7 @@ void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, 
             char d[160];
             snprintf(d, sizeof(d), "{\"client\":\"%s\",\"spooled_bytes\":%llu,\"quota\":%llu}",
                      client, (unsigned long long)mine, (unsigned long long)quota);
-            refuse(g, req, 429, "over the client's spool quota", d);
+            gw_status_refuse(g, req, 429, "over the client's spool quota", d);
             return;
         }
     }
@@ -757,7 +750,7 @@ void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, 
     if (!p || !copy) {
         free(p);
         free(copy);
-        refuse(g, req, 503, "out of memory", NULL);
+        gw_status_refuse(g, req, 503, "out of memory", NULL);
         return;
     }
     p->req = req;
@@ -844,24 +837,24 @@ bool gw_spool_handle(struct gw *g, sr_req *req)
     const char *hex = path + sizeof(prefix) - 1;
     size_t hlen = plen - (sizeof(prefix) - 1);
     if (strcmp(sr_req_method(req), "GET") != 0) {
-        refuse(g, req, 405, "use GET", NULL);
+        gw_status_refuse(g, req, 405, "use GET", NULL);
         return true;
     }
     uint8_t id[SR_ENV_IDBYTES];
     if (sr_unhex(id, sizeof(id), hex, hlen) != 0) {
-        refuse(g, req, 404, "no such workload", "{\"why\":\"an id is 32 hex digits\"}");
+        gw_status_refuse(g, req, 404, "no such workload", "{\"why\":\"an id is 32 hex digits\"}");
         return true;
     }
     struct gw_spool *sp = g->spool;
     if (!sp) {
-        refuse(g, req, 404, "no such workload", NULL);
+        gw_status_refuse(g, req, 404, "no such workload", NULL);
         return true;
     }
     /* a submission still in the group commit is not known yet */
     struct sr_spool_status s;
     if (sr_spooldb_status(sp->db, id, &s) != 0) {
         if (!sp->link.fetch || !sp->link.fetch(sp->link.ctx, req, id)) {
-            refuse(g, req, 404, "no such workload", NULL); /* nor another station's */
+            gw_status_refuse(g, req, 404, "no such workload", NULL); /* nor another station's */
         }
         return true;
     }
@@ -875,7 +868,7 @@ bool gw_spool_handle(struct gw *g, sr_req *req)
     sr_buf_init(&b, 1 << 16);
     if (status_json(&b, idhex, &s) != 0) {
         sr_buf_free(&b);
-        refuse(g, req, 503, "out of memory", NULL);
+        gw_status_refuse(g, req, 503, "out of memory", NULL);
         return true;
     }
     static const struct sr_http_header h[] = {{"content-type", "application/json"}};

@@ -192,6 +192,12 @@ int gw_outcome_status(const struct gw_job_result *r)
     }
 }
 
+void gw_status_refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail)
+{
+    gw_status_count(g, status);
+    sr_req_respond_error(req, status, msg, detail);
+}
+
 void gw_status_record(struct gw *g, const struct gw_event *ev)
 {
     struct gw_status *s = g->status;
