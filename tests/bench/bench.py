@@ -719,8 +719,8 @@ def part_route(args, res):
 # ---- summary ------------------------------------------------------------------------
 
 
-CPU_TARGET = 1.25  # issue 9: gateway CPU per request over one sign + one verify, SR1
-SGP4_TARGET = 2.0  # issue 9: our SGP4 over satellite.js
+CPU_TARGET = 1.25  # the target: gateway CPU per request over one sign + one verify, SR1
+SGP4_TARGET = 2.0  # the target: our SGP4 over satellite.js
 
 
 def verdict(met, total):
@@ -728,7 +728,7 @@ def verdict(met, total):
 
 
 def targets(res):
-    """Issue 9's targets judged by this run's figures (a list of Markdown lines, empty
+    """The performance targets (throughput, CPU, p99, SGP4) judged by this run's figures (a list of Markdown lines, empty
     without the proxy part), and, at one stream, the floor the signatures set: a lone
     request waits for the gateway's signature, the node's verification, the node's
     signature and the gateway's verification, one after the other, and no other work of
@@ -736,7 +736,7 @@ def targets(res):
     rows = res.get("proxy")
     if not rows:
         return []
-    L = ["Issue 9's targets, judged by the figures above (a load counts as met when its "
+    L = ["The performance targets, judged by the figures above (a load counts as met when its "
          "median does):", "",
          "| target | figures of this run | verdict |", "| --- | --- | --- |"]
 
