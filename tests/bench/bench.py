@@ -24,7 +24,7 @@ Parts (all by default):
 
 Everything is started here and stopped at the end. Absolute figures depend on
 the machine and its load; ratios taken in the same run are the point. The
-final table is Markdown, ready for the README (--markdown FILE also writes it).
+final table is Markdown, ready for docs/benchmarks.md (--markdown FILE also writes it).
 """
 
 import argparse

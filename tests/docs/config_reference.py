@@ -7,7 +7,8 @@ every key ext_keys lets through, the list its owner checks them against) and
 the keys skyroute-node's --config parser accepts (gateway/node/config.c), and
 compares them with the keys docs/configuration.md documents. A key accepted
 but not documented, or documented but refused, fails the test, named with the
-file to edit.
+file to edit. The `key = value` lines of the ```ini examples in README.md and
+docs/*.md (commented out or not) must be keys the parsers accept, too.
 
 usage: config_reference.py SOURCE_DIR [DOC]   (DOC: docs/configuration.md)
 """
@@ -195,6 +196,44 @@ def doc_keys(path):
     return out
 
 
+def example_keys(src):
+    """(file, line, section, key) of every `key = value` line, live or
+    commented out, in the ```ini blocks of README.md and docs/*.md."""
+    files = [os.path.join(src, "README.md")]
+    d = os.path.join(src, "docs")
+    files += sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".md"))
+    out = []
+    for path in files:
+        rel = os.path.relpath(path, src)
+        sec, ini = None, False
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.startswith("```"):
+                    ini = line.strip() == "```ini" if not ini else False
+                    sec = None
+                    continue
+                if not ini:
+                    continue
+                m = re.match(r"^\s*\[([^\]]+)\]", line)
+                if m:
+                    sec = m.group(1)
+                    continue
+                m = re.match(r"^\s*[;#]?\s*([A-Za-z_][\w]*)\s*=", line)
+                if m and sec:
+                    out.append((rel, i, sec, m.group(1)))
+    return out
+
+
+def accepts(parsed, prog, sec, key):
+    if key in parsed.get((prog, sec), ()):
+        return True
+    for (p, s), ks in parsed.items():
+        if p == prog and s.endswith(".*") and sec.startswith(s[:-1]) and len(sec) > len(s) - 1:
+            if key in ks:
+                return True
+    return False
+
+
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SR_SOURCE_DIR", ".")
     doc = sys.argv[2] if len(sys.argv) > 2 else os.path.join(src, "docs", "configuration.md")
@@ -225,6 +264,13 @@ def main():
         if (sec, key) not in accepted and (pat, key) not in accepted:
             problems.append("%s reads [%s] %s, which %s refuses (add it to ext_keys)" %
                             (rel, sec, key, GATEWAY_CONFIG))
+    node_sections = {s for (p, s) in parsed if p == "skyroute-node"}
+    for rel, line, sec, key in example_keys(src):
+        prog = "skyroute-node" if any(sec == s or (s.endswith(".*") and sec.startswith(s[:-1]))
+                                      for s in node_sections) else "skyrouted"
+        if not accepts(parsed, prog, sec, key):
+            problems.append("%s:%d: the example's [%s] %s is not a key %s accepts" %
+                            (rel, line, sec, key, prog))
     if problems:
         print("config_reference: the configuration reference and the parsers disagree:")
         for p in problems:

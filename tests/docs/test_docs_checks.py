@@ -99,6 +99,10 @@ def add_doc_row(root):
                              "| `max_windows` |", 1))
 
 
+def example_typo(root):
+    edit(root, "README.md", lambda t: t.replace("pubkey = alpha.pub", "pubkee = alpha.pub", 1))
+
+
 def long_readme(root):
     edit(root, "README.md", lambda t: t + "\n" * 300)
 
@@ -141,6 +145,8 @@ def main():
          ["margin_k", "[policy]", doc])
     case("config_reference: a row for a key the parser refuses", "config_reference.py",
          add_doc_row, ["max_windowz", "gateway/config/config.c"])
+    case("config_reference: a misspelt key in an example", "config_reference.py", example_typo,
+         ["README.md", "pubkee"])
     case("docs_check passes on the tree", "docs_check.py", None, [])
     case("docs_check: README too long", "docs_check.py", long_readme, ["at most 250"])
     case("docs_check: three Quick start commands", "docs_check.py", three_commands,
