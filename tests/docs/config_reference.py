@@ -8,7 +8,8 @@ the keys skyroute-node's --config parser accepts (gateway/node/config.c), and
 compares them with the keys docs/configuration.md documents. A key accepted
 but not documented, or documented but refused, fails the test, named with the
 file to edit. The `key = value` lines of the ```ini examples in README.md and
-docs/*.md (commented out or not) must be keys the parsers accept, too.
+docs/*.md (commented out or not) must be keys the parsers accept, too, and
+each command-line option of skyroute-node and skyrouted must be documented.
 
 usage: config_reference.py SOURCE_DIR [DOC]   (DOC: docs/configuration.md)
 """
@@ -224,6 +225,28 @@ def example_keys(src):
     return out
 
 
+# Command-line options: each long option of a program appears as --NAME in
+# the document that lists them.
+OPTION_DOCS = [("gateway/node/main.c", "skyroute-node", "docs/node.md"),
+               ("gateway/daemon/main.c", "skyrouted", "README.md")]
+
+
+def option_problems(src):
+    out = []
+    for rel, prog, doc in OPTION_DOCS:
+        c = strip_comments(read(src, rel))
+        opts = re.findall(r'\{\s*"([a-z][a-z0-9-]*)"\s*,\s*(?:required|no|optional)_argument', c)
+        if not opts:
+            out.append("%s: found no long options (struct option) of %s" % (rel, prog))
+            continue
+        text = read(src, doc)
+        missing = sorted(o for o in set(opts) if not re.search(r"--%s\b" % re.escape(o), text))
+        if missing:
+            out.append("%s takes %s, which %s does not mention (%s)" %
+                       (prog, ", ".join("--" + o for o in missing), doc, rel))
+    return out
+
+
 def accepts(parsed, prog, sec, key):
     if key in parsed.get((prog, sec), ()):
         return True
@@ -271,6 +294,7 @@ def main():
         if not accepts(parsed, prog, sec, key):
             problems.append("%s:%d: the example's [%s] %s is not a key %s accepts" %
                             (rel, line, sec, key, prog))
+    problems += option_problems(src)
     if problems:
         print("config_reference: the configuration reference and the parsers disagree:")
         for p in problems:

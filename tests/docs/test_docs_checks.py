@@ -103,6 +103,12 @@ def example_typo(root):
     edit(root, "README.md", lambda t: t.replace("pubkey = alpha.pub", "pubkee = alpha.pub", 1))
 
 
+def add_option(root):
+    edit(root, "gateway/node/main.c", lambda t: t.replace(
+        '{"gops", required_argument',
+        '{"frob-level", required_argument, 0, 0},\n        {"gops", required_argument', 1))
+
+
 def long_readme(root):
     edit(root, "README.md", lambda t: t + "\n" * 300)
 
@@ -147,6 +153,8 @@ def main():
          add_doc_row, ["max_windowz", "gateway/config/config.c"])
     case("config_reference: a misspelt key in an example", "config_reference.py", example_typo,
          ["README.md", "pubkee"])
+    case("config_reference: an undocumented node option", "config_reference.py", add_option,
+         ["--frob-level", "docs/node.md"])
     case("docs_check passes on the tree", "docs_check.py", None, [])
     case("docs_check: README too long", "docs_check.py", long_readme, ["at most 250"])
     case("docs_check: three Quick start commands", "docs_check.py", three_commands,
