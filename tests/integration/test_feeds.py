@@ -97,9 +97,18 @@ def write(env, name, data):
     return p
 
 
-def sign(key, path):
+def sign(key, path, target="/v1/passes", ctype=None, station="gs-test", ts=None, nonce=None):
+    """`skyroute sign` for a PUT of |path|'s bytes to |target| (path and query)
+    at |station| with content type |ctype|."""
+    argv = [srtest.SKYROUTE, "sign", "--key", key, "--url", target, "--station", station]
+    if ctype:
+        argv += ["--content-type", ctype]
+    if ts is not None:
+        argv += ["--time", str(ts)]
+    if nonce:
+        argv += ["--nonce", nonce]
     with open(path, "rb") as f:
-        r = run([srtest.SKYROUTE, "sign", "--key", key], input=f.read(), check=True)
+        r = run(argv, input=f.read(), check=True)
     return r.stdout.decode().strip()
 
 
@@ -127,9 +136,10 @@ def curl(method, url, data_path=None, headers=(), timeout=60):
 def upload(g, kind, path, key, ctype=None, query="", signature=None):
     hdrs = []
     if key or signature:
-        hdrs.append("skyroute-signature: " + (signature or sign(key, path)))
-    if ctype:
-        hdrs.append("content-type: " + ctype)
+        hdrs.append("skyroute-signature: " +
+                    (signature or sign(key, path, "/v1/" + kind + query, ctype)))
+    # none: curl would send its form type, so remove the header (the signature covers it)
+    hdrs.append("content-type: " + (ctype or ""))
     return curl("PUT", g["url"] + "/v1/" + kind + query, path, hdrs)
 
 
