@@ -642,7 +642,7 @@ int sr_store_claim_nonce(sr_store *st, const uint8_t *keyid, size_t keylen, cons
     sqlite3_bind_blob(s, 1, keyid, (int)keylen, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, nonce, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, expires_ms);
-    /* a replay is told apart before the ceiling: it is refused as one either way */
+    /* at the ceiling every claim is refused, a replay among them */
     rc = (size_t)held >= max ? SQLITE_FULL : sqlite3_step(s);
     int ext = sqlite3_extended_errcode(st->db);
     sqlite3_finalize(s);
