@@ -11,11 +11,12 @@
  *     the decision (routing.h sr_explain_json); changes nothing.
  *   - PUT /v1/targets/ID/energy: a forecast for an IDC, signed by an
  *     operator whose [operator.NAME] targets lists ID, with a v2
- *     skyroute-signature (authenticated as every operator upload, by
- *     gw_feeds_authenticate: the signed path names the target, the signed
- *     time and nonce make it fresh and single-use): {"points": [{"t": RFC3339, "price_per_kwh": x,
- *     "carbon_g_per_kwh": x, "pv_surplus_w": x}, ...]} (price and carbon
- *     optional: absent = the configured value). Replaces the forecast whole.
+ *     skyroute-signature, authenticated as every operator upload
+ *     (gw_feeds_authenticate): the signed path names the target, the signed
+ *     time and nonce make it fresh and single-use. Body: {"points": [{"t":
+ *     RFC3339, "price_per_kwh": x, "carbon_g_per_kwh": x, "pv_surplus_w":
+ *     x}, ...]} (price and carbon optional: absent = the configured value).
+ *     Replaces the forecast whole.
  */
 #include "gateway/daemon/daemon.h"
 
