@@ -608,6 +608,10 @@ def test_config_errors_name_the_line():
         (good.replace("satellites = sat-1\n", ""), ":12:", "needs 'satellites'"),
         (good.replace("station =", "min_el_deg = 95\nstation ="), ":5:", "min_el_deg"),
         (good.replace("station =", "station_names = ,\nstation ="), ":5:", "station_names"),
+        (good.replace("satellites = sat-1", "targets = sat-1, idc-9"), ":14:", "idc-9"),
+        (good.replace("satellites = sat-1", "targets = ,"), ":14:", "list target ids"),
+        (good.replace("station =", "signature_window_s = 0\nstation ="), ":5:",
+         "signature_window_s"),
     ]
     for i, (text, line, phrase) in enumerate(cases):
         p = write(env, "bad%d.conf" % i, text)
