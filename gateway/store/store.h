@@ -242,4 +242,13 @@ int sr_spooldb_delivered(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], con
 /* Forgets workloads that finished before |before_ms|. 0 or SR_ERR_IO (logged). */
 int sr_spooldb_prune(sr_spooldb *db, int64_t before_ms);
 
+/* ---- signed requests' nonces (operator uploads) ---- */
+
+/* Records that key |keyid| (|keylen| bytes) used |nonce|, remembered until |expires_ms|
+ * (after forgetting every nonce expired at |now_ms|). 0; SR_ERR_EXISTS when
+ * that key already used that nonce (a replay); SR_ERR_FULL when |max|
+ * unexpired nonces are held; SR_ERR_IO or SR_ERR_NOMEM. */
+int sr_store_claim_nonce(sr_store *st, const uint8_t *keyid, size_t keylen, const char *nonce,
+                         int64_t now_ms, int64_t expires_ms, size_t max) SR_WARN_UNUSED;
+
 #endif /* SR_STORE_H */

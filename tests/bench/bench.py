@@ -539,7 +539,9 @@ def make_fleet(args, env, n, gw_name, node_pub):
 
 def upload_elements(g, tpath, okey):
     with open(tpath, "rb") as f:
-        sig = subprocess.run([srtest.SKYROUTE, "sign", "--key", okey], input=f.read(),
+        sig = subprocess.run([srtest.SKYROUTE, "sign", "--key", okey, "--url",
+                              g["url"] + "/v1/elements", "--station", g["id"], "--content-type",
+                              "text/plain"], input=f.read(),
                              check=True, stdout=subprocess.PIPE).stdout.decode().strip()
     r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "-o", "/dev/null",
                         "-w", "%{http_code}", "--data-binary", "@" + tpath,
