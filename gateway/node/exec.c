@@ -63,7 +63,14 @@ static struct reaper *reapers;
 static int pidfd_open_(pid_t pid)
 {
 #ifdef SYS_pidfd_open
-    return (int)syscall(SYS_pidfd_open, pid, 0);
+    static bool missing; /* ENOSYS once: not asked again */
+    if (missing) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    missing = fd < 0 && errno == ENOSYS;
+    return fd;
 #else
     (void)pid;
     errno = ENOSYS;
@@ -112,18 +119,30 @@ static void reaper_free(struct reaper *rp)
     free(rp);
 }
 
+/* If |pid| has exited: kills what it left in its group (before its pid, the
+ * group's id, is free to be reused), reaps it and returns true with its
+ * waitpid status in |*st|. */
+static bool reap_if_exited(pid_t pid, int *st)
+{
+    if (!child_exited(pid)) {
+        return false;
+    }
+    kill(-pid, SIGKILL);
+    if (waitpid(pid, st, WNOHANG) != pid) {
+        *st = W_EXITCODE(127, 0); /* not ours to wait for any more: say it failed */
+    }
+    return true;
+}
+
 static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct reaper *rp = arg;
-    if (!child_exited(rp->pid)) {
-        return;
-    }
-    kill(-rp->pid, SIGKILL); /* what it left in its group, before its pid is free */
     int st;
-    waitpid(rp->pid, &st, WNOHANG);
-    reaper_free(rp);
+    if (reap_if_exited(rp->pid, &st)) {
+        reaper_free(rp);
+    }
 }
 
 /* Kills the group of a child not reaped yet and waits for it, blocking. */
@@ -286,13 +305,9 @@ static void exec_exit_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct exec_run *r = arg;
-    if (!child_exited(r->pid)) {
-        return;
-    }
-    kill(-r->pid, SIGKILL);
     int st = 0;
-    if (waitpid(r->pid, &st, WNOHANG) != r->pid) {
-        st = W_EXITCODE(127, 0); /* not ours to wait for any more: say it failed */
+    if (!reap_if_exited(r->pid, &st)) {
+        return;
     }
     r->status = st;
     r->pid = 0;
@@ -385,12 +400,24 @@ static void child_limit(const struct exec_cfg *ec, int resource, uint64_t value,
     /* CPU time: SIGXCPU at the soft limit says what happened (the result
      * names it); SIGKILL a second later at the hard one, if it was caught */
     struct rlimit rl = {(rlim_t)value, (rlim_t)value + (resource == RLIMIT_CPU)};
-    if (setrlimit(resource, &rl) != 0) {
-        rl.rlim_max = rl.rlim_cur;
-        if (setrlimit(resource, &rl) != 0) {
-            child_fail(ec, name);
+    if (setrlimit(resource, &rl) == 0) {
+        return;
+    }
+    rl.rlim_max = rl.rlim_cur;
+    if (setrlimit(resource, &rl) == 0) {
+        return;
+    }
+    /* the soft limit alone (under valgrind, which refuses any change to
+     * RLIMIT_NOFILE's hard limit); config.c keeps values under the hard one */
+    struct rlimit cur;
+    if (getrlimit(resource, &cur) == 0 &&
+        (cur.rlim_max == RLIM_INFINITY || rl.rlim_cur <= cur.rlim_max)) {
+        rl.rlim_max = cur.rlim_max;
+        if (setrlimit(resource, &rl) == 0) {
+            return;
         }
     }
+    child_fail(ec, name);
 }
 
 /* In the child, between fork and exec. */

@@ -17,13 +17,6 @@ from srtest import check  # noqa: E402
 O_CLOEXEC = 0o2000000
 
 
-def write(env, name, data):
-    p = env.path(name)
-    with open(p, "wb") as f:
-        f.write(data)
-    return p
-
-
 def finish(env):
     bad = env.close()
     check(not bad, "processes exited badly: %s" % [(p.sr_name, p.returncode) for p in bad])
@@ -40,40 +33,37 @@ def proc_stat(pid):
     return fields[0], int(fields[1]), int(fields[2])
 
 
-def group_members(pgid):
-    """Every process (zombies too) in process group |pgid|."""
+def procs_where(field, value):
+    """(pid, state) of every process, zombies too, whose parent (field 1) or
+    process group (field 2) is |value|."""
     out = []
     for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(d)
-            if st and st[2] == pgid:
-                out.append((int(d), st[0]))
+        st = proc_stat(d) if d.isdigit() else None
+        if st and st[field] == value:
+            out.append((int(d), st[0]))
     return out
+
+
+def group_members(pgid):
+    return procs_where(2, pgid)
 
 
 def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(d)
-            if st and st[1] == pid:
-                out.append((int(d), st[0]))
-    return out
+    return procs_where(1, pid)
 
 
-def wait_for(cond, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def read_int(path, timeout=5.0):
-    wait_for(lambda: os.path.exists(path) and open(path).read().strip(), timeout)
-    with open(path) as f:
-        return int(f.read().split()[0])
+    """The number a handler writes to |path|, once it is there."""
+    srtest.wait_for(lambda: read_text(path).strip(), timeout)
+    return int(read_text(path).split()[0])
 
 
 def fds_without_cloexec(pid):
@@ -96,14 +86,14 @@ def fds_without_cloexec(pid):
 def setup(name, sections):
     env = srtest.Env(name)
     gkey, gpub = env.keygen("gs-test")
-    conf = write(env, "node.conf", ("[node]\n" + sections).encode())
+    conf = env.write("node.conf", ("[node]\n" + sections).encode())
     n = env.start_node("alpha", [gpub], extra=["--config", conf])
     g = env.start_gateway("gs-test", [n])
     return env, n, g
 
 
 def post(g, env, handler, payload=b"x", timeout=20):
-    p = write(env, "in-%s.bin" % handler.replace(":", "_"), payload)
+    p = env.write("in-%s.bin" % handler.replace(":", "_"), payload)
     return srtest.curl_post(g["url"] + "/v1/workloads", p, ["skyroute-handler: " + handler],
                             timeout=timeout)
 
@@ -115,17 +105,18 @@ def test_stdout_closed_and_still_running_is_killed_with_its_group():
     env = srtest.Env("exec-hang")
     d = env.dir
     sections = ("\n[exec.hang]\ncommand = cut -d' ' -f5 /proc/self/stat > %s/hang.pgid; "
-                "sleep 30 >/dev/null & echo $! > %s/hang.bg; exec >&-; sleep 30\ntimeout_ms = 2500\n"
+                "sleep 30 >/dev/null & echo $! > %s/hang.bg; exec >&-; sleep 30\n"
+                "timeout_ms = 2500\n"
                 "\n[exec.bg]\ncommand = sleep 30 & echo $! > %s/bg.pid; echo started\n"
                 "timeout_ms = 4000\n" % (d, d, d))
     gkey, gpub = env.keygen("gs-test")
-    conf = write(env, "node.conf", ("[node]\n" + sections).encode())
+    conf = env.write("node.conf", ("[node]\n" + sections).encode())
     n = env.start_node("alpha", [gpub], extra=["--config", conf])
     g = env.start_gateway("gs-test", [n])
     node_pgid = os.getpgid(n["proc"].pid)
 
     t0 = time.time()
-    p = write(env, "hang.in", b"x")
+    p = env.write("hang.in", b"x")
     th, out = srtest.post_in_background(g["url"] + "/v1/workloads", p,
                                         ["skyroute-handler: exec:hang"])
     pgid = read_int(env.path("hang.pgid"))
@@ -147,7 +138,7 @@ def test_stdout_closed_and_still_running_is_killed_with_its_group():
           "time limit: %s %r" % (st, body))
     check(took < 6, "answered at the time limit (%.1fs)" % took)
     # nothing of the group survives, not even a zombie: killed and reaped
-    check(wait_for(lambda: not group_members(pgid), 3),
+    check(srtest.wait_for(lambda: not group_members(pgid), 3),
           "group %d gone: %r" % (pgid, group_members(pgid)))
     check(proc_stat(bg) is None, "the background grandchild %d was killed" % bg)
 
@@ -158,8 +149,9 @@ def test_stdout_closed_and_still_running_is_killed_with_its_group():
     check(st == 200 and body == b"started\n", "exec:bg: %s %r" % (st, body))
     check(time.time() - s0 < 2.5, "not held until the time limit (%.1fs)" % (time.time() - s0))
     bgpid = read_int(env.path("bg.pid"))
-    check(wait_for(lambda: proc_stat(bgpid) is None, 3), "what exec:bg left running was killed")
-    check(wait_for(lambda: not children(n["proc"].pid), 3),
+    check(srtest.wait_for(lambda: proc_stat(bgpid) is None, 3),
+          "what exec:bg left running was killed")
+    check(srtest.wait_for(lambda: not children(n["proc"].pid), 3),
           "no child of the node left: %r" % children(n["proc"].pid))
     finish(env)
 
@@ -203,7 +195,8 @@ def test_handlers_run_under_rlimits():
                       "\n[exec.limits]\ncommand = cat /proc/self/limits\ncpu_s = 7\n"
                       "max_memory = 536870912\nmax_files = 77\nmax_procs = 3000\n"
                       "\n[exec.defaults]\ncommand = cat /proc/self/limits\n"
-                      "\n[exec.spin]\ncommand = while :; do :; done\ncpu_s = 1\ntimeout_ms = 8000\n")
+                      "\n[exec.spin]\ncommand = while :; do :; done\ncpu_s = 1\n"
+                      "timeout_ms = 8000\n")
     st, h, body = post(g, env, "exec:limits")
     check(st == 200, "exec:limits %s %r" % (st, body))
     lim = limits_of(body.decode())
@@ -241,7 +234,8 @@ def test_no_descriptor_or_zombie_leaks_after_many_runs():
         for handler, (wst, wbody) in want.items():
             st, h, body = post(g, env, handler, b"hello")
             check(st == wst and wbody in body, "%s: %s %r" % (handler, st, body))
-    check(wait_for(lambda: not children(pid), 3), "no zombie or child left: %r" % children(pid))
+    check(srtest.wait_for(lambda: not children(pid), 3),
+          "no zombie or child left: %r" % children(pid))
     after = sorted(os.listdir("/proc/%d/fd" % pid), key=int)
     check(after == before, "the node's descriptors are flat: %r -> %r" % (before, after))
     finish(env)
@@ -252,7 +246,7 @@ def test_exec_user():
     root, handlers run as the named user."""
     env = srtest.Env("exec-user")
     gkey, gpub = env.keygen("gs-test")
-    conf = write(env, "bad.conf", b"[node]\nexec_user = no-such-user-sr\n"
+    conf = env.write("bad.conf", b"[node]\nexec_user = no-such-user-sr\n"
                  b"\n[exec.id]\ncommand = id -u\n")
     key, pub = env.keygen("alpha")
     r = srtest.run([srtest.NODE, "--id", "alpha", "--listen", "127.0.0.1:%d" % srtest.free_port(),
@@ -264,8 +258,9 @@ def test_exec_user():
         finish(env)
         return
     nobody = pwd.getpwnam("nobody")
-    conf = write(env, "node.conf", b"[node]\nexec_user = nobody\n"
-                 b"\n[exec.id]\ncommand = id -u; id -g; ls /proc/1/fd >/dev/null 2>&1 || echo denied\n")
+    conf = env.write("node.conf", b"[node]\nexec_user = nobody\n"
+                 b"\n[exec.id]\ncommand = id -u; id -g; "
+                 b"ls /proc/1/fd >/dev/null 2>&1 || echo denied\n")
     n = env.start_node("alpha", [gpub], extra=["--config", conf])
     g = env.start_gateway("gs-test", [n])
     st, h, body = post(g, env, "exec:id")

@@ -20,7 +20,8 @@ def spool_rows(env, idhex):
     path = env.path("state-gs-test", "spool.db")
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
     try:
-        rows = db.execute("SELECT state FROM spool WHERE id = ?", (bytes.fromhex(idhex),)).fetchall()
+        rows = db.execute("SELECT state FROM spool WHERE id = ?",
+                          (bytes.fromhex(idhex),)).fetchall()
         try:
             spent = db.execute("SELECT count(*) FROM uplink_spent WHERE id = ?",
                                (bytes.fromhex(idhex),)).fetchone()[0]
@@ -29,15 +30,6 @@ def spool_rows(env, idhex):
     finally:
         db.close()
     return rows, spent
-
-
-def wait_for(cond, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 def test_uplink_replayed_after_prune_is_refused():
@@ -63,15 +55,15 @@ def test_uplink_replayed_after_prune_is_refused():
     url = g["url"] + "/v1/uplink"
     st, h, body = srtest.curl_post(url, envelope)
     check(st == 202, "uplink accepted: %s %r" % (st, body))
-    check(wait_for(lambda: srtest.metric(idc["admin"], "skyroute_node_executed_total") == 1, 10),
-          "it ran at the IDC")
-    check(wait_for(lambda: spool_rows(env, idhex)[0] == [(3,)], 5), "finished in the spool")
+    check(srtest.wait_for(lambda: srtest.metric(idc["admin"], "skyroute_node_executed_total") == 1,
+                          10), "it ran at the IDC")
+    check(srtest.wait_for(lambda: spool_rows(env, idhex)[0] == [(3,)], 5), "finished in the spool")
     # a repeat while the row is kept is answered from it, and not run
     st, h, body = srtest.curl_post(url, envelope)
     check(st in (200, 202) and srtest.metric(idc["admin"], "skyroute_node_executed_total") == 1,
           "repeat answered from the row: %s %r" % (st, body))
     # the row is pruned; the id stays remembered
-    check(wait_for(lambda: spool_rows(env, idhex)[0] == [], 6),
+    check(srtest.wait_for(lambda: spool_rows(env, idhex)[0] == [], 6),
           "row pruned: %r" % (spool_rows(env, idhex),))
     st, h, body = srtest.curl_post(url, envelope)
     check(st == 409 and b"already ran" in body and idhex.encode() in body,
