@@ -155,11 +155,11 @@ void gw_auth_free(struct gw *g)
     }
 }
 
-void gw_auth_reload(struct gw *g)
+bool gw_auth_reload(struct gw *g)
 {
     struct gw_auth *a = g->auth;
     if (!a) {
-        return;
+        return true;
     }
     struct sr_config *cfg = NULL;
     char err[600];
@@ -171,7 +171,7 @@ void gw_auth_reload(struct gw *g)
         sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"clients\",outcome=\"failed\"",
                        1);
         sr_config_free(cfg);
-        return;
+        return false;
     }
     sr_config_free(cfg);
     /* keep bucket levels and in-flight counts of clients that stay */
@@ -190,6 +190,7 @@ void gw_auth_reload(struct gw *g)
     a->n = n;
     sr_log(SR_LOG_INFO, "clients reloaded: %zu", n);
     sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"clients\",outcome=\"ok\"", 1);
+    return true;
 }
 
 /* A finished request gives back its stream slot. Looked up by name, so a

@@ -970,6 +970,13 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
     sr_metrics_describe(g->metrics, "skyroute_spool_bytes", "gauge", "Their payload bytes.");
     sr_metrics_describe(g->metrics, "skyroute_spool_finished_total", "counter",
                         "Async workloads finished, by outcome.");
+    /* the limits beside the levels: "near full" is a ratio of the two */
+    sr_metrics_describe(g->metrics, "skyroute_spool_max_items", "gauge",
+                        "[spool] max_items: workloads held at once before 507.");
+    sr_metrics_describe(g->metrics, "skyroute_spool_max_bytes", "gauge",
+                        "[spool] max_bytes: payload bytes held at once before 507.");
+    sr_metrics_set(g->metrics, "skyroute_spool_max_items", "", sp->max_items);
+    sr_metrics_set(g->metrics, "skyroute_spool_max_bytes", "", sp->max_bytes);
     sp->commit_ev = event_new(g->base, -1, 0, commit_cb, sp);
     sp->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, sp);
     sp->kick_ev = event_new(g->base, -1, 0, tick_cb, sp);
