@@ -143,6 +143,9 @@ int gw_auth_init(struct gw *g, char *err, size_t errlen)
                         "Requests refused with 401, by reason.");
     sr_metrics_describe(g->metrics, "skyroute_rate_limited_total", "counter",
                         "Requests refused with 429, by client and limit.");
+    /* unlabelled zeros: a sum and its rate from the first scrape */
+    sr_metrics_add(g->metrics, "skyroute_auth_failures_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_rate_limited_total", "", 0);
     return parse_clients(g, g->cfg, &a->clients, &a->n, err, errlen);
 }
 
