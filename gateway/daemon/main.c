@@ -235,6 +235,9 @@ static void describe_metrics(sr_metrics *m)
     sr_metrics_describe(m, "skyroute_signature_failures_total", "counter",
                         "Results that failed envelope verification, by target and reason.");
     sr_metrics_add(m, "skyroute_signature_failures_total", "", 0);
+    sr_metrics_describe(m, "skyroute_outbox_results_sent_total", "counter",
+                        "Results of a satellite's own workloads handed back at POST /v1/outbox.");
+    sr_metrics_add(m, "skyroute_outbox_results_sent_total", "", 0);
     sr_metrics_describe(m, "skyroute_reloads_total", "counter",
                         "SIGHUP reloads by part (tls, clients, targets, policy) and outcome.");
     static const char *const parts[] = {"tls", "clients", "targets", "policy"};
