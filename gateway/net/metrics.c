@@ -331,6 +331,32 @@ static int read_small(const char *path, char *buf, size_t len)
     return n ? 0 : -1;
 }
 
+/* The boot time (Unix seconds) from /proc/stat's btime line, which follows
+ * per-CPU and interrupt lines many kilobytes long on a large machine; read
+ * once, as it does not change. 0 if unknown. */
+static double boot_time(void)
+{
+    static double btime;
+    if (btime > 0) {
+        return btime;
+    }
+    FILE *fp = fopen("/proc/stat", "r");
+    if (!fp) {
+        return 0;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        if (!strncmp(line, "btime ", 6)) {
+            btime = strtod(line + 6, NULL);
+            break;
+        }
+    }
+    free(line);
+    fclose(fp);
+    return btime;
+}
+
 /* Open descriptors: the entries of /proc/self/fd but the one reading it. */
 static long open_fds(void)
 {
@@ -368,7 +394,7 @@ int sr_metrics_render_process(sr_buf *out)
     /* Read at each scrape from /proc/self, by the names every Prometheus
      * client library uses, so stock dashboards and alerts apply. */
     double tck = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
-    char buf[1024];
+    char buf[2048]; /* /proc/self/stat: 52 numbers and a 16-byte name */
     if (rv == 0 && tck > 0 && read_small("/proc/self/stat", buf, sizeof(buf)) == 0) {
         /* fields after "pid (comm)", which may hold spaces: 14 utime, 15 stime, 22 starttime */
         const char *p = strrchr(buf, ')');
@@ -377,17 +403,15 @@ int sr_metrics_render_process(sr_buf *out)
             p = strchr(p + 1, ' ');
             f[k] = p ? strtod(p + 1, NULL) : 0;
         }
-        char st[8192];
-        const char *bt =
-            read_small("/proc/stat", st, sizeof(st)) == 0 ? strstr(st, "\nbtime ") : NULL;
+        double bt = boot_time();
         if (p) {
             rv = one(out, "process_cpu_seconds_total", "counter",
                      "User and system CPU time spent, in seconds.", (f[11] + f[12]) / tck);
         }
-        if (p && bt && rv == 0) {
+        if (p && bt > 0 && rv == 0) {
             rv = one(out, "process_start_time_seconds", "gauge",
                      "Start time of the process since the Unix epoch, in seconds.",
-                     strtod(bt + 7, NULL) + f[19] / tck);
+                     bt + f[19] / tck);
         }
     }
     if (rv == 0 && read_small("/proc/self/statm", buf, sizeof(buf)) == 0) {
