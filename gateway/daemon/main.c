@@ -240,12 +240,11 @@ static void describe_metrics(sr_metrics *m)
     sr_metrics_add(m, "skyroute_outbox_results_sent_total", "", 0);
     sr_metrics_describe(m, "skyroute_reloads_total", "counter",
                         "SIGHUP reloads by part (tls, clients, targets, policy) and outcome.");
-    static const char *const parts[] = {"tls", "clients", "targets", "policy"};
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        char labels[64];
-        snprintf(labels, sizeof(labels), "part=\"%s\",outcome=\"failed\"", parts[i]);
-        sr_metrics_add(m, "skyroute_reloads_total", labels, 0);
-    }
+    sr_metrics_zero(m, "skyroute_reloads_total",
+                    (const char *const[]){"part=\"tls\",outcome=\"failed\"",
+                                          "part=\"clients\",outcome=\"failed\"",
+                                          "part=\"targets\",outcome=\"failed\"",
+                                          "part=\"policy\",outcome=\"failed\"", NULL});
     sr_metrics_describe(m, "skyroute_config_last_reload_success", "gauge",
                         "1 if the last configuration load (start-up or SIGHUP) applied every "
                         "part, 0 if some part kept what it had.");

@@ -977,12 +977,9 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
                         "[spool] max_bytes: payload bytes held at once before 507.");
     sr_metrics_set(g->metrics, "skyroute_spool_max_items", "", sp->max_items);
     sr_metrics_set(g->metrics, "skyroute_spool_max_bytes", "", sp->max_bytes);
-    static const char *const outcomes[] = {"done", "handler_failed", "failed", "forwarded"};
-    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
-        char labels[48];
-        snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcomes[i]);
-        sr_metrics_add(g->metrics, "skyroute_spool_finished_total", labels, 0);
-    }
+    sr_metrics_zero(g->metrics, "skyroute_spool_finished_total",
+                    (const char *const[]){"outcome=\"done\"", "outcome=\"handler_failed\"",
+                                          "outcome=\"failed\"", "outcome=\"forwarded\"", NULL});
     sp->commit_ev = event_new(g->base, -1, 0, commit_cb, sp);
     sp->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, sp);
     sp->kick_ev = event_new(g->base, -1, 0, tick_cb, sp);

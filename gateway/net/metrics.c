@@ -232,6 +232,13 @@ void sr_metrics_add(sr_metrics *m, const char *name, const char *labels, double 
     }
 }
 
+void sr_metrics_zero(sr_metrics *m, const char *name, const char *const *labels)
+{
+    for (; *labels; labels++) {
+        sr_metrics_add(m, name, *labels, 0);
+    }
+}
+
 void sr_metrics_set(sr_metrics *m, const char *name, const char *labels, double value)
 {
     struct family *f = fam_get(m, name, "gauge");

@@ -282,6 +282,10 @@ extern const struct sr_metrics_buckets sr_buckets_latency, sr_buckets_duration, 
  * static). Its series counted so far keep the bounds they were counted in. */
 void sr_metrics_histogram(sr_metrics *m, const char *name, const char *help,
                           const struct sr_metrics_buckets *le);
+/* Counter |name| at 0 for each label set of the NULL-terminated |labels|:
+ * series known up front exist from the first scrape, so rate() and alerts
+ * over them have data before the first event. */
+void sr_metrics_zero(sr_metrics *m, const char *name, const char *const *labels);
 /* Observes a value into a histogram (default: latency buckets, in seconds). */
 void sr_metrics_observe(sr_metrics *m, const char *name, const char *labels, double v);
 double sr_metrics_get(const sr_metrics *m, const char *name, const char *labels);

@@ -41,19 +41,13 @@ void node_metrics_describe(struct node *n)
     sr_metrics_describe(n->metrics, "skyroute_node_link_light_time_seconds", "gauge",
                         "--emulate-link: one-way light time to the emulated satellite now.");
     /* from the first scrape, so rates and alerts on them have a series */
-    static const char *const zero[] = {
-        "skyroute_node_executed_total", "skyroute_node_requests_total",
-        "skyroute_node_signatures_total", "skyroute_node_results_sealed_total"};
-    for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
-        sr_metrics_add(n->metrics, zero[i], "", 0);
-    }
-    static const char *const refusals[] = {"env_badsig", "env_untrusted", "env_expired",
-                                           "env_replay"};
-    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
-        char labels[96];
-        snprintf(labels, sizeof(labels), "reason=\"%s\"", refusals[i]);
-        sr_metrics_add(n->metrics, "skyroute_node_rejected_total", labels, 0);
-    }
+    sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 0);
+    sr_metrics_add(n->metrics, "skyroute_node_requests_total", "", 0);
+    sr_metrics_add(n->metrics, "skyroute_node_signatures_total", "", 0);
+    sr_metrics_add(n->metrics, "skyroute_node_results_sealed_total", "", 0);
+    sr_metrics_zero(n->metrics, "skyroute_node_rejected_total",
+                    (const char *const[]){"reason=\"env_badsig\"", "reason=\"env_untrusted\"",
+                                          "reason=\"env_expired\"", "reason=\"env_replay\"", NULL});
 }
 
 void node_count_reject(struct node *n, const char *reason)

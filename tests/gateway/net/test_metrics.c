@@ -78,6 +78,21 @@ static void test_counter(void **state)
     free(s);
 }
 
+/* Label sets known up front are there at 0 before any event. */
+static void test_zero(void **state)
+{
+    sr_metrics *m = *state;
+    sr_metrics_zero(m, "sr_done_total",
+                    (const char *const[]){"outcome=\"ok\"", "outcome=\"failed\"", NULL});
+    sr_metrics_add(m, "sr_done_total", "outcome=\"ok\"", 2);
+    char *s = render(m);
+    assert_string_equal(s, "# HELP sr_done_total \n"
+                           "# TYPE sr_done_total counter\n"
+                           "sr_done_total{outcome=\"failed\"} 0\n"
+                           "sr_done_total{outcome=\"ok\"} 2\n");
+    free(s);
+}
+
 static void test_undescribed_and_unlabelled(void **state)
 {
     sr_metrics *m = *state;
@@ -316,6 +331,7 @@ int main(void)
         T(test_empty),          T(test_counter),           T(test_undescribed_and_unlabelled),
         T(test_gauge),          T(test_histogram),         T(test_exposition_is_well_formed),
         T(test_render_ceiling), T(test_histogram_buckets), T(test_process),
+        T(test_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
