@@ -104,14 +104,7 @@ def value(samples, name, labels=""):
     raise AssertionError("no sample %s{%s} in the scrape" % (name, labels))
 
 
-def wait_for(what, cond, timeout=20.0, every=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+wait_for = srtest.wait_for
 
 
 # ---- the shipped files on their own -----------------------------------------------------
@@ -258,16 +251,7 @@ def workload(g, place=None):
 
 
 def test_scrapes_match_alerts_dashboard_and_docs():
-    env = srtest.Env("monitoring")
-    try:
-        _live(env)
-    except Exception:
-        for p in env.procs:
-            env.print_tail(p, "at the failure", 25)
-        raise
-    finally:
-        bad = [p for p in env.close() if p.sr_name != "nats"]
-        check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+    srtest.scenario("monitoring", _live, tolerate=("nats",))
 
 
 def _live(env):
