@@ -83,6 +83,10 @@ def scrape(port):
     """{sample name: [(labels text, value)]} and {family: type} of a /metrics page."""
     st, text = srtest.http_get(port, "/metrics")
     check(st == 200, "/metrics answered %s" % st)
+    # the exposition parses, and its names follow Prometheus' conventions
+    r = run(["promtool", "check", "metrics"], input=text.encode())
+    check(r.returncode == 0, "promtool check metrics: %s%s" % (r.stdout.decode(),
+                                                             r.stderr.decode()))
     samples, families = {}, {}
     for line in text.splitlines():
         if line.startswith("# TYPE "):
