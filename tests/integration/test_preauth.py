@@ -390,8 +390,95 @@ def test_workload_owner_secret_config_and_open_api_warning():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def make_pki(env, subjects):
+    """A CA, a server certificate for 127.0.0.1 and one client certificate per
+    entry of |subjects| (name -> list of CNs, written as given: longer than
+    64 characters, or several), signed by the CA (python3-cryptography, since
+    openssl's tools refuse such subjects)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cns):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)
+                          for cn in cns])
+
+    def write(stem, key, cert):
+        with open(env.path(stem + ".key"), "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        with open(env.path(stem + ".crt"), "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def issue(subject, key, issuer, issuer_key, ca=False, san=None):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name(["skyroute test CA"])
+    write("ca", ca_key, issue(ca_name, ca_key, ca_name, ca_key, ca=True))
+    k = ec.generate_private_key(ec.SECP256R1())
+    write("tls", k, issue(name(["gw"]), k, ca_name, ca_key,
+                          san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]))
+    for stem, cns in subjects.items():
+        k = ec.generate_private_key(ec.SECP256R1())
+        write(stem, k, issue(name(cns), k, ca_name, ca_key))
+
+
+def test_client_certificate_cn_whole_or_not_at_all():
+    env = srtest.Env("preauth-cn")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub])
+    full = "A" * 64
+    make_pki(env, {"max": [full], "long": [full + "B" * 66], "two": [full, "intruder"]})
+    tport = srtest.free_port()
+    tls = ("[tls]\nlisten = 127.0.0.1:%d\ncert = tls.crt\nkey = tls.key\nclient_ca = ca.crt\n\n"
+           % tport)
+    # a configured CN longer than a certificate's can be: refused at load,
+    # never cut to fit
+    conf = env.path("long.conf")
+    with open(conf, "w") as f:
+        f.write("[gateway]\nid = gs-test\nkey = gs-test.key\n\n" + tls +
+                "[client.edge]\ncert_cn = %s\n" % ("C" * 127))
+    r = subprocess.run([srtest.SKYROUTED, "-c", conf, "--check-config"], capture_output=True,
+                       timeout=30)
+    check(r.returncode != 0 and b"cert_cn is 127 characters" in r.stderr,
+          "a 127-character cert_cn is refused: %r" % r.stderr)
+    g = env.start_gateway("gs-test", [n], sections=tls + "[client.edge]\ncert_cn = %s\n" % full)
+    srtest.wait_port(tport, proc=g["proc"])
+    p = env.path("p.txt")
+    with open(p, "wb") as f:
+        f.write(b"hello")
+    codes = {}
+    for stem in ("max", "long", "two"):
+        r = srtest.run(["curl", "-sS", "--http2", "--cacert", env.path("ca.crt"), "--cert",
+                        env.path(stem + ".crt"), "--key", env.path(stem + ".key"), "-o",
+                        "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + p,
+                        "https://127.0.0.1:%d/v1/workloads" % tport], timeout=30)
+        codes[stem] = r.stdout.decode()
+    print("  " + repr(codes))
+    check(codes["max"] == "200", "a 64-character CN is a client")
+    check(codes["long"] == "401", "a 130-character CN is nobody, not its first 64 or 127")
+    check(codes["two"] == "401", "a subject with two CNs is nobody")
+    bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
     srtest.run_tests([test_slow_streams_address_cap_and_unauthenticated_streams,
                       test_slow_body_over_http1_on_the_admin_listener,
                       test_signed_upload_flood_refused_before_verification,
-                      test_workload_owner_secret_config_and_open_api_warning])
+                      test_workload_owner_secret_config_and_open_api_warning,
+                      test_client_certificate_cn_whole_or_not_at_all])
