@@ -88,6 +88,10 @@ static void req_unlink(sr_req *r)
         r->incomplete = false;
         c->incomplete--;
     }
+    if (r->cut) {
+        r->cut = false;
+        c->cuts--;
+    }
     if (r->unconsumed && c->h2) {
         /* the stream is gone: its bytes still count against the connection */
         nghttp2_session_consume_connection(c->h2, r->unconsumed);
@@ -477,6 +481,9 @@ static void req_refuse(sr_req *r, int status, const char *msg, const char *detai
         /* the rest of the body would be read as the next request */
         c->h1_reading_body = false;
         r->h1_close = true;
+    } else {
+        r->cut = true; /* see on_frame_send */
+        c->cuts++;
     }
     sr_req_respond_error(r, status, msg, detail);
 }
@@ -761,12 +768,25 @@ void sr_conn_notice(struct sr_conn *c)
 
 /* The PING goes only once the notice has left: nghttp2 sends PINGs ahead of
  * GOAWAYs, and an ACK the client wrote before it read the notice would say
- * nothing. */
+ * nothing. And a request refused before its end is reset once its answer
+ * has left. */
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     struct sr_conn *c = ud;
     if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.last_stream_id == INT32_MAX && c->srv->draining) {
         nghttp2_submit_ping(s, NGHTTP2_FLAG_NONE, DRAIN_PING);
+    }
+    if (c->cuts && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS)) {
+        /* a request answered before its end (413, 408): the client is told
+         * to stop sending it (RFC 9113 section 8.1), and the stream, which
+         * it might never end, is closed */
+        sr_req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (r && r->cut) {
+            r->cut = false;
+            c->cuts--;
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+        }
     }
     return 0;
 }

@@ -198,6 +198,7 @@ struct sr_req {
     bool h1_close;   /* HTTP/1.1: close after this response */
     bool head_done;  /* the whole header block is in */
     bool incomplete; /* counted in conn->incomplete: not dispatched or refused yet */
+    bool cut;        /* refused before its end: reset once answered (conn->cuts) */
     /* progress of a body, looked at by sr_server_sweep (not on the request path) */
     size_t seen_len, win_len;
     int64_t progress_mono, win_mono;
@@ -240,6 +241,7 @@ struct sr_conn {
     bool has_addr;
     bool addr_counted;   /* in srv->addrs */
     unsigned incomplete; /* requests not whole yet (opts.max_incomplete) */
+    unsigned cuts;       /* requests with |cut| set */
     uint64_t rx_body;    /* body bytes received, all streams */
     uint64_t rx_seen;    /* rx_body at the last sweep ... */
     int64_t rx_mono;     /* ... and when it last moved */

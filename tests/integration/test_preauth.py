@@ -197,6 +197,10 @@ def test_slow_streams_address_cap_and_unauthenticated_streams():
               "stream %d refused 408: %r" % (sid, f))
         check(1.5 <= dt <= 2 + 3, "stream %d refused after the 2-s timeout (+ a sweep): %.1fs"
               % (sid, dt))
+    resets = set()
+    a.wait(lambda f: f[0] == RST_STREAM and int.from_bytes(f[3], "big") == 0 and
+           resets.add(f[2]) is None and resets == {1, 3}, 3)
+    check(resets == {1, 3}, "then both streams are reset (NO_ERROR): %r" % resets)
     check(preauth(g, "body_timeout") == 2, "skyroute_preauth_refused_total{body_timeout} = 2")
     check(not a.closed, "the connection itself stays")
 
@@ -253,10 +257,11 @@ def test_slow_streams_address_cap_and_unauthenticated_streams():
 
 
 def test_slow_body_over_http1_on_the_admin_listener():
-    """HTTP/1.1 (admin listener) bodies have the same timeout."""
+    """HTTP/1.1 (admin listener) bodies have the same timeout, and the same
+    minimum rate."""
     env = srtest.Env("preauth1")
     gkey, gpub = env.keygen("gs-test")
-    g = env.start_gateway("gs-test", [], extra_gateway="body_timeout_s = 1\n")
+    g = env.start_gateway("gs-test", [], extra_gateway="body_timeout_s = 1\nbody_min_rate = 1000\n")
     s = socket.create_connection(("127.0.0.1", g["admin"]), timeout=10)
     t0 = time.time()
     s.sendall(b"POST /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
@@ -276,6 +281,25 @@ def test_slow_body_over_http1_on_the_admin_listener():
     check(got.startswith(b"HTTP/1.1 408 ") and dt < 1 + 3,
           "a stalled HTTP/1.1 body is answered 408 and closed within the timeout")
     check(preauth(g, "body_timeout") == 1, "and counted")
+    # a body that keeps coming, 40 bytes every 0.2 s (200 B/s), under the
+    # minimum rate of 1000 B/s: refused once a 1-s window has passed
+    s = socket.create_connection(("127.0.0.1", g["admin"]), timeout=10)
+    s.sendall(b"POST /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n")
+    s.settimeout(0.2)
+    got, t0 = b"", time.time()
+    while time.time() - t0 < 8 and not got:
+        try:
+            s.sendall(b"z" * 40)
+            got = s.recv(4096)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+    s.close()
+    print("  %r after %.1fs" % (got[:40], time.time() - t0))
+    check(got.startswith(b"HTTP/1.1 408 ") and b"too slow" in got,
+          "a body under the minimum rate is answered 408")
+    check(preauth(g, "body_rate") == 1, "and counted as body_rate")
     bad = env.close()
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
