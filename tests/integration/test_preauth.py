@@ -248,6 +248,25 @@ def test_slow_streams_address_cap_and_unauthenticated_streams():
     other.close()
     extra.close()
 
+    # 4. a header block that stops halfway (HEADERS without END_HEADERS)
+    #    holds the whole connection: it is closed after the timeout
+    h = Raw(port)
+    # its SETTINGS acknowledged first: nothing may come between a header
+    # block's frames
+    h.wait(lambda f: f[0] == SETTINGS and not f[1] & 1, 3)
+    block = h.enc.encode([(":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+                          (":path", "/v1/workloads")])
+    h.s.sendall(frame(HEADERS, 0, 1, block))
+    t0 = time.time()
+    f = h.wait(lambda f: f[0] == GOAWAY, 6)
+    h.wait(lambda f: False, 2)
+    print("  stopped header block: GOAWAY %r, closed %s after %.1fs"
+          % (f and int.from_bytes(f[3][4:8], "big"), h.closed, time.time() - t0))
+    check(f is not None and h.closed and time.time() - t0 < 2 + 3,
+          "a stopped header block ends its connection")
+    check(preauth(g, "header_timeout") == 1, "skyroute_preauth_refused_total{header_timeout} = 1")
+    h.close()
+
     good.stop = True
     good.join(30)
     print("  good client: %d ok, %d failed %s" % (good.ok, good.bad, good.errors))
