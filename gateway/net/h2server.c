@@ -1076,13 +1076,16 @@ void sr_conn_eventcb(struct bufferevent *bev, short events, void *arg)
  * body_timeout_s, so the request path pays nothing: a sweep compares each
  * waiting body's length with the last one's.
  *
- * Not counted against a stream: time this side holds it back (upload slots,
- * the server-wide body budget, the connection not read while its client does
- * not read our output), and, for a stream without a byte of body yet, time
- * its connection delivered other bodies (a client that sends its bodies one
- * after another, as the gateway's own client does, opens their streams at
- * once). A stopped header block holds the whole connection: it is closed. */
-static void sweep_conn(struct sr_conn *c, int64_t now)
+ * Not counted against a stream: time it waits for its connection's upload
+ * slot, and, for a stream without a byte of body yet, time its connection delivered other bodies (a
+ * client that sends its bodies one after another, as the gateway's own client does, opens their
+ * streams at once). A stopped header block holds the whole connection, and
+ * a connection this side stopped reading because its client does not read
+ * what we send could not be told of a refusal: each is closed. Time a
+ * stream waits for the server-wide body budget does count: the budget is
+ * full only while bodies are held, and if they are held by clients that
+ * stopped, refusing those is what frees it. Returns true if |c| was freed. */
+static bool sweep_conn(struct sr_conn *c, int64_t now)
 {
     const struct sr_http_server_opts *o = &c->srv->opts;
     int64_t limit = (int64_t)o->body_timeout_s * 1000;
@@ -1090,7 +1093,6 @@ static void sweep_conn(struct sr_conn *c, int64_t now)
         c->rx_seen = c->rx_body;
         c->rx_mono = now;
     }
-    bool held = !conn_reading(c);
     sr_req *next;
     for (sr_req *r = c->reqs; r; r = next) {
         next = r->next;
@@ -1104,7 +1106,7 @@ static void sweep_conn(struct sr_conn *c, int64_t now)
             r->seen_len = r->body.len;
             r->progress_mono = now;
         }
-        if (held || r->upload.state == SR_SLOT_WAITING || r->unconsumed) {
+        if (r->upload.state == SR_SLOT_WAITING) {
             r->progress_mono = r->win_mono = now;
             r->win_len = r->body.len;
             continue;
@@ -1131,6 +1133,15 @@ static void sweep_conn(struct sr_conn *c, int64_t now)
             }
             continue;
         }
+        if (!conn_reading(c)) {
+            sr_log(SR_LOG_INFO,
+                   "%s: request stopped for %d s on a connection that does not "
+                   "read, closing",
+                   c->peer, o->body_timeout_s);
+            sr_server_count_refusal(c->srv, "body_timeout");
+            sr_conn_free(c);
+            return true;
+        }
         if (!r->head_done) {
             sr_log(SR_LOG_INFO, "%s: header block stopped for %d s, closing", c->peer,
                    o->body_timeout_s);
@@ -1139,7 +1150,7 @@ static void sweep_conn(struct sr_conn *c, int64_t now)
                 nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
             }
             c->closing = true;
-            return;
+            return false;
         }
         char d[96];
         snprintf(d, sizeof(d), "{\"timeout_s\":%d,\"received\":%zu}", o->body_timeout_s,
@@ -1149,6 +1160,7 @@ static void sweep_conn(struct sr_conn *c, int64_t now)
         sr_server_count_refusal(c->srv, "body_timeout");
         req_refuse(r, 408, "request body stopped arriving", d);
     }
+    return false;
 }
 
 void sr_server_sweep(sr_http_server *srv)
@@ -1160,7 +1172,8 @@ void sr_server_sweep(sr_http_server *srv)
         if (!c->incomplete || c->closing) {
             continue;
         }
-        sweep_conn(c, now);
-        sr_conn_flush(c);
+        if (!sweep_conn(c, now)) {
+            sr_conn_flush(c);
+        }
     }
 }
