@@ -224,7 +224,8 @@ void gw_job_cancel(struct gw_job *job);
  * when a window opens, earliest deadline first; results are kept for
  * [spool] keep_results_s. |reply_to| names the satellite whose outbox gets
  * the result ("" for a client's own work). handle serves GET
- * /v1/workloads/ID. */
+ * /v1/workloads/ID to |client| (as gw_auth_check named it): work another
+ * client submitted is answered 404, as an unknown id is (gw_auth_may_read). */
 int gw_spool_init(struct gw *g, char *err, size_t errlen);
 void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client,
                      const char *reply_to);
