@@ -470,8 +470,14 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     return 0;
 }
 
-/* Answers |r|, whose request is not whole, with an error now. */
-static void req_refuse(sr_req *r, int status, const char *msg, const char *detail)
+/* Answers |r|, whose request is not whole, with an error now. On HTTP/2 its
+ * stream is then reset (NO_ERROR: RFC 9113 section 8.1 lets a server tell a
+ * client to stop sending a request it has answered): with |cut_now|, as soon
+ * as the answer has left (on_frame_send: a client that stopped sending might
+ * never end the stream, and would keep it and its connection busy); else
+ * once the client had body_timeout_s to end it (sr_server_sweep), since some
+ * clients take a reset stream for a failed one even after its answer. */
+static void req_refuse(sr_req *r, int status, const char *msg, const char *detail, bool cut_now)
 {
     struct sr_conn *c = r->conn;
     req_settled(r);
@@ -481,8 +487,9 @@ static void req_refuse(sr_req *r, int status, const char *msg, const char *detai
         /* the rest of the body would be read as the next request */
         c->h1_reading_body = false;
         r->h1_close = true;
-    } else {
-        r->cut = true; /* see on_frame_send */
+    } else if (cut_now || c->srv->opts.body_timeout_s > 0) {
+        r->cut = true;
+        r->cut_at = cut_now ? 0 : sr_mono_ms() + (int64_t)c->srv->opts.body_timeout_s * 1000;
         c->cuts++;
     }
     sr_req_respond_error(r, status, msg, detail);
@@ -493,7 +500,7 @@ void sr_req_reject_too_big(sr_req *r)
     r->too_big = true;
     char detail[96];
     snprintf(detail, sizeof(detail), "{\"max_body_bytes\":%zu}", r->conn->srv->opts.max_body);
-    req_refuse(r, 413, "request body too large", detail);
+    req_refuse(r, 413, "request body too large", detail, false);
 }
 
 void sr_server_count_refusal(sr_http_server *srv, const char *reason)
@@ -782,7 +789,7 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
          * to stop sending it (RFC 9113 section 8.1), and the stream, which
          * it might never end, is closed */
         sr_req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-        if (r && r->cut) {
+        if (r && r->cut && !r->cut_at) {
             r->cut = false;
             c->cuts--;
             nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
@@ -1096,6 +1103,11 @@ static bool sweep_conn(struct sr_conn *c, int64_t now)
     sr_req *next;
     for (sr_req *r = c->reqs; r; r = next) {
         next = r->next;
+        if (r->cut && r->cut_at && now >= r->cut_at && c->h2) {
+            r->cut = false;
+            c->cuts--;
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_NO_ERROR);
+        }
         if (!r->incomplete) {
             continue;
         }
@@ -1125,7 +1137,7 @@ static bool sweep_conn(struct sr_conn *c, int64_t now)
                     sr_log(SR_LOG_INFO, "%s: request body slower than %u B/s, refused", c->peer,
                            o->body_min_Bps);
                     sr_server_count_refusal(c->srv, "body_rate");
-                    req_refuse(r, 408, "request body too slow", d);
+                    req_refuse(r, 408, "request body too slow", d, true);
                     continue;
                 }
                 r->win_mono = now;
@@ -1158,7 +1170,7 @@ static bool sweep_conn(struct sr_conn *c, int64_t now)
         sr_log(SR_LOG_INFO, "%s: request body stopped for %d s, refused", c->peer,
                o->body_timeout_s);
         sr_server_count_refusal(c->srv, "body_timeout");
-        req_refuse(r, 408, "request body stopped arriving", d);
+        req_refuse(r, 408, "request body stopped arriving", d, true);
     }
     return false;
 }
@@ -1169,7 +1181,7 @@ void sr_server_sweep(sr_http_server *srv)
     struct sr_conn *next;
     for (struct sr_conn *c = srv->conns; c; c = next) {
         next = c->next; /* a flush may free |c| */
-        if (!c->incomplete || c->closing) {
+        if ((!c->incomplete && !c->cuts) || c->closing) {
             continue;
         }
         if (!sweep_conn(c, now)) {

@@ -198,7 +198,8 @@ struct sr_req {
     bool h1_close;   /* HTTP/1.1: close after this response */
     bool head_done;  /* the whole header block is in */
     bool incomplete; /* counted in conn->incomplete: not dispatched or refused yet */
-    bool cut;        /* refused before its end: reset once answered (conn->cuts) */
+    bool cut;        /* refused before its end: to be reset (conn->cuts) ... */
+    int64_t cut_at;  /* ... once answered (0), or at this monotonic ms */
     /* progress of a body, looked at by sr_server_sweep (not on the request path) */
     size_t seen_len, win_len;
     int64_t progress_mono, win_mono;

@@ -267,6 +267,20 @@ def test_slow_streams_address_cap_and_unauthenticated_streams():
     check(preauth(g, "header_timeout") == 1, "skyroute_preauth_refused_total{header_timeout} = 1")
     h.close()
 
+    # 5. a request answered 413 from its content-length, whose client then
+    #    neither sends nor ends it: its stream is reset after the timeout
+    z = Raw(port)
+    z.open_stream(1, 1 << 30)
+    t0 = time.time()
+    f = z.wait(stream_end(1), 3)
+    check(f is not None and f[0] == HEADERS and f[3].get(":status") == "413", "413: %r" % (f,))
+    f = z.wait(lambda f: f[2] == 1 and f[0] == RST_STREAM, 6)
+    dt = time.time() - t0
+    check(f is not None and int.from_bytes(f[3], "big") == 0 and 1.5 <= dt <= 2 + 3,
+          "the answered stream left open is reset (NO_ERROR) after the timeout: %r %.1fs"
+          % (f, dt))
+    z.close()
+
     good.stop = True
     good.join(30)
     print("  good client: %d ok, %d failed %s" % (good.ok, good.bad, good.errors))
