@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 
@@ -291,6 +292,39 @@ static struct sr_target_cfg *target_for(struct parse_ctx *ctx, const char *secti
     return t;
 }
 
+/* [gateway] limits before authentication (struct sr_config), each 0 = off. */
+static const struct {
+    const char *key;
+    double hi;
+} preauth_keys[] = {
+    {"max_conns_per_address", 1e6}, {"max_unauth_streams", 1e5}, {"body_timeout_s", 3600},
+    {"body_min_rate", 1e9},         {"signed_rate", 1e6},        {"signed_burst", 1e7},
+};
+
+static void preauth_set(struct sr_config *cfg, size_t i, double d)
+{
+    switch (i) {
+    case 0:
+        cfg->max_conns_per_address = (uint32_t)d;
+        break;
+    case 1:
+        cfg->max_unauth_streams = (uint32_t)d;
+        break;
+    case 2:
+        cfg->body_timeout_s = (int)d;
+        break;
+    case 3:
+        cfg->body_min_rate = (uint32_t)d;
+        break;
+    case 4:
+        cfg->signed_rate = d;
+        break;
+    default:
+        cfg->signed_burst = d;
+        break;
+    }
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
     struct parse_ctx *ctx = user;
@@ -365,6 +399,15 @@ static int on_entry(void *user, const char *section, const char *name, const cha
             }
             cfg->max_deadline_ms = (int64_t)d;
             return 1;
+        }
+        for (size_t i = 0; i < sizeof(preauth_keys) / sizeof(preauth_keys[0]); i++) {
+            if (!strcmp(name, preauth_keys[i].key)) {
+                if (!set_num(ctx, &d, name, value, 0, preauth_keys[i].hi)) {
+                    return 0;
+                }
+                preauth_set(cfg, i, d);
+                return 1;
+            }
         }
         if (!strcmp(name, "max_streams")) {
             if (!set_num(ctx, &d, name, value, 1, 100000)) {
@@ -550,6 +593,36 @@ int sr_config_num(const struct sr_config *cfg, const char *section, const char *
     return 0;
 }
 
+/*
+ * A file that holds a secret (the NATS password or token, or credentials in
+ * the NATS URL) must be readable by its owner only, as ssh insists for a
+ * private key: anyone else who can read it can join the cluster as this
+ * station. true, with the file, the key's line and the mode in |err|, if it
+ * is open to group or others.
+ */
+static bool secret_exposed(const struct sr_config *cfg, const struct stat *st, char *err,
+                           size_t errlen)
+{
+    if (!(st->st_mode & (S_IRWXG | S_IRWXO))) {
+        return false;
+    }
+    for (size_t i = 0; i < cfg->nkv; i++) {
+        const struct sr_cfg_kv *e = &cfg->kv[i];
+        bool secret = !strcmp(e->key, "password") || !strcmp(e->key, "token") ||
+                      (!strcmp(e->key, "nats") && strchr(e->value, '@'));
+        if (secret) {
+            snprintf(err, errlen,
+                     "%s:%d: [%s] %s is a secret, but the file is open to %s (mode %04o): "
+                     "chmod 600 %s (owned by the user skyrouted runs as)",
+                     cfg->path, e->line, e->section, e->key,
+                     st->st_mode & S_IRWXO ? "others" : "its group",
+                     (unsigned)(st->st_mode & 07777), cfg->path);
+            return true;
+        }
+    }
+    return false;
+}
+
 void sr_config_free(struct sr_config *cfg)
 {
     if (cfg) {
@@ -576,6 +649,12 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
     cfg->max_deadline_ms = 86400000;
     cfg->max_streams = 1000;
     cfg->envelope_batch = 0; /* auto */
+    cfg->max_conns_per_address = 256;
+    cfg->max_unauth_streams = 100;
+    cfg->body_timeout_s = 30;
+    cfg->body_min_rate = 256;
+    cfg->signed_rate = 2;
+    cfg->signed_burst = 20;
     snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
     snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
     struct parse_ctx ctx = {.cfg = cfg};
@@ -586,6 +665,8 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
         return SR_ERR_IO;
     }
     int rv = ini_parse_stream(reader, &ctx, on_entry, &ctx);
+    struct stat st;
+    bool have_st = fstat(fileno(ctx.fp), &st) == 0; /* of the file read, not of a later one */
     fclose(ctx.fp);
     if (rv != 0 || ctx.err[0]) {
         /* rv is the line of inih's first error, ours or a syntax error */
@@ -600,6 +681,9 @@ int sr_config_load(struct sr_config **out, const char *path, char *err, size_t e
     }
     kv_index_build(cfg);
     /* whole-file checks */
+    if (have_st && secret_exposed(cfg, &st, err, errlen)) {
+        goto fail;
+    }
     if (!ctx.gateway_seen) {
         snprintf(err, errlen, "%s:1: missing [gateway] section", path);
         goto fail;

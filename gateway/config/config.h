@@ -51,6 +51,12 @@ struct sr_config {
     int64_t max_deadline_ms;     /* default 24 h */
     uint32_t max_streams;        /* per connection; default 1000 */
     uint32_t envelope_batch;     /* envelopes per signature at most; 0: auto (the default) */
+    /* limits before authentication, on every listener (net.h's opts); 0 = off */
+    uint32_t max_conns_per_address;   /* default 256 */
+    uint32_t max_unauth_streams;      /* per connection; default 100 */
+    int body_timeout_s;               /* default 30 */
+    uint32_t body_min_rate;           /* bytes/s; default 256 */
+    double signed_rate, signed_burst; /* signed uploads per address: per s (2), depth (20) */
     char log_level[16];
     struct sr_target_cfg *targets;
     size_t ntargets;

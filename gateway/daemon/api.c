@@ -243,9 +243,13 @@ void gw_main_handler(sr_req *req, void *arg)
     const char *m = sr_req_method(req);
     /* operator uploads carry their own signature; everything else needs a client */
     const char *client = "";
+    bool signed_put = !strcmp(m, "PUT") && sr_req_header(req, "skyroute-signature");
     bool signed_upload =
-        (!strcmp(m, "PUT") && sr_req_header(req, "skyroute-signature")) ||
+        signed_put ||
         (plen == 10 && (!strncmp(path, "/v1/uplink", 10) || !strncmp(path, "/v1/outbox", 10)));
+    if (signed_put && !gw_auth_signed_check(g, req)) {
+        return; /* answered 429 before its signature cost anything */
+    }
     if (!signed_upload && !gw_auth_check(g, req, &client)) {
         return; /* answered 401 or 429 */
     }
@@ -258,7 +262,7 @@ void gw_main_handler(sr_req *req, void *arg)
         handle_workload(g, req, client);
         return;
     }
-    if (gw_spool_handle(g, req) || gw_outbox_handle(g, req) || gw_feeds_handle(g, req) ||
+    if (gw_spool_handle(g, req, client) || gw_outbox_handle(g, req) || gw_feeds_handle(g, req) ||
         gw_route_handle(g, req) || gw_cluster_handle(g, req)) {
         return;
     }

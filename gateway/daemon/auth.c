@@ -14,7 +14,13 @@
  * Tokens are compared as hashes in constant time (sodium_memcmp). Requests
  * over a limit get 429 with retry-after; unauthenticated ones get 401 and
  * nothing else. Operator uploads (PUT with skyroute-signature) are
- * authenticated by their signature instead (feeds.c, route.c).
+ * authenticated by their signature instead (feeds.c, route.c); checking it
+ * hashes the whole body, so before that each client address has a token
+ * bucket of its own ([gateway] signed_rate, signed_burst), and an empty one
+ * is answered 429 without looking at the signature.
+ *
+ * With no [client.*] the API is open to anyone who can reach it: said at
+ * start-up as a warning.
  */
 #include "gateway/daemon/daemon.h"
 
@@ -29,7 +35,7 @@ struct client {
     char name[64];
     bool has_token;
     uint8_t token_hash[crypto_hash_sha256_BYTES];
-    char cert_cn[128];
+    char cert_cn[SR_CERT_CN_MAX + 1];
     double rate, burst;
     unsigned max_streams;
     uint64_t spool_bytes; /* 0: no per-client spool limit */
@@ -39,9 +45,27 @@ struct client {
     unsigned inflight;
 };
 
+/* A signed-upload bucket of one address (sr_req_peer_key). */
+struct addr_bucket {
+    uint8_t key[16];
+    bool used;
+    double tokens;
+    int64_t refill_mono;
+};
+
+/* Buckets for 4,096 addresses, each looked up among 8 slots from its hash
+ * (SipHash with a random key, so addresses cannot be chosen to collide): one
+ * lookup per signed upload. An address not in its 8 takes a free slot, else
+ * one whose bucket has filled up again (as good as new), else the one least
+ * recently used. */
+#define SIGNED_SLOTS 4096
+#define SIGNED_WAYS 8
+
 struct gw_auth {
     struct client *clients;
     size_t n;
+    struct addr_bucket *signed_buckets; /* NULL: no signed_rate */
+    uint8_t signed_seed[crypto_shorthash_KEYBYTES];
 };
 
 static int parse_clients(struct gw *g, const struct sr_config *cfg, struct client **out,
@@ -97,7 +121,14 @@ static int parse_clients(struct gw *g, const struct sr_config *cfg, struct clien
                          sec);
                 goto fail;
             }
-            snprintf(c->cert_cn, sizeof(c->cert_cn), "%s", cn);
+            if (strlen(cn) > SR_CERT_CN_MAX) {
+                snprintf(err, errlen,
+                         "%s:%d: [%s] cert_cn is %zu characters; a certificate's CN has at most "
+                         "%d",
+                         cfg->path, line, sec, strlen(cn), SR_CERT_CN_MAX);
+                goto fail;
+            }
+            memcpy(c->cert_cn, cn, strlen(cn) + 1);
         }
         if (!c->has_token && !c->cert_cn[0]) {
             snprintf(err, errlen, "%s:%d: [%s] needs token_sha256 or cert_cn", cfg->path, sline,
@@ -146,12 +177,30 @@ int gw_auth_init(struct gw *g, char *err, size_t errlen)
     /* unlabelled zeros: a sum and its rate from the first scrape */
     sr_metrics_add(g->metrics, "skyroute_auth_failures_total", "", 0);
     sr_metrics_add(g->metrics, "skyroute_rate_limited_total", "", 0);
-    return parse_clients(g, g->cfg, &a->clients, &a->n, err, errlen);
+    if (g->cfg->signed_rate > 0) {
+        a->signed_buckets = calloc(SIGNED_SLOTS, sizeof(*a->signed_buckets));
+        if (!a->signed_buckets) {
+            snprintf(err, errlen, "out of memory");
+            return SR_ERR_NOMEM;
+        }
+        crypto_shorthash_keygen(a->signed_seed);
+        sr_metrics_add(g->metrics, "skyroute_preauth_refused_total", "reason=\"signed_rate\"", 0);
+    }
+    int rv = parse_clients(g, g->cfg, &a->clients, &a->n, err, errlen);
+    if (rv == 0 && a->n == 0 && !g->check_only) {
+        sr_log(SR_LOG_WARN,
+               "WARNING: no [client.*] section in %s: the workload API is open to anyone who "
+               "can reach %s (no authentication, no per-client limits); add a [client.NAME] "
+               "with token_sha256 or cert_cn to require one",
+               g->cfg->path, g->cfg->listen);
+    }
+    return rv;
 }
 
 void gw_auth_free(struct gw *g)
 {
     if (g->auth) {
+        free(g->auth->signed_buckets);
         free(g->auth->clients);
         free(g->auth);
         g->auth = NULL;
@@ -327,4 +376,86 @@ uint64_t gw_auth_spool_quota(struct gw *g, const char *client)
         }
     }
     return 0;
+}
+
+void gw_preauth_opts(struct gw *g, struct sr_http_server_opts *o)
+{
+    const struct sr_config *cfg = g->cfg;
+    o->per_addr_conns = cfg->max_conns_per_address;
+    o->max_incomplete = cfg->max_unauth_streams;
+    o->body_timeout_s = cfg->body_timeout_s;
+    o->body_min_Bps = cfg->body_min_rate;
+    o->metrics = g->metrics;
+}
+
+static struct addr_bucket *signed_bucket(struct gw_auth *a, const uint8_t key[16], int64_t now,
+                                         double rate, double burst)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, key, 16, a->signed_seed);
+    uint64_t x;
+    memcpy(&x, h, sizeof(x));
+    struct addr_bucket *victim = NULL;
+    int victim_rank = -1; /* 3 free, 2 full again, 1 least recently used */
+    for (size_t i = 0; i < SIGNED_WAYS; i++) {
+        struct addr_bucket *b = &a->signed_buckets[(x + i) & (SIGNED_SLOTS - 1)];
+        if (b->used && !memcmp(b->key, key, 16)) {
+            return b;
+        }
+        int rank = !b->used                                                              ? 3
+                   : b->tokens + (double)(now - b->refill_mono) / 1000.0 * rate >= burst ? 2
+                                                                                         : 1;
+        if (rank > victim_rank ||
+            (rank == victim_rank && rank == 1 && b->refill_mono < victim->refill_mono)) {
+            victim = b;
+            victim_rank = rank;
+        }
+    }
+    memcpy(victim->key, key, 16);
+    victim->used = true;
+    victim->tokens = burst;
+    victim->refill_mono = now;
+    return victim;
+}
+
+bool gw_auth_signed_check(struct gw *g, sr_req *req)
+{
+    struct gw_auth *a = g->auth;
+    double rate = g->cfg->signed_rate, burst = fmax(g->cfg->signed_burst, 1);
+    uint8_t key[16];
+    if (!a || !a->signed_buckets || !sr_req_peer_key(req, key)) {
+        return true; /* off, or a socket without an address (handed over, tests) */
+    }
+    int64_t now = sr_mono_ms();
+    struct addr_bucket *b = signed_bucket(a, key, now, rate, burst);
+    b->tokens = fmin(burst, b->tokens + (double)(now - b->refill_mono) / 1000.0 * rate);
+    b->refill_mono = now;
+    if (b->tokens >= 1) {
+        b->tokens -= 1;
+        return true;
+    }
+    sr_metrics_add(g->metrics, "skyroute_preauth_refused_total", "reason=\"signed_rate\"", 1);
+    sr_log(SR_LOG_INFO, "%s: signed upload over the address's rate (%g/s), refused unread",
+           sr_req_peer(req), rate);
+    char ra[24], detail[96];
+    snprintf(ra, sizeof(ra), "%.0f", fmax(1, ceil((1 - b->tokens) / rate)));
+    snprintf(detail, sizeof(detail), "{\"limit\":\"signed_rate\",\"retry_after_s\":%s}", ra);
+    sr_buf body;
+    sr_buf_init(&body, 1024);
+    const struct sr_http_header h[] = {{"content-type", "application/json"}, {"retry-after", ra}};
+    if (sr_error_body(&body, "too many signed uploads from this address", detail) == 0) {
+        sr_req_respond(req, 429, h, 2, body.data, body.len, true);
+    } else {
+        sr_buf_free(&body);
+        sr_req_respond(req, 429, h, 2, "", 0, false);
+    }
+    return false;
+}
+
+bool gw_auth_may_read(struct gw *g, const char *client, const char *owner)
+{
+    if (!g->auth || g->auth->n == 0) {
+        return true; /* an open API: anyone may read anything */
+    }
+    return client && client[0] && owner && !strcmp(client, owner);
 }

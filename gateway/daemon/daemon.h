@@ -194,6 +194,17 @@ bool gw_auth_reload(struct gw *g); /* false: kept the clients it had */
 void gw_auth_free(struct gw *g);
 /* Bytes a client may hold in the spool (0 = no per-client limit). */
 uint64_t gw_auth_spool_quota(struct gw *g, const char *client);
+/* Fills |o|'s limits before authentication from [gateway] (every listener
+ * gets the same). */
+void gw_preauth_opts(struct gw *g, struct sr_http_server_opts *o);
+/* Signed uploads (PUT with skyroute-signature) authenticate by their
+ * signature, which costs a hash of the whole body: before that, a token
+ * bucket per client address ([gateway] signed_rate, signed_burst). true if
+ * the request may go on; false once it is answered 429 with retry-after. */
+bool gw_auth_signed_check(struct gw *g, sr_req *req);
+/* Whether |client| (as gw_auth_check set it) may read work submitted by
+ * |owner|: always with no [client.*] configured, else only its own. */
+bool gw_auth_may_read(struct gw *g, const char *client, const char *owner);
 
 /* ---- placing one workload (dispatch.c) ---------------------------------------- */
 
@@ -213,11 +224,12 @@ void gw_job_cancel(struct gw_job *job);
  * when a window opens, earliest deadline first; results are kept for
  * [spool] keep_results_s. |reply_to| names the satellite whose outbox gets
  * the result ("" for a client's own work). handle serves GET
- * /v1/workloads/ID. */
+ * /v1/workloads/ID to |client| (as gw_auth_check named it): work another
+ * client submitted is answered 404, as an unknown id is (gw_auth_may_read). */
 int gw_spool_init(struct gw *g, char *err, size_t errlen);
 void gw_spool_submit(struct gw *g, sr_req *req, const struct gw_job_spec *spec, const char *client,
                      const char *reply_to);
-bool gw_spool_handle(struct gw *g, sr_req *req);
+bool gw_spool_handle(struct gw *g, sr_req *req, const char *client);
 void gw_spool_free(struct gw *g);
 /* The spool's rows (store.h), or NULL without a spool (--check-config). */
 struct sr_spooldb *gw_spool_db(struct gw *g);

@@ -364,6 +364,7 @@ int main(int argc, char **argv)
                                      .never_index = gw_main_never_index,
                                      .handler = gw_main_handler,
                                      .arg = &g};
+    gw_preauth_opts(&g, &so);
     if (sr_http_server_new(&g.main, g.base, &so, err, sizeof(err)) != 0) {
         fprintf(stderr, "skyrouted: %s\n", err);
         goto out;
@@ -371,6 +372,7 @@ int main(int argc, char **argv)
     if (g.cfg->admin[0]) {
         struct sr_http_server_opts ao = {
             .listen = g.cfg->admin, .allow_http1 = true, .handler = admin_handler, .arg = &g};
+        gw_preauth_opts(&g, &ao);
         if (sr_http_server_new(&g.admin, g.base, &ao, err, sizeof(err)) != 0) {
             fprintf(stderr, "skyrouted: %s\n", err);
             goto out;

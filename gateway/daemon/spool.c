@@ -828,7 +828,7 @@ static int status_json(sr_buf *b, const char *idhex, const struct sr_spool_statu
     return rv ? rv : sr_buf_append(b, "}\n", 2);
 }
 
-bool gw_spool_handle(struct gw *g, sr_req *req)
+bool gw_spool_handle(struct gw *g, sr_req *req, const char *client)
 {
     const char *path = sr_req_path(req);
     size_t plen = strcspn(path, "?");
@@ -858,6 +858,11 @@ bool gw_spool_handle(struct gw *g, sr_req *req)
         if (!sp->link.fetch || !sp->link.fetch(sp->link.ctx, req, id)) {
             gw_status_refuse(g, req, 404, "no such workload", NULL); /* nor another station's */
         }
+        return true;
+    }
+    if (!gw_auth_may_read(g, client, s.client)) {
+        /* the same answer as for no workload at all: ids are not to be probed */
+        gw_status_refuse(g, req, 404, "no such workload", NULL);
         return true;
     }
     char idhex[2 * SR_ENV_IDBYTES + 1];

@@ -78,6 +78,7 @@ int gw_tls_listen(struct gw *g, char *err, size_t errlen)
                                     .never_index = gw_main_never_index,
                                     .handler = gw_main_handler,
                                     .arg = g};
+    gw_preauth_opts(g, &o);
     return sr_http_server_new(&g->tls_server, g->base, &o, err, errlen);
 }
 

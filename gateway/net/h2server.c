@@ -66,6 +66,9 @@ sr_req *sr_req_new(struct sr_conn *c)
     sr_buf_init(&r->body, c->srv->opts.max_body);
     r->declared_len = -1;
     r->start_mono = sr_mono_ms();
+    r->progress_mono = r->win_mono = r->start_mono;
+    r->incomplete = true;
+    c->incomplete++;
     r->next = c->reqs;
     if (c->reqs) {
         c->reqs->prev = r;
@@ -81,6 +84,14 @@ static void req_unlink(sr_req *r)
         return;
     }
     upload_done(r);
+    if (r->incomplete) {
+        r->incomplete = false;
+        c->incomplete--;
+    }
+    if (r->cut) {
+        r->cut = false;
+        c->cuts--;
+    }
     if (r->unconsumed && c->h2) {
         /* the stream is gone: its bytes still count against the connection */
         nghttp2_session_consume_connection(c->h2, r->unconsumed);
@@ -138,11 +149,21 @@ static void req_abort(sr_req *r)
     sr_req_free(r);
 }
 
+/* |r| is whole, or refused: no longer waiting for its client. */
+static void req_settled(sr_req *r)
+{
+    r->dispatched = true;
+    if (r->incomplete && r->conn) {
+        r->incomplete = false;
+        r->conn->incomplete--;
+    }
+}
+
 void sr_req_dispatch(sr_req *r)
 {
     struct sr_conn *c = r->conn;
     upload_done(r);
-    r->dispatched = true;
+    req_settled(r);
     c->got_request = true;
     c->srv->inflight++;
     c->srv->opts.handler(r, c->srv->opts.arg);
@@ -406,6 +427,13 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
     }
+    if (c->srv->opts.max_incomplete && c->incomplete >= c->srv->opts.max_incomplete) {
+        /* every request is authenticated only once whole: a client may keep
+         * only so many waiting for their bodies on one connection */
+        sr_server_count_refusal(c->srv, "unauth_streams");
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     sr_req *r = sr_req_new(c);
     if (!r) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -442,15 +470,46 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     return 0;
 }
 
+/* Answers |r|, whose request is not whole, with an error now. On HTTP/2 its
+ * stream is then reset (NO_ERROR: RFC 9113 section 8.1 lets a server tell a
+ * client to stop sending a request it has answered): with |cut_now|, as soon
+ * as the answer has left (on_frame_send: a client that stopped sending might
+ * never end the stream, and would keep it and its connection busy); else
+ * once the client had body_timeout_s to end it (sr_server_sweep), since some
+ * clients take a reset stream for a failed one even after its answer. */
+static void req_refuse(sr_req *r, int status, const char *msg, const char *detail, bool cut_now)
+{
+    struct sr_conn *c = r->conn;
+    req_settled(r);
+    upload_done(r);
+    c->srv->inflight++;
+    if (c->mode == SR_MODE_H1) {
+        /* the rest of the body would be read as the next request */
+        c->h1_reading_body = false;
+        r->h1_close = true;
+    } else if (cut_now || c->srv->opts.body_timeout_s > 0) {
+        r->cut = true;
+        r->cut_at = cut_now ? 0 : sr_mono_ms() + (int64_t)c->srv->opts.body_timeout_s * 1000;
+        c->cuts++;
+    }
+    sr_req_respond_error(r, status, msg, detail);
+}
+
 void sr_req_reject_too_big(sr_req *r)
 {
     r->too_big = true;
-    r->dispatched = true;
-    upload_done(r);
-    r->conn->srv->inflight++;
     char detail[96];
     snprintf(detail, sizeof(detail), "{\"max_body_bytes\":%zu}", r->conn->srv->opts.max_body);
-    sr_req_respond_error(r, 413, "request body too large", detail);
+    req_refuse(r, 413, "request body too large", detail, false);
+}
+
+void sr_server_count_refusal(sr_http_server *srv, const char *reason)
+{
+    if (srv->opts.metrics) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+        sr_metrics_add(srv->opts.metrics, "skyroute_preauth_refused_total", labels, 1);
+    }
 }
 
 /* Too many control frames per second (PING, SETTINGS, PRIORITY, empty DATA
@@ -498,6 +557,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     sr_req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (!r || r->dispatched) {
         return 0;
+    }
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        r->head_done = true;
     }
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
         r->declared_len > (int64_t)r->conn->srv->opts.max_body) {
@@ -619,6 +681,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
      * past it, senders stall on flow control instead of growing our memory. */
     sr_http_server *srv = c->srv;
     r->counted += len;
+    c->rx_body += len;
     srv->body_bytes += len;
     if (srv->body_bytes > srv->opts.max_buffered) {
         r->unconsumed += len;
@@ -712,12 +775,25 @@ void sr_conn_notice(struct sr_conn *c)
 
 /* The PING goes only once the notice has left: nghttp2 sends PINGs ahead of
  * GOAWAYs, and an ACK the client wrote before it read the notice would say
- * nothing. */
+ * nothing. And a request refused before its end is reset once its answer
+ * has left. */
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     struct sr_conn *c = ud;
     if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.last_stream_id == INT32_MAX && c->srv->draining) {
         nghttp2_submit_ping(s, NGHTTP2_FLAG_NONE, DRAIN_PING);
+    }
+    if (c->cuts && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS)) {
+        /* a request answered before its end (413, 408): the client is told
+         * to stop sending it (RFC 9113 section 8.1), and the stream, which
+         * it might never end, is closed */
+        sr_req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (r && r->cut && !r->cut_at) {
+            r->cut = false;
+            c->cuts--;
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+        }
     }
     return 0;
 }
@@ -782,6 +858,9 @@ static int conn_start_h2(struct sr_conn *c)
 void sr_conn_free(struct sr_conn *c)
 {
     c->srv->nconns--;
+    if (c->addr_counted) {
+        sr_addrs_release(&c->srv->addrs, c->addr_key);
+    }
     sr_flushq_remove(&c->srv->flushq, &c->out);
     if (c->first_req_timer) {
         event_free(c->first_req_timer);
@@ -993,4 +1072,120 @@ void sr_conn_eventcb(struct bufferevent *bev, short events, void *arg)
         }
     }
     sr_conn_free(c);
+}
+
+/* ---- requests that stopped sending ---------------------------------------------------- */
+
+/* A request is handed to the handler, which authenticates it, only once it
+ * is whole: until then its client is nobody, and what it holds (a stream,
+ * the bytes of its body, the connection) must be given back if it stops
+ * sending (slowloris, slow POST). Run from a timer a few times per
+ * body_timeout_s, so the request path pays nothing: a sweep compares each
+ * waiting body's length with the last one's.
+ *
+ * Not counted against a stream: time it waits for its connection's upload
+ * slot, and, for a stream without a byte of body yet, time its connection delivered other bodies (a
+ * client that sends its bodies one after another, as the gateway's own client does, opens their
+ * streams at once). A stopped header block holds the whole connection, and
+ * a connection this side stopped reading because its client does not read
+ * what we send could not be told of a refusal: each is closed. Time a
+ * stream waits for the server-wide body budget does count: the budget is
+ * full only while bodies are held, and if they are held by clients that
+ * stopped, refusing those is what frees it. Returns true if |c| was freed. */
+static bool sweep_conn(struct sr_conn *c, int64_t now)
+{
+    const struct sr_http_server_opts *o = &c->srv->opts;
+    int64_t limit = (int64_t)o->body_timeout_s * 1000;
+    if (c->rx_body != c->rx_seen) {
+        c->rx_seen = c->rx_body;
+        c->rx_mono = now;
+    }
+    sr_req *next;
+    for (sr_req *r = c->reqs; r; r = next) {
+        next = r->next;
+        if (r->cut && r->cut_at && now >= r->cut_at && c->h2) {
+            r->cut = false;
+            c->cuts--;
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_NO_ERROR);
+        }
+        if (!r->incomplete) {
+            continue;
+        }
+        if (r->body.len != r->seen_len) {
+            if (!r->seen_len) { /* its first bytes: the rate counts from here */
+                r->win_mono = now;
+            }
+            r->seen_len = r->body.len;
+            r->progress_mono = now;
+        }
+        if (r->upload.state == SR_SLOT_WAITING) {
+            r->progress_mono = r->win_mono = now;
+            r->win_len = r->body.len;
+            continue;
+        }
+        int64_t since = r->progress_mono;
+        if (!r->body.len && c->rx_mono > since) {
+            since = c->rx_mono;
+        }
+        if (now - since < limit) {
+            if (o->body_min_Bps && !o->rate_Bps && r->body.len && now - r->win_mono >= limit) {
+                uint64_t got = r->body.len - r->win_len;
+                if (got * 1000 < (uint64_t)o->body_min_Bps * (uint64_t)(now - r->win_mono)) {
+                    char d[128];
+                    snprintf(d, sizeof(d), "{\"min_bytes_per_s\":%u,\"received\":%llu,\"in_s\":%d}",
+                             o->body_min_Bps, (unsigned long long)got, o->body_timeout_s);
+                    sr_log(SR_LOG_INFO, "%s: request body slower than %u B/s, refused", c->peer,
+                           o->body_min_Bps);
+                    sr_server_count_refusal(c->srv, "body_rate");
+                    req_refuse(r, 408, "request body too slow", d, true);
+                    continue;
+                }
+                r->win_mono = now;
+                r->win_len = r->body.len;
+            }
+            continue;
+        }
+        if (!conn_reading(c)) {
+            sr_log(SR_LOG_INFO,
+                   "%s: request stopped for %d s on a connection that does not "
+                   "read, closing",
+                   c->peer, o->body_timeout_s);
+            sr_server_count_refusal(c->srv, "body_timeout");
+            sr_conn_free(c);
+            return true;
+        }
+        if (!r->head_done) {
+            sr_log(SR_LOG_INFO, "%s: header block stopped for %d s, closing", c->peer,
+                   o->body_timeout_s);
+            sr_server_count_refusal(c->srv, "header_timeout");
+            if (c->h2) {
+                nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
+            }
+            c->closing = true;
+            return false;
+        }
+        char d[96];
+        snprintf(d, sizeof(d), "{\"timeout_s\":%d,\"received\":%zu}", o->body_timeout_s,
+                 r->body.len);
+        sr_log(SR_LOG_INFO, "%s: request body stopped for %d s, refused", c->peer,
+               o->body_timeout_s);
+        sr_server_count_refusal(c->srv, "body_timeout");
+        req_refuse(r, 408, "request body stopped arriving", d, true);
+    }
+    return false;
+}
+
+void sr_server_sweep(sr_http_server *srv)
+{
+    int64_t now = sr_mono_ms();
+    struct sr_conn *next;
+    for (struct sr_conn *c = srv->conns; c; c = next) {
+        next = c->next; /* a flush may free |c| */
+        if ((!c->incomplete && !c->cuts) || c->closing) {
+            continue;
+        }
+        if (!sweep_conn(c, now)) {
+            sr_conn_flush(c);
+        }
+    }
 }

@@ -169,6 +169,7 @@ static void h1_process(struct sr_conn *c)
             c->closing = true;
             return;
         }
+        r->head_done = true;
         char why[120];
         int bad = h1_parse_head(r, head, head_len, why, sizeof(why));
         free(head);
@@ -250,6 +251,8 @@ static const char *status_text(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
     case 411:

@@ -47,12 +47,32 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         evutil_closesocket(fd); /* over the connection limit */
         return;
     }
+    uint8_t key[16];
+    bool has_addr = sr_addr_key(sa, key);
+    bool counted = false;
+    if (has_addr && srv->addrs.slots) {
+        if (!sr_addrs_acquire(&srv->addrs, key, srv->opts.per_addr_conns)) {
+            /* one address may not hold every connection slot */
+            sr_server_count_refusal(srv, "per_address");
+            sr_log(SR_LOG_DEBUG, "connection refused: %u open from that address already",
+                   srv->opts.per_addr_conns);
+            evutil_closesocket(fd);
+            return;
+        }
+        counted = true;
+    }
     struct sr_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        if (counted) {
+            sr_addrs_release(&srv->addrs, key);
+        }
         evutil_closesocket(fd);
         return;
     }
     c->srv = srv;
+    memcpy(c->addr_key, key, sizeof(key));
+    c->has_addr = has_addr;
+    c->addr_counted = counted;
     c->uploads.max = srv->opts.upload_slots;
     srv->nconns++;
     int one = 1;
@@ -75,6 +95,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (!c->bev) {
         evutil_closesocket(fd);
         srv->nconns--;
+        if (counted) {
+            sr_addrs_release(&srv->addrs, key);
+        }
         free(c);
         return;
     }
@@ -127,6 +150,59 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         struct timeval tv = {FIRST_REQUEST_S, 0};
         evtimer_add(c->first_req_timer, &tv);
     }
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sr_server_sweep(arg);
+}
+
+/* What sr_http_server_new sets up for the limits before authentication (the
+ * address table, the sweep's timer, the metric's series). 0, or -1 when out
+ * of memory. */
+static int preauth_init(sr_http_server *srv)
+{
+    const struct sr_http_server_opts *o = &srv->opts;
+    if (o->per_addr_conns && sr_addrs_init(&srv->addrs, o->max_conns) != 0) {
+        return -1;
+    }
+    if (o->body_timeout_s > 0) {
+        srv->sweep = event_new(srv->base, -1, EV_PERSIST, sweep_cb, srv);
+        if (!srv->sweep) {
+            return -1;
+        }
+        /* a quarter of the timeout, at most a second: a stream that stops is
+         * refused between the timeout and a quarter past it */
+        int64_t ms = (int64_t)o->body_timeout_s * 250;
+        struct timeval tick = {0, (suseconds_t)((ms < 1000 ? ms : 1000) * 1000)};
+        event_add(srv->sweep, &tick);
+    }
+    if (o->metrics) {
+        sr_metrics_describe(o->metrics, "skyroute_preauth_refused_total", "counter",
+                            "Connections, streams and requests refused before authentication, "
+                            "by reason (per_address, unauth_streams, header_timeout, "
+                            "body_timeout, body_rate, signed_rate).");
+        static const char *const reasons[] = {"per_address", "unauth_streams", "header_timeout",
+                                              "body_timeout", "body_rate"};
+        for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+            char labels[64];
+            snprintf(labels, sizeof(labels), "reason=\"%s\"", reasons[i]);
+            sr_metrics_add(o->metrics, "skyroute_preauth_refused_total", labels, 0);
+        }
+    }
+    return 0;
+}
+
+/* Frees what preauth_init made (each part may be missing). */
+static void preauth_free(sr_http_server *srv)
+{
+    if (srv->sweep) {
+        event_free(srv->sweep);
+        srv->sweep = NULL;
+    }
+    sr_addrs_free(&srv->addrs);
 }
 
 int sr_http_server_new(sr_http_server **out, struct event_base *base,
@@ -182,6 +258,16 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
             return SR_ERR_NOMEM;
         }
     }
+    if (preauth_init(srv) != 0) {
+        preauth_free(srv);
+        if (srv->rate) {
+            ev_token_bucket_cfg_free(srv->rate);
+        }
+        sr_flushq_free(&srv->flushq);
+        free(srv);
+        snprintf(err, errlen, "out of memory");
+        return SR_ERR_NOMEM;
+    }
     if (!opts->listen) {
         *out = srv; /* no listener: connections come through sr_http_server_adopt() */
         return 0;
@@ -191,6 +277,7 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
         1024, (struct sockaddr *)&ss, sslen);
     if (!srv->listener) {
         snprintf(err, errlen, "cannot listen on %s: %s", opts->listen, strerror(errno));
+        preauth_free(srv);
         if (srv->rate) {
             ev_token_bucket_cfg_free(srv->rate);
         }
@@ -333,6 +420,7 @@ void sr_http_server_free(sr_http_server *srv)
     if (srv->rate) {
         ev_token_bucket_cfg_free(srv->rate); /* after the connections that use it */
     }
+    preauth_free(srv); /* after the connections counted in it */
     sr_flushq_free(&srv->flushq);
     free(srv);
 }

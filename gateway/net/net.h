@@ -44,6 +44,7 @@ void sr_log(int level, const char *fmt, ...) SR_PRINTF(2, 3);
 
 /* Parses "HOST:PORT", "[V6]:PORT" or "http://HOST:PORT[/]" into a sockaddr.
  * Host may be a name (resolved with getaddrinfo, first result). */
+struct sockaddr;
 struct sockaddr_storage;
 int sr_parse_hostport(struct sockaddr_storage *ss, int *sslen, const char *text, char *err,
                       size_t errlen) SR_WARN_UNUSED;
@@ -52,6 +53,7 @@ int sr_parse_hostport(struct sockaddr_storage *ss, int *sslen, const char *text,
 
 typedef struct sr_http_server sr_http_server;
 typedef struct sr_req sr_req;
+typedef struct sr_metrics sr_metrics;
 
 /* A server TLS context (OpenSSL through libevent_openssl): TLS 1.2 or newer
  * (1.3 preferred by OpenSSL's defaults), ALPN "h2", no renegotiation, no
@@ -91,6 +93,23 @@ struct sr_http_server_opts {
                                N at a time per connection, oldest first */
     uint64_t rate_Bps;      /* per-connection bytes per second, each direction (link
                                emulation: an RF link's data rate); 0 = unlimited */
+    /* Limits before authentication: a request is only handed to the handler,
+     * which authenticates it, once whole, so what an unauthenticated client can
+     * hold meanwhile is bounded here. Each 0 = off. Refusals are counted in
+     * |metrics| (if set) as skyroute_preauth_refused_total{reason}. */
+    unsigned per_addr_conns; /* open connections from one address (IPv4 /32, IPv6
+                                /64): more are closed at accept (reason per_address) */
+    int body_timeout_s;      /* a request whose header block or body gets no byte
+                                this long is refused: 408 (HTTP/2: and its stream
+                                ends), or the connection for a header block
+                                (body_timeout, header_timeout). Streams this side
+                                holds back (flow control, upload slots) wait. */
+    uint32_t body_min_Bps;   /* and a body that, over any body_timeout_s, arrives
+                                slower than this (body_rate); ignored with rate_Bps */
+    uint32_t max_incomplete; /* HTTP/2 streams per connection whose request is not
+                                whole yet: more are refused with RST_STREAM
+                                REFUSED_STREAM (unauth_streams) */
+    sr_metrics *metrics;
     /* Response header names whose values differ on every response (ids),
      * NULL-terminated, or NULL: sent as never-indexed HPACK literals. Indexed,
      * each would enter the connection's dynamic table only to push out an entry
@@ -155,10 +174,22 @@ void sr_req_set_abort(sr_req *req, void (*on_abort)(sr_req *req, void *data));
  * sent, reset, connection lost), from the event loop; for per-client
  * accounting. The request must not be used from |fn|. */
 void sr_req_set_done(sr_req *req, void (*fn)(void *), void *arg);
-/* Subject CN of a verified TLS client certificate, or NULL. */
+/* A client certificate's subject CN is at most 64 characters (RFC 5280's
+ * ub-common-name). */
+#define SR_CERT_CN_MAX 64
+/* Subject CN of a verified TLS client certificate, or NULL. A subject with
+ * no CN or more than one, or whose CN is longer than SR_CERT_CN_MAX bytes (as
+ * UTF-8) or holds a control character, identifies no one: NULL. */
 const char *sr_req_client_cert(const sr_req *req);
 /* Peer address as text, e.g. "127.0.0.1:53712". */
 const char *sr_req_peer(const sr_req *req);
+/* The peer's address as a 16-byte key for per-address accounting: an IPv4
+ * address as ::ffff:a.b.c.d, an IPv6 address cut to its /64 (one host is
+ * usually given a whole /64). false (and |key| zeroed) if the connection has
+ * no address (an adopted socket) or is gone. */
+bool sr_req_peer_key(const sr_req *req, uint8_t key[16]);
+/* The key of |sa| as sr_req_peer_key() gives it; false for other families. */
+bool sr_addr_key(const struct sockaddr *sa, uint8_t key[16]);
 /* Monotonic ms at which the request headers began. */
 int64_t sr_req_start_mono(const sr_req *req);
 
@@ -257,8 +288,6 @@ void sr_h2_set_progress(sr_h2_call *call, sr_h2_progress fn);
 unsigned sr_h2_pool_waiting(const sr_h2_pool *pool, const char *origin);
 
 /* ---- metrics ------------------------------------------------------------------ */
-
-typedef struct sr_metrics sr_metrics;
 
 int sr_metrics_new(sr_metrics **out) SR_WARN_UNUSED;
 void sr_metrics_free(sr_metrics *m);

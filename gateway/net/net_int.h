@@ -5,8 +5,9 @@
  *     (sockout.c), used by the server and the client alike;
  *   - body slots (sockout.c), the TLS context's SSL objects (tls.c);
  *   - the HTTP server's objects and the calls between its files. Lowest
- *     first: request.c (a request's header block and accessors) and linger.c
- *     (the end of a closed connection) call nothing of the server;
+ *     first: request.c (a request's header block and accessors), linger.c
+ *     (the end of a closed connection) and addrs.c (connections per client
+ *     address) call nothing of the server;
  *     h2server.c (the HTTP/2 connection: nghttp2 callbacks, flow control,
  *     responses, flushes) calls those; http1.c (HTTP/1.1 requests) calls
  *     h2server.c; listener.c (accepting, the server's lifecycle, draining)
@@ -161,6 +162,25 @@ static inline void *sr_h2_header_owner(nghttp2_session *s, const nghttp2_frame *
 
 enum sr_conn_mode { SR_MODE_DETECT, SR_MODE_H2, SR_MODE_H1 };
 
+/* addrs.c: open connections per client address (sr_addr_key). */
+struct sr_addr_slot {
+    uint8_t key[16];
+    uint32_t n; /* 0: free */
+};
+struct sr_addrs {
+    struct sr_addr_slot *slots;
+    size_t cap; /* a power of two, at least twice the entries */
+    uint64_t seed[2];
+};
+/* A table for up to |max_entries| addresses. 0, or -1 when out of memory. */
+int sr_addrs_init(struct sr_addrs *t, size_t max_entries);
+void sr_addrs_free(struct sr_addrs *t);
+/* Counts one more connection of |key|: false (nothing counted) if it has
+ * |max| already. */
+bool sr_addrs_acquire(struct sr_addrs *t, const uint8_t key[16], unsigned max);
+/* One connection of |key| closed. */
+void sr_addrs_release(struct sr_addrs *t, const uint8_t key[16]);
+
 struct sr_conn;
 
 struct sr_req {
@@ -176,6 +196,13 @@ struct sr_req {
     bool responded;  /* sr_req_respond called */
     bool too_big;    /* 413 already sent */
     bool h1_close;   /* HTTP/1.1: close after this response */
+    bool head_done;  /* the whole header block is in */
+    bool incomplete; /* counted in conn->incomplete: not dispatched or refused yet */
+    bool cut;        /* refused before its end: to be reset (conn->cuts) ... */
+    int64_t cut_at;  /* ... once answered (0), or at this monotonic ms */
+    /* progress of a body, looked at by sr_server_sweep (not on the request path) */
+    size_t seen_len, win_len;
+    int64_t progress_mono, win_mono;
     void *data;
     void (*on_abort)(sr_req *, void *);
     sr_http_server *srv;
@@ -210,7 +237,15 @@ struct sr_conn {
     char peer[64];
     bool tls;
     int cert_state; /* 0 unknown, 1 verified client certificate, -1 none */
-    char cert_cn[128];
+    char cert_cn[SR_CERT_CN_MAX + 1];
+    uint8_t addr_key[16]; /* sr_addr_key of the peer */
+    bool has_addr;
+    bool addr_counted;   /* in srv->addrs */
+    unsigned incomplete; /* requests not whole yet (opts.max_incomplete) */
+    unsigned cuts;       /* requests with |cut| set */
+    uint64_t rx_body;    /* body bytes received, all streams */
+    uint64_t rx_seen;    /* rx_body at the last sweep ... */
+    int64_t rx_mono;     /* ... and when it last moved */
     /* abuse accounting */
     int64_t ctrl_window_start; /* monotonic ms */
     unsigned ctrl_frames;
@@ -254,7 +289,13 @@ struct sr_http_server {
     int64_t drain_grace_mono;         /* the final GOAWAY to all by then (drain_step) */
     struct sr_linger *lingers;        /* closed connections still read until EOF */
     size_t nlinger;
+    struct sr_addrs addrs; /* opts.per_addr_conns: connections per address */
+    struct event *sweep;   /* opts.body_timeout_s: sr_server_sweep's timer */
 };
+
+/* Counts a refusal before authentication in opts.metrics (if set):
+ * skyroute_preauth_refused_total{reason="|reason|"}. */
+void sr_server_count_refusal(sr_http_server *srv, const char *reason);
 
 /* request.c: a request's header block. */
 
@@ -295,6 +336,9 @@ void sr_req_free(sr_req *r);
 void sr_req_dispatch(sr_req *r);
 /* Answers |r| 413 for a body over opts.max_body. */
 void sr_req_reject_too_big(sr_req *r);
+/* Refuses the requests that stopped sending (opts.body_timeout_s,
+ * opts.body_min_Bps); run a few times per body_timeout_s by listener.c. */
+void sr_server_sweep(sr_http_server *srv);
 
 /* Writes what |c| has to send. -1 if |c| was freed (it was closing and
  * its output is drained), else 0. */

@@ -103,6 +103,40 @@ void sr_req_set_done(sr_req *r, void (*fn)(void *), void *arg)
     r->done_arg = arg;
 }
 
+/* The subject's CN as UTF-8 in |out| (SR_CERT_CN_MAX + 1 bytes). A subject
+ * with no CN, more than one (which one would be the client?), one longer than
+ * SR_CERT_CN_MAX or holding a NUL or a control character identifies no one:
+ * false, and the connection has no client certificate. Never cut short: a
+ * cut name could equal a configured one. */
+static bool cert_cn(X509_NAME *name, char *out, const char *peer)
+{
+    int i = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+    if (i < 0) {
+        return false;
+    }
+    if (X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0) {
+        sr_log(SR_LOG_INFO, "%s: client certificate with more than one CN, not accepted", peer);
+        return false;
+    }
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+    bool ok = n > 0 && n <= SR_CERT_CN_MAX;
+    for (int k = 0; ok && k < n; k++) {
+        ok = utf8[k] >= 0x20 && utf8[k] != 0x7f;
+    }
+    if (ok) {
+        memcpy(out, utf8, (size_t)n);
+        out[n] = 0;
+    } else {
+        sr_log(SR_LOG_INFO,
+               "%s: client certificate CN of %d bytes (at most %d, no control characters), not "
+               "accepted",
+               peer, n, SR_CERT_CN_MAX);
+    }
+    OPENSSL_free(utf8);
+    return ok;
+}
+
 const char *sr_req_client_cert(const sr_req *r)
 {
     struct sr_conn *c = r->conn;
@@ -113,16 +147,23 @@ const char *sr_req_client_cert(const sr_req *r)
         c->cert_state = -1;
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
         X509 *x = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
-        if (x && SSL_get_verify_result(ssl) == X509_V_OK) {
-            X509_NAME *name = X509_get_subject_name(x);
-            if (name && X509_NAME_get_text_by_NID(name, NID_commonName, c->cert_cn,
-                                                  (int)sizeof(c->cert_cn)) > 0) {
-                c->cert_state = 1;
-            }
+        if (x && SSL_get_verify_result(ssl) == X509_V_OK &&
+            cert_cn(X509_get_subject_name(x), c->cert_cn, c->peer)) {
+            c->cert_state = 1;
         }
         X509_free(x);
     }
     return c->cert_state == 1 ? c->cert_cn : NULL;
+}
+
+bool sr_req_peer_key(const sr_req *r, uint8_t key[16])
+{
+    if (!r->conn || !r->conn->has_addr) {
+        memset(key, 0, 16);
+        return false;
+    }
+    memcpy(key, r->conn->addr_key, 16);
+    return true;
 }
 
 const char *sr_req_peer(const sr_req *r)

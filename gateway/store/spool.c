@@ -96,7 +96,7 @@ static const char *const queries[Q_COUNT] = {
                  " res_predicted=?5, res_elapsed=?6, res_detail=?7, done_at=?8, updated=?8,"
                  " reason=?10, payload=x'' WHERE id=?11 AND state=5",
     [Q_STATUS] = "SELECT state, target, wait_until, attempts, reason, res_status, res_payload,"
-                 " res_signer, res_predicted, res_elapsed, res_detail, deadline FROM spool"
+                 " res_signer, res_predicted, res_elapsed, res_detail, deadline, client FROM spool"
                  " WHERE id=?1",
     [Q_WORK] = "SELECT handler, payload, iat, work, result_bytes, env_flags, place, place_target,"
                " data_at, deadline FROM spool WHERE id=?1",
@@ -402,6 +402,7 @@ int sr_spooldb_status(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], struct
     s->r.detail = col_text(st, 10);
     s->r.target = s->target;
     s->deadline_ms = sqlite3_column_int64(st, 11);
+    s->client = col_text(st, 12);
     return 0;
 }
 

@@ -204,6 +204,7 @@ struct sr_spool_status {
     const char *target;
     int64_t wait_until_ms, deadline_ms;
     int attempts;
+    const char *client;       /* who submitted it ("" with an open API) */
     struct sr_spool_result r; /* reason always; the rest once finished */
 };
 /* What GET /v1/workloads/ID reports. 0 or SR_ERR_NOTFOUND. */

@@ -45,6 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                         .allow_http1 = true,
                                         .max_body = 1 << 16,
                                         .max_header_list = 4096,
+                                        /* the refusal of streams past the cap
+                                         * (on_begin_headers) is fuzzed too */
+                                        .max_incomplete = 3,
                                         .handler = handler};
         if (!base || sr_metrics_new(&metrics) != 0 ||
             sr_http_server_new(&srv, base, &o, err, sizeof(err)) != 0) {

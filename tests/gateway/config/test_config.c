@@ -551,6 +551,68 @@ static void test_bom(void **state)
 
 /* Keys owned by other modules: names checked at load, values kept as text
  * with their lines for the owner to validate. */
+static void test_preauth_limits(void **state)
+{
+    (void)state;
+    struct sr_config *cfg = load_ok(GW);
+    assert_int_equal(cfg->max_conns_per_address, 256);
+    assert_int_equal(cfg->max_unauth_streams, 100);
+    assert_int_equal(cfg->body_timeout_s, 30);
+    assert_int_equal(cfg->body_min_rate, 256);
+    assert_true(cfg->signed_rate == 2 && cfg->signed_burst == 20);
+    sr_config_free(cfg);
+    cfg = load_ok(GW "max_conns_per_address = 8\nmax_unauth_streams = 0\nbody_timeout_s = 2\n"
+                     "body_min_rate = 0\nsigned_rate = 0.5\nsigned_burst = 3\n");
+    assert_int_equal(cfg->max_conns_per_address, 8);
+    assert_int_equal(cfg->max_unauth_streams, 0);
+    assert_int_equal(cfg->body_timeout_s, 2);
+    assert_int_equal(cfg->body_min_rate, 0);
+    assert_true(cfg->signed_rate == 0.5 && cfg->signed_burst == 3);
+    sr_config_free(cfg);
+    load_bad(GW "body_timeout_s = -1\n", 4,
+             "'body_timeout_s' must be a number in [0, 3600], got '-1'");
+    load_bad(GW "max_conns_per_address = many\n", 4,
+             "'max_conns_per_address' must be a number in [0, 1e+06], got 'many'");
+}
+
+/* Loads |text| written with |mode|: 0, or the error in |err|. */
+static int load_mode(const char *text, mode_t mode, char *err, size_t errlen)
+{
+    write_cfg("secret.ini", text);
+    assert_int_equal(chmod(path, mode), 0);
+    struct sr_config *cfg = NULL;
+    int rv = sr_config_load(&cfg, path, err, errlen);
+    sr_config_free(cfg);
+    return rv;
+}
+
+static void test_secret_needs_mode_0600(void **state)
+{
+    (void)state;
+    static const char pw[] = GW "[cluster]\nnats = nats://10.0.0.1:4222\nuser = gs\n"
+                                "password = hunter2\n"; /* line 7 */
+    char err[1024], want[1200];
+    assert_int_equal(load_mode(pw, 0644, err, sizeof(err)), SR_ERR_CONFIG);
+    snprintf(want, sizeof(want),
+             "%s:7: [cluster] password is a secret, but the file is open to others (mode 0644): "
+             "chmod 600 %s (owned by the user skyrouted runs as)",
+             path, path);
+    assert_string_equal(err, want);
+    assert_int_equal(load_mode(pw, 0640, err, sizeof(err)), SR_ERR_CONFIG);
+    assert_non_null(strstr(err, "open to its group (mode 0640)"));
+    assert_int_equal(load_mode(pw, 0600, err, sizeof(err)), 0);
+    assert_int_equal(load_mode(GW "[cluster]\ntoken = s3cret\n", 0604, err, sizeof(err)),
+                     SR_ERR_CONFIG);
+    assert_non_null(strstr(err, ":5: [cluster] token is a secret"));
+    /* credentials in the URL are a secret too; a file without one may be read by all */
+    assert_int_equal(
+        load_mode(GW "[cluster]\nnats = nats://gs:pw@10.0.0.1:4222\n", 0644, err, sizeof(err)),
+        SR_ERR_CONFIG);
+    assert_non_null(strstr(err, ":5: [cluster] nats is a secret"));
+    assert_int_equal(
+        load_mode(GW "[cluster]\nnats = nats://10.0.0.1:4222\n", 0644, err, sizeof(err)), 0);
+}
+
 static void test_extension_keys(void **state)
 {
     (void)state;
@@ -655,6 +717,8 @@ int main(void)
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_bom),
         cmocka_unit_test(test_extension_keys),
+        cmocka_unit_test(test_preauth_limits),
+        cmocka_unit_test(test_secret_needs_mode_0600),
         cmocka_unit_test(test_many_sections_indexed),
         cmocka_unit_test(test_err_buffer_small),
     };
