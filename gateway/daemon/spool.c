@@ -415,7 +415,9 @@ static bool finish_item(struct gw_spool *sp, struct item *it, const struct sr_sp
     if (sr_spooldb_finish(sp->db, it->id, res, sr_now_ms()) != 0 && must_store) {
         return false;
     }
-    if (it->origin[0]) {
+    if (it->origin[0] || sp->link.publish_result) {
+        /* adopted work: back to the station it came from; our own, with
+         * [cluster]: for any station to answer GET for it */
         publish_result(sp, it->id, it->origin, res);
     }
     item_finished(sp, it, outcome);
@@ -1071,6 +1073,16 @@ int gw_spool_import(struct gw *g, const struct gw_remote_result *r)
     struct gw_spool *sp = g->spool;
     if (!sp) {
         return SR_ERR_NOTFOUND;
+    }
+    /* only the station it was forwarded to ("SAT@STATION") answers for it:
+     * another trusted station's result for it is not taken */
+    struct sr_spool_status s;
+    if (sr_spooldb_status(sp->db, r->id, &s) != 0) {
+        return SR_ERR_NOTFOUND;
+    }
+    const char *at = s.target ? strrchr(s.target, '@') : NULL;
+    if (!at || strcmp(at + 1, r->station) != 0) {
+        return SR_ERR_ENV_UNTRUSTED;
     }
     char reason[160];
     snprintf(reason, sizeof(reason), "ran through station %s%s%s", r->station,
