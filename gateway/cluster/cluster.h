@@ -45,8 +45,12 @@
  *   result   id (the workload's; the key it is stored under must be its hex),
  *            origin (str: the station that accepted it), target (str: the target
  *            that ran it), status (int: HTTP-style, 200 = done), payload (bin),
- *            signer (str), error (str), predicted_ms, elapsed_ms (float); the
- *            writer (station) is the station that ran it
+ *            signer (str), error (str), predicted_ms, elapsed_ms (float), and
+ *            node_env (bin, optional: the target's own signed result envelope,
+ *            SR1 or SR2 bytes, as the station that ran it verified it; carried
+ *            so that the station that accepted the work can check the payload
+ *            against the target's key itself); the writer (station) is the
+ *            station that ran it
  *   passes   sat (str), passes: array of [aos, tca, los (int), max_el, up_bps,
  *            down_bps, light_ms (float), source (str)]; an empty array is the
  *            signed way to withdraw a view (a KV delete is never taken)
@@ -110,6 +114,8 @@ struct sr_cmsg {
     char signer[128];
     char error[256];
     double predicted_ms, elapsed_ms;
+    uint8_t *node_env; /* the target's signed result envelope; owned after decode */
+    size_t node_env_len;
     /* passes */
     char sat[SR_TARGET_IDMAX];
     struct sr_pass_rec *passes; /* owned after decode; borrowed for encode */

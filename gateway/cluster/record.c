@@ -92,8 +92,9 @@ static int check(const struct sr_cmsg *m)
         !fits(m->signer, sizeof(m->signer)) || !fits(m->error, sizeof(m->error)) ||
         !fits(m->sat, sizeof(m->sat)) || !fits(m->op, sizeof(m->op)) ||
         !fits(m->format, sizeof(m->format)) || (m->payload_len && !m->payload) ||
-        m->npasses > SR_CMSG_MAX_PASSES || (m->npasses && !m->passes) ||
-        m->ntargets > SR_CMSG_MAX_TARGETS || (m->ntargets && !m->targets)) {
+        (m->node_env_len && !m->node_env) || m->npasses > SR_CMSG_MAX_PASSES ||
+        (m->npasses && !m->passes) || m->ntargets > SR_CMSG_MAX_TARGETS ||
+        (m->ntargets && !m->targets)) {
         return SR_ERR_INVAL;
     }
     return 0;
@@ -110,7 +111,7 @@ static int pack_body(const void *arg, sr_buf *out, msgpack_packer *pk)
         n += 15;
         break;
     case SR_CMSG_RESULT:
-        n += 9;
+        n += m->node_env_len ? 10 : 9;
         break;
     case SR_CMSG_PASSES:
         n += 2;
@@ -153,6 +154,9 @@ static int pack_body(const void *arg, sr_buf *out, msgpack_packer *pk)
         kv_str(pk, "error", m->error);
         kv_dbl(pk, "predicted_ms", m->predicted_ms);
         kv_dbl(pk, "elapsed_ms", m->elapsed_ms);
+        if (m->node_env_len) {
+            kv_bin(pk, "node_env", m->node_env, m->node_env_len);
+        }
     } else if (m->kind == SR_CMSG_PASSES) {
         kv_str(pk, "sat", m->sat);
         pk_str(pk, "passes");
@@ -203,7 +207,7 @@ static int pack_body(const void *arg, sr_buf *out, msgpack_packer *pk)
 /* Bytes pack_body() writes for |m| at most, roughly: a size for |out|. */
 static size_t body_hint(const struct sr_cmsg *m)
 {
-    return 1024 + m->payload_len + m->npasses * 80 + m->ntargets * 110;
+    return 1024 + m->payload_len + m->node_env_len + m->npasses * 80 + m->ntargets * 110;
 }
 
 int sr_cmsg_encode(sr_buf *out, const sr_key *key, const struct sr_cmsg *m)
@@ -382,6 +386,7 @@ enum {
     K_ERROR,
     K_PRED,
     K_ELAPSED,
+    K_NODE_ENV,
     K_SAT,
     K_PASSES,
     K_ITEMS,
@@ -397,8 +402,8 @@ static const char *const keys[K_N] = {
     "kind",         "station",      "t",          "seq",          "id",      "origin",   "dest",
     "target",       "handler",      "client",     "payload",      "iat",     "deadline", "work",
     "result_bytes", "flags",        "place",      "place_target", "data_at", "status",   "signer",
-    "error",        "predicted_ms", "elapsed_ms", "sat",          "passes",  "items",    "bytes",
-    "ready",        "targets",      "format",     "op",           "epoch"};
+    "error",        "predicted_ms", "elapsed_ms", "node_env",     "sat",     "passes",   "items",
+    "bytes",        "ready",        "targets",    "format",       "op",      "epoch"};
 
 #define B(k) (1ull << (k))
 static const uint64_t required[] = {
@@ -508,6 +513,13 @@ static int decode_field(struct sr_cmsg *m, int k, const msgpack_object *v, char 
         break;
     case K_ELAPSED:
         ok = get_dbl(v, &m->elapsed_ms);
+        break;
+    case K_NODE_ENV:
+        rv = get_bin(v, &m->node_env, &m->node_env_len);
+        if (rv == SR_ERR_NOMEM) {
+            return rv;
+        }
+        ok = rv == 0;
         break;
     case K_SAT:
         ok = get_str(v, m->sat, sizeof(m->sat)) && m->sat[0];
@@ -722,6 +734,7 @@ int sr_cmsg_decode(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t ma
 void sr_cmsg_clear(struct sr_cmsg *m)
 {
     free(m->payload);
+    free(m->node_env);
     free(m->passes);
     free(m->targets);
     memset(m, 0, sizeof(*m));

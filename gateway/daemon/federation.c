@@ -428,6 +428,16 @@ static void on_result(struct gw_cluster *c, const char *key, const uint8_t *data
         return;
     }
     if (!strcmp(m.origin, c->station) && strcmp(m.station, c->station) != 0) {
+        rv = fed_check_node_result(c, &m, why, sizeof(why));
+        if (rv) {
+            sr_log(SR_LOG_WARN, "cluster: result %s from %s refused: %s", key, m.station, why);
+            count_rejected(c, "result", rv);
+            sr_cmsg_clear(&m);
+            return;
+        }
+        if (m.node_env_len) {
+            sr_metrics_add(c->g->metrics, "skyroute_cluster_node_verified_total", "", 1);
+        }
         struct gw_remote_result r = {.id = m.id,
                                      .station = m.station,
                                      .target = m.target,
@@ -437,7 +447,9 @@ static void on_result(struct gw_cluster *c, const char *key, const uint8_t *data
                                      .signer = m.signer,
                                      .error = m.error,
                                      .predicted_ms = m.predicted_ms,
-                                     .elapsed_ms = m.elapsed_ms};
+                                     .elapsed_ms = m.elapsed_ms,
+                                     .envelope = m.node_env,
+                                     .envelope_len = m.node_env_len};
         rv = gw_spool_import(c->g, &r);
         if (rv == 0) {
             sr_metrics_add(c->g->metrics, "skyroute_cluster_results_imported_total", "", 1);
@@ -728,6 +740,8 @@ static int link_publish_result(void *ctx, const char *origin, const struct gw_re
     snprintf(m.error, sizeof(m.error), "%s", r->error ? r->error : "");
     m.predicted_ms = r->predicted_ms;
     m.elapsed_ms = r->elapsed_ms;
+    m.node_env = (uint8_t *)(uintptr_t)r->envelope;
+    m.node_env_len = r->envelope ? r->envelope_len : 0;
     sr_buf rec;
     int rv = sealed(c, &m, &rec);
     if (rv) {
@@ -798,6 +812,9 @@ static int fetch_pick(struct fetch *f, const uint8_t *data, size_t len, struct s
             sr_cmsg_open(m, v, vl, MAX_RECORD, SR_CMSG_RESULT, peer_key, f->c, why, sizeof(why));
         if (rv == 0 && !fed_result_key_ok(m, key, why, sizeof(why))) {
             rv = SR_ERR_ENV_MISADDRESSED;
+        }
+        if (rv == 0 && strcmp(m->origin, m->station) != 0) {
+            rv = fed_check_node_result(f->c, m, why, sizeof(why)); /* ran elsewhere */
         }
         if (rv == 0) {
             return 0;
@@ -1334,9 +1351,13 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
                         "Results of adopted work published for their station.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_results_imported_total", "counter",
                         "Results of forwarded work stored here.");
+    sr_metrics_describe(g->metrics, "skyroute_cluster_node_verified_total", "counter",
+                        "Results of forwarded work whose target's own signed envelope verified "
+                        "here.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_rejected_total", "counter",
-                        "Cluster records refused (untrusted, bad signature, malformed), by "
-                        "record and reason.");
+                        "Cluster records refused (untrusted, bad signature, malformed, "
+                        "older than one taken, a stale heartbeat, under another key, an "
+                        "unsigned delete, out of an operator's scope), by record and reason.");
     sr_metrics_set(g->metrics, "skyroute_cluster_connected", "", 0);
     struct sr_nats_opts o = {
         .servers = nats,

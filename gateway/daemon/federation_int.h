@@ -106,6 +106,12 @@ bool fed_result_key_ok(const struct sr_cmsg *m, const char *key, char *why, size
  * satellite of ours the text carries; else false with the reason in |why|. */
 bool fed_elements_in_scope(struct gw_cluster *c, const struct sr_cmsg *m, char *why, size_t whylen);
 
+/* For result record |m| of work forwarded from here: 0 if the target that
+ * ran it is unknown here, or if its own signed envelope in the record
+ * verifies against its key here and matches (workload, signer, payload);
+ * else the refusal (SR_ERR_ENV_*), with the reason in |why|. */
+int fed_check_node_result(struct gw_cluster *c, const struct sr_cmsg *m, char *why, size_t whylen);
+
 /* True while station |name|'s heartbeat is fresher than state_ttl_s. */
 bool fed_station_alive(struct gw_cluster *c, const char *name);
 /* The local satellite target |sat| (not itself a view), or NULL. */

@@ -145,3 +145,59 @@ bool fed_elements_in_scope(struct gw_cluster *c, const struct sr_cmsg *m, char *
     free(els);
     return ok;
 }
+
+/*
+ * The station that ran forwarded work signs its result record, but the
+ * payload is the target's: when this station has the target's key too (a
+ * satellite served from several stations is configured at each, with its
+ * key), the record must carry the target's own signed result envelope, and
+ * this station checks it itself: a result, for this workload, signed by that
+ * target, with the record's payload. A trusted station can then not make up
+ * a satellite's answer. A target this station has no key for (another
+ * station's IDC) is taken on the running station's signature alone; so are
+ * failures no target signed (a timeout, a refusal), which carry no payload.
+ */
+int fed_check_node_result(struct gw_cluster *c, const struct sr_cmsg *m, char *why, size_t whylen)
+{
+    struct gw *g = c->g;
+    bool known = false;
+    for (size_t i = 0; i < g->ntargets && !known; i++) {
+        known = !strcmp(g->targets[i].cfg->id, m->target);
+    }
+    if (!known || (!m->node_env_len && m->status != 200)) {
+        return 0;
+    }
+    if (!m->node_env_len) {
+        snprintf(why, whylen, "a result of %s without %s's signed envelope", m->target, m->target);
+        return SR_ERR_ENV_UNTRUSTED;
+    }
+    /* verified when it arrived there; here only who signed what, not when:
+     * the running station's own record says when */
+    struct sr_open_opts oo = {.trust = g->ring,
+                              .now_ms = INT64_MIN,
+                              .max_len = m->node_env_len,
+                              .kinds = 1u << SR_KIND_RESULT};
+    struct sr_envelope env;
+    char w[160] = "";
+    int rv = sr_envelope_open(&env, m->node_env, m->node_env_len, &oo, w, sizeof(w));
+    if (rv) {
+        snprintf(why, whylen, "%s's envelope: %s", m->target, w);
+        return rv;
+    }
+    if (memcmp(env.id, m->id, SR_ENV_IDBYTES) != 0) {
+        snprintf(why, whylen, "%s's envelope is the result of another workload", m->target);
+        return SR_ERR_ENV_MISADDRESSED;
+    }
+    if (!env.signer_name || strcmp(env.signer_name, m->target) != 0 ||
+        strcmp(env.src, m->target) != 0) {
+        snprintf(why, whylen, "the envelope is signed by '%s', not by %s",
+                 env.signer_name ? env.signer_name : "?", m->target);
+        return SR_ERR_ENV_UNTRUSTED;
+    }
+    if (m->status == 200 && (env.payload_len != m->payload_len ||
+                             (m->payload_len && memcmp(env.payload, m->payload, m->payload_len)))) {
+        snprintf(why, whylen, "the payload is not the one %s signed", m->target);
+        return SR_ERR_ENV_BADSIG;
+    }
+    return 0;
+}

@@ -387,7 +387,9 @@ static void publish_result(struct gw_spool *sp, const uint8_t id[SR_ENV_IDBYTES]
                                  .signer = res->signer,
                                  .error = res->reason,
                                  .predicted_ms = res->predicted_ms,
-                                 .elapsed_ms = res->elapsed_ms};
+                                 .elapsed_ms = res->elapsed_ms,
+                                 .envelope = res->envelope,
+                                 .envelope_len = res->envelope_len};
     if (!sp->link.publish_result ||
         sp->link.publish_result(sp->link.ctx, origin, &r, publish_done, p) != 0) {
         free(p); /* not connected: gw_spool_republish sends it later */
@@ -481,6 +483,11 @@ static void job_done(const struct gw_job_result *r, void *arg)
                                       .detail = r->detail_json,
                                       .predicted_ms = r->predicted_ms,
                                       .elapsed_ms = r->elapsed_ms};
+        if (it->origin[0]) {
+            /* the station that forwarded it checks the target's own signature */
+            res.envelope = r->envelope;
+            res.envelope_len = r->envelope_len;
+        }
         if (!finish_item(sp, it, &res, true, done ? "done" : "handler_failed")) {
             /* not stored: it stays dispatched and is fetched again from the
              * target (its replay guard answers) on the next pass */
@@ -1094,7 +1101,9 @@ int gw_spool_import(struct gw *g, const struct gw_remote_result *r)
                                   .signer = r->signer,
                                   .reason = reason,
                                   .predicted_ms = r->predicted_ms,
-                                  .elapsed_ms = r->elapsed_ms};
+                                  .elapsed_ms = r->elapsed_ms,
+                                  .envelope = r->envelope,
+                                  .envelope_len = r->envelope_len};
     return sr_spooldb_import(sp->db, r->id, &res, sr_now_ms());
 }
 

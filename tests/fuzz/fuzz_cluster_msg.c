@@ -58,7 +58,9 @@ static void check_again(struct sr_cmsg *m)
         strcmp(d.origin, m->origin) || strcmp(d.dest, m->dest) || strcmp(d.target, m->target) ||
         d.payload_len != m->payload_len ||
         (d.payload_len && memcmp(d.payload, m->payload, d.payload_len)) ||
-        d.npasses != m->npasses || d.ntargets != m->ntargets || d.status != m->status) {
+        d.npasses != m->npasses || d.ntargets != m->ntargets || d.status != m->status ||
+        d.node_env_len != m->node_env_len ||
+        (d.node_env_len && memcmp(d.node_env, m->node_env, d.node_env_len))) {
         abort();
     }
     sr_cmsg_clear(&d);

@@ -520,6 +520,45 @@ static void test_versions_and_kinds(void **state)
     sr_buf_free(&b);
 }
 
+/* A result carries the target's own envelope, byte for byte, when there is one. */
+static void test_result_carries_node_envelope(void **state)
+{
+    (void)state;
+    static uint8_t payload[] = "42", env[] = "\x94\xa3SR1 stand-in";
+    struct sr_cmsg m, d;
+    memset(&m, 0, sizeof(m));
+    m.kind = SR_CMSG_RESULT;
+    snprintf(m.station, sizeof(m.station), "gs-b");
+    m.seq = 11;
+    memset(m.id, 0x5c, sizeof(m.id));
+    snprintf(m.origin, sizeof(m.origin), "gs-a");
+    snprintf(m.target, sizeof(m.target), "sat-1");
+    m.status = 200;
+    m.payload = payload;
+    m.payload_len = 2;
+    m.node_env = env;
+    m.node_env_len = sizeof(env) - 1;
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    char err[200];
+    assert_int_equal(sr_cmsg_encode(&b, key_b, &m), 0);
+    assert_int_equal(
+        sr_cmsg_open(&d, b.data, b.len, 1 << 20, SR_CMSG_RESULT, lookup, NULL, err, sizeof(err)),
+        0);
+    assert_int_equal(d.node_env_len, sizeof(env) - 1);
+    assert_memory_equal(d.node_env, env, sizeof(env) - 1);
+    assert_string_equal(d.origin, "gs-a");
+    sr_cmsg_clear(&d);
+    m.node_env = NULL;
+    m.node_env_len = 0;
+    sr_buf_reset(&b);
+    assert_int_equal(sr_cmsg_encode(&b, key_b, &m), 0);
+    assert_int_equal(sr_cmsg_decode(&d, b.data, b.len, 1 << 20, lookup, NULL, err, sizeof(err)), 0);
+    assert_null(d.node_env);
+    sr_cmsg_clear(&d);
+    sr_buf_free(&b);
+}
+
 static void test_not_an_envelope_signature(void **state)
 {
     (void)state;
@@ -571,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_declared_count_beyond_input),
         cmocka_unit_test(test_not_an_envelope_signature),
         cmocka_unit_test(test_versions_and_kinds),
+        cmocka_unit_test(test_result_carries_node_envelope),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
