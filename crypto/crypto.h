@@ -588,22 +588,87 @@ int sr_replay_reserve(sr_replay *g) SR_WARN_UNUSED;
 /* ---- the skyroute-signature header (DESIGN section 7) ------------------------ */
 
 /*
- * Operator uploads carry "skyroute-signature: KEYID:BASE64SIG", where KEYID is
- * the lowercase hex of the signer's 8-byte key id and BASE64SIG the standard
- * base64 (padded) of an Ed25519 signature over the exact body bytes, with no
- * prefix.
+ * Operator uploads carry
+ *
+ *   skyroute-signature: v2 key=KEYID ts=UNIX nonce=NONCE station=ID sig=BASE64
+ *
+ * fields separated by spaces, in any order, each exactly once: KEYID the
+ * lowercase (either case read) hex of the signer's 8-byte key id; UNIX the
+ * signing time in seconds (1-12 digits, no leading zero); NONCE 16-64
+ * characters of [A-Za-z0-9_-], never reused by one key; ID the [gateway] id
+ * of the station the request is meant for; BASE64 the standard padded base64
+ * of an Ed25519 signature over this canonical string (each line ends in one
+ * LF, the last included; no other bytes):
+ *
+ *   skyroute-signature v2
+ *   METHOD            as sent: "PUT"
+ *   PATH              as sent, without the query; only [A-Za-z0-9._~-] and '/'
+ *   QUERY             canonical (below); empty line when there is none
+ *   CONTENT-TYPE      the header as sent, outer whitespace trimmed; or empty
+ *   ID                as in station=
+ *   UNIX              as in ts=
+ *   NONCE             as in nonce=
+ *   SHA256            lowercase hex of the SHA-256 of the exact body bytes
+ *
+ * QUERY: the raw query split on '&' (empty pieces dropped), each piece
+ * NAME=VALUE (no '=': an empty value); NAME only [A-Za-z0-9._~-] and each
+ * NAME at most once; VALUE decoded ('+' a space, %XX a byte, %00 and a '%'
+ * without two hex digits refused) and re-encoded (unreserved characters as
+ * they are, every other byte %XX in capitals); pieces sorted by NAME
+ * (bytewise) and joined as NAME=VALUE with '&'. "?b=x+y&a" gives "a=&b=x%20y".
+ *
+ * A version 1 header (KEYID:BASE64SIG over the body alone) is refused with
+ * SR_ERR_ENV_VERSION and a message that says to upgrade the CLI.
  */
-#define SR_SIGHDR_MAX 128 /* 16 + 1 + 88 + NUL, with room to spare */
+#define SR_SIGHDR_MAX 512     /* a header value and its NUL */
+#define SR_SIGHDR_NONCEMAX 65 /* a nonce and its NUL */
 
-/* Signs |body| and writes the header value (NUL-terminated) into |out|.
- * Returns its length (105). */
-int sr_sighdr_sign(char out[SR_SIGHDR_MAX], const sr_key *key, const uint8_t *body, size_t len);
+/* What a v2 signature covers besides time and nonce. */
+struct sr_sigreq {
+    const char *method;       /* "PUT" */
+    const char *target;       /* path and query as sent: "/v1/passes?format=ion" */
+    const char *content_type; /* NULL: none */
+    const char *station;      /* the station the request is meant for (the receiver's id) */
+    const uint8_t *body;
+    size_t len;
+};
 
-/* Checks header value |hdr| (surrounding whitespace allowed; hex in either
- * case) against |body|. Returns 0 and, if non-NULL, *signer_name (from the
- * ring); SR_ERR_PARSE (malformed value), SR_ERR_ENV_UNTRUSTED or
- * SR_ERR_ENV_BADSIG. |why| as for sr_envelope_open(). */
-int sr_sighdr_verify(const sr_keyring *ring, const char *hdr, size_t hdrlen, const uint8_t *body,
-                     size_t len, const char **signer_name, char *why, size_t whylen) SR_WARN_UNUSED;
+/* A parsed header. */
+typedef struct sr_sighdr {
+    uint8_t keyid[SR_KEYIDBYTES];
+    int64_t ts; /* UNIX seconds */
+    char nonce[SR_SIGHDR_NONCEMAX];
+    char station[SR_SIGNER_NAMEMAX];
+    uint8_t sig[SR_SIGBYTES];
+} sr_sighdr;
+
+/* Parses header value |hdr| (|len| bytes, surrounding whitespace allowed).
+ * 0, SR_ERR_PARSE (naming the field) or SR_ERR_ENV_VERSION (a v1 header, or
+ * "vN" for another N). */
+int sr_sighdr_parse(sr_sighdr *h, const char *hdr, size_t len, char *why,
+                    size_t whylen) SR_WARN_UNUSED;
+
+/* Writes the canonical string of |r| signed at |ts| with |nonce| into |out|
+ * (reset first; an unset ceiling becomes 64 KiB). 0, SR_ERR_PARSE (a path,
+ * query or content type the format cannot carry, named in |why|),
+ * SR_ERR_TOOBIG or SR_ERR_NOMEM. */
+int sr_sighdr_canon(sr_buf *out, const struct sr_sigreq *r, int64_t ts, const char *nonce,
+                    char *why, size_t whylen) SR_WARN_UNUSED;
+
+/* Signs |r| at |ts| (UNIX seconds) with |nonce| and writes the header value
+ * (NUL-terminated) into |out|. Returns its length, or a negative error as
+ * sr_sighdr_parse() / sr_sighdr_canon() with |why|. */
+int sr_sighdr_sign(char out[SR_SIGHDR_MAX], const sr_key *key, const struct sr_sigreq *r,
+                   int64_t ts, const char *nonce, char *why, size_t whylen) SR_WARN_UNUSED;
+
+/* Checks header value |hdr| against request |r| (r->station: this
+ * receiver's id). 0 with |*h| filled and, if non-NULL, *signer_name (from the
+ * ring); else the error of sr_sighdr_parse() / sr_sighdr_canon(),
+ * SR_ERR_ENV_UNTRUSTED, SR_ERR_ENV_BADSIG or SR_ERR_ENV_MISADDRESSED (a good
+ * signature for another station). Time and nonce are the caller's to check:
+ * this module has no clock and no memory. |why| as for sr_envelope_open(). */
+int sr_sighdr_verify(const sr_keyring *ring, const char *hdr, size_t hdrlen,
+                     const struct sr_sigreq *r, sr_sighdr *h, const char **signer_name, char *why,
+                     size_t whylen) SR_WARN_UNUSED;
 
 #endif /* SR_CRYPTO_H */

@@ -88,7 +88,8 @@ echo "[3/4] starting skyrouted on 127.0.0.1:$pg (admin 127.0.0.1:$padm)"
 pids="$pids $!"
 wait_port $pa; wait_port $pb; wait_port $ps; wait_port $pg; wait_port $padm
 echo "      the satellite operator uploads sat-1's elements (signed); the gateway predicts its passes"
-sig=$("$B/skyroute" sign --key "$work/ops.key" <"$work/sat-1.tle")
+sig=$("$B/skyroute" sign --key "$work/ops.key" --url "http://127.0.0.1:$pg/v1/elements" \
+    --station gs-demo --content-type text/plain <"$work/sat-1.tle")
 curl -sS --http2-prior-knowledge -X PUT -H "skyroute-signature: $sig" -H "content-type: text/plain" \
     --data-binary @"$work/sat-1.tle" "http://127.0.0.1:$pg/v1/elements" | sed 's/^/      /'
 "$B/skyroute" passes --elements "$work/sat-1.tle" --station $station \

@@ -449,27 +449,131 @@ out:
 
 /* ---- sign / verify ----------------------------------------------------------- */
 
+/* What sign and verify share: the request a header is for. */
+struct req_opts {
+    const char *method, *url, *content_type, *station;
+};
+
+static const struct option req_options[] = {
+    {"method", required_argument, NULL, 'm'},
+    {"url", required_argument, NULL, 'u'},
+    {"content-type", required_argument, NULL, 'c'},
+    {"station", required_argument, NULL, 'S'},
+};
+
+/* Takes one request option; false when |c| is none of them. */
+static bool req_opt(struct req_opts *r, int c, const char *arg)
+{
+    switch (c) {
+    case 'm':
+        r->method = arg;
+        return true;
+    case 'u':
+        r->url = arg;
+        return true;
+    case 'c':
+        r->content_type = arg;
+        return true;
+    case 'S':
+        r->station = arg;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The path and query of |url|: "http://h:1/v1/passes?x=1" or "/v1/passes?x=1"
+ * (a fragment is not sent, so not signed). NULL if it has no path. */
+static const char *url_target(const char *url, char *out, size_t outlen)
+{
+    const char *p = url;
+    const char *sch = strstr(url, "://");
+    if (sch) {
+        p = strchr(sch + 3, '/');
+        if (!p) {
+            return NULL;
+        }
+    }
+    size_t n = strcspn(p, "#");
+    if (*p != '/' || n >= outlen) {
+        return NULL;
+    }
+    memcpy(out, p, n);
+    out[n] = 0;
+    return out;
+}
+
+/* Fills |sr| from |r| (|target| holds the path); a usage error's status, or 0. */
+static int req_fill(struct sr_sigreq *sr, const struct req_opts *r, char *target, size_t tlen,
+                    const char *sub, const char *usage)
+{
+    if (!r->url) {
+        return sr_cli_usage_error(sub, usage, "missing --url URL (the request being signed)");
+    }
+    if (!r->station) {
+        return sr_cli_usage_error(sub, usage, "missing --station ID (the receiving gateway's id)");
+    }
+    if (!url_target(r->url, target, tlen)) {
+        return sr_cli_usage_error(sub, usage, "--url '%s' has no path", r->url);
+    }
+    memset(sr, 0, sizeof(*sr));
+    sr->method = r->method ? r->method : "PUT";
+    sr->target = target;
+    sr->content_type = r->content_type;
+    sr->station = r->station;
+    return 0;
+}
+
 static const char sign_usage[] =
-    "usage: skyroute sign --key FILE.key < body\n"
+    "usage: skyroute sign --key FILE.key --url URL --station ID [--method PUT]\n"
+    "                     [--content-type TYPE] [--time UNIX] [--nonce N] < body\n"
     "\n"
-    "Prints a skyroute-signature header value for stdin: KEYID:BASE64SIG, the\n"
-    "key id in hex and an Ed25519 signature over the exact body bytes.\n";
+    "Prints a skyroute-signature header value (v2) for the request that sends\n"
+    "stdin to URL: an Ed25519 signature over the method, path, query, content\n"
+    "type, the receiving station's id, the time, a fresh nonce and the body's\n"
+    "SHA-256. Send the request with the same URL and content type, to that\n"
+    "station, within the gateway's signature window (5 minutes by default).\n"
+    "  --url URL             http://host:port/v1/passes?format=ion, or the path alone\n"
+    "  --station ID          the receiving gateway's [gateway] id\n"
+    "  --method M            default PUT\n"
+    "  --content-type TYPE   the content-type header the request will carry\n"
+    "  --time UNIX           signing time in seconds (default now)\n"
+    "  --nonce N             16-64 characters of [A-Za-z0-9_-] (default random)\n";
 
 int sr_cli_sign(int argc, char **argv)
 {
     static const struct option opts[] = {
+        req_options[0],
+        req_options[1],
+        req_options[2],
+        req_options[3],
         {"key", required_argument, NULL, 'k'},
+        {"time", required_argument, NULL, 't'},
+        {"nonce", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *key_path = NULL;
+    const char *key_path = NULL, *nonce = NULL;
+    struct req_opts r = {0};
+    int64_t ts = now_ms() / 1000;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
+        if (req_opt(&r, c, optarg)) {
+            continue;
+        }
         switch (c) {
         case 'k':
             key_path = optarg;
+            break;
+        case 't':
+            if (sr_parse_i64(&ts, optarg, strlen(optarg)) != 0 || ts < 0) {
+                return sr_cli_usage_error("sign", sign_usage, "--time: expected UNIX seconds");
+            }
+            break;
+        case 'n':
+            nonce = optarg;
             break;
         case 'h':
             fputs(sign_usage, stdout);
@@ -484,8 +588,21 @@ int sr_cli_sign(int argc, char **argv)
     if (!key_path) {
         return sr_cli_usage_error("sign", sign_usage, "missing --key FILE.key");
     }
+    struct sr_sigreq sr;
+    char target[8192];
+    int st = req_fill(&sr, &r, target, sizeof(target), "sign", sign_usage);
+    if (st) {
+        return st;
+    }
     if (init_crypto("sign")) {
         return 1;
+    }
+    char fresh[2 * SR_ENV_IDBYTES + 1];
+    if (!nonce) {
+        uint8_t rnd[SR_ENV_IDBYTES];
+        sr_envelope_new_id(rnd); /* 16 random bytes */
+        sr_hex(fresh, rnd, sizeof(rnd));
+        nonce = fresh;
     }
     sr_key *key = NULL;
     if (load_key(&key, key_path, "sign")) {
@@ -497,23 +614,37 @@ int sr_cli_sign(int argc, char **argv)
         sr_key_free(key);
         return 1;
     }
-    char hdr[SR_SIGHDR_MAX];
-    sr_sighdr_sign(hdr, key, body, len);
-    printf("%s\n", hdr);
+    sr.body = body;
+    sr.len = len;
+    char hdr[SR_SIGHDR_MAX], why[256] = "";
+    int n = sr_sighdr_sign(hdr, key, &sr, ts, nonce, why, sizeof(why));
     free(body);
     sr_key_free(key);
+    if (n < 0) {
+        fprintf(stderr, "skyroute sign: %s\n", why);
+        return 1;
+    }
+    printf("%s\n", hdr);
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static const char verify_usage[] =
-    "usage: skyroute verify --trust FILE.pub [--trust ...] --signature 'KEYID:BASE64SIG' < body\n"
+    "usage: skyroute verify --trust FILE.pub [--trust ...] --signature HDR --url URL\n"
+    "                       --station ID [--method PUT] [--content-type TYPE] < body\n"
     "\n"
-    "Exits 0 if the signature header verifies over stdin with a trusted key.\n"
+    "Exits 0 if the skyroute-signature header value HDR verifies, with a trusted\n"
+    "key, for the request that sends stdin to URL at station ID; prints the\n"
+    "signing time and nonce. The time window and nonce reuse are the gateway's to\n"
+    "check.\n"
     "  --verbose             name the signer on stderr\n";
 
 int sr_cli_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
+        req_options[0],
+        req_options[1],
+        req_options[2],
+        req_options[3],
         {"trust", required_argument, NULL, 'T'},
         {"signature", required_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},
@@ -527,6 +658,7 @@ int sr_cli_verify(int argc, char **argv)
     }
     size_t ntrust = 0;
     const char *sig = NULL;
+    struct req_opts r = {0};
     bool verbose = false;
     int c, status = 1;
     sr_keyring *ring = NULL;
@@ -535,6 +667,9 @@ int sr_cli_verify(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":T:s:vh", opts, NULL)) != -1) {
+        if (req_opt(&r, c, optarg)) {
+            continue;
+        }
         switch (c) {
         case 'T':
             trust[ntrust++] = optarg;
@@ -564,17 +699,27 @@ int sr_cli_verify(int argc, char **argv)
         goto out;
     }
     if (!sig) {
-        status = sr_cli_usage_error("verify", verify_usage, "missing --signature KEYID:BASE64SIG");
+        status = sr_cli_usage_error("verify", verify_usage, "missing --signature HDR");
         goto out;
     }
+    struct sr_sigreq sr;
+    char target[8192];
+    status = req_fill(&sr, &r, target, sizeof(target), "verify", verify_usage);
+    if (status) {
+        goto out;
+    }
+    status = 1;
     if (init_crypto("verify") || sr_keyring_new(&ring) != 0 ||
         load_trust(ring, trust, ntrust, "verify") ||
         read_input(&body, &len, SR_CLI_MAX_INPUT, "verify")) {
         goto out;
     }
+    sr.body = body;
+    sr.len = len;
     const char *name = NULL;
     char why[256];
-    int rv = sr_sighdr_verify(ring, sig, strlen(sig), body, len, &name, why, sizeof(why));
+    sr_sighdr h;
+    int rv = sr_sighdr_verify(ring, sig, strlen(sig), &sr, &h, &name, why, sizeof(why));
     if (rv) {
         fprintf(stderr, "skyroute verify: refused: %s: %s\n", sr_strerror(rv), why);
         goto out;
@@ -582,7 +727,8 @@ int sr_cli_verify(int argc, char **argv)
     if (verbose) {
         fprintf(stderr, "skyroute verify: good signature by %s\n", name);
     }
-    status = 0;
+    printf("ts=%lld nonce=%s\n", (long long)h.ts, h.nonce);
+    status = fflush(stdout) == 0 ? 0 : 1;
 out:
     free(body);
     sr_keyring_free(ring);

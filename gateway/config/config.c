@@ -40,15 +40,17 @@ static const struct {
     const char *section;
     const char *key;
 } ext_keys[] = {
-    {"gateway", "station"},        /* LAT,LON,ALT_M of this ground station */
-    {"gateway", "min_el_deg"},     /* elevation mask for predicted passes */
-    {"gateway", "station_names"},  /* how operator feeds name this station (daemon/feeds.c) */
-    {"operator.*", "pubkey"},      /* operator feeds: who may upload */
-    {"operator.*", "satellites"},  /* ID, ID, ... or * */
-    {"satellite.*", "catnum"},     /* NORAD catalogue number in feeds */
-    {"satellite.*", "arn"},        /* AWS Ground Station satellite ARN */
-    {"satellite.*", "ion_node"},   /* ION contact-plan node number */
-    {"satellite.*", "uplink_bps"}, /* link profile */
+    {"gateway", "station"},            /* LAT,LON,ALT_M of this ground station */
+    {"gateway", "min_el_deg"},         /* elevation mask for predicted passes */
+    {"gateway", "station_names"},      /* how operator feeds name this station (daemon/feeds.c) */
+    {"operator.*", "pubkey"},          /* operator feeds: who may upload */
+    {"operator.*", "satellites"},      /* ID, ID, ... or * */
+    {"operator.*", "targets"},         /* energy forecasts: target ID, ID, ... or * */
+    {"gateway", "signature_window_s"}, /* operator uploads: signed time within +-this of now */
+    {"satellite.*", "catnum"},         /* NORAD catalogue number in feeds */
+    {"satellite.*", "arn"},            /* AWS Ground Station satellite ARN */
+    {"satellite.*", "ion_node"},       /* ION contact-plan node number */
+    {"satellite.*", "uplink_bps"},     /* link profile */
     {"satellite.*", "downlink_bps"},
     {"satellite.*", "eirp_dbw"},
     {"satellite.*", "gt_dbk"},

@@ -290,6 +290,14 @@ bool gw_outbox_handle(struct gw *g, sr_req *req);
 int gw_feeds_init(struct gw *g, char *err, size_t errlen);
 bool gw_feeds_handle(struct gw *g, sr_req *req);
 void gw_feeds_free(struct gw *g);
+/* Authenticates operator upload |req| (feeds_http.c): a v2 skyroute-signature
+ * for this request and station, signed within [gateway] signature_window_s
+ * of now, its nonce not used before; with |target|, the operator must also
+ * list it in [operator.NAME] targets. Returns the operator's name; NULL when
+ * refused (answered and counted in skyroute_feed_uploads_total{kind}). */
+const char *gw_feeds_authenticate(struct gw *g, sr_req *req, const char *kind, const char *target);
+/* Counts one upload of |kind| in skyroute_feed_uploads_total. */
+void gw_feeds_count(struct gw *g, const char *kind, const char *outcome, const char *reason);
 /* [cluster]: an element set another station accepted (text as stored there):
  * stored under |op| and predicted for this station, for every configured
  * satellite whose set in it is newer than the one in use. 0, SR_ERR_NOTFOUND

@@ -1,8 +1,11 @@
 /*
  * skyrouted part: what the operator feeds take from the configuration.
  *
- * Trust. [operator.NAME] pubkey = FILE, satellites = ID, ID | *: the key an
- * operator signs uploads with, and the satellites it may speak for.
+ * Trust. [operator.NAME] pubkey = FILE, satellites = ID, ID | *, targets =
+ * ID, ID | *: the key an operator signs uploads with, the satellites it may
+ * speak for (schedules, elements) and the targets it may send energy
+ * forecasts for (none unless listed). [gateway] signature_window_s: how far
+ * the signed time of an upload may be from the gateway's clock.
  * Identities. [satellite.ID] catnum, ion_node and arn: how feeds name a
  * satellite target (NORAD catalogue number, ION node, AWS ARN), one identity
  * for one satellite; [gateway] station_names: how feeds name this station.
@@ -16,6 +19,7 @@
 #include <string.h>
 
 #define DEFAULT_MIN_EL_DEG 10.0
+#define DEFAULT_WINDOW_S 300
 
 struct sat_info *gw_feeds_sat(struct gw_feeds *f, const char *id)
 {
@@ -140,6 +144,73 @@ static int load_station_names(struct gw_feeds *f, char *err, size_t errlen)
     return 0;
 }
 
+static bool is_target(const struct sr_config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        if (!strcmp(cfg->targets[i].id, id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "ID, ID, ... | *" of key |key| (line |line|) in |section|: satellite
+ * targets for "satellites", any target for "targets". */
+static int id_list(struct gw_feeds *f, const char *v, const char *section, const char *key,
+                   int line, bool *all, char ***ids, size_t *n, char *err, size_t errlen)
+{
+    const struct sr_config *cfg = f->g->cfg;
+    bool sats = !strcmp(key, "satellites");
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t') {
+            e++;
+        }
+        char id[SR_TARGET_IDMAX];
+        if ((size_t)(e - p) >= sizeof(id)) {
+            snprintf(err, errlen, "%s:%d: [%s] %s: '%.*s' is too long", cfg->path, line, section,
+                     key, 40, p);
+            return SR_ERR_CONFIG;
+        }
+        memcpy(id, p, (size_t)(e - p));
+        id[e - p] = '\0';
+        p = e;
+        if (!strcmp(id, "*")) {
+            *all = true;
+            continue;
+        }
+        if (sats ? !gw_feeds_sat(f, id) : !is_target(cfg, id)) {
+            snprintf(err, errlen, "%s:%d: [%s] %s: '%s' is not a %s target", cfg->path, line,
+                     section, key, id, sats ? "[satellite.ID]" : "[idc.ID] or [satellite.ID]");
+            return SR_ERR_CONFIG;
+        }
+        char **ns = realloc(*ids, (*n + 1) * sizeof(*ns));
+        if (!ns) {
+            snprintf(err, errlen, "out of memory");
+            return SR_ERR_NOMEM;
+        }
+        *ids = ns;
+        if (!(ns[*n] = strdup(id))) {
+            snprintf(err, errlen, "out of memory");
+            return SR_ERR_NOMEM;
+        }
+        (*n)++;
+    }
+    if (!*all && *n == 0) {
+        snprintf(err, errlen, "%s:%d: [%s] %s: list target ids or '*'", cfg->path, line, section,
+                 key);
+        return SR_ERR_CONFIG;
+    }
+    return 0;
+}
+
 static int load_operators(struct gw_feeds *f, char *err, size_t errlen)
 {
     const struct sr_config *cfg = f->g->cfg;
@@ -165,12 +236,13 @@ static int load_operators(struct gw_feeds *f, char *err, size_t errlen)
             return SR_ERR_CONFIG;
         }
         snprintf(op->name, sizeof(op->name), "%s", name);
-        int kline = 0, tline = 0;
+        int kline = 0, tline = 0, gline = 0;
         const char *pub = sr_config_get(cfg, section, "pubkey", &kline);
         const char *sats = sr_config_get(cfg, section, "satellites", &tline);
-        if (!pub || !sats) {
+        const char *targets = sr_config_get(cfg, section, "targets", &gline);
+        if (!pub || (!sats && !targets)) {
             snprintf(err, errlen, "%s:%d: [%s] needs '%s'", cfg->path, sline, section,
-                     !pub ? "pubkey" : "satellites");
+                     !pub ? "pubkey" : "satellites' or 'targets");
             return SR_ERR_CONFIG;
         }
         char path[PATH_MAX], kerr[300];
@@ -194,54 +266,15 @@ static int load_operators(struct gw_feeds *f, char *err, size_t errlen)
                      sr_strerror(rv));
             return SR_ERR_CONFIG;
         }
-        /* satellites = ID, ID, ... | * */
-        const char *p = sats;
-        while (*p) {
-            while (*p == ' ' || *p == '\t' || *p == ',') {
-                p++;
-            }
-            if (!*p) {
-                break;
-            }
-            const char *e = p;
-            while (*e && *e != ',' && *e != ' ' && *e != '\t') {
-                e++;
-            }
-            char id[SR_TARGET_IDMAX];
-            if ((size_t)(e - p) >= sizeof(id)) {
-                snprintf(err, errlen, "%s:%d: [%s] satellites: '%.*s' is too long", cfg->path,
-                         tline, section, 40, p);
-                return SR_ERR_CONFIG;
-            }
-            memcpy(id, p, (size_t)(e - p));
-            id[e - p] = '\0';
-            p = e;
-            if (!strcmp(id, "*")) {
-                op->all = true;
-                continue;
-            }
-            if (!gw_feeds_sat(f, id)) {
-                snprintf(err, errlen, "%s:%d: [%s] satellites: '%s' is not a [satellite.ID] target",
-                         cfg->path, tline, section, id);
-                return SR_ERR_CONFIG;
-            }
-            char **ns = realloc(op->sats, (op->nsats + 1) * sizeof(*ns));
-            if (!ns) {
-                snprintf(err, errlen, "out of memory");
-                return SR_ERR_NOMEM;
-            }
-            op->sats = ns;
-            op->sats[op->nsats] = strdup(id);
-            if (!op->sats[op->nsats]) {
-                snprintf(err, errlen, "out of memory");
-                return SR_ERR_NOMEM;
-            }
-            op->nsats++;
-        }
-        if (!op->all && op->nsats == 0) {
-            snprintf(err, errlen, "%s:%d: [%s] satellites: list satellite ids or '*'", cfg->path,
-                     tline, section);
-            return SR_ERR_CONFIG;
+        int rv2 = sats ? id_list(f, sats, section, "satellites", tline, &op->all, &op->sats,
+                                 &op->nsats, err, errlen)
+                       : 0;
+        rv2 = rv2 ? rv2
+                  : (targets ? id_list(f, targets, section, "targets", gline, &op->all_targets,
+                                       &op->targets, &op->ntargets, err, errlen)
+                             : 0);
+        if (rv2) {
+            return rv2;
         }
     }
     return 0;
@@ -257,17 +290,24 @@ const struct op_cfg *gw_feeds_op(const struct gw_feeds *f, const char *name)
     return NULL;
 }
 
-bool gw_feeds_op_owns(const struct op_cfg *op, const char *sat)
+static bool listed(bool all, char *const *ids, size_t n, const char *id)
 {
-    if (op->all) {
-        return true;
-    }
-    for (size_t i = 0; i < op->nsats; i++) {
-        if (!strcmp(op->sats[i], sat)) {
+    for (size_t i = 0; !all && i < n; i++) {
+        if (!strcmp(ids[i], id)) {
             return true;
         }
     }
-    return false;
+    return all;
+}
+
+bool gw_feeds_op_owns(const struct op_cfg *op, const char *sat)
+{
+    return listed(op->all, op->sats, op->nsats, sat);
+}
+
+bool gw_feeds_op_targets(const struct op_cfg *op, const char *id)
+{
+    return listed(op->all_targets, op->targets, op->ntargets, id);
 }
 
 const char *gw_feeds_lookup(void *arg, sr_feed_id_kind kind, const char *v)
@@ -319,6 +359,11 @@ int gw_feeds_config(struct gw_feeds *f, char *err, size_t errlen)
     }
     int rv = sr_config_num(cfg, "gateway", "min_el_deg", DEFAULT_MIN_EL_DEG, -5, 89, &f->min_el_deg,
                            err, errlen);
+    double win = 0;
+    rv = rv ? rv
+            : sr_config_num(cfg, "gateway", "signature_window_s", DEFAULT_WINDOW_S, 1, 86400, &win,
+                            err, errlen);
+    f->window_s = (int64_t)win;
     rv = rv ? rv : load_sats(f, err, errlen);
     rv = rv ? rv : load_operators(f, err, errlen);
     return rv ? rv : load_station_names(f, err, errlen);
@@ -332,6 +377,10 @@ void gw_feeds_config_free(struct gw_feeds *f)
             free(f->ops[i].sats[k]);
         }
         free(f->ops[i].sats);
+        for (size_t k = 0; k < f->ops[i].ntargets; k++) {
+            free(f->ops[i].targets[k]);
+        }
+        free(f->ops[i].targets);
     }
     free(f->ops);
     for (size_t i = 0; i < f->nnames; i++) {

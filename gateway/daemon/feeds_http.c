@@ -10,11 +10,15 @@
  *   GET /v1/targets    every target with its state: in view or not, the pass
  *                      in progress and the next one, observed latency, failures
  *
- * Trust. An upload carries skyroute-signature: KEYID:BASE64SIG over the exact
- * body, from an [operator.NAME] key (feeds_config.c); it is verified before
- * the body is parsed. Unsigned, malformed header, unknown key or bad
- * signature: 401. A satellite the operator does not speak for: 403. Nothing
- * is stored on any refusal.
+ * Trust. An upload carries a v2 skyroute-signature (crypto.h: the method,
+ * path, query, content type, this station's id, a time and a nonce, and the
+ * body's digest) from an [operator.NAME] key (feeds_config.c); it is
+ * verified before the body is parsed. Unsigned, malformed or v1 header,
+ * unknown key, bad signature, a time outside [gateway] signature_window_s or
+ * a nonce already used: 401. Signed for another station, or naming a
+ * satellite the operator does not speak for: 403. An element set older than
+ * the stored one: 409, unless the signed query says force=1. Nothing is
+ * stored on any refusal. Energy forecasts (route.c) authenticate here too.
  *
  * Order of an upload: verify -> parse (whole body, or refuse naming the
  * index/line and field) -> authorise every satellite -> one store transaction
@@ -83,42 +87,134 @@ static int append_float(sr_buf *b, double v)
     return isfinite(v) ? sr_buf_appendf(b, "%.7g", v) : sr_buf_append(b, "null", 4);
 }
 
-/* Verifies the signature header; on failure answers 401 and returns NULL. */
+#define MAX_NONCES 100000 /* nonces held at once: far above any operator's upload rate */
+
+/* A refusal of the signature header: |status|, the metric |reason|, and the
+ * verifier's |why| in the details. */
+static void refuse_sig(struct gw_feeds *f, sr_req *req, const char *kind, int status,
+                       const char *reason, const char *msg, int code, const char *why)
+{
+    sr_buf d;
+    sr_buf_init(&d, 1024);
+    int e = sr_buf_appendf(
+        &d, "{\"header\":\"skyroute-signature\",\"code\":\"%s\",\"why\":", sr_errname(code));
+    e = e ? e : sr_buf_append_json_str(&d, why, strlen(why));
+    e = e ? e : sr_buf_append(&d, "}", 1);
+    e = e ? e : sr_buf_terminate(&d);
+    refuse(f, req, kind, status, reason, msg, e ? NULL : (const char *)d.data);
+    sr_buf_free(&d);
+}
+
+/* Verifies the v2 signature of |req| for this station, its time and its
+ * nonce; on failure answers (401, 403 for another station's request, 503)
+ * and returns NULL. The nonce is claimed last, so only a request that
+ * verifies and is fresh can use one up. */
 static const struct op_cfg *authenticate(struct gw_feeds *f, sr_req *req, const char *kind,
                                          const uint8_t *body, size_t len)
 {
     const char *hdr = sr_req_header(req, "skyroute-signature");
     if (!hdr) {
         refuse(f, req, kind, 401, "unsigned", "unsigned upload",
-               "{\"header\":\"skyroute-signature\",\"expected\":\"KEYID:BASE64SIG\"}");
+               "{\"header\":\"skyroute-signature\",\"expected\":\"v2 key=KEYID ts=UNIX nonce=N "
+               "station=ID sig=BASE64 (skyroute sign --url)\"}");
         return NULL;
     }
+    struct sr_sigreq r = {
+        .method = sr_req_method(req),
+        .target = sr_req_path(req),
+        .content_type = sr_req_header(req, "content-type"),
+        .station = f->g->cfg->id,
+        .body = body,
+        .len = len,
+    };
+    sr_sighdr h;
     const char *name = NULL;
-    char why[200] = "";
-    int rv = sr_sighdr_verify(f->ring, hdr, strlen(hdr), body, len, &name, why, sizeof(why));
+    char why[300] = "";
+    int rv = sr_sighdr_verify(f->ring, hdr, strlen(hdr), &r, &h, &name, why, sizeof(why));
     if (rv) {
-        const char *reason = rv == SR_ERR_ENV_UNTRUSTED ? "unknown_key"
-                             : rv == SR_ERR_ENV_BADSIG  ? "bad_signature"
-                                                        : "malformed_signature";
-        const char *msg = rv == SR_ERR_ENV_UNTRUSTED ? "signed by a key that is not an operator's"
-                          : rv == SR_ERR_ENV_BADSIG  ? "signature does not verify over the body"
-                                                     : "malformed skyroute-signature header";
-        sr_buf d;
-        sr_buf_init(&d, 1024);
-        int e = sr_buf_appendf(
-            &d, "{\"header\":\"skyroute-signature\",\"code\":\"%s\",\"why\":", sr_errname(rv));
-        e = e ? e : sr_buf_append_json_str(&d, why, strlen(why));
-        e = e ? e : sr_buf_append(&d, "}", 1);
-        e = e ? e : sr_buf_terminate(&d);
-        refuse(f, req, kind, 401, reason, msg, e ? NULL : (const char *)d.data);
-        sr_buf_free(&d);
+        const char *reason = rv == SR_ERR_ENV_UNTRUSTED      ? "unknown_key"
+                             : rv == SR_ERR_ENV_BADSIG       ? "bad_signature"
+                             : rv == SR_ERR_ENV_MISADDRESSED ? "wrong_station"
+                             : rv == SR_ERR_ENV_VERSION      ? "old_signature"
+                                                             : "malformed_signature";
+        const char *msg =
+            rv == SR_ERR_ENV_UNTRUSTED      ? "signed by a key that is not an operator's"
+            : rv == SR_ERR_ENV_BADSIG       ? "signature does not verify over this request"
+            : rv == SR_ERR_ENV_MISADDRESSED ? "signed for another station"
+            : rv == SR_ERR_ENV_VERSION
+                ? "signature format not accepted: sign with a current skyroute CLI (sign --url)"
+                : "malformed skyroute-signature header";
+        refuse_sig(f, req, kind, rv == SR_ERR_ENV_MISADDRESSED ? 403 : 401, reason, msg, rv, why);
         return NULL;
     }
     const struct op_cfg *op = name ? gw_feeds_op(f, name) : NULL;
     if (!op) {
         refuse(f, req, kind, 401, "unknown_key", "signed by a key that is not an operator's", NULL);
+        return NULL;
+    }
+    int64_t now = sr_now_ms();
+    int64_t skew = h.ts - now / 1000;
+    if (skew > f->window_s || skew < -f->window_s) {
+        snprintf(why, sizeof(why),
+                 "signed at ts=%lld, %lld s %s the gateway's clock; the window is %lld s",
+                 (long long)h.ts, (long long)(skew < 0 ? -skew : skew),
+                 skew < 0 ? "behind" : "ahead of", (long long)f->window_s);
+        refuse_sig(f, req, kind, 401, "stale", "signed time outside the window", SR_ERR_ENV_EXPIRED,
+                   why);
+        return NULL;
+    }
+    /* remembered until the signed time leaves the window: a replay after that is stale */
+    rv = sr_store_claim_nonce(f->store, h.keyid, sizeof(h.keyid), h.nonce, now,
+                              (h.ts + f->window_s + 1) * 1000, MAX_NONCES);
+    if (rv == SR_ERR_EXISTS) {
+        snprintf(why, sizeof(why), "nonce %s of operator %s was already used", h.nonce, op->name);
+        refuse_sig(f, req, kind, 401, "replayed", "this signed request was already received",
+                   SR_ERR_ENV_REPLAY, why);
+        return NULL;
+    }
+    if (rv) {
+        refuse(f, req, kind, 503, "store",
+               rv == SR_ERR_FULL ? "too many signed uploads in the window"
+                                 : "the nonce could not be stored",
+               NULL);
+        return NULL;
     }
     return op;
+}
+
+const char *gw_feeds_authenticate(struct gw *g, sr_req *req, const char *kind, const char *target)
+{
+    struct gw_feeds *f = g->feeds;
+    if (!f || !f->store) {
+        sr_req_respond_error(req, 503, "operator uploads are not available", NULL);
+        return NULL;
+    }
+    size_t len;
+    const uint8_t *body = sr_req_body(req, &len);
+    const struct op_cfg *op = authenticate(f, req, kind, body, len);
+    if (op && target && !gw_feeds_op_targets(op, target)) {
+        sr_buf d;
+        sr_buf_init(&d, 1024);
+        int e = sr_buf_append(&d, "{\"operator\":", 12);
+        e = e ? e : sr_buf_append_json_str(&d, op->name, strlen(op->name));
+        e = e ? e : sr_buf_append(&d, ",\"target\":", 10);
+        e = e ? e : sr_buf_append_json_str(&d, target, strlen(target));
+        e = e ? e : sr_buf_append(&d, "}", 1);
+        e = e ? e : sr_buf_terminate(&d);
+        refuse(f, req, kind, 403, "forbidden",
+               "the operator may not send forecasts for this target ([operator.NAME] targets)",
+               e ? NULL : (const char *)d.data);
+        sr_buf_free(&d);
+        return NULL;
+    }
+    return op ? op->name : NULL;
+}
+
+void gw_feeds_count(struct gw *g, const char *kind, const char *outcome, const char *reason)
+{
+    if (g->feeds) {
+        count_upload(g->feeds, kind, outcome, reason);
+    }
 }
 
 static void refuse_forbidden(struct gw_feeds *f, sr_req *req, const char *kind,
@@ -432,6 +528,25 @@ static void put_elements(struct gw_feeds *f, sr_req *req)
         }
         if (!pick[k] || els[i].epoch_ms > pick[k]->epoch_ms) {
             pick[k] = &els[i];
+        }
+    }
+    /* an older set would roll the orbit back: only a signed force=1 may (a bad set replaced
+     * by a corrected one of an earlier epoch); the query is signed, so force is the operator's */
+    char fq[8];
+    bool force = sr_query_get(sr_req_path(req), "force", fq, sizeof(fq)) == 0 && !strcmp(fq, "1");
+    for (size_t k = 0; status == 0 && !force && k < f->nsats; k++) {
+        const sr_elements *cur = pick[k] && f->sats[k].sat ? sr_sat_elements(f->sats[k].sat) : NULL;
+        if (cur && pick[k]->epoch_ms < cur->epoch_ms - 1.0) { /* formats round epochs differently */
+            char t_new[SR_RFC3339_LEN], t_cur[SR_RFC3339_LEN], d[400];
+            (void)sr_time_format(t_new, (int64_t)llround(pick[k]->epoch_ms));
+            (void)sr_time_format(t_cur, (int64_t)llround(cur->epoch_ms));
+            snprintf(d, sizeof(d),
+                     "{\"satellite\":\"%s\",\"epoch\":\"%s\",\"stored_epoch\":\"%s\","
+                     "\"override\":\"sign the upload with ?force=1\"}",
+                     f->sats[k].id, t_new, t_cur);
+            refuse(f, req, "elements", 409, "older_elements",
+                   "element set older than the one in use", d);
+            status = 409;
         }
     }
     for (size_t k = 0; status == 0 && k < f->nsats; k++) {

@@ -4,7 +4,8 @@
  * below it:
  *
  *   feeds_http.c    the four endpoints: PUT /v1/passes, PUT /v1/elements,
- *                   GET /v1/passes, GET /v1/targets
+ *                   GET /v1/passes, GET /v1/targets; the authentication of
+ *                   every operator upload (energy forecasts too, route.c)
  *   feeds.c         the store, the predictions and the router's schedules
  *                   kept in step; start-up, the hourly timer, federation
  *   feeds_config.c  operators, satellites and the station from the
@@ -37,9 +38,12 @@ struct sat_info {
 
 struct op_cfg {
     char name[64];
-    bool all;
+    bool all; /* satellites = * */
     char **sats;
     size_t nsats;
+    bool all_targets; /* targets = *: energy forecasts for any target */
+    char **targets;
+    size_t ntargets;
 };
 
 struct gw_feeds {
@@ -55,14 +59,15 @@ struct gw_feeds {
     char **names; /* [gateway] station_names: how feeds name this station; none = any */
     size_t nnames;
     double min_el_deg;
+    int64_t window_s; /* [gateway] signature_window_s: how far a signed time may be from now */
     struct event *timer;
 };
 
 /* ---- feeds_config.c -------------------------------------------------------------------- */
 
-/* Reads [gateway] station, min_el_deg and station_names, the satellite
+/* Reads [gateway] station, min_el_deg, station_names and signature_window_s, the satellite
  * targets' feed identities ([satellite.ID] catnum, ion_node, arn) and the
- * operators ([operator.NAME] pubkey, satellites) into |f| (f->g set). 0, or
+ * operators ([operator.NAME] pubkey, satellites, targets) into |f| (f->g set). 0, or
  * SR_ERR_CONFIG / SR_ERR_NOMEM with the message in |err|; what was read is
  * released by gw_feeds_config_free() either way. */
 int gw_feeds_config(struct gw_feeds *f, char *err, size_t errlen);
@@ -73,6 +78,8 @@ struct sat_info *gw_feeds_sat(struct gw_feeds *f, const char *id);
 const struct op_cfg *gw_feeds_op(const struct gw_feeds *f, const char *name);
 /* Whether |op| may speak for satellite |sat|. */
 bool gw_feeds_op_owns(const struct op_cfg *op, const char *sat);
+/* Whether |op| may send energy forecasts for target |id| ([operator.NAME] targets). */
+bool gw_feeds_op_targets(const struct op_cfg *op, const char *id);
 /* The sr_feed_lookup of uploads (|arg| is the struct gw_feeds): feed
  * identities to configured satellite ids, and this station's names. */
 const char *gw_feeds_lookup(void *arg, sr_feed_id_kind kind, const char *v);

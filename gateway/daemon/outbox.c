@@ -11,7 +11,10 @@
  * 4-byte big-endian length and the envelope.
  *
  * Both carry their own signature, so they need no client credentials; only a
- * configured satellite, signing as itself, may use them.
+ * configured satellite, signing as itself, may use them. An uplinked
+ * envelope runs once: while its spool row is kept a repeat gets the row's
+ * answer, and once the row is pruned the id is remembered until the
+ * envelope's exp, after which the envelope is refused as expired.
  */
 #include "gateway/daemon/daemon.h"
 #include "gateway/store/store.h"
@@ -58,6 +61,25 @@ static void uplink(struct gw *g, sr_req *req)
     struct sr_envelope env;
     const char *sat = satellite_opens(g, req, &env);
     if (!sat) {
+        return;
+    }
+    /* a repeat while its row is kept is answered from the row (the spool
+     * ignores a second insert of the id); after the row is pruned, the id is
+     * remembered until the envelope expires (sr_spooldb_prune) */
+    bool spent = false;
+    if (sr_spooldb_uplink_spent(gw_spool_db(g), env.id, &spent) != 0) {
+        gw_status_refuse(g, req, 503, "the spool is not available", NULL);
+        return;
+    }
+    if (spent) {
+        char idhex[2 * SR_ENV_IDBYTES + 1], d[120];
+        sr_hex(idhex, env.id, SR_ENV_IDBYTES);
+        snprintf(d, sizeof(d), "{\"id\":\"%s\",\"code\":\"replayed\"}", idhex);
+        sr_metrics_add(g->metrics, "skyroute_uplink_replays_refused_total", "", 1);
+        gw_status_refuse(g, req, 409,
+                         "this uplink already ran and its result is no longer kept: a replay "
+                         "is not run again",
+                         d);
         return;
     }
     struct gw_job_spec spec;

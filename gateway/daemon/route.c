@@ -10,10 +10,13 @@
  *     [&format=text]: ranks the targets for that workload now and explains
  *     the decision (routing.h sr_explain_json); changes nothing.
  *   - PUT /v1/targets/ID/energy: a forecast for an IDC, signed by an
- *     operator ([operator.NAME] pubkey = FILE) with a skyroute-signature
- *     header over the body: {"points": [{"t": RFC3339, "price_per_kwh": x,
- *     "carbon_g_per_kwh": x, "pv_surplus_w": x}, ...]} (price and carbon
- *     optional: absent = the configured value). Replaces the forecast whole.
+ *     operator whose [operator.NAME] targets lists ID, with a v2
+ *     skyroute-signature, authenticated as every operator upload
+ *     (gw_feeds_authenticate): the signed path names the target, the signed
+ *     time and nonce make it fresh and single-use. Body: {"points": [{"t":
+ *     RFC3339, "price_per_kwh": x, "carbon_g_per_kwh": x, "pv_surplus_w":
+ *     x}, ...]} (price and carbon optional: absent = the configured value).
+ *     Replaces the forecast whole.
  */
 #include "gateway/daemon/daemon.h"
 
@@ -27,8 +30,7 @@
 #define MAX_CANDS 256
 
 struct gw_route {
-    sr_keyring *ops; /* operators allowed to feed energy forecasts */
-    size_t nops;
+    int unused; /* the routing part keeps its state in the router */
 };
 
 static int num(struct gw *g, const char *sec, const char *key, double def, double lo, double hi,
@@ -109,40 +111,6 @@ static int load_target(struct gw *g, const struct target_rt *t, char *err, size_
     return 0;
 }
 
-static int load_operators(struct gw *g, char *err, size_t errlen)
-{
-    struct gw_route *rt = g->route;
-    if (sr_keyring_new(&rt->ops) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int hline;
-    const char *sec;
-    for (size_t i = 0; (sec = sr_config_section(g->cfg, "operator.", i, &hline)) != NULL; i++) {
-        int kline = hline;
-        const char *pub = sr_config_get(g->cfg, sec, "pubkey", &kline);
-        if (!pub) {
-            continue; /* the feeds part reports it */
-        }
-        char path[4096], kerr[200];
-        uint8_t pk[SR_PUBLICKEYBYTES];
-        if (sr_path_relative(path, sizeof(path), g->cfg->path, pub) != 0 ||
-            sr_pubkey_load(pk, path, kerr, sizeof(kerr)) != 0) {
-            snprintf(err, errlen, "%s:%d: [%s] pubkey: cannot load %s", g->cfg->path, kline, sec,
-                     pub);
-            return -1;
-        }
-        int rv = sr_keyring_add(rt->ops, pk, sec + strlen("operator."));
-        if (rv != 0 && rv != SR_ERR_EXISTS) {
-            snprintf(err, errlen, "%s:%d: [%s] pubkey: %s", g->cfg->path, kline, sec,
-                     sr_strerror(rv));
-            return -1;
-        }
-        rt->nops++;
-    }
-    return 0;
-}
-
 int gw_route_init(struct gw *g, char *err, size_t errlen)
 {
     g->route = calloc(1, sizeof(*g->route));
@@ -158,13 +126,12 @@ int gw_route_init(struct gw *g, char *err, size_t errlen)
             return -1;
         }
     }
-    return load_operators(g, err, errlen);
+    return 0;
 }
 
 void gw_route_free(struct gw *g)
 {
     if (g->route) {
-        sr_keyring_free(g->route->ops);
         free(g->route);
         g->route = NULL;
     }
@@ -268,33 +235,26 @@ static void explain(struct gw *g, sr_req *req)
 
 static void energy_feed(struct gw *g, sr_req *req, const char *id)
 {
-    struct gw_route *rt = g->route;
     int idx = sr_router_find(g->router, id);
     if (idx < 0) {
+        gw_feeds_count(g, "energy", "refused", "unknown_target");
         sr_req_respond_error(req, 404, "no such target", NULL);
+        return;
+    }
+    /* the signature covers the path, which names the target: a forecast signed for one
+     * target does not verify for another, and the operator must be scoped to this one */
+    const char *who = gw_feeds_authenticate(g, req, "energy", id);
+    if (!who) {
         return;
     }
     size_t len;
     const uint8_t *body = sr_req_body(req, &len);
-    const char *sig = sr_req_header(req, "skyroute-signature");
-    const char *who = NULL;
-    char why[200] = "";
-    if (!sig || !rt->ops || rt->nops == 0) {
-        sr_req_respond_error(req, 401, "unsigned: a skyroute-signature header is required", NULL);
-        return;
-    }
-    if (sr_sighdr_verify(rt->ops, sig, strlen(sig), body, len, &who, why, sizeof(why)) != 0) {
-        char d[300];
-        snprintf(d, sizeof(d), "{\"why\":\"signature refused\"}");
-        sr_log(SR_LOG_WARN, "energy feed for %s refused: %s", id, why);
-        sr_req_respond_error(req, 401, "signature refused", d);
-        return;
-    }
     json_error_t je;
     json_t *root = json_loadb((const char *)body, len, 0, &je);
     json_t *pts = root ? json_object_get(root, "points") : NULL;
     if (!json_is_array(pts) || json_array_size(pts) > MAX_ENERGY_POINTS) {
         json_decref(root);
+        gw_feeds_count(g, "energy", "refused", "malformed");
         sr_req_respond_error(req, 400, "expected {\"points\": [...]} (at most 100000)", NULL);
         return;
     }
@@ -344,12 +304,13 @@ static void energy_feed(struct gw *g, sr_req *req, const char *id)
         e = e ? e : sr_buf_append_json_str(&b, err, strlen(err));
         e = e ? e : sr_buf_append(&b, "}", 1);
         e = e ? e : sr_buf_terminate(&b);
+        gw_feeds_count(g, "energy", "refused", "unusable");
         sr_req_respond_error(req, 422, "energy forecast refused", e ? NULL : (const char *)b.data);
         sr_buf_free(&b);
         return;
     }
-    sr_log(SR_LOG_INFO, "energy forecast for %s: %zu points from operator %s", id, n,
-           who ? who : "?");
+    gw_feeds_count(g, "energy", "accepted", "ok");
+    sr_log(SR_LOG_INFO, "energy forecast for %s: %zu points from operator %s", id, n, who);
     char out[200];
     int olen = snprintf(out, sizeof(out), "{\"accepted\":%zu,\"target\":\"%s\"}", n, id);
     const struct sr_http_header h[] = {{"content-type", "application/json"}};

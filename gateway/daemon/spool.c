@@ -612,11 +612,13 @@ static void dispatch_due(struct gw_spool *sp)
 static void prune(struct gw_spool *sp)
 {
     int64_t now = sr_now_ms();
-    if (now - sp->last_prune < 60000) {
+    /* once a minute, or as often as the keep time when it is shorter */
+    int64_t keep_ms = (int64_t)(sp->keep_s * 1000);
+    if (now - sp->last_prune < (keep_ms < 60000 ? keep_ms : 60000)) {
         return;
     }
     sp->last_prune = now;
-    sr_spooldb_prune(sp->db, now - (int64_t)(sp->keep_s * 1000));
+    sr_spooldb_prune(sp->db, now - keep_ms, now);
 }
 
 static void republish_results(struct gw_spool *sp);
@@ -979,6 +981,9 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
     sr_metrics_describe(g->metrics, "skyroute_spool_bytes", "gauge", "Their payload bytes.");
     sr_metrics_describe(g->metrics, "skyroute_spool_finished_total", "counter",
                         "Async workloads finished, by outcome.");
+    sr_metrics_describe(g->metrics, "skyroute_uplink_replays_refused_total", "counter",
+                        "Uplinked envelopes refused because that workload already ran and its "
+                        "spool row is gone.");
     sp->commit_ev = event_new(g->base, -1, 0, commit_cb, sp);
     sp->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, sp);
     sp->kick_ev = event_new(g->base, -1, 0, tick_cb, sp);

@@ -661,8 +661,15 @@ static void tc_eventcb(struct bufferevent *bev, short events, void *arg)
 
 static int tc_connect(struct tconn *tc)
 {
-    tc->bev = bufferevent_socket_new(tc->pool->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    /* made here, not by libevent's connect: its socket would be inherited by
+     * every child the process starts (no close-on-exec) */
+    evutil_socket_t fd = socket(tc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return SR_ERR_UNAVAILABLE;
+    }
+    tc->bev = bufferevent_socket_new(tc->pool->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!tc->bev) {
+        evutil_closesocket(fd);
         return SR_ERR_NOMEM;
     }
     bufferevent_setcb(tc->bev, tc_readcb, tc_writecb, tc_eventcb, tc);

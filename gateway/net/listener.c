@@ -186,9 +186,9 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
         *out = srv; /* no listener: connections come through sr_http_server_adopt() */
         return 0;
     }
-    srv->listener =
-        evconnlistener_new_bind(base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                1024, (struct sockaddr *)&ss, sslen);
+    srv->listener = evconnlistener_new_bind(
+        base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+        1024, (struct sockaddr *)&ss, sslen);
     if (!srv->listener) {
         snprintf(err, errlen, "cannot listen on %s: %s", opts->listen, strerror(errno));
         if (srv->rate) {
@@ -212,6 +212,7 @@ int sr_http_server_new(sr_http_server **out, struct event_base *base,
 int sr_http_server_adopt(sr_http_server *srv, int fd)
 {
     evutil_make_socket_nonblocking(fd);
+    evutil_make_socket_closeonexec(fd);
     size_t before = srv->nconns;
     on_accept(NULL, fd, NULL, 0, srv);
     return srv->nconns > before ? 0 : SR_ERR_NOMEM;
@@ -297,9 +298,10 @@ int sr_http_server_resume_listening(sr_http_server *srv)
     if (srv->listener) {
         return 0;
     }
-    srv->listener = evconnlistener_new_bind(srv->base, on_accept, srv,
-                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                            (struct sockaddr *)&srv->addr, srv->addrlen);
+    srv->listener =
+        evconnlistener_new_bind(srv->base, on_accept, srv,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+                                1024, (struct sockaddr *)&srv->addr, srv->addrlen);
     return srv->listener ? 0 : SR_ERR_IO;
 }
 

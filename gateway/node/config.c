@@ -1,13 +1,23 @@
 /*
- * --config: an INI file with [node] (gops) and one [exec.NAME] section per
- * command the node may run as handler exec:NAME. Unknown sections and keys
- * are errors, reported with the file and line.
+ * --config: an INI file with [node] (gops, exec_user) and one [exec.NAME]
+ * section per command the node may run as handler exec:NAME. Unknown
+ * sections and keys are errors, reported with the file and line.
+ *
+ * Every handler runs under rlimits, by default EXEC_DEFAULT_*: enough for an
+ * ordinary command, small enough that a runaway one (a fork loop, a leak, a
+ * spin) cannot take the machine. A default above the node's own hard limit
+ * is lowered to it; a value the file sets above it is refused at start-up,
+ * where it can be fixed, rather than failing every run.
  */
 #include "gateway/node/node.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -46,7 +56,93 @@ static struct exec_cfg *exec_section(struct node *n, const char *name)
     snprintf(e->name, sizeof(e->name), "%s", name);
     e->timeout_ms = 10000;
     e->max_output = 16u << 20;
+    e->cpu_s = EXEC_DEFAULT_CPU_S;
+    e->max_memory = EXEC_DEFAULT_MEMORY;
+    e->max_files = EXEC_DEFAULT_FILES;
+    e->max_procs = EXEC_DEFAULT_PROCS;
     return e;
+}
+
+/* The rlimit keys of [exec.NAME]: name, bounds, where it goes. */
+static const struct {
+    const char *key;
+    double max;
+    size_t off;
+    int resource;
+} limit_keys[] = {
+    {"cpu_s", 86400.0 * 365, offsetof(struct exec_cfg, cpu_s), RLIMIT_CPU},
+    {"max_memory", 1e15, offsetof(struct exec_cfg, max_memory), RLIMIT_AS},
+    {"max_files", 1048576, offsetof(struct exec_cfg, max_files), RLIMIT_NOFILE},
+    {"max_procs", 4194304, offsetof(struct exec_cfg, max_procs), RLIMIT_NPROC},
+};
+
+static uint64_t *limit_field(struct exec_cfg *e, size_t i)
+{
+    return (uint64_t *)((char *)e + limit_keys[i].off);
+}
+
+/* Looks up exec_user: its ids and supplementary groups. */
+static int resolve_user(struct exec_user *u, const char *path)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int rv = getpwnam_r(u->name, &pw, buf, sizeof(buf), &res);
+    if (rv != 0 || !res) {
+        fprintf(stderr, "skyroute-node: %s: exec_user '%s': %s\n", path, u->name,
+                rv ? strerror(rv) : "no such user");
+        return -1;
+    }
+    if (pw.pw_uid == 0) {
+        fprintf(stderr, "skyroute-node: %s: exec_user '%s' is root: name an unprivileged user\n",
+                path, u->name);
+        return -1;
+    }
+    u->uid = pw.pw_uid;
+    u->gid = pw.pw_gid;
+    int ng = EXEC_USER_GROUPS;
+    if (getgrouplist(u->name, pw.pw_gid, u->groups, &ng) < 0) {
+        fprintf(stderr, "skyroute-node: %s: exec_user '%s' is in more than %d groups\n", path,
+                u->name, EXEC_USER_GROUPS);
+        return -1;
+    }
+    u->ngroups = (size_t)ng;
+    if (geteuid() != 0 && geteuid() != u->uid) {
+        fprintf(stderr,
+                "skyroute-node: %s: exec_user '%s' needs the node to run as root (it switches "
+                "to the user before each handler) or as that user\n",
+                path, u->name);
+        return -1;
+    }
+    u->set = geteuid() != u->uid; /* already that user: nothing to switch */
+    return 0;
+}
+
+/* Checks each handler's rlimits against the node's hard limits (which only
+ * root may raise). */
+static int check_limits(struct node *n, const char *path)
+{
+    for (size_t i = 0; i < n->nexec; i++) {
+        struct exec_cfg *e = &n->execs[i];
+        for (size_t k = 0; k < sizeof(limit_keys) / sizeof(limit_keys[0]); k++) {
+            uint64_t *v = limit_field(e, k);
+            struct rlimit rl;
+            if (*v == 0 || geteuid() == 0 || getrlimit(limit_keys[k].resource, &rl) != 0 ||
+                rl.rlim_max == RLIM_INFINITY || *v <= (uint64_t)rl.rlim_max) {
+                continue;
+            }
+            if (!(e->explicit_limits & (1u << k))) {
+                *v = (uint64_t)rl.rlim_max;
+                continue;
+            }
+            fprintf(stderr,
+                    "skyroute-node: %s: [exec.%s] %s = %llu is above the node's hard limit %llu "
+                    "(only root may raise it)\n",
+                    path, e->name, limit_keys[k].key, (unsigned long long)*v,
+                    (unsigned long long)rl.rlim_max);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int cfg_entry(void *user, const char *section, const char *name, const char *value)
@@ -57,6 +153,10 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
     if (!strcmp(section, "node")) {
         if (!strcmp(name, "gops") && sr_parse_double(&d, value, strlen(value)) == 0 && d > 0) {
             n->gops = d;
+            return 1;
+        }
+        if (!strcmp(name, "exec_user") && value[0] && strlen(value) < sizeof(n->exec_user.name)) {
+            snprintf(n->exec_user.name, sizeof(n->exec_user.name), "%s", value);
             return 1;
         }
         snprintf(c->err, sizeof(c->err), "%s:%d: bad or unknown key '%s' in [node]", c->path,
@@ -84,6 +184,15 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
             e->max_output = (size_t)d;
             return 1;
         }
+        for (size_t k = 0; k < sizeof(limit_keys) / sizeof(limit_keys[0]); k++) {
+            if (!strcmp(name, limit_keys[k].key) &&
+                sr_parse_double(&d, value, strlen(value)) == 0 && d >= 0 &&
+                d <= limit_keys[k].max && d == (double)(uint64_t)d) {
+                *limit_field(e, k) = (uint64_t)d;
+                e->explicit_limits |= 1u << k;
+                return 1;
+            }
+        }
         snprintf(c->err, sizeof(c->err), "%s:%d: bad or unknown key '%s' in [%s]", c->path, c->line,
                  name, section);
         return 0;
@@ -95,7 +204,7 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
 int node_config_load(struct node *n, const char *path)
 {
     struct cfg_ctx c = {.n = n, .path = path};
-    c.fp = fopen(path, "r");
+    c.fp = fopen(path, "re");
     if (!c.fp) {
         fprintf(stderr, "skyroute-node: %s: %s\n", path, strerror(errno));
         return -1;
@@ -114,5 +223,8 @@ int node_config_load(struct node *n, const char *path)
             return -1;
         }
     }
-    return 0;
+    if (n->exec_user.name[0] && resolve_user(&n->exec_user, path) != 0) {
+        return -1;
+    }
+    return check_limits(n, path);
 }

@@ -72,8 +72,8 @@ static void exec_done(void *arg, int64_t status, const char *error, const uint8_
 
 static void run_exec(struct node *n, struct job *j, const struct node_handler *h)
 {
-    if (node_exec_start(&j->run, n->base, h->ec, j->payload_copy, j->wl.payload_len, exec_done,
-                        j) != 0) {
+    if (node_exec_start(&j->run, n->base, h->ec, &n->exec_user, j->payload_copy, j->wl.payload_len,
+                        exec_done, j) != 0) {
         char err[160];
         snprintf(err, sizeof(err), "cannot start exec:%.60s: %s", h->ec->name, strerror(errno));
         node_job_finish(j, 500, err, NULL, 0);

@@ -313,6 +313,7 @@ void node_jobs_free(struct node *n)
         node_exec_reap(&j->run);
         job_free(j);
     }
+    node_exec_reap_all();
     free(n->rq);
     n->rq = NULL;
     if (n->rq_idle) {

@@ -60,7 +60,7 @@ static void emu_tick(evutil_socket_t fd, short what, void *arg)
 
 int node_emu_load(struct node *n, const char *file, const char *station, const char *which)
 {
-    FILE *f = fopen(file, "rb");
+    FILE *f = fopen(file, "rbe");
     if (!f) {
         fprintf(stderr, "skyroute-node: --emulate-link %s: %s\n", file, strerror(errno));
         return -1;

@@ -42,12 +42,36 @@ struct event_base;
 #define NODE_CTYPE_MSGPACK "application/vnd.msgpack"
 #define NODE_CTYPE_BATCH "application/vnd.skyroute.batch+msgpack"
 
-/* [exec.NAME] of --config: a command run for the handler exec:NAME. */
+/* [exec.NAME] of --config: a command run for the handler exec:NAME, and the
+ * rlimits its processes run under (0: the node's own). */
 struct exec_cfg {
     char name[64];
     char command[1024];
     int64_t timeout_ms;
     size_t max_output;
+    uint64_t cpu_s;           /* RLIMIT_CPU */
+    uint64_t max_memory;      /* RLIMIT_AS, bytes */
+    uint64_t max_files;       /* RLIMIT_NOFILE */
+    uint64_t max_procs;       /* RLIMIT_NPROC (counts every process of the user) */
+    unsigned explicit_limits; /* which of the four the file set (bit 0: cpu_s ...) */
+};
+
+/* a handler's rlimits unless its section says otherwise */
+#define EXEC_DEFAULT_CPU_S 60
+#define EXEC_DEFAULT_MEMORY (4ull << 30)
+#define EXEC_DEFAULT_FILES 1024
+#define EXEC_DEFAULT_PROCS 1024
+
+#define EXEC_USER_GROUPS 64
+
+/* [node] exec_user: who handlers run as, looked up at start-up. */
+struct exec_user {
+    bool set;
+    char name[64];
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[EXEC_USER_GROUPS]; /* its supplementary groups */
+    size_t ngroups;
 };
 
 struct node;
@@ -83,6 +107,7 @@ struct node {
     /* config.c: [exec.NAME] sections; handlers.c: the table built from them */
     struct exec_cfg execs[MAX_EXEC];
     size_t nexec;
+    struct exec_user exec_user;
     struct node_handler handlers[NODE_HANDLERS_MAX];
     size_t nhandlers;
     /* job.c */
@@ -144,11 +169,14 @@ typedef void (*node_exec_done_fn)(void *arg, int64_t status, const char *error, 
 /* One child process; all zero when none was started. */
 struct exec_run {
     const struct exec_cfg *ec; /* set once started; NULL: nothing to release */
-    const uint8_t *in;         /* what goes to its stdin */
+    struct event_base *base;
+    const uint8_t *in; /* what goes to its stdin */
     size_t in_len, in_off;
-    pid_t pid;
+    pid_t pid;  /* the child, leader of its process group; 0 once reaped */
+    int pidfd;  /* -1: its exit is polled */
+    int status; /* waitpid's, once reaped */
     int in_fd, out_fd;
-    struct event *in_ev, *out_ev, *timer;
+    struct event *in_ev, *out_ev, *timer, *pid_ev;
     sr_buf out; /* its stdout, up to ec->max_output */
     bool out_capped, timed_out;
     node_exec_done_fn done;
@@ -156,16 +184,26 @@ struct exec_run {
 };
 
 /* Runs ec->command under /bin/sh -c with |in| (which must outlive the run) on
- * its stdin. When the child closes its stdout, runs out of time or writes more
- * than ec->max_output, |done| is called once, last (it may free |r|). Returns
- * 0, or -1 with errno set: nothing runs, and |done| is never called. */
+ * its stdin, in a process group of its own, under ec's rlimits and, when
+ * |user| is set, as that user. When the child has exited and closed its
+ * stdout, runs out of time or writes more than ec->max_output, |done| is
+ * called once, last (it may free |r|); at the time limit and the ceiling the
+ * whole group is killed, and whatever the child leaves running when it exits
+ * is too. Returns 0, or -1 with errno set: nothing runs, and |done| is never
+ * called. */
 int node_exec_start(struct exec_run *r, struct event_base *base, const struct exec_cfg *ec,
-                    const uint8_t *in, size_t in_len, node_exec_done_fn done, void *arg);
-/* Stops watching the child (its pipes closed, its clock freed); the output
- * stays. Safe to call again, and on a run never started. */
+                    const struct exec_user *user, const uint8_t *in, size_t in_len,
+                    node_exec_done_fn done, void *arg);
+/* Stops watching the run (its pipes closed, its clock freed); a child not
+ * reaped yet is killed with its group and reaped later without blocking. The
+ * output stays. Safe to call again, and on a run never started. */
 void node_exec_stop(struct exec_run *r);
-/* Kills the child if it has not been waited for, and waits for it. */
+/* Kills the child and its group if it has not been waited for, and waits for
+ * it (blocking: for shut-down). */
 void node_exec_reap(struct exec_run *r);
+/* Kills and waits for every child node_exec_stop() left to be reaped
+ * (blocking: for shut-down). */
+void node_exec_reap_all(void);
 /* node_exec_stop(), and frees the output. */
 void node_exec_free(struct exec_run *r);
 

@@ -45,7 +45,10 @@ static const char schema[] =
     " reply_to TEXT NOT NULL DEFAULT '', delivered INTEGER NOT NULL DEFAULT 0,"
     " origin TEXT NOT NULL DEFAULT '', published INTEGER NOT NULL DEFAULT 0,"
     " pinned INTEGER NOT NULL DEFAULT 0, res_envelope BLOB);"
-    "CREATE INDEX IF NOT EXISTS spool_active ON spool(state, deadline);";
+    "CREATE INDEX IF NOT EXISTS spool_active ON spool(state, deadline);"
+    /* ids of a satellite's uplinked work whose rows were pruned before the
+     * envelope expired: a replay of it must not run again (sr_spooldb_prune) */
+    "CREATE TABLE IF NOT EXISTS uplink_spent (id BLOB PRIMARY KEY, exp INTEGER NOT NULL);";
 
 /* Columns added after the first schema: spools written before them get them
  * (the ALTER fails harmlessly where the column exists). */
@@ -70,6 +73,9 @@ enum {
     Q_ACTIVE,
     Q_UNPUBLISHED,
     Q_PRUNE,
+    Q_SPEND,
+    Q_SPENT_PRUNE,
+    Q_SPENT,
     Q_COUNT
 };
 
@@ -105,6 +111,12 @@ static const char *const queries[Q_COUNT] = {
                       " res_predicted, res_elapsed, res_envelope FROM spool WHERE"
                       " state IN (3, 4) AND published = 0 LIMIT 10000",
     [Q_PRUNE] = "DELETE FROM spool WHERE state >= 3 AND done_at < ?1",
+    /* before Q_PRUNE: uplinked work it is about to forget while its envelope
+     * (exp, the row's deadline) can still be replayed */
+    [Q_SPEND] = "INSERT OR IGNORE INTO uplink_spent (id, exp) SELECT id, deadline FROM spool"
+                " WHERE state >= 3 AND done_at < ?1 AND reply_to != '' AND deadline > ?2",
+    [Q_SPENT_PRUNE] = "DELETE FROM uplink_spent WHERE exp <= ?1",
+    [Q_SPENT] = "SELECT 1 FROM uplink_spent WHERE id=?1",
 };
 
 struct sr_spooldb {
@@ -492,9 +504,56 @@ int sr_spooldb_unpublished(sr_spooldb *db, sr_spool_unpublished_fn fn, void *arg
     return each_row(stmt(db, Q_UNPUBLISHED), unpublished_row, &c);
 }
 
-int sr_spooldb_prune(sr_spooldb *db, int64_t before_ms)
+/*
+ * A satellite's uplinked work is kept from running twice by its spool row
+ * (a second insert of the id is ignored) until the row is pruned, and its
+ * envelope's exp is the satellite's to choose: it may outlive keep_results_s.
+ * So the ids of rows pruned before their exp move to uplink_spent, in the
+ * same transaction, and stay there until exp; after that the envelope itself
+ * is refused as expired. This bounds nothing the satellite can ask for (a
+ * far exp costs 24 bytes a workload, not its payload or result) and needs no
+ * cap on exp that a long gap between contacts would run into.
+ */
+int sr_spooldb_prune(sr_spooldb *db, int64_t before_ms, int64_t now_ms)
 {
-    sqlite3_stmt *st = stmt(db, Q_PRUNE);
+    int rv = sr_spooldb_begin(db);
+    if (rv != 0) {
+        sr_log(SR_LOG_ERROR, "spool: cannot prune: %s", sqlite3_errmsg(db->db));
+        return rv;
+    }
+    sqlite3_stmt *st = stmt(db, Q_SPEND);
     sqlite3_bind_int64(st, 1, before_ms);
-    return write_step(db, st, "prune finished workloads");
+    sqlite3_bind_int64(st, 2, now_ms);
+    rv = write_step(db, st, "remember pruned uplinks");
+    if (rv == 0) {
+        st = stmt(db, Q_PRUNE);
+        sqlite3_bind_int64(st, 1, before_ms);
+        rv = write_step(db, st, "prune finished workloads");
+    }
+    if (rv == 0) {
+        st = stmt(db, Q_SPENT_PRUNE);
+        sqlite3_bind_int64(st, 1, now_ms);
+        rv = write_step(db, st, "forget expired uplinks");
+    }
+    if (rv == 0 && (rv = sr_spooldb_commit(db)) != 0) {
+        sr_log(SR_LOG_ERROR, "spool: cannot prune: %s", sqlite3_errmsg(db->db));
+    }
+    if (rv != 0) {
+        sr_spooldb_rollback(db);
+    }
+    return rv;
+}
+
+int sr_spooldb_uplink_spent(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], bool *spent)
+{
+    sqlite3_stmt *st = stmt(db, Q_SPENT);
+    bind_id(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sr_log(SR_LOG_ERROR, "spool: cannot read spent uplinks: %s", sqlite3_errmsg(db->db));
+        return SR_ERR_IO;
+    }
+    *spent = rc == SQLITE_ROW;
+    return 0;
 }

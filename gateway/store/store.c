@@ -46,7 +46,11 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS windows_sat ON windows (sat, from_ms);"
     "CREATE TABLE IF NOT EXISTS elements ("
     " sat TEXT PRIMARY KEY, catnum INTEGER NOT NULL, format TEXT NOT NULL, epoch_ms REAL NOT NULL,"
-    " text BLOB NOT NULL, operator TEXT NOT NULL, uploaded INTEGER NOT NULL);";
+    " text BLOB NOT NULL, operator TEXT NOT NULL, uploaded INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS signed_nonces ("
+    " keyid BLOB NOT NULL, nonce TEXT NOT NULL, expires INTEGER NOT NULL,"
+    " PRIMARY KEY (keyid, nonce)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS signed_nonces_expires ON signed_nonces (expires);";
 
 static int exec(sr_store *st, const char *sql)
 {
@@ -602,4 +606,54 @@ int sr_store_get_elements(sr_store *st, struct sr_store_elements **out, size_t *
     }
     sqlite3_finalize(s);
     return rv;
+}
+
+/* ---- signed requests' nonces -------------------------------------------------------- */
+
+/* Durable so that a restart inside the signature window does not reopen it:
+ * the nonces of the last window are a few rows, pruned on every claim. */
+int sr_store_claim_nonce(sr_store *st, const uint8_t *keyid, size_t keylen, const char *nonce,
+                         int64_t now_ms, int64_t expires_ms, size_t max)
+{
+    sqlite3_stmt *s = NULL;
+    int rv = prepare(st, &s, "DELETE FROM signed_nonces WHERE expires <= ?");
+    if (rv) {
+        return rv;
+    }
+    sqlite3_bind_int64(s, 1, now_ms);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        return sql_err(st, rc, "prune nonces");
+    }
+    if ((rv = prepare(st, &s, "SELECT count(*) FROM signed_nonces")) != 0) {
+        return rv;
+    }
+    rc = sqlite3_step(s);
+    int64_t held = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    if (held < 0) {
+        return sql_err(st, rc, "count nonces");
+    }
+    if ((rv = prepare(st, &s,
+                      "INSERT INTO signed_nonces (keyid, nonce, expires) VALUES (?,?,?)")) != 0) {
+        return rv;
+    }
+    sqlite3_bind_blob(s, 1, keyid, (int)keylen, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, nonce, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, expires_ms);
+    /* at the ceiling every claim is refused, a replay among them */
+    rc = (size_t)held >= max ? SQLITE_FULL : sqlite3_step(s);
+    int ext = sqlite3_extended_errcode(st->db);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE) {
+        return 0;
+    }
+    if (rc == SQLITE_CONSTRAINT && ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return SR_ERR_EXISTS;
+    }
+    if (rc == SQLITE_FULL) {
+        return SR_ERR_FULL;
+    }
+    return sql_err(st, rc, "claim nonce");
 }

@@ -245,7 +245,23 @@ int sr_spooldb_outbox(sr_spooldb *db, const char *reply_to, sr_spool_outbox_fn f
 /* The satellite |reply_to| has received the result of |id|. 0 or SR_ERR_IO. */
 int sr_spooldb_delivered(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], const char *reply_to);
 
-/* Forgets workloads that finished before |before_ms|. 0 or SR_ERR_IO (logged). */
-int sr_spooldb_prune(sr_spooldb *db, int64_t before_ms);
+/* Forgets workloads that finished before |before_ms|, in a transaction of its
+ * own (none may be open). A satellite's uplinked workload (reply_to set)
+ * whose deadline, its envelope's exp, is after |now_ms| leaves its id behind
+ * until then (sr_spooldb_uplink_spent); ids whose exp has passed are
+ * forgotten. 0 or SR_ERR_IO (logged; nothing changed). */
+int sr_spooldb_prune(sr_spooldb *db, int64_t before_ms, int64_t now_ms);
+/* Sets |*spent| when |id| is an uplinked workload that ran and was pruned
+ * while its envelope can still be replayed. 0 or SR_ERR_IO (logged). */
+int sr_spooldb_uplink_spent(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES], bool *spent);
+
+/* ---- signed requests' nonces (operator uploads) ---- */
+
+/* Records that key |keyid| (|keylen| bytes) used |nonce|, remembered until |expires_ms|
+ * (after forgetting every nonce expired at |now_ms|). 0; SR_ERR_EXISTS when
+ * that key already used that nonce (a replay); SR_ERR_FULL when |max|
+ * unexpired nonces are held; SR_ERR_IO or SR_ERR_NOMEM. */
+int sr_store_claim_nonce(sr_store *st, const uint8_t *keyid, size_t keylen, const char *nonce,
+                         int64_t now_ms, int64_t expires_ms, size_t max) SR_WARN_UNUSED;
 
 #endif /* SR_STORE_H */

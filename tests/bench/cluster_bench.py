@@ -124,7 +124,9 @@ def schedule(env, g, sat, aos, los):
     with open(path, "w") as f:
         json.dump({"passes": [{"sat": sat, "aos": srtest.iso(aos)[:-4] + "Z",
                                "los": srtest.iso(los)[:-4] + "Z"}]}, f)
-    sig = srtest.run([srtest.SKYROUTE, "sign", "--key", env.path("ops.key")],
+    sig = srtest.run([srtest.SKYROUTE, "sign", "--key", env.path("ops.key"), "--url",
+                      g["url"] + "/v1/passes", "--station", g["id"], "--content-type",
+                      "application/json"],
                      input=open(path, "rb").read(), check=True).stdout.decode().strip()
     r = srtest.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary",
                     "@" + path, "-H", "content-type: application/json", "-H",

@@ -162,27 +162,49 @@ def main():
         refused(["--trust", a + ".pub"], old, "envelope has expired")
 
         body = b'{"station": "gs-1", "passes": []}'
-        rc, sig, err = run(["sign", "--key", a + ".key"], body)
+        req = ["--url", "http://127.0.0.1:1/v1/passes?format=json", "--station", "gs-1",
+               "--content-type", "application/json"]
+        rc, sig, err = run(["sign", "--key", a + ".key", "--time", "1780000000", "--nonce",
+                            "n0123456789abcdef"] + req, body)
         sig = sig.decode().strip()
-        check(rc == 0 and sig.startswith(keyid + ":") and len(sig) == 105, "sign prints KEYID:SIG")
-        rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", sig], body)
-        check(rc == 0, "verify accepts")
+        check(rc == 0 and sig.startswith("v2 key=%s ts=1780000000 nonce=n0123456789abcdef "
+                                         "station=gs-1 sig=" % keyid), "sign prints a v2 header")
+        rc, out, err = run(["verify", "--trust", a + ".pub", "--signature", sig] + req, body)
+        check(rc == 0 and out == b"ts=1780000000 nonce=n0123456789abcdef\n", "verify accepts")
         try:
+            import hashlib
             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
             with open(a + ".pub") as f:
                 pk = base64.b64decode(f.read().strip().split(":", 1)[1])
-            Ed25519PublicKey.from_public_bytes(pk).verify(base64.b64decode(sig[17:]), body)
+            # the canonical string of crypto.h, written out independently
+            canon = ("skyroute-signature v2\nPUT\n/v1/passes\nformat=json\napplication/json\n"
+                     "gs-1\n1780000000\nn0123456789abcdef\n%s\n" %
+                     hashlib.sha256(body).hexdigest()).encode()
+            Ed25519PublicKey.from_public_bytes(pk).verify(
+                base64.b64decode(sig.split("sig=")[1]), canon)
         except ImportError:
             pass
         except Exception:
-            check(False, "OpenSSL verifies the sign header over the exact body")
-        rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", sig], body + b" ")
+            check(False, "OpenSSL verifies the header over the documented canonical string")
+        rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", sig] + req, body + b" ")
         check(rc == 1 and "does not verify" in err, "verify refuses a changed body")
-        rc, _, err = run(["verify", "--trust", b + ".pub", "--signature", sig], body)
+        moved = [x.replace("format=json", "format=ion") for x in req]
+        rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", sig] + moved, body)
+        check(rc == 1 and "does not verify" in err, "verify refuses a changed query")
+        other = [x.replace("gs-1", "gs-2") for x in req]
+        rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", sig] + other, body)
+        check(rc == 1 and "signed for station 'gs-1'" in err, "verify refuses another station")
+        rc, _, err = run(["verify", "--trust", b + ".pub", "--signature", sig] + req, body)
         check(rc == 1 and "not trusted" in err, "verify refuses an unknown key")
+        v1 = keyid + ":" + "A" * 86 + "=="
+        rc, _, err = run(["verify", "--trust", a + ".pub", "--signature", v1] + req, body)
+        check(rc == 1 and "upgrade" in err, "a v1 header is refused, saying to upgrade")
+        check(run(["sign", "--key", a + ".key"], body)[0] == 2, "sign without --url")
+        check(run(["sign", "--key", a + ".key", "--url", "/v1/passes"], body)[0] == 2,
+              "sign without --station")
 
         os.chmod(a + ".key", 0o644)
-        rc, _, err = run(["sign", "--key", a + ".key"], body)
+        rc, _, err = run(["sign", "--key", a + ".key"] + req, body)
         check(rc == 1 and "mode 0644" in err, "a 0644 key file is refused, naming the mode")
 
         for sub in ["keygen", "seal", "open", "sign", "verify"]:
@@ -192,7 +214,7 @@ def main():
             check(rc == 2 and "unknown option" in err and "usage:" in err, sub + " unknown option")
         check(run(["seal", "--key", a + ".key", "--to", "x"])[0] == 2, "seal without --handler")
         check(run(["open"])[0] == 2, "open without --trust")
-        check(run(["verify", "--trust", a + ".pub"])[0] == 2, "verify without --signature")
+        check(run(["verify", "--trust", a + ".pub"] + req)[0] == 2, "verify without --signature")
         check(run(["keygen"])[0] == 2, "keygen without --out")
     if failures:
         print("%d failure(s)" % len(failures))

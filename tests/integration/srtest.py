@@ -129,6 +129,13 @@ class Env:
     def path(self, *p):
         return os.path.join(self.dir, *p)
 
+    def write(self, name, data):
+        """Writes |data| (bytes) to a file of the directory; returns its path."""
+        p = self.path(name)
+        with open(p, "wb") as f:
+            f.write(data)
+        return p
+
     def keygen(self, name):
         prefix = self.path(name)
         if not os.path.exists(prefix + ".key"):
@@ -388,6 +395,16 @@ def close_leftovers(test, keep):
         print("%s left %s open: stopped %s%s"
               % (test, os.path.basename(env.dir), ", ".join(running) or "nothing",
                  "; logs kept in " + env.dir if keep else ""), flush=True)
+
+
+def wait_for(cond, timeout, step=0.05):
+    """Polls |cond| until it holds or |timeout| seconds pass; its last value."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
 
 
 def check(cond, msg):

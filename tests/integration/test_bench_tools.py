@@ -136,7 +136,7 @@ def test_bench_split_says_what_the_rest_may_take():
 
 
 def test_bench_targets_table_judges_each_target():
-    """The bench judges issue 9's targets from its own figures: throughput per
+    """The bench judges the performance targets from its own figures: throughput per
     load against nghttpx's, the SR1 gateway's CPU over the bound, p99 at 100
     streams, SGP4; and at one stream the floor the four signature operations
     in a row set (2 x (20 + 48) = 136 us here), what the pair's round trip

@@ -169,7 +169,8 @@ def wait_for(what, cond, timeout, every=0.25):
 
 def upload(env, g, path, what, ctype):
     okey = env.path("ops.key")
-    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(path, "rb").read(),
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey, "--url", g["url"] + "/v1/" + what,
+               "--station", g["id"], "--content-type", ctype], input=open(path, "rb").read(),
               check=True).stdout.decode().strip()
     status, _, body = curl(["-X", "PUT", "--data-binary", "@" + path, "-H",
                             "content-type: " + ctype, "-H", "skyroute-signature: " + sig,

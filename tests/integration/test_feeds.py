@@ -97,9 +97,18 @@ def write(env, name, data):
     return p
 
 
-def sign(key, path):
+def sign(key, path, target="/v1/passes", ctype=None, station="gs-test", ts=None, nonce=None):
+    """`skyroute sign` for a PUT of |path|'s bytes to |target| (path and query)
+    at |station| with content type |ctype|."""
+    argv = [srtest.SKYROUTE, "sign", "--key", key, "--url", target, "--station", station]
+    if ctype:
+        argv += ["--content-type", ctype]
+    if ts is not None:
+        argv += ["--time", str(ts)]
+    if nonce:
+        argv += ["--nonce", nonce]
     with open(path, "rb") as f:
-        r = run([srtest.SKYROUTE, "sign", "--key", key], input=f.read(), check=True)
+        r = run(argv, input=f.read(), check=True)
     return r.stdout.decode().strip()
 
 
@@ -127,9 +136,10 @@ def curl(method, url, data_path=None, headers=(), timeout=60):
 def upload(g, kind, path, key, ctype=None, query="", signature=None):
     hdrs = []
     if key or signature:
-        hdrs.append("skyroute-signature: " + (signature or sign(key, path)))
-    if ctype:
-        hdrs.append("content-type: " + ctype)
+        hdrs.append("skyroute-signature: " +
+                    (signature or sign(key, path, "/v1/" + kind + query, ctype)))
+    # none: curl would send its form type, so remove the header (the signature covers it)
+    hdrs.append("content-type: " + (ctype or ""))
     return curl("PUT", g["url"] + "/v1/" + kind + query, path, hdrs)
 
 
@@ -598,6 +608,10 @@ def test_config_errors_name_the_line():
         (good.replace("satellites = sat-1\n", ""), ":12:", "needs 'satellites'"),
         (good.replace("station =", "min_el_deg = 95\nstation ="), ":5:", "min_el_deg"),
         (good.replace("station =", "station_names = ,\nstation ="), ":5:", "station_names"),
+        (good.replace("satellites = sat-1", "targets = sat-1, idc-9"), ":14:", "idc-9"),
+        (good.replace("satellites = sat-1", "targets = ,"), ":14:", "list target ids"),
+        (good.replace("station =", "signature_window_s = 0\nstation ="), ":5:",
+         "signature_window_s"),
     ]
     for i, (text, line, phrase) in enumerate(cases):
         p = write(env, "bad%d.conf" % i, text)

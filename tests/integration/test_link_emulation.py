@@ -57,7 +57,9 @@ def test_satellite_reachable_only_in_its_pass():
     g = env.start_gateway("gs-test", [node],
                           extra_gateway="station = %s\nmin_el_deg = %s" % (STATION, mask),
                           sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1\n")
-    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(tle, "rb").read(), check=True)
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey, "--url", g["url"] + "/v1/elements",
+               "--station", g["id"], "--content-type", "text/plain"],
+              input=open(tle, "rb").read(), check=True)
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + tle,
              "-H", "content-type: text/plain", "-H",
              "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])

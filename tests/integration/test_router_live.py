@@ -90,9 +90,11 @@ def test_work_follows_the_pass():
                     "power": "pv", "price_per_kwh": "0.1", "carbon_g_per_kwh": "50"}}
     g = env.start_gateway("gs-live", [sat, ia, ib],
                           extra_gateway="station = %s\nmin_el_deg = %s" % (STATION, MASK),
-                          sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1\n\n"
-                                   "[policy]\nmargin_ms = 100\n")
-    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(tle, "rb").read(), check=True)
+                          sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1\n"
+                                   "targets = idc-b\n\n[policy]\nmargin_ms = 100\n")
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey, "--url", g["url"] + "/v1/elements",
+               "--station", g["id"], "--content-type", "text/plain"],
+              input=open(tle, "rb").read(), check=True)
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + tle,
              "-H", "content-type: text/plain", "-H",
              "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
@@ -123,7 +125,8 @@ def test_work_follows_the_pass():
           "before AOS the work runs on the ground: %s %s" % (st, tgt))
     # the energy forecast feed: signed, an IDC's PV surplus now
     feed = json.dumps({"points": [{"t": iso(time.time() - 60), "pv_surplus_w": 1e6}]}).encode()
-    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=feed, check=True)
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey, "--url", g["url"] + "/v1/targets/idc-b/energy",
+               "--station", g["id"], "--content-type", "application/json"], input=feed, check=True)
     fpath = env.path("energy.json")
     with open(fpath, "wb") as f:
         f.write(feed)
@@ -133,9 +136,10 @@ def test_work_follows_the_pass():
              g["url"] + "/v1/targets/idc-b/energy"])
     check(b'"accepted":1' in r.stdout, "energy forecast accepted: %r" % r.stdout)
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + fpath,
+             "-H", "content-type: application/json",
              "-H", "skyroute-signature: " + sig.stdout.decode().strip(),
              g["url"] + "/v1/targets/idc-a/energy", "-o", "/dev/null", "-w", "%{http_code}"])
-    check(r.stdout == b"200", "same body signed for another path is still valid: %r" % r.stdout)
+    check(r.stdout == b"401", "a forecast signed for idc-b is refused at idc-a: %r" % r.stdout)
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + fpath,
              g["url"] + "/v1/targets/idc-b/energy", "-o", "/dev/null", "-w", "%{http_code}"])
     check(r.stdout == b"401", "unsigned energy feeds are refused: %r" % r.stdout)

@@ -155,7 +155,9 @@ def test_thousand_async_workloads_survive_sigkill_exactly_once():
                           (station, mask),
                           sections="[spool]\nconcurrency = 64\n\n[operator.ops]\npubkey = "
                           "ops.pub\nsatellites = sat-1\n")
-    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(tle, "rb").read(), check=True)
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey, "--url", g["url"] + "/v1/elements",
+               "--station", g["id"], "--content-type", "text/plain"],
+              input=open(tle, "rb").read(), check=True)
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + tle,
              "-H", "content-type: text/plain", "-H",
              "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
@@ -297,7 +299,9 @@ def test_satellite_work_waits_for_aos_and_leaves_in_deadline_order():
                           extra_gateway="station = %s\nmin_el_deg = %s" % (station, mask),
                           sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1\n\n"
                           "[spool]\nconcurrency = 1\n")
-    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(tle, "rb").read(), check=True)
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey, "--url", g["url"] + "/v1/elements",
+               "--station", g["id"], "--content-type", "text/plain"],
+              input=open(tle, "rb").read(), check=True)
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + tle,
              "-H", "content-type: text/plain", "-H",
              "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])
@@ -466,7 +470,9 @@ def test_pass_cut_mid_transfer_goes_on_the_next_window():
                           extra_gateway="station = %s\nmin_el_deg = %s" % (station, mask),
                           sections="[operator.ops]\npubkey = ops.pub\nsatellites = sat-1, sat-2"
                           "\n\n[spool]\nconcurrency = 1\n")
-    sig = run([srtest.SKYROUTE, "sign", "--key", okey], input=open(both, "rb").read(), check=True)
+    sig = run([srtest.SKYROUTE, "sign", "--key", okey, "--url", g["url"] + "/v1/elements",
+               "--station", g["id"], "--content-type", "text/plain"],
+              input=open(both, "rb").read(), check=True)
     r = run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + both,
              "-H", "content-type: text/plain", "-H",
              "skyroute-signature: " + sig.stdout.decode().strip(), g["url"] + "/v1/elements"])

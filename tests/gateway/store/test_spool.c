@@ -5,7 +5,8 @@
  * forwards and imports land where GET /v1/workloads/ID reads them; the
  * outbox hands out only what a satellite has not confirmed; recovery sees
  * only unfinished work; republication only what the cluster has not
- * acknowledged; prune forgets only what finished before the line.
+ * acknowledged; prune forgets only what finished before the line, except
+ * the id of an uplink whose envelope has not expired.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -318,12 +319,56 @@ static void test_republication_and_prune(void **state)
     /* finished before the line: forgotten; after it, or unfinished: kept */
     struct sr_spool_work open = work(4, "", "");
     insert(db, &open, true);
-    assert_int_equal(sr_spooldb_prune(db, NOW - 50000), 0);
+    assert_int_equal(sr_spooldb_prune(db, NOW - 50000, NOW), 0);
     struct sr_spool_status st;
     assert_int_equal(sr_spooldb_status(db, mine.id, &st), SR_ERR_NOTFOUND);
     assert_int_equal(sr_spooldb_status(db, a.id, &st), SR_ERR_NOTFOUND);
     assert_int_equal(sr_spooldb_status(db, b.id, &st), 0);
     assert_int_equal(sr_spooldb_status(db, open.id, &st), 0);
+}
+
+/* An uplinked workload pruned before its envelope expires leaves its id
+ * behind until then; other work leaves nothing, and nor does an uplink whose
+ * envelope has expired by the prune. */
+static void test_prune_remembers_unexpired_uplinks(void **state)
+{
+    sr_spooldb *db = *state;
+    struct sr_spool_work up = work(9, "sat-9", ""), late = work(10, "sat-9", ""),
+                         plain = work(11, "", "");
+    late.deadline_ms = NOW - 1; /* expired by the prune */
+    insert(db, &up, true);
+    insert(db, &late, true);
+    insert(db, &plain, true);
+    struct sr_spool_result ok = {.state = SR_SPOOL_DONE, .status = 200};
+    assert_int_equal(sr_spooldb_finish(db, up.id, &ok, NOW - 100000), 0);
+    assert_int_equal(sr_spooldb_finish(db, late.id, &ok, NOW - 100000), 0);
+    assert_int_equal(sr_spooldb_finish(db, plain.id, &ok, NOW - 100000), 0);
+    bool spent = true;
+    assert_int_equal(sr_spooldb_uplink_spent(db, up.id, &spent), 0);
+    assert_false(spent); /* its row still answers for it */
+    assert_int_equal(sr_spooldb_prune(db, NOW - 50000, NOW), 0);
+    struct sr_spool_status st;
+    assert_int_equal(sr_spooldb_status(db, up.id, &st), SR_ERR_NOTFOUND);
+    assert_int_equal(sr_spooldb_uplink_spent(db, up.id, &spent), 0);
+    assert_true(spent);
+    assert_int_equal(sr_spooldb_uplink_spent(db, late.id, &spent), 0);
+    assert_false(spent);
+    assert_int_equal(sr_spooldb_uplink_spent(db, plain.id, &spent), 0);
+    assert_false(spent);
+    /* a second insert of the id is still ignored by the spool... */
+    bool fresh = true;
+    assert_int_equal(sr_spooldb_insert(db, &up, NOW, &fresh), 0);
+    assert_true(fresh); /* (the row is gone: the caller must ask uplink_spent first) */
+    /* ...and the id is remembered across reopening, until its exp */
+    sr_spooldb_close(db);
+    char err[200];
+    assert_int_equal(sr_spooldb_open(&db, dir, err, sizeof(err)), 0);
+    *state = db;
+    assert_int_equal(sr_spooldb_uplink_spent(db, up.id, &spent), 0);
+    assert_true(spent);
+    assert_int_equal(sr_spooldb_prune(db, NOW, up.deadline_ms), 0);
+    assert_int_equal(sr_spooldb_uplink_spent(db, up.id, &spent), 0);
+    assert_false(spent);
 }
 
 static void test_survives_reopening(void **state)
@@ -359,6 +404,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_finish_forward_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_republication_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_remembers_unexpired_uplinks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopening, setup, teardown),
         cmocka_unit_test(test_open_names_the_path),
     };

@@ -241,6 +241,34 @@ static void test_elements(void **state)
     sr_store_close(st);
 }
 
+static void test_nonces(void **state)
+{
+    (void)state;
+    sr_store *st = open_store();
+    const uint8_t k1[8] = {1}, k2[8] = {2};
+    assert_int_equal(sr_store_claim_nonce(st, k1, 8, "nonce-0000000001", T0, T0 + 1000, 10), 0);
+    assert_int_equal(sr_store_claim_nonce(st, k1, 8, "nonce-0000000001", T0, T0 + 1000, 10),
+                     SR_ERR_EXISTS);
+    /* another key may use the same nonce */
+    assert_int_equal(sr_store_claim_nonce(st, k2, 8, "nonce-0000000001", T0, T0 + 1000, 10), 0);
+    /* remembered across a reopen */
+    sr_store_close(st);
+    st = open_store();
+    assert_int_equal(sr_store_claim_nonce(st, k1, 8, "nonce-0000000001", T0 + 999, T0 + 2000, 10),
+                     SR_ERR_EXISTS);
+    /* forgotten once expired */
+    assert_int_equal(sr_store_claim_nonce(st, k1, 8, "nonce-0000000001", T0 + 1000, T0 + 2000, 10),
+                     0);
+    /* the ceiling counts unexpired nonces only */
+    assert_int_equal(sr_store_claim_nonce(st, k1, 8, "nonce-0000000002", T0 + 1000, T0 + 2000, 2),
+                     0);
+    assert_int_equal(sr_store_claim_nonce(st, k1, 8, "nonce-0000000003", T0 + 1000, T0 + 2000, 2),
+                     SR_ERR_FULL);
+    assert_int_equal(sr_store_claim_nonce(st, k1, 8, "nonce-0000000003", T0 + 2000, T0 + 3000, 2),
+                     0);
+    sr_store_close(st);
+}
+
 static void test_wal_and_errors(void **state)
 {
     (void)state;
@@ -271,6 +299,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_passes_persist_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transaction_is_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nonces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_and_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
