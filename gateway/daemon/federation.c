@@ -586,6 +586,16 @@ static void on_work(void *arg, sr_nats_msg *msg, const uint8_t *data, size_t len
         snprintf(why, sizeof(why), "work from %s for %s (origin %s) is not for this station",
                  m.station, m.dest, m.origin);
     }
+    if (rv == 0 && m.deadline_ms <= sr_now_ms() && sr_now_ms() - m.t_ms > c->keep_ms) {
+        /* the spool de-duplicates ids only while it keeps their rows
+         * (keep_results_s): work sent longer ago than that, and past its
+         * deadline, may have run here already (a capture published again);
+         * later-delivered work within it is adopted, and fails in the spool
+         * as past its deadline, which its station then learns */
+        rv = SR_ERR_ENV_EXPIRED;
+        snprintf(why, sizeof(why), "work from %s sent %.0f s ago is past its deadline", m.origin,
+                 (double)(sr_now_ms() - m.t_ms) / 1000.0);
+    }
     if (rv == 0 && !local_target(c, m.target)) {
         rv = SR_ERR_NOTFOUND;
         snprintf(why, sizeof(why), "'%s' is not a target of this station", m.target);
@@ -1295,6 +1305,9 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
         return SR_ERR_CONFIG;
     }
     c->state_ttl_ms *= 1000;
+    /* the spool checks [spool] keep_results_s; the default is its default */
+    const char *keep = sr_config_get(cfg, "spool", "keep_results_s", NULL);
+    c->keep_ms = (keep ? strtod(keep, NULL) : 86400.0) * 1000.0;
     if (c->heartbeat_ms * 2 > c->state_ttl_ms) {
         snprintf(err, errlen,
                  "%s: [cluster] heartbeat_ms must be at most half of state_ttl_s, or live "

@@ -86,6 +86,7 @@ struct gw_cluster {
     int64_t last_heartbeat;
     double state_ttl_ms, heartbeat_ms, op_timeout_ms, replicas, results_ttl_s;
     double forward_ms; /* the cost of a forward, added to another station's IDCs */
+    double keep_ms;    /* [spool] keep_results_s: how long the spool de-duplicates ids */
     bool state_inflight;
 };
 
