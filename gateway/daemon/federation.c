@@ -306,13 +306,8 @@ static void on_passes(struct gw_cluster *c, const char *key, const uint8_t *data
                  "record under key %s is %s's passes of %s, not that station's of that satellite",
                  key, m.station, m.sat);
     }
-    int fresh = rv ? rv : fed_seq_take(c, SR_NATS_KV_PASSES, key, m.seq);
-    if (rv == 0 && fresh < 0) {
-        rv = fresh;
-        snprintf(why, sizeof(why), "sequence %lld is older than the last taken from %s",
-                 (long long)m.seq, station);
-    }
-    if (rv == 0 && fresh == 1) {
+    rv = rv ? rv : fed_seq_take(c, SR_NATS_KV_PASSES, key, &m, why, sizeof(why));
+    if (rv == 1) {
         sr_cmsg_clear(&m); /* the record we hold, delivered again */
         return;
     }
@@ -370,13 +365,8 @@ static void on_state(struct gw_cluster *c, const char *key, const uint8_t *data,
         snprintf(why, sizeof(why), "a heartbeat written %.1f s %s, outside state_ttl_s",
                  (double)(age < 0 ? -age : age) / 1000.0, age < 0 ? "ahead" : "ago");
     }
-    int fresh = rv ? rv : fed_seq_take(c, SR_NATS_KV_STATE, key, m.seq);
-    if (rv == 0 && fresh < 0) {
-        rv = fresh;
-        snprintf(why, sizeof(why), "sequence %lld is older than the last heartbeat taken",
-                 (long long)m.seq);
-    }
-    if (rv == 0 && fresh == 1) {
+    rv = rv ? rv : fed_seq_take(c, SR_NATS_KV_STATE, key, &m, why, sizeof(why));
+    if (rv == 1) {
         sr_cmsg_clear(&m);
         return;
     }
@@ -495,6 +485,7 @@ static void on_elements(struct gw_cluster *c, const char *key, const uint8_t *da
                         bool deleted)
 {
     if (deleted) {
+        count_refused(c, "elements", "unsigned_delete"); /* what stations hold stays */
         return;
     }
     struct sr_cmsg m;
@@ -505,13 +496,8 @@ static void on_elements(struct gw_cluster *c, const char *key, const uint8_t *da
         rv = SR_ERR_ENV_MISADDRESSED;
         snprintf(why, sizeof(why), "the elements of %s under key %s", m.sat, key);
     }
-    int fresh = rv ? rv : fed_seq_take(c, SR_NATS_KV_ELEMENTS, key, m.seq);
-    if (rv == 0 && fresh < 0) {
-        rv = fresh;
-        snprintf(why, sizeof(why), "sequence %lld is older than the last taken for %s",
-                 (long long)m.seq, key);
-    }
-    if (rv == 0 && fresh == 1) {
+    rv = rv ? rv : fed_seq_take(c, SR_NATS_KV_ELEMENTS, key, &m, why, sizeof(why));
+    if (rv == 1) {
         sr_cmsg_clear(&m);
         return;
     }

@@ -95,10 +95,11 @@ struct gw_cluster {
 /* The sequence of the next record this station writes: strictly increasing,
  * across restarts too (the wall clock in microseconds at least). */
 int64_t fed_next_seq(struct gw_cluster *c);
-/* Takes record sequence |seq| under |key| of |bucket|: 0 if newer than the
+/* Takes record |m|'s sequence under |key| of |bucket|: 0 if newer than the
  * last taken there (now remembered), 1 if the same one again, or
- * SR_ERR_ENV_REPLAY (older) / SR_ERR_NOMEM. */
-int fed_seq_take(struct gw_cluster *c, int bucket, const char *key, int64_t seq);
+ * SR_ERR_ENV_REPLAY (older) / SR_ERR_NOMEM with the reason in |why|. */
+int fed_seq_take(struct gw_cluster *c, int bucket, const char *key, const struct sr_cmsg *m,
+                 char *why, size_t whylen);
 /* True if result record |m| is stored under its own workload's key; else
  * false with the reason in |why|. */
 bool fed_result_key_ok(const struct sr_cmsg *m, const char *key, char *why, size_t whylen);

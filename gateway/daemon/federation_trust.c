@@ -31,14 +31,18 @@ int64_t fed_next_seq(struct gw_cluster *c)
  * the keys are those trusted stations wrote, a station's satellites and one
  * state each.
  */
-int fed_seq_take(struct gw_cluster *c, int bucket, const char *key, int64_t seq)
+int fed_seq_take(struct gw_cluster *c, int bucket, const char *key, const struct sr_cmsg *m,
+                 char *why, size_t whylen)
 {
+    int64_t seq = m->seq;
     struct seen_seq *e = NULL;
     for (size_t i = 0; i < c->nseen && !e; i++) {
         e = c->seen[i].bucket == bucket && !strcmp(c->seen[i].key, key) ? &c->seen[i] : NULL;
     }
     if (e) {
         if (seq < e->seq) {
+            snprintf(why, whylen, "sequence %lld from %s is older than the last taken under %s",
+                     (long long)seq, m->station, key);
             return SR_ERR_ENV_REPLAY;
         }
         if (seq == e->seq) {
@@ -51,6 +55,7 @@ int fed_seq_take(struct gw_cluster *c, int bucket, const char *key, int64_t seq)
         size_t ncap = c->cap_seen ? c->cap_seen * 2 : 16;
         struct seen_seq *ns = realloc(c->seen, ncap * sizeof(*ns));
         if (!ns) {
+            snprintf(why, whylen, "out of memory");
             return SR_ERR_NOMEM;
         }
         c->seen = ns;

@@ -182,10 +182,12 @@ def b2(path):
     return run(["b2sum", "-l", "256", path]).stdout.decode().split()[0]
 
 
-def test_federation_must_show():
-    env = srtest.Env("cluster")
+def in_env(name, scenario):
+    """scenario(env) in a new srtest.Env; on a failure, what each process said
+    last; then every process stopped, and every one but NATS exited cleanly."""
+    env = srtest.Env(name)
     try:
-        _scenario(env)
+        scenario(env)
     except Exception:
         # the directory is removed below: show what each daemon said last
         for p in env.procs:
@@ -195,6 +197,10 @@ def test_federation_must_show():
         bad = [p for p in env.close(keep=os.environ.get("SR_KEEP") == "1")
                if not p.sr_name.startswith("nats")]
         check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
+def test_federation_must_show():
+    in_env("cluster", _scenario)
 
 
 def _scenario(env):

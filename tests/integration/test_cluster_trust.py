@@ -34,8 +34,8 @@ import time
 
 import srtest
 from srtest import check
-from test_cluster import (curl, gateway_conf, get_json, log, single_nats, start_gw, submit,
-                          upload, wait_for)
+from test_cluster import (curl, gateway_conf, get_json, in_env, log, single_nats, start_gw,
+                          submit, upload, wait_for)
 
 
 class RawNats:
@@ -132,16 +132,7 @@ def rejected(g, record, reason):
 
 
 def test_federation_records_resist_a_nats_only_attacker():
-    env = srtest.Env("cluster-trust")
-    try:
-        _scenario(env)
-    except Exception:
-        for p in env.procs:
-            env.print_tail(p, "at the failure", 25)
-        raise
-    finally:
-        bad = [x for x in env.close() if x.sr_name != "nats"]
-        check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+    in_env("cluster-trust", _scenario)
 
 
 def _scenario(env):
