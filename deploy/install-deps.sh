@@ -4,7 +4,8 @@
 #   deploy/install-deps.sh          build + demo
 #   deploy/install-deps.sh --test   also the test tools (clang/libFuzzer, cmocka,
 #                                   Python's h2/sgp4/skyfield, nghttpx/nghttpd,
-#                                   nats-server for the federation tests)
+#                                   nats-server for the federation tests,
+#                                   promtool and PyYAML for the monitoring test)
 set -eu
 
 BASE="build-essential cmake pkg-config git ca-certificates curl
@@ -13,7 +14,7 @@ BASE="build-essential cmake pkg-config git ca-certificates curl
       python3"
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-h2 python3-sgp4
       python3-skyfield nghttp2-proxy nghttp2-server nodejs npm valgrind openssl chromium
-      nats-server"
+      nats-server prometheus python3-yaml"
 
 want="$BASE"
 [ "${1:-}" = "--test" ] && want="$BASE $TEST"

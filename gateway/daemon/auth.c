@@ -143,6 +143,9 @@ int gw_auth_init(struct gw *g, char *err, size_t errlen)
                         "Requests refused with 401, by reason.");
     sr_metrics_describe(g->metrics, "skyroute_rate_limited_total", "counter",
                         "Requests refused with 429, by client and limit.");
+    /* unlabelled zeros: a sum and its rate from the first scrape */
+    sr_metrics_add(g->metrics, "skyroute_auth_failures_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_rate_limited_total", "", 0);
     return parse_clients(g, g->cfg, &a->clients, &a->n, err, errlen);
 }
 
@@ -155,11 +158,11 @@ void gw_auth_free(struct gw *g)
     }
 }
 
-void gw_auth_reload(struct gw *g)
+bool gw_auth_reload(struct gw *g)
 {
     struct gw_auth *a = g->auth;
     if (!a) {
-        return;
+        return true;
     }
     struct sr_config *cfg = NULL;
     char err[600];
@@ -171,7 +174,7 @@ void gw_auth_reload(struct gw *g)
         sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"clients\",outcome=\"failed\"",
                        1);
         sr_config_free(cfg);
-        return;
+        return false;
     }
     sr_config_free(cfg);
     /* keep bucket levels and in-flight counts of clients that stay */
@@ -190,6 +193,7 @@ void gw_auth_reload(struct gw *g)
     a->n = n;
     sr_log(SR_LOG_INFO, "clients reloaded: %zu", n);
     sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"clients\",outcome=\"ok\"", 1);
+    return true;
 }
 
 /* A finished request gives back its stream slot. Looked up by name, so a

@@ -194,7 +194,7 @@ void gw_status_free(struct gw *g);
  * reload re-reads the [client.*] sections from the config file (SIGHUP). */
 int gw_auth_init(struct gw *g, char *err, size_t errlen);
 bool gw_auth_check(struct gw *g, sr_req *req, const char **client);
-void gw_auth_reload(struct gw *g);
+bool gw_auth_reload(struct gw *g); /* false: kept the clients it had */
 void gw_auth_free(struct gw *g);
 /* Bytes a client may hold in the spool (0 = no per-client limit). */
 uint64_t gw_auth_spool_quota(struct gw *g, const char *client);
@@ -298,6 +298,8 @@ void gw_feeds_free(struct gw *g);
 const char *gw_feeds_authenticate(struct gw *g, sr_req *req, const char *kind, const char *target);
 /* Counts one upload of |kind| in skyroute_feed_uploads_total. */
 void gw_feeds_count(struct gw *g, const char *kind, const char *outcome, const char *reason);
+/* Sets skyroute_elements_age_seconds{satellite} as of |now_ms| (at a scrape). */
+void gw_feeds_metrics(struct gw *g, int64_t now_ms);
 /* [cluster]: an element set another station accepted (text as stored there):
  * stored under |op| and predicted for this station, for every configured
  * satellite whose set in it is newer than the one in use. 0, SR_ERR_NOTFOUND
@@ -311,7 +313,7 @@ int gw_route_init(struct gw *g, char *err, size_t errlen);
 bool gw_route_handle(struct gw *g, sr_req *req);
 /* SIGHUP: [policy] and the targets' energy and link profiles from |cfg| (the
  * freshly loaded file); an invalid value is logged and counted. */
-void gw_route_reload(struct gw *g, struct sr_config *cfg);
+bool gw_route_reload(struct gw *g, struct sr_config *cfg); /* false: stopped at an error */
 void gw_route_free(struct gw *g);
 
 /* ---- federation (federation.c) ---------------------------------------------------- */
@@ -334,7 +336,7 @@ void gw_cluster_free(struct gw *g);
  * certificate and key, keeping the old ones if the new ones do not load. */
 int gw_tls_init(struct gw *g, char *err, size_t errlen);
 int gw_tls_listen(struct gw *g, char *err, size_t errlen);
-void gw_tls_reload(struct gw *g);
+bool gw_tls_reload(struct gw *g); /* false: kept the certificate it had */
 void gw_tls_free(struct gw *g);
 
 /* ---- the workload API (api.c) ---------------------------------------------------- */

@@ -912,6 +912,11 @@ static int seal_init(struct gw *g)
                         "Requests that carried several envelopes to one target (POST /v1/batch).");
     sr_metrics_describe(g->metrics, "skyroute_batched_envelopes_total", "counter",
                         "Envelopes sent in those requests.");
+    /* a rate from the first scrape */
+    sr_metrics_add(g->metrics, "skyroute_envelope_signatures_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_envelopes_sealed_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_batch_requests_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_batched_envelopes_total", "", 0);
     seal_q.g = g;
     return 0;
 }

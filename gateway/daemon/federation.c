@@ -1358,6 +1358,12 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
                         "older than one taken, a stale heartbeat, under another key, an "
                         "unsigned delete, out of an operator's scope), by record and reason.");
     sr_metrics_set(g->metrics, "skyroute_cluster_connected", "", 0);
+    /* a rate from the first scrape */
+    sr_metrics_add(g->metrics, "skyroute_cluster_forwarded_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_cluster_adopted_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_cluster_results_published_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_cluster_results_imported_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_cluster_rejected_total", "", 0);
     struct sr_nats_opts o = {
         .servers = nats,
         .user = sr_config_get(cfg, "cluster", "user", NULL),

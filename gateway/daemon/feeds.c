@@ -216,6 +216,23 @@ static void describe(sr_metrics *m)
                         "Passes predicted from orbital elements over the horizon.");
     sr_metrics_add(m, "skyroute_feed_uploads_total", "kind=\"passes\",outcome=\"accepted\"", 0);
     sr_metrics_add(m, "skyroute_feed_uploads_total", "kind=\"elements\",outcome=\"accepted\"", 0);
+    sr_metrics_describe(m, "skyroute_elements_age_seconds", "gauge",
+                        "Seconds since the epoch of the element set in use, by satellite (none "
+                        "until one is uploaded): predictions drift as it ages.");
+}
+
+void gw_feeds_metrics(struct gw *g, int64_t now_ms)
+{
+    struct gw_feeds *f = g->feeds;
+    for (size_t i = 0; f && i < f->nsats; i++) {
+        const struct sat_info *s = &f->sats[i];
+        if (s->sat) {
+            char labels[SR_TARGET_IDMAX + 16];
+            snprintf(labels, sizeof(labels), "satellite=\"%s\"", s->id);
+            double age_ms = (double)now_ms - sr_sat_elements(s->sat)->epoch_ms;
+            sr_metrics_set(g->metrics, "skyroute_elements_age_seconds", labels, age_ms / 1000.0);
+        }
+    }
 }
 
 int gw_feeds_init(struct gw *g, char *err, size_t errlen)

@@ -30,6 +30,9 @@ static const char usage_text[] =
 static void admin_handler(sr_req *req, void *arg)
 {
     struct gw *g = arg;
+    if (!strncmp(sr_req_path(req), "/metrics", 8)) {
+        gw_feeds_metrics(g, sr_now_ms()); /* ages as of this scrape */
+    }
     if (!sr_admin_serve(req, g->metrics, !g->draining) && !gw_status_handle(g, req)) {
         sr_req_respond_error(req, 404, "no such path", NULL);
     }
@@ -79,16 +82,28 @@ static void on_term(void *arg)
     event_add(g->drain_timer, &tv);
 }
 
-static void reload_targets(struct gw *g);
+static bool reload_targets(struct gw *g);
+
+/* Every part reloaded (true) or some kept what it had (false): what an
+ * alert on a configuration edit that did not take needs. */
+static void reload_done(struct gw *g, bool ok)
+{
+    sr_metrics_set(g->metrics, "skyroute_config_last_reload_success", "", ok ? 1 : 0);
+    if (ok) {
+        sr_metrics_set(g->metrics, "skyroute_config_last_reload_success_timestamp_seconds", "",
+                       (double)sr_now_ms() / 1000.0);
+    }
+}
 
 /* SIGHUP: reload what can change without a restart. */
 static void on_hup(void *arg)
 {
     struct gw *g = arg;
     sr_log(SR_LOG_INFO, "SIGHUP: reloading");
-    gw_tls_reload(g);
-    gw_auth_reload(g);
-    reload_targets(g);
+    bool ok = gw_tls_reload(g);
+    ok = gw_auth_reload(g) && ok;
+    ok = reload_targets(g) && ok;
+    reload_done(g, ok);
 }
 
 static int usage_error(const char *msg)
@@ -178,7 +193,7 @@ static int setup(struct gw *g, char *err, size_t errlen)
  * key applies to the next dispatch. Work in flight is not touched. A config
  * that does not load changes nothing.
  */
-static void reload_targets(struct gw *g)
+static bool reload_targets(struct gw *g)
 {
     struct sr_config *cfg = NULL;
     char err[600];
@@ -191,7 +206,7 @@ static void reload_targets(struct gw *g)
         sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"targets\",outcome=\"failed\"",
                        1);
         sr_config_free(cfg);
-        return;
+        return false;
     }
     free(g->targets);
     sr_keyring_free(g->ring);
@@ -202,23 +217,39 @@ static void reload_targets(struct gw *g)
     g->ntargets = n;
     g->ring = ring;
     g->tcfg = cfg;
-    gw_route_reload(g, cfg);
+    bool ok = gw_route_reload(g, cfg);
     sr_log(SR_LOG_INFO, "targets reloaded: %zu", n);
     sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"targets\",outcome=\"ok\"", 1);
+    return ok;
 }
 
 static void describe_metrics(sr_metrics *m)
 {
     sr_metrics_describe(m, "skyroute_requests_total", "counter",
                         "Workload API requests by response status.");
-    sr_metrics_describe(m, "skyroute_request_duration_seconds", "histogram",
-                        "Time from request headers to response.");
+    sr_metrics_histogram(m, "skyroute_request_duration_seconds",
+                         "Time from request headers to response.", &sr_buckets_latency);
     sr_metrics_describe(m, "skyroute_dispatch_total", "counter",
                         "Dispatches to targets by outcome (ok, unreachable, lost, refused, "
                         "bad_result).");
     sr_metrics_describe(m, "skyroute_signature_failures_total", "counter",
                         "Results that failed envelope verification, by target and reason.");
     sr_metrics_add(m, "skyroute_signature_failures_total", "", 0);
+    sr_metrics_describe(m, "skyroute_outbox_results_sent_total", "counter",
+                        "Results of a satellite's own workloads handed back at POST /v1/outbox.");
+    sr_metrics_add(m, "skyroute_outbox_results_sent_total", "", 0);
+    sr_metrics_describe(m, "skyroute_reloads_total", "counter",
+                        "SIGHUP reloads by part (tls, clients, targets, policy) and outcome.");
+    sr_metrics_zero(m, "skyroute_reloads_total",
+                    (const char *const[]){"part=\"tls\",outcome=\"failed\"",
+                                          "part=\"clients\",outcome=\"failed\"",
+                                          "part=\"targets\",outcome=\"failed\"",
+                                          "part=\"policy\",outcome=\"failed\"", NULL});
+    sr_metrics_describe(m, "skyroute_config_last_reload_success", "gauge",
+                        "1 if the last configuration load (start-up or SIGHUP) applied every "
+                        "part, 0 if some part kept what it had.");
+    sr_metrics_describe(m, "skyroute_config_last_reload_success_timestamp_seconds", "gauge",
+                        "When the configuration last loaded completely (Unix time).");
 }
 
 int main(int argc, char **argv)
@@ -309,6 +340,7 @@ int main(int argc, char **argv)
         goto out;
     }
     describe_metrics(g.metrics);
+    reload_done(&g, true); /* the start-up load: a failed one would have stopped here */
     if (gw_feeds_init(&g, err, sizeof(err)) != 0 || gw_route_init(&g, err, sizeof(err)) != 0 ||
         gw_tls_init(&g, err, sizeof(err)) != 0 || gw_auth_init(&g, err, sizeof(err)) != 0 ||
         gw_status_init(&g, err, sizeof(err)) != 0 || gw_spool_init(&g, err, sizeof(err)) != 0 ||

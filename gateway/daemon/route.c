@@ -351,10 +351,10 @@ bool gw_route_handle(struct gw *g, sr_req *req)
     return false;
 }
 
-void gw_route_reload(struct gw *g, struct sr_config *cfg)
+bool gw_route_reload(struct gw *g, struct sr_config *cfg)
 {
     if (!g->route) {
-        return;
+        return true;
     }
     /* the loaders read g->cfg: point it at the freshly loaded file meanwhile */
     struct sr_config *saved = g->cfg;
@@ -369,8 +369,9 @@ void gw_route_reload(struct gw *g, struct sr_config *cfg)
         sr_log(SR_LOG_ERROR, "policy reload stopped at an error: %s", err);
         sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"policy\",outcome=\"failed\"",
                        1);
-        return;
+        return false;
     }
     sr_log(SR_LOG_INFO, "policy and target profiles reloaded");
     sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"policy\",outcome=\"ok\"", 1);
+    return true;
 }

@@ -984,6 +984,16 @@ int gw_spool_init(struct gw *g, char *err, size_t errlen)
     sr_metrics_describe(g->metrics, "skyroute_uplink_replays_refused_total", "counter",
                         "Uplinked envelopes refused because that workload already ran and its "
                         "spool row is gone.");
+    /* the limits beside the levels: "near full" is a ratio of the two */
+    sr_metrics_describe(g->metrics, "skyroute_spool_max_items", "gauge",
+                        "[spool] max_items: workloads held at once before 507.");
+    sr_metrics_describe(g->metrics, "skyroute_spool_max_bytes", "gauge",
+                        "[spool] max_bytes: payload bytes held at once before 507.");
+    sr_metrics_set(g->metrics, "skyroute_spool_max_items", "", sp->max_items);
+    sr_metrics_set(g->metrics, "skyroute_spool_max_bytes", "", sp->max_bytes);
+    sr_metrics_zero(g->metrics, "skyroute_spool_finished_total",
+                    (const char *const[]){"outcome=\"done\"", "outcome=\"handler_failed\"",
+                                          "outcome=\"failed\"", "outcome=\"forwarded\"", NULL});
     sp->commit_ev = event_new(g->base, -1, 0, commit_cb, sp);
     sp->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, sp);
     sp->kick_ev = event_new(g->base, -1, 0, tick_cb, sp);

@@ -7,7 +7,8 @@
  *   - GET /status on the admin listener: one self-contained HTML page (inline
  *     CSS and SVG, no scripts, no external assets) with the targets, the pass
  *     timeline of the next hours and where recent workloads went;
- *   - gauges refreshed every second (passes in view).
+ *   - gauges refreshed every second (passes in view; each target's state as
+ *     the router sees it: up, ejected, observed round trip).
  *
  * Standard output is block-buffered and flushed by a timer, so logging costs
  * a formatted line per request, not a system call.
@@ -55,6 +56,15 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         snprintf(labels, sizeof(labels), "target=\"%s\"", t->id);
         sr_metrics_set(g->metrics, "skyroute_target_bodies_waiting", labels,
                        (double)sr_h2_pool_waiting(g->pool, t->url));
+        /* down: ejected, or as many failures in a row as eject it (once the
+         * ejection has run out it stays down until a dispatch succeeds) */
+        struct sr_target_state st;
+        sr_router_state(g->router, (size_t)g->targets[i].router_idx, now, &st);
+        bool ejected = st.ejected_until > now;
+        bool up = !ejected && st.consecutive_failures < SR_ROUTER_EJECT_AFTER;
+        sr_metrics_set(g->metrics, "skyroute_target_up", labels, up ? 1 : 0);
+        sr_metrics_set(g->metrics, "skyroute_target_ejected", labels, ejected ? 1 : 0);
+        sr_metrics_set(g->metrics, "skyroute_target_rtt_seconds", labels, st.ewma_ms / 1000.0);
     }
 }
 
@@ -79,16 +89,29 @@ int gw_status_init(struct gw *g, char *err, size_t errlen)
     sr_metrics_describe(g->metrics, "skyroute_target_bodies_waiting", "gauge",
                         "Workloads above 16 KiB waiting for one of the 8 send slots of the "
                         "connection to a target (earliest deadline first).");
-    sr_metrics_describe(g->metrics, "skyroute_prediction_error_seconds", "histogram",
-                        "|actual - predicted| completion time of successful workloads.");
+    sr_metrics_describe(g->metrics, "skyroute_target_up", "gauge",
+                        "1 unless the target is ejected or its last dispatches failed as many "
+                        "times in a row as eject it.");
+    sr_metrics_describe(g->metrics, "skyroute_target_ejected", "gauge",
+                        "1 while the router keeps the target out after repeated failures.");
+    sr_metrics_describe(g->metrics, "skyroute_target_rtt_seconds", "gauge",
+                        "Observed round trip to the target (peak-EWMA of overhead latency; the "
+                        "configured rtt_ms before any dispatch).");
+    /* satellite work may wait for a pass: errors reach minutes */
+    sr_metrics_histogram(g->metrics, "skyroute_prediction_error_seconds",
+                         "|actual - predicted| completion time of successful workloads.",
+                         &sr_buckets_duration);
     sr_metrics_describe(g->metrics, "skyroute_routing_choices_total", "counter",
                         "Workloads sent, by target kind.");
+    sr_metrics_add(g->metrics, "skyroute_routing_choices_total", "kind=\"idc\"", 0);
+    sr_metrics_add(g->metrics, "skyroute_routing_choices_total", "kind=\"satellite\"", 0);
     s->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, g);
     struct timeval tv = {1, 0};
     if (!s->tick || event_add(s->tick, &tv) != 0) {
         snprintf(err, errlen, "cannot start the status timer");
         return SR_ERR_NOMEM;
     }
+    tick_cb(-1, 0, g); /* the gauges from the first scrape on */
     return 0;
 }
 

@@ -81,10 +81,10 @@ int gw_tls_listen(struct gw *g, char *err, size_t errlen)
     return sr_http_server_new(&g->tls_server, g->base, &o, err, errlen);
 }
 
-void gw_tls_reload(struct gw *g)
+bool gw_tls_reload(struct gw *g)
 {
     if (!g->tls) {
-        return;
+        return true;
     }
     sr_tls *fresh = NULL;
     char err[400];
@@ -92,7 +92,7 @@ void gw_tls_reload(struct gw *g)
                    err, sizeof(err)) != 0) {
         sr_log(SR_LOG_ERROR, "TLS reload failed, keeping the current certificate: %s", err);
         sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"tls\",outcome=\"failed\"", 1);
-        return;
+        return false;
     }
     if (g->tls_server) {
         sr_http_server_set_tls(g->tls_server, fresh);
@@ -101,6 +101,7 @@ void gw_tls_reload(struct gw *g)
     g->tls = fresh;
     sr_log(SR_LOG_INFO, "TLS certificate reloaded from %s", g->tls_cert);
     sr_metrics_add(g->metrics, "skyroute_reloads_total", "part=\"tls\",outcome=\"ok\"", 1);
+    return true;
 }
 
 void gw_tls_free(struct gw *g)

@@ -37,7 +37,7 @@ bool sr_admin_serve(sr_req *req, sr_metrics *m, bool ready)
         }
         sr_buf b;
         sr_buf_init(&b, 64u << 20);
-        if (sr_metrics_render(m, &b) != 0) {
+        if (sr_metrics_render(m, &b) != 0 || sr_metrics_render_process(&b) != 0) {
             sr_buf_free(&b);
             sr_req_respond_error(req, 503, "out of memory rendering metrics", NULL);
             return true;

@@ -9,21 +9,35 @@
  */
 #include "gateway/net/net.h"
 
+#include <dirent.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define NBUCKETS 14
-static const double bucket_bounds[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                               0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+/* Latency: 100 us (a loopback round trip) to 10 s (a slow satellite hop). */
+static const double latency_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+/* Durations that span waits for a pass: 1 ms to an hour. */
+static const double duration_le[] = {0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1,    2.5, 5,
+                                     10,    30,    60,    120, 300,  600, 1800, 3600};
+/* Sizes: powers of 4 from 64 B to 64 MiB. */
+static const double bytes_le[] = {64,     256,     1024,    4096,     16384,   65536,
+                                  262144, 1048576, 4194304, 16777216, 67108864};
+
+#define NLE(a) (sizeof(a) / sizeof((a)[0]))
+const struct sr_metrics_buckets sr_buckets_latency = {latency_le, NLE(latency_le)};
+const struct sr_metrics_buckets sr_buckets_duration = {duration_le, NLE(duration_le)};
+const struct sr_metrics_buckets sr_buckets_bytes = {bytes_le, NLE(bytes_le)};
 
 struct series {
     struct series *next;
     char *labels;
     double value; /* counter/gauge; histogram: sum */
     uint64_t count;
-    uint64_t buckets[NBUCKETS];
+    uint64_t buckets[SR_METRICS_MAX_BUCKETS];
 };
 
 #define SERIES_CACHE 4
@@ -34,6 +48,7 @@ struct family {
     char *name;
     char *help;
     char type[12];
+    const struct sr_metrics_buckets *le; /* histograms */
     struct series *series;
     struct {
         uintptr_t labels; /* the caller's pointer, as a number: it may be gone */
@@ -124,6 +139,7 @@ static struct family *fam_get(sr_metrics *m, const char *name, const char *type)
     f->name = strdup(name);
     f->help = strdup("");
     snprintf(f->type, sizeof(f->type), "%s", type);
+    f->le = &sr_buckets_latency;
     if (!f->name || !f->help) {
         free(f->name);
         free(f->help);
@@ -196,12 +212,30 @@ void sr_metrics_describe(sr_metrics *m, const char *name, const char *type, cons
     }
 }
 
+void sr_metrics_histogram(sr_metrics *m, const char *name, const char *help,
+                          const struct sr_metrics_buckets *le)
+{
+    sr_metrics_describe(m, name, "histogram", help);
+    struct family *f = fam_get(m, name, "histogram");
+    /* the bounds of series already observed into stay as they were counted */
+    if (f && !f->series && le->n <= SR_METRICS_MAX_BUCKETS) {
+        f->le = le;
+    }
+}
+
 void sr_metrics_add(sr_metrics *m, const char *name, const char *labels, double delta)
 {
     struct family *f = fam_get(m, name, "counter");
     struct series *s = f ? series_get(f, labels) : NULL;
     if (s) {
         s->value += delta;
+    }
+}
+
+void sr_metrics_zero(sr_metrics *m, const char *name, const char *const *labels)
+{
+    for (; *labels; labels++) {
+        sr_metrics_add(m, name, *labels, 0);
     }
 }
 
@@ -223,8 +257,9 @@ void sr_metrics_observe(sr_metrics *m, const char *name, const char *labels, dou
     }
     s->value += v;
     s->count++;
-    for (int i = 0; i < NBUCKETS; i++) {
-        if (v <= bucket_bounds[i]) {
+    const struct sr_metrics_buckets *le = f->le;
+    for (size_t i = 0; i < le->n; i++) {
+        if (v <= le->le[i]) {
             s->buckets[i]++;
         }
     }
@@ -260,22 +295,149 @@ int sr_metrics_render(const sr_metrics *m, sr_buf *out)
                 }
                 continue;
             }
-            for (int i = 0; i < NBUCKETS && rv == 0; i++) {
-                rv = sr_buf_appendf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep,
-                                    bucket_bounds[i], (unsigned long long)s->buckets[i]);
+            /* %.15g: 4194304 stays that, not 4.1943e+06, and 0.1 stays 0.1 */
+            for (size_t i = 0; i < f->le->n && rv == 0; i++) {
+                rv = sr_buf_appendf(out, "%s_bucket{%s%sle=\"%.15g\"} %llu\n", f->name, s->labels,
+                                    sep, f->le->le[i], (unsigned long long)s->buckets[i]);
             }
             if (rv == 0) {
                 rv = sr_buf_appendf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels,
                                     sep, (unsigned long long)s->count);
             }
             if (rv == 0) {
-                rv = s->labels[0] ? sr_buf_appendf(out, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n",
+                rv = s->labels[0] ? sr_buf_appendf(out, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n",
                                                    f->name, s->labels, s->value, f->name, s->labels,
                                                    (unsigned long long)s->count)
-                                  : sr_buf_appendf(out, "%s_sum %.9g\n%s_count %llu\n", f->name,
+                                  : sr_buf_appendf(out, "%s_sum %.17g\n%s_count %llu\n", f->name,
                                                    s->value, f->name, (unsigned long long)s->count);
             }
         }
+    }
+    return rv;
+}
+
+/* ---- the process and the build ---------------------------------------------------------- */
+
+#ifndef SR_COMMIT
+#define SR_COMMIT ""
+#endif
+#ifndef SR_ARCH
+#define SR_ARCH "unknown"
+#endif
+
+/* Reads the small /proc file |path| into |buf| (NUL-terminated); 0 or -1. */
+static int read_small(const char *path, char *buf, size_t len)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, len - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return n ? 0 : -1;
+}
+
+/* The boot time (Unix seconds) from /proc/stat's btime line, which follows
+ * per-CPU and interrupt lines many kilobytes long on a large machine; read
+ * once, as it does not change. 0 if unknown. */
+static double boot_time(void)
+{
+    static double btime;
+    if (btime > 0) {
+        return btime;
+    }
+    FILE *fp = fopen("/proc/stat", "r");
+    if (!fp) {
+        return 0;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        if (!strncmp(line, "btime ", 6)) {
+            btime = strtod(line + 6, NULL);
+            break;
+        }
+    }
+    free(line);
+    fclose(fp);
+    return btime;
+}
+
+/* Open descriptors: the entries of /proc/self/fd but the one reading it. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        return -1;
+    }
+    long n = 0;
+    char self[16];
+    snprintf(self, sizeof(self), "%d", dirfd(d));
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
+        if (e->d_name[0] != '.' && strcmp(e->d_name, self) != 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Appends a HELP/TYPE pair and one unlabelled sample. */
+static int one(sr_buf *out, const char *name, const char *type, const char *help, double v)
+{
+    return sr_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type,
+                          name, v);
+}
+
+int sr_metrics_render_process(sr_buf *out)
+{
+    int rv = sr_buf_appendf(out,
+                            "# HELP skyroute_build_info The running build: version, commit, "
+                            "architecture (always 1).\n# TYPE skyroute_build_info gauge\n"
+                            "skyroute_build_info{version=\"%s\",%s%s%sarch=\"%s\"} 1\n",
+                            SR_VERSION, SR_COMMIT[0] ? "commit=\"" : "", SR_COMMIT,
+                            SR_COMMIT[0] ? "\"," : "", SR_ARCH);
+    /* Read at each scrape from /proc/self, by the names every Prometheus
+     * client library uses, so stock dashboards and alerts apply. */
+    double tck = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
+    char buf[2048]; /* /proc/self/stat: 52 numbers and a 16-byte name */
+    if (rv == 0 && tck > 0 && read_small("/proc/self/stat", buf, sizeof(buf)) == 0) {
+        /* fields after "pid (comm)", which may hold spaces: 14 utime, 15 stime, 22 starttime */
+        const char *p = strrchr(buf, ')');
+        double f[20] = {0};
+        for (int k = 0; p && k < 20; k++) {
+            p = strchr(p + 1, ' ');
+            f[k] = p ? strtod(p + 1, NULL) : 0;
+        }
+        double bt = boot_time();
+        if (p) {
+            rv = one(out, "process_cpu_seconds_total", "counter",
+                     "User and system CPU time spent, in seconds.", (f[11] + f[12]) / tck);
+        }
+        if (p && bt > 0 && rv == 0) {
+            rv = one(out, "process_start_time_seconds", "gauge",
+                     "Start time of the process since the Unix epoch, in seconds.",
+                     bt + f[19] / tck);
+        }
+    }
+    if (rv == 0 && read_small("/proc/self/statm", buf, sizeof(buf)) == 0) {
+        char *end;
+        double size = strtod(buf, &end), rss = strtod(end, NULL);
+        rv = one(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                 size * page);
+        rv = rv ? rv
+                : one(out, "process_resident_memory_bytes", "gauge",
+                      "Resident memory size in bytes.", rss * page);
+    }
+    long fds = open_fds();
+    if (rv == 0 && fds >= 0) {
+        rv = one(out, "process_open_fds", "gauge", "Number of open file descriptors.", (double)fds);
+    }
+    struct rlimit rl;
+    if (rv == 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rv = one(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                 rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
     }
     return rv;
 }

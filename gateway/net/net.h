@@ -268,11 +268,34 @@ void sr_metrics_describe(sr_metrics *m, const char *name, const char *type, cons
  * formatted, e.g. "target=\"alpha\"", or "" for none). */
 void sr_metrics_add(sr_metrics *m, const char *name, const char *labels, double delta);
 void sr_metrics_set(sr_metrics *m, const char *name, const char *labels, double value);
-/* Observes a value (seconds) into a histogram with default latency buckets. */
+/* Histogram bucket upper bounds (the +Inf bucket is implicit), in the unit
+ * of the family's name: latency, 100 us to 10 s (the default); durations
+ * that may span a wait for a pass, 1 ms to 1 h; sizes, powers of 4 from 64 B
+ * to 64 MiB. */
+#define SR_METRICS_MAX_BUCKETS 20
+struct sr_metrics_buckets {
+    const double *le;
+    size_t n;
+};
+extern const struct sr_metrics_buckets sr_buckets_latency, sr_buckets_duration, sr_buckets_bytes;
+/* Declares a histogram family with the bounds |le| (kept by pointer: a
+ * static). Its series counted so far keep the bounds they were counted in. */
+void sr_metrics_histogram(sr_metrics *m, const char *name, const char *help,
+                          const struct sr_metrics_buckets *le);
+/* Counter |name| at 0 for each label set of the NULL-terminated |labels|:
+ * series known up front exist from the first scrape, so rate() and alerts
+ * over them have data before the first event. */
+void sr_metrics_zero(sr_metrics *m, const char *name, const char *const *labels);
+/* Observes a value into a histogram (default: latency buckets, in seconds). */
 void sr_metrics_observe(sr_metrics *m, const char *name, const char *labels, double v);
 double sr_metrics_get(const sr_metrics *m, const char *name, const char *labels);
 /* Appends the Prometheus text exposition to |out|. */
 int sr_metrics_render(const sr_metrics *m, sr_buf *out) SR_WARN_UNUSED;
+/* Appends skyroute_build_info and the process_* families every Prometheus
+ * client exports (CPU, start time, memory, descriptors), read from
+ * /proc/self now; what cannot be read is left out. sr_admin_serve adds them
+ * to every /metrics answer. */
+int sr_metrics_render_process(sr_buf *out) SR_WARN_UNUSED;
 
 /* ---- small helpers ------------------------------------------------------------ */
 

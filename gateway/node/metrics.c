@@ -25,7 +25,29 @@ void node_metrics_describe(struct node *n)
     sr_metrics_describe(n->metrics, "skyroute_node_replay_results_dropped_total", "counter",
                         "Results dropped from the replay guard to stay within --replay-memory "
                         "(their ids are still refused).");
+    sr_metrics_describe(n->metrics, "skyroute_node_requests_total", "counter",
+                        "Requests on the node's main listener.");
+    sr_metrics_describe(n->metrics, "skyroute_node_handler_runs_total", "counter",
+                        "Handler runs, by handler.");
+    sr_metrics_describe(n->metrics, "skyroute_node_uplinked_total", "counter",
+                        "--gateway: onboard workloads the gateway accepted (POST /v1/uplink).");
+    sr_metrics_describe(
+        n->metrics, "skyroute_node_inbox_results_total", "counter",
+        "--gateway: results of onboard workloads fetched from the gateway's outbox.");
+    sr_metrics_describe(n->metrics, "skyroute_node_link_up", "gauge",
+                        "--emulate-link: 1 while the emulated satellite is above the mask.");
+    sr_metrics_describe(n->metrics, "skyroute_node_link_elevation_degrees", "gauge",
+                        "--emulate-link: elevation of the emulated satellite now.");
+    sr_metrics_describe(n->metrics, "skyroute_node_link_light_time_seconds", "gauge",
+                        "--emulate-link: one-way light time to the emulated satellite now.");
+    /* from the first scrape, so rates and alerts on them have a series */
     sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 0);
+    sr_metrics_add(n->metrics, "skyroute_node_requests_total", "", 0);
+    sr_metrics_add(n->metrics, "skyroute_node_signatures_total", "", 0);
+    sr_metrics_add(n->metrics, "skyroute_node_results_sealed_total", "", 0);
+    sr_metrics_zero(n->metrics, "skyroute_node_rejected_total",
+                    (const char *const[]){"reason=\"env_badsig\"", "reason=\"env_untrusted\"",
+                                          "reason=\"env_expired\"", "reason=\"env_replay\"", NULL});
 }
 
 void node_count_reject(struct node *n, const char *reason)

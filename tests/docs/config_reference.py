@@ -60,12 +60,21 @@ def function_body(c, name, rel):
     return c[m.end():i]
 
 
-def name_keys(block):
-    """Keys a handler compares the entry's name with: !strcmp(name, "K")."""
-    return set(re.findall(r'strcmp\(\s*name\s*,\s*"([^"]+)"\s*\)', block))
+def name_keys(block, c=""):
+    """Keys a handler compares the entry's name with: !strcmp(name, "K"), or
+    !strcmp(name, TABLE[i].key) where TABLE is an array of the file (c) whose
+    rows start with the key: {"K", ...}."""
+    keys = set(re.findall(r'strcmp\(\s*name\s*,\s*"([^"]+)"\s*\)', block))
+    for table in set(re.findall(r'strcmp\(\s*name\s*,\s*(\w+)\[\w+\]\.\w+\s*\)', block)):
+        m = re.search(r"\b%s\[\]\s*=\s*\{(.*?)\n\};" % re.escape(table), c, re.S)
+        if not m:
+            raise Shape("the handler compares names with %s[], which is not an array of the "
+                        "same file" % table)
+        keys.update(re.findall(r'\{\s*"([^"]+)"', m.group(1)))
+    return keys
 
 
-def split_by_section(body, rel):
+def split_by_section(body, rel, c=""):
     """{section pattern: keys} from a handler that branches on the section:
     strcmp(section, "S") or strncmp(section, "S.", n) (a prefix: "S.*"),
     each branch's keys being the name comparisons up to the next branch."""
@@ -80,7 +89,7 @@ def split_by_section(body, rel):
     out = {}
     for i, (pos, sec) in enumerate(marks):
         end = marks[i + 1][0] if i + 1 < len(marks) else len(body)
-        out.setdefault(sec, set()).update(name_keys(body[pos:end]))
+        out.setdefault(sec, set()).update(name_keys(body[pos:end], c))
     return out
 
 
@@ -88,7 +97,7 @@ def gateway_keys(src):
     """{section pattern: set of keys} that skyrouted's configuration accepts."""
     c = strip_comments(read(src, GATEWAY_CONFIG))
     handler = function_body(c, "on_entry", GATEWAY_CONFIG)
-    branches = split_by_section(handler, GATEWAY_CONFIG)
+    branches = split_by_section(handler, GATEWAY_CONFIG, c)
     keys = {}
     # the target branch (idc. and satellite.) shares its keys
     prefixes = [s for s in branches if s.endswith(".*")]
@@ -157,7 +166,7 @@ def literal_reads(src):
 def node_keys(src):
     c = strip_comments(read(src, NODE_CONFIG))
     handler = function_body(c, "cfg_entry", NODE_CONFIG)
-    return {s: k for s, k in split_by_section(handler, NODE_CONFIG).items() if k}
+    return {s: k for s, k in split_by_section(handler, NODE_CONFIG, c).items() if k}
 
 
 def doc_keys(path):

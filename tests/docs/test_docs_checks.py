@@ -73,7 +73,7 @@ def add_handler_key(root):
 
 def add_node_key(root):
     edit(root, "gateway/node/config.c",
-         lambda t: t.replace('if (!strcmp(name, "gops")', 'if (!strcmp(name, "exec_user")) {\n'
+         lambda t: t.replace('if (!strcmp(name, "gops")', 'if (!strcmp(name, "run_as_group")) {\n'
                              '            return 1;\n        }\n'
                              '        if (!strcmp(name, "gops")', 1))
 
@@ -142,7 +142,7 @@ def main():
     case("config_reference: a key of the handler without a row", "config_reference.py",
          add_handler_key, ["listen_backlog", doc])
     case("config_reference: a node key without a row", "config_reference.py", add_node_key,
-         ["exec_user", "skyroute-node", doc])
+         ["run_as_group", "skyroute-node", doc])
     case("config_reference: a key an owner accepts without a row", "config_reference.py",
          add_owner_key, ["fsync_every", "[spool]"])
     case("config_reference: a section open to any key, owner unknown", "config_reference.py",

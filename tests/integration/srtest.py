@@ -249,6 +249,35 @@ class Env:
             return f.read().decode(errors="replace")
 
 
+def wait_for(what, cond, timeout=20.0, every=0.25):
+    """cond()'s first true value, asked every |every| s for at most |timeout| s."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+def scenario(name, body, tolerate=()):
+    """Runs body(env) in a fresh Env named |name|. On a failure each process's
+    last lines are printed (the directory is removed after); at the end every
+    process must have exited cleanly, but those whose name starts with one of
+    |tolerate| (a nats-server stopped by SIGTERM says 1)."""
+    env = Env(name)
+    try:
+        body(env)
+    except Exception:
+        for p in env.procs:
+            env.print_tail(p, "at the failure", 25)
+        raise
+    finally:
+        bad = [p for p in env.close(keep=os.environ.get("SR_KEEP") == "1")
+               if not p.sr_name.startswith(tuple(tolerate))]
+        check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 def iso(t):
     """RFC 3339 UTC with microseconds for a Unix time (the CLI accepts it)."""
     import datetime
@@ -395,16 +424,6 @@ def close_leftovers(test, keep):
         print("%s left %s open: stopped %s%s"
               % (test, os.path.basename(env.dir), ", ".join(running) or "nothing",
                  "; logs kept in " + env.dir if keep else ""), flush=True)
-
-
-def wait_for(cond, timeout, step=0.05):
-    """Polls |cond| until it holds or |timeout| seconds pass; its last value."""
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def check(cond, msg):

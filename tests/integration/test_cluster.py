@@ -157,14 +157,7 @@ def submit(g, payload_path, extra=(), handler="digest"):
     return hdrs["skyroute-id"]
 
 
-def wait_for(what, cond, timeout, every=0.25):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+wait_for = srtest.wait_for
 
 
 def upload(env, g, path, what, ctype):
@@ -182,25 +175,8 @@ def b2(path):
     return run(["b2sum", "-l", "256", path]).stdout.decode().split()[0]
 
 
-def in_env(name, scenario):
-    """scenario(env) in a new srtest.Env; on a failure, what each process said
-    last; then every process stopped, and every one but NATS exited cleanly."""
-    env = srtest.Env(name)
-    try:
-        scenario(env)
-    except Exception:
-        # the directory is removed below: show what each daemon said last
-        for p in env.procs:
-            env.print_tail(p, "at the failure", 25)
-        raise
-    finally:
-        bad = [p for p in env.close(keep=os.environ.get("SR_KEEP") == "1")
-               if not p.sr_name.startswith("nats")]
-        check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
-
-
 def test_federation_must_show():
-    in_env("cluster", _scenario)
+    srtest.scenario("cluster", _scenario, tolerate=("nats",))
 
 
 def _scenario(env):

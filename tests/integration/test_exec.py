@@ -62,7 +62,7 @@ def read_text(path):
 
 def read_int(path, timeout=5.0):
     """The number a handler writes to |path|, once it is there."""
-    srtest.wait_for(lambda: read_text(path).strip(), timeout)
+    srtest.wait_for(path, lambda: read_text(path).strip(), timeout, 0.05)
     return int(read_text(path).split()[0])
 
 
@@ -138,8 +138,7 @@ def test_stdout_closed_and_still_running_is_killed_with_its_group():
           "time limit: %s %r" % (st, body))
     check(took < 6, "answered at the time limit (%.1fs)" % took)
     # nothing of the group survives, not even a zombie: killed and reaped
-    check(srtest.wait_for(lambda: not group_members(pgid), 3),
-          "group %d gone: %r" % (pgid, group_members(pgid)))
+    srtest.wait_for("process group %d to be gone" % pgid, lambda: not group_members(pgid), 3, 0.05)
     check(proc_stat(bg) is None, "the background grandchild %d was killed" % bg)
 
     # a command that exits and leaves a child holding its stdout: the answer
@@ -149,10 +148,9 @@ def test_stdout_closed_and_still_running_is_killed_with_its_group():
     check(st == 200 and body == b"started\n", "exec:bg: %s %r" % (st, body))
     check(time.time() - s0 < 2.5, "not held until the time limit (%.1fs)" % (time.time() - s0))
     bgpid = read_int(env.path("bg.pid"))
-    check(srtest.wait_for(lambda: proc_stat(bgpid) is None, 3),
-          "what exec:bg left running was killed")
-    check(srtest.wait_for(lambda: not children(n["proc"].pid), 3),
-          "no child of the node left: %r" % children(n["proc"].pid))
+    srtest.wait_for("what exec:bg left running to be killed", lambda: proc_stat(bgpid) is None,
+                    3, 0.05)
+    srtest.wait_for("no child of the node left", lambda: not children(n["proc"].pid), 3, 0.05)
     finish(env)
 
 
@@ -234,8 +232,7 @@ def test_no_descriptor_or_zombie_leaks_after_many_runs():
         for handler, (wst, wbody) in want.items():
             st, h, body = post(g, env, handler, b"hello")
             check(st == wst and wbody in body, "%s: %s %r" % (handler, st, body))
-    check(srtest.wait_for(lambda: not children(pid), 3),
-          "no zombie or child left: %r" % children(pid))
+    srtest.wait_for("no zombie or child left", lambda: not children(pid), 3, 0.05)
     after = sorted(os.listdir("/proc/%d/fd" % pid), key=int)
     check(after == before, "the node's descriptors are flat: %r -> %r" % (before, after))
     finish(env)

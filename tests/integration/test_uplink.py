@@ -55,16 +55,15 @@ def test_uplink_replayed_after_prune_is_refused():
     url = g["url"] + "/v1/uplink"
     st, h, body = srtest.curl_post(url, envelope)
     check(st == 202, "uplink accepted: %s %r" % (st, body))
-    check(srtest.wait_for(lambda: srtest.metric(idc["admin"], "skyroute_node_executed_total") == 1,
-                          10), "it ran at the IDC")
-    check(srtest.wait_for(lambda: spool_rows(env, idhex)[0] == [(3,)], 5), "finished in the spool")
+    srtest.wait_for("it to run at the IDC", lambda: srtest.metric(
+        idc["admin"], "skyroute_node_executed_total") == 1, 10, 0.05)
+    srtest.wait_for("it to finish in the spool", lambda: spool_rows(env, idhex)[0] == [(3,)], 5, 0.05)
     # a repeat while the row is kept is answered from it, and not run
     st, h, body = srtest.curl_post(url, envelope)
     check(st in (200, 202) and srtest.metric(idc["admin"], "skyroute_node_executed_total") == 1,
           "repeat answered from the row: %s %r" % (st, body))
     # the row is pruned; the id stays remembered
-    check(srtest.wait_for(lambda: spool_rows(env, idhex)[0] == [], 6),
-          "row pruned: %r" % (spool_rows(env, idhex),))
+    srtest.wait_for("its row to be pruned", lambda: spool_rows(env, idhex)[0] == [], 6, 0.05)
     st, h, body = srtest.curl_post(url, envelope)
     check(st == 409 and b"already ran" in body and idhex.encode() in body,
           "replay after the prune refused: %s %r" % (st, body))

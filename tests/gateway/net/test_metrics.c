@@ -78,6 +78,21 @@ static void test_counter(void **state)
     free(s);
 }
 
+/* Label sets known up front are there at 0 before any event. */
+static void test_zero(void **state)
+{
+    sr_metrics *m = *state;
+    sr_metrics_zero(m, "sr_done_total",
+                    (const char *const[]){"outcome=\"ok\"", "outcome=\"failed\"", NULL});
+    sr_metrics_add(m, "sr_done_total", "outcome=\"ok\"", 2);
+    char *s = render(m);
+    assert_string_equal(s, "# HELP sr_done_total \n"
+                           "# TYPE sr_done_total counter\n"
+                           "sr_done_total{outcome=\"failed\"} 0\n"
+                           "sr_done_total{outcome=\"ok\"} 2\n");
+    free(s);
+}
+
 static void test_undescribed_and_unlabelled(void **state)
 {
     sr_metrics *m = *state;
@@ -158,9 +173,10 @@ static void test_histogram(void **state)
     static const struct {
         const char *le;
         double want;
-    } buckets[] = {{"0.0005", 2}, {"0.001", 2}, {"0.0025", 2}, {"0.005", 4}, {"0.01", 4},
-                   {"0.025", 4},  {"0.05", 4},  {"0.1", 4},    {"0.25", 5},  {"0.5", 5},
-                   {"1", 6},      {"2.5", 6},   {"5", 6},      {"10", 7},    {"+Inf", 8}};
+    } buckets[] = {{"0.0001", 1}, {"0.00025", 1}, {"0.0005", 2}, {"0.001", 2}, {"0.0025", 2},
+                   {"0.005", 4},  {"0.01", 4},    {"0.025", 4},  {"0.05", 4},  {"0.1", 4},
+                   {"0.25", 5},   {"0.5", 5},     {"1", 6},      {"2.5", 6},   {"5", 6},
+                   {"10", 7},     {"+Inf", 8}};
     double prev = 0;
     char key[128];
     for (size_t i = 0; i < sizeof(buckets) / sizeof(buckets[0]); i++) {
@@ -219,7 +235,7 @@ static void test_exposition_is_well_formed(void **state)
     }
     assert_int_equal(helps, 3);
     assert_int_equal(types, 3);
-    assert_int_equal(samples, 15 + 2 + 1 + 1);
+    assert_int_equal(samples, 17 + 2 + 1 + 1);
     free(s);
 }
 
@@ -233,14 +249,89 @@ static void test_render_ceiling(void **state)
     sr_buf_free(&b);
 }
 
+/* A family's own bounds: sizes in powers of 4, written in full (no
+ * exponent), and durations up to an hour; bounds are fixed once counted. */
+static void test_histogram_buckets(void **state)
+{
+    sr_metrics *m = *state;
+    sr_metrics_histogram(m, "sr_body_bytes", "Sizes.", &sr_buckets_bytes);
+    sr_metrics_observe(m, "sr_body_bytes", "", 64);
+    sr_metrics_observe(m, "sr_body_bytes", "", 65);
+    sr_metrics_observe(m, "sr_body_bytes", "", 5000000);
+    sr_metrics_observe(m, "sr_body_bytes", "", 1e9);
+    sr_metrics_histogram(m, "sr_wait_seconds", "Waits.", &sr_buckets_duration);
+    sr_metrics_observe(m, "sr_wait_seconds", "", 1000);
+    /* too late: the series was counted in the bytes bounds */
+    sr_metrics_histogram(m, "sr_body_bytes", "Sizes.", &sr_buckets_latency);
+    char *s = render(m);
+    assert_non_null(strstr(s, "# TYPE sr_body_bytes histogram\n"));
+    assert_true(sample(s, "sr_body_bytes_bucket{le=\"64\"}") == 1);
+    assert_true(sample(s, "sr_body_bytes_bucket{le=\"256\"}") == 2);
+    assert_true(sample(s, "sr_body_bytes_bucket{le=\"4194304\"}") == 2);
+    assert_true(sample(s, "sr_body_bytes_bucket{le=\"16777216\"}") == 3);
+    assert_true(sample(s, "sr_body_bytes_bucket{le=\"67108864\"}") == 3);
+    assert_true(sample(s, "sr_body_bytes_bucket{le=\"+Inf\"}") == 4);
+    assert_null(strstr(s, "e+")); /* nor in _sum: 1005000129 whole */
+    assert_null(strstr(s, "sr_body_bytes_bucket{le=\"0.0001\"}"));
+    assert_true(sample(s, "sr_wait_seconds_bucket{le=\"600\"}") == 0);
+    assert_true(sample(s, "sr_wait_seconds_bucket{le=\"1800\"}") == 1);
+    assert_true(sample(s, "sr_wait_seconds_bucket{le=\"3600\"}") == 1);
+    free(s);
+    /* every set fits the fixed series array, and rises */
+    const struct sr_metrics_buckets *sets[] = {&sr_buckets_latency, &sr_buckets_duration,
+                                               &sr_buckets_bytes};
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(sets[i]->n <= SR_METRICS_MAX_BUCKETS);
+        for (size_t k = 1; k < sets[i]->n; k++) {
+            assert_true(sets[i]->le[k] > sets[i]->le[k - 1]);
+        }
+    }
+    assert_true(sr_buckets_latency.le[0] == 0.0001);
+    assert_true(sr_buckets_latency.le[sr_buckets_latency.n - 1] == 10);
+}
+
+/* The build and the process, as this test process sees itself. */
+static void test_process(void **state)
+{
+    (void)state;
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    assert_int_equal(sr_metrics_render_process(&b), 0);
+    assert_int_equal(sr_buf_terminate(&b), 0);
+    const char *s = (const char *)b.data;
+    const char *bi = strstr(s, "\nskyroute_build_info{version=\"" SR_VERSION "\",");
+    assert_non_null(bi);
+    assert_non_null(strstr(bi, "arch=\""));
+    assert_true(sample(s, "\nprocess_resident_memory_bytes") > 1e5);
+    assert_true(sample(s, "\nprocess_virtual_memory_bytes") >=
+                sample(s, "\nprocess_resident_memory_bytes"));
+    double fds = sample(s, "\nprocess_open_fds");
+    assert_true(fds >= 3 && fds < 1000);
+    assert_true(sample(s, "\nprocess_max_fds") >= fds);
+    double start = sample(s, "\nprocess_start_time_seconds");
+    double now = (double)sr_now_ms() / 1000.0;
+    assert_true(start > now - 600 && start <= now + 1);
+    assert_true(sample(s, "\nprocess_cpu_seconds_total") >= 0);
+    /* one more descriptor open shows at the next scrape */
+    FILE *fp = fopen("/proc/self/stat", "r");
+    assert_non_null(fp);
+    sr_buf_reset(&b);
+    assert_int_equal(sr_metrics_render_process(&b), 0);
+    assert_int_equal(sr_buf_terminate(&b), 0);
+    assert_true(sample((const char *)b.data, "\nprocess_open_fds") == fds + 1);
+    fclose(fp);
+    sr_buf_free(&b);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_empty),          T(test_counter),   T(test_undescribed_and_unlabelled),
-        T(test_gauge),          T(test_histogram), T(test_exposition_is_well_formed),
-        T(test_render_ceiling),
+        T(test_empty),          T(test_counter),           T(test_undescribed_and_unlabelled),
+        T(test_gauge),          T(test_histogram),         T(test_exposition_is_well_formed),
+        T(test_render_ceiling), T(test_histogram_buckets), T(test_process),
+        T(test_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
