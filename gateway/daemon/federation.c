@@ -1347,7 +1347,8 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
     sr_metrics_describe(g->metrics, "skyroute_cluster_adopted_total", "counter",
                         "Workloads taken from the work queue into this station's spool.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_results_published_total", "counter",
-                        "Results of adopted work published for their station.");
+                        "Results published: of adopted work, for their station; of this "
+                        "station's own work, for any station.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_results_imported_total", "counter",
                         "Results of forwarded work stored here.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_node_verified_total", "counter",

@@ -299,6 +299,8 @@ def _scenario(env):
         check(not alive_at(B, "gs-a"), "A is still shown down at B")
         time.sleep(0.1)
     check(rejected(B, "state", "env_expired") == before + 1, "B refused and counted it")
+    # A's heartbeat aging out of the bucket (its TTL) is no delete anyone wrote
+    check(rejected(B, "state", "unsigned_delete") == 0, "the TTL's expiry is not counted")
     st, j = get_json(B, "/v1/cluster")
     check(not [v for v in j["views"] if v["via_station"] == "gs-a" and v["planned"]],
           "none of A's views is planned at B: %r" % j["views"])
