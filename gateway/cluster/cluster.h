@@ -26,29 +26,45 @@
  * key, so a station acts on another's work, results, schedules or claims only
  * if it trusts that station's key ([peer.NAME] pubkey = FILE):
  *
- *   ["SRC1", body, station, sig]
+ *   ["SRC2", body, station, sig]
  *
  * a record of crypto's signed-record codec (crypto.h, sr_record_seal/open):
  * body: bin, the msgpack map below; station: str, the writer's name (1-63
- * bytes); sig: bin(64), Ed25519 over "skyroute/cluster/v1\0" || body. The
+ * bytes); sig: bin(64), Ed25519 over "skyroute/cluster/v2\0" || body. The
  * signature is checked, against the key configured for |station|, before the
  * body is decoded. Body keys (strings; unknown keys are ignored):
  *
  *   all      kind (str: work|result|passes|state|elements), station (str, = the outer
- *            one), t (int, ms since the epoch when written)
+ *            one), t (int, ms since the epoch when written), seq (int >= 1: the
+ *            writer's sequence, strictly increasing over every record it writes,
+ *            across restarts; readers ignore a record whose seq is not above the
+ *            last one they took from that station under that key)
  *   work     id (bin 16), origin, dest, target, handler, client (str), payload
  *            (bin), iat, deadline (int), work (float), result_bytes (int),
  *            flags (int), place (int 0..3), place_target, data_at (str)
- *   result   id, origin, target (str: the target that ran it), status (int:
- *            HTTP-style, 200 = done), payload (bin), signer (str), error
- *            (str), predicted_ms, elapsed_ms (float)
+ *   result   id (the workload's; the key it is stored under must be its hex),
+ *            origin (str: the station that accepted it), target (str: the target
+ *            that ran it), status (int: HTTP-style, 200 = done), payload (bin),
+ *            signer (str), error (str), predicted_ms, elapsed_ms (float), and
+ *            node_env (bin, optional: the target's own signed result envelope,
+ *            SR1 or SR2 bytes, as the station that ran it verified it; carried
+ *            so that the station that accepted the work can check the payload
+ *            against the target's key itself); the writer (station) is the
+ *            station that ran it
  *   passes   sat (str), passes: array of [aos, tca, los (int), max_el, up_bps,
- *            down_bps, light_ms (float), source (str)]
+ *            down_bps, light_ms (float), source (str)]; an empty array is the
+ *            signed way to withdraw a view (a KV delete is never taken)
  *   state    items, bytes (int: the spool), ready (bool), targets: array of
  *            [id (str), ewma_ms (float), inflight (int), failures (int),
  *            kind (int: 1 IDC, 2 satellite), gops (float)]
  *   elements sat, format (str: tle, omm-json, ...), op (str: the operator who
  *            uploaded it), epoch (int ms), payload (bin: the element set text)
+ *
+ * SRC1 (context "skyroute/cluster/v1\0", no seq) is still read for work
+ * only: a work message is consumed once from a work queue and de-duplicated
+ * by id, so a sequence adds nothing there. Every other kind is a KV value a
+ * process with NATS access could put back later, which is what seq and t
+ * exist to refuse, so SRC1 results, passes, state and elements are refused.
  */
 
 typedef enum {
@@ -75,6 +91,8 @@ struct sr_cmsg {
     sr_cmsg_kind kind;
     char station[SR_TARGET_IDMAX]; /* the writer (and signer) */
     int64_t t_ms;
+    int64_t seq; /* >= 1 (SRC2); 0 in an SRC1 record */
+    int version; /* decode: 1 or 2 */
     /* work and result */
     uint8_t id[SR_ENV_IDBYTES];
     char origin[SR_TARGET_IDMAX]; /* the station that accepted the workload */
@@ -96,6 +114,8 @@ struct sr_cmsg {
     char signer[128];
     char error[256];
     double predicted_ms, elapsed_ms;
+    uint8_t *node_env; /* the target's signed result envelope; owned after decode */
+    size_t node_env_len;
     /* passes */
     char sat[SR_TARGET_IDMAX];
     struct sr_pass_rec *passes; /* owned after decode; borrowed for encode */
@@ -121,16 +141,24 @@ typedef const uint8_t *(*sr_cmsg_peer_key)(void *arg, const char *station);
 
 /*
  * Decodes |len| bytes into |m| (zeroed first; release with sr_cmsg_clear even
- * on failure): checks the outer structure, looks up the station's key,
- * verifies the signature, then decodes the body. At most |max_len| bytes.
- * Returns 0 or, with one line in |err| naming what is wrong:
+ * on failure): checks the outer structure, refuses a format |want| does not
+ * take (before any key is looked up), looks up the station's key, verifies
+ * the signature, then decodes the body. |want|: the kind the caller expects
+ * (anything else is refused) or 0 for any. At most |max_len| bytes. Returns 0
+ * or, with one line in |err| naming what is wrong:
  *   SR_ERR_TOOBIG         over |max_len|
- *   SR_ERR_ENV_FORMAT     not ["SRC1", bin, str, bin(64)], trailing bytes
+ *   SR_ERR_ENV_FORMAT     not ["SRC2", bin, str, bin(64)], trailing bytes
+ *   SR_ERR_ENV_VERSION    an SRC1 record of a kind other than work
  *   SR_ERR_ENV_UNTRUSTED  no key for the station
  *   SR_ERR_ENV_BADSIG     the signature does not verify
  *   SR_ERR_ENV_BODY       the body is not a valid map (names the key)
+ *   SR_ERR_ENV_KIND       a valid record of another kind than |want|
  *   SR_ERR_NOMEM
  */
+int sr_cmsg_open(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t max_len,
+                 sr_cmsg_kind want, sr_cmsg_peer_key lookup, void *arg, char *err,
+                 size_t errlen) SR_WARN_UNUSED;
+/* sr_cmsg_open with |want| 0. */
 int sr_cmsg_decode(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t max_len,
                    sr_cmsg_peer_key lookup, void *arg, char *err, size_t errlen) SR_WARN_UNUSED;
 void sr_cmsg_clear(struct sr_cmsg *m); /* frees what decode allocated; zeroes |m| */
@@ -211,6 +239,11 @@ int sr_nats_kv_put(sr_nats *n, int bucket, const char *key, const void *data, si
                    sr_nats_done done, void *arg) SR_WARN_UNUSED;
 int sr_nats_kv_get(sr_nats *n, int bucket, const char *key, sr_nats_done done,
                    void *arg) SR_WARN_UNUSED;
+/* Every value the bucket still keeps for |key| (its history; deletions left
+ * out), oldest first, each as a 4-byte big-endian length and the bytes;
+ * SR_ERR_NOTFOUND when there is none. The results bucket keeps 16. */
+int sr_nats_kv_history(sr_nats *n, int bucket, const char *key, sr_nats_done done,
+                       void *arg) SR_WARN_UNUSED;
 
 /* Acknowledges a work message (it leaves the work queue) or refuses it for
  * now (redelivered later); frees |m|. */

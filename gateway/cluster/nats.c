@@ -59,6 +59,7 @@
 #pragma GCC diagnostic pop
 
 #define MAX_SERVERS 16
+#define RESULTS_HISTORY 16
 #define FETCH_BATCH 32
 #define FETCH_WAIT_MS 100
 #define WATCH_BURST 512
@@ -71,7 +72,7 @@ static const char *const bucket_names[SR_NATS_NKV] = {"sr_passes", "sr_elements"
                                                       "sr_results"};
 static const char work_stream[] = "SR_WORK";
 
-enum op_type { OP_PUBLISH, OP_PUT, OP_GET };
+enum op_type { OP_PUBLISH, OP_PUT, OP_GET, OP_HISTORY };
 
 struct op {
     struct op *next;
@@ -237,6 +238,44 @@ static int status_rv(natsStatus s)
     }
 }
 
+/* Every value the bucket keeps for the key (deletions left out), oldest
+ * first, each as a 4-byte big-endian length and the bytes. */
+static natsStatus history(sr_nats *n, struct op *op)
+{
+    kvEntryList l = {0};
+    natsStatus s = kvStore_History(&l, n->kv[op->bucket], op->subject, NULL);
+    if (s != NATS_OK) {
+        return s;
+    }
+    size_t total = 0;
+    for (int i = 0; i < l.Count; i++) {
+        total +=
+            4 + (size_t)(kvEntry_ValueLen(l.Entries[i]) > 0 ? kvEntry_ValueLen(l.Entries[i]) : 0);
+    }
+    op->out = malloc(total ? total : 1);
+    if (!op->out) {
+        kvEntryList_Destroy(&l);
+        return NATS_NO_MEMORY;
+    }
+    size_t o = 0;
+    for (int i = 0; i < l.Count; i++) {
+        kvEntry *e = l.Entries[i];
+        int len = kvEntry_ValueLen(e);
+        if (kvEntry_Operation(e) != kvOp_Put || len <= 0) {
+            continue;
+        }
+        op->out[o++] = (uint8_t)((uint32_t)len >> 24);
+        op->out[o++] = (uint8_t)((uint32_t)len >> 16);
+        op->out[o++] = (uint8_t)((uint32_t)len >> 8);
+        op->out[o++] = (uint8_t)len;
+        memcpy(op->out + o, kvEntry_Value(e), (size_t)len);
+        o += (size_t)len;
+    }
+    op->outlen = o;
+    kvEntryList_Destroy(&l);
+    return o ? NATS_OK : NATS_NOT_FOUND;
+}
+
 static void run_op(sr_nats *n, struct op *op)
 {
     if (!atomic_load(&n->ready)) {
@@ -258,6 +297,8 @@ static void run_op(sr_nats *n, struct op *op)
     } else if (op->type == OP_PUT) {
         uint64_t rev = 0;
         s = kvStore_Put(&rev, n->kv[op->bucket], op->subject, op->data, (int)op->len);
+    } else if (op->type == OP_HISTORY) {
+        s = history(n, op);
     } else {
         kvEntry *e = NULL;
         s = kvStore_Get(&e, n->kv[op->bucket], op->subject);
@@ -280,7 +321,8 @@ static void run_op(sr_nats *n, struct op *op)
         sr_log(SR_LOG_DEBUG, "nats: %s %s: %s",
                op->type == OP_PUBLISH ? "publish"
                : op->type == OP_PUT   ? "put"
-                                      : "get",
+               : op->type == OP_GET   ? "get"
+                                      : "history",
                op->subject, natsStatus_GetText(s));
     }
 }
@@ -386,6 +428,14 @@ int sr_nats_kv_get(sr_nats *n, int bucket, const char *key, sr_nats_done done, v
     return enqueue(n, OP_GET, bucket, key, NULL, "", 0, done, arg);
 }
 
+int sr_nats_kv_history(sr_nats *n, int bucket, const char *key, sr_nats_done done, void *arg)
+{
+    if (bucket < 0 || bucket >= SR_NATS_NKV) {
+        return SR_ERR_INVAL;
+    }
+    return enqueue(n, OP_HISTORY, bucket, key, NULL, "", 0, done, arg);
+}
+
 void sr_nats_ack(sr_nats *n, sr_nats_msg *m)
 {
     (void)n;
@@ -474,7 +524,10 @@ static natsStatus ensure_bucket(sr_nats *n, int b)
     kvConfig kc;
     kvConfig_Init(&kc);
     kc.Bucket = bucket_names[b];
-    kc.History = 1;
+    /* results keep a few values per key: a value put over a station's
+     * result by someone without its key is refused at fetch, and the
+     * newest value that verifies is served instead */
+    kc.History = b == SR_NATS_KV_RESULTS ? RESULTS_HISTORY : 1;
     kc.Replicas = n->o.replicas;
     kc.StorageType = js_FileStorage;
     /* libnats 3.4 passes TTL through as the stream's MaxAge: nanoseconds */

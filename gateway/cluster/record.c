@@ -21,12 +21,26 @@
 
 static const char *const kind_names[] = {"", "work", "result", "passes", "state", "elements"};
 
-static const struct sr_record_format src1 = {
-    .magic = "SRC1",
-    .context = "skyroute/cluster/v1",
-    .signer_form = SR_SIGNER_NAME,
-    .noun = "record",
-    .signer_noun = "station",
+/* SRC1 is refused, before any key is looked up, unless the caller wants
+ * work (cluster.h says why); the decode context carries what it wants. */
+static int v1_check(void *arg, const struct sr_record *rec, char *why, size_t whylen);
+
+static const struct sr_record_format formats[2] = {
+    {
+        .magic = "SRC2",
+        .context = "skyroute/cluster/v2",
+        .signer_form = SR_SIGNER_NAME,
+        .noun = "record",
+        .signer_noun = "station",
+    },
+    {
+        .magic = "SRC1",
+        .context = "skyroute/cluster/v1",
+        .signer_form = SR_SIGNER_NAME,
+        .noun = "record",
+        .signer_noun = "station",
+        .check = v1_check,
+    },
 };
 
 /* ---- encoding ------------------------------------------------------------------------------ */
@@ -78,8 +92,9 @@ static int check(const struct sr_cmsg *m)
         !fits(m->signer, sizeof(m->signer)) || !fits(m->error, sizeof(m->error)) ||
         !fits(m->sat, sizeof(m->sat)) || !fits(m->op, sizeof(m->op)) ||
         !fits(m->format, sizeof(m->format)) || (m->payload_len && !m->payload) ||
-        m->npasses > SR_CMSG_MAX_PASSES || (m->npasses && !m->passes) ||
-        m->ntargets > SR_CMSG_MAX_TARGETS || (m->ntargets && !m->targets)) {
+        (m->node_env_len && !m->node_env) || m->npasses > SR_CMSG_MAX_PASSES ||
+        (m->npasses && !m->passes) || m->ntargets > SR_CMSG_MAX_TARGETS ||
+        (m->ntargets && !m->targets)) {
         return SR_ERR_INVAL;
     }
     return 0;
@@ -90,13 +105,13 @@ static int pack_body(const void *arg, sr_buf *out, msgpack_packer *pk)
 {
     const struct sr_cmsg *m = arg;
     (void)out; /* everything goes through |pk| */
-    size_t n = 3;
+    size_t n = 4;
     switch (m->kind) {
     case SR_CMSG_WORK:
         n += 15;
         break;
     case SR_CMSG_RESULT:
-        n += 9;
+        n += m->node_env_len ? 10 : 9;
         break;
     case SR_CMSG_PASSES:
         n += 2;
@@ -112,6 +127,7 @@ static int pack_body(const void *arg, sr_buf *out, msgpack_packer *pk)
     kv_str(pk, "kind", kind_names[m->kind]);
     kv_str(pk, "station", m->station);
     kv_int(pk, "t", m->t_ms);
+    kv_int(pk, "seq", m->seq);
     if (m->kind == SR_CMSG_WORK) {
         kv_bin(pk, "id", m->id, SR_ENV_IDBYTES);
         kv_str(pk, "origin", m->origin);
@@ -138,6 +154,9 @@ static int pack_body(const void *arg, sr_buf *out, msgpack_packer *pk)
         kv_str(pk, "error", m->error);
         kv_dbl(pk, "predicted_ms", m->predicted_ms);
         kv_dbl(pk, "elapsed_ms", m->elapsed_ms);
+        if (m->node_env_len) {
+            kv_bin(pk, "node_env", m->node_env, m->node_env_len);
+        }
     } else if (m->kind == SR_CMSG_PASSES) {
         kv_str(pk, "sat", m->sat);
         pk_str(pk, "passes");
@@ -188,7 +207,7 @@ static int pack_body(const void *arg, sr_buf *out, msgpack_packer *pk)
 /* Bytes pack_body() writes for |m| at most, roughly: a size for |out|. */
 static size_t body_hint(const struct sr_cmsg *m)
 {
-    return 1024 + m->payload_len + m->npasses * 80 + m->ntargets * 110;
+    return 1024 + m->payload_len + m->node_env_len + m->npasses * 80 + m->ntargets * 110;
 }
 
 int sr_cmsg_encode(sr_buf *out, const sr_key *key, const struct sr_cmsg *m)
@@ -197,7 +216,10 @@ int sr_cmsg_encode(sr_buf *out, const sr_key *key, const struct sr_cmsg *m)
     if (rv) {
         return rv;
     }
-    return sr_record_seal(out, &src1, key, m->station, body_hint(m), pack_body, m);
+    if (m->seq < 1) {
+        return SR_ERR_INVAL; /* every record a station writes carries its sequence */
+    }
+    return sr_record_seal(out, &formats[0], key, m->station, body_hint(m), pack_body, m);
 }
 
 /* ---- decoding ------------------------------------------------------------------------------ */
@@ -343,6 +365,7 @@ enum {
     K_KIND,
     K_STATION,
     K_T,
+    K_SEQ,
     K_ID,
     K_ORIGIN,
     K_DEST,
@@ -363,6 +386,7 @@ enum {
     K_ERROR,
     K_PRED,
     K_ELAPSED,
+    K_NODE_ENV,
     K_SAT,
     K_PASSES,
     K_ITEMS,
@@ -375,12 +399,11 @@ enum {
     K_N
 };
 static const char *const keys[K_N] = {
-    "kind",   "station",      "t",      "id",           "origin",       "dest",
-    "target", "handler",      "client", "payload",      "iat",          "deadline",
-    "work",   "result_bytes", "flags",  "place",        "place_target", "data_at",
-    "status", "signer",       "error",  "predicted_ms", "elapsed_ms",   "sat",
-    "passes", "items",        "bytes",  "ready",        "targets",      "format",
-    "op",     "epoch"};
+    "kind",         "station",      "t",          "seq",          "id",      "origin",   "dest",
+    "target",       "handler",      "client",     "payload",      "iat",     "deadline", "work",
+    "result_bytes", "flags",        "place",      "place_target", "data_at", "status",   "signer",
+    "error",        "predicted_ms", "elapsed_ms", "node_env",     "sat",     "passes",   "items",
+    "bytes",        "ready",        "targets",    "format",       "op",      "epoch"};
 
 #define B(k) (1ull << (k))
 static const uint64_t required[] = {
@@ -417,6 +440,9 @@ static int decode_field(struct sr_cmsg *m, int k, const msgpack_object *v, char 
         break;
     case K_T:
         ok = get_int(v, &m->t_ms);
+        break;
+    case K_SEQ:
+        ok = get_int(v, &m->seq) && m->seq >= 1;
         break;
     case K_ID:
         ok = v->type == MSGPACK_OBJECT_BIN && v->via.bin.size == SR_ENV_IDBYTES;
@@ -487,6 +513,13 @@ static int decode_field(struct sr_cmsg *m, int k, const msgpack_object *v, char 
         break;
     case K_ELAPSED:
         ok = get_dbl(v, &m->elapsed_ms);
+        break;
+    case K_NODE_ENV:
+        rv = get_bin(v, &m->node_env, &m->node_env_len);
+        if (rv == SR_ERR_NOMEM) {
+            return rv;
+        }
+        ok = rv == 0;
         break;
     case K_SAT:
         ok = get_str(v, m->sat, sizeof(m->sat)) && m->sat[0];
@@ -589,7 +622,23 @@ struct open_ctx {
     struct sr_cmsg *m;
     sr_cmsg_peer_key lookup;
     void *arg;
+    sr_cmsg_kind want;
+    bool v1_refused; /* an SRC1 record refused for its kind, not an unknown magic */
 };
+
+static int v1_check(void *arg, const struct sr_record *rec, char *why, size_t whylen)
+{
+    (void)rec;
+    struct open_ctx *c = arg;
+    sr_cmsg_kind want = c->want;
+    if (want && want != SR_CMSG_WORK) {
+        c->v1_refused = true;
+        return sr_whyf(why, whylen, SR_ERR_ENV_VERSION,
+                       "an SRC1 record has no sequence: only SRC2 is taken for %s",
+                       kind_names[want]);
+    }
+    return 0;
+}
 
 static const uint8_t *station_key(void *arg, const uint8_t *station, size_t len, const char **name)
 {
@@ -602,11 +651,26 @@ static const uint8_t *station_key(void *arg, const uint8_t *station, size_t len,
 /* The body, once the codec has verified the station's signature over it. */
 static int decode_verified(void *arg, const struct sr_record *rec, char *err, size_t errlen)
 {
-    struct sr_cmsg *m = ((const struct open_ctx *)arg)->m;
+    struct sr_cmsg *m = ((struct open_ctx *)arg)->m;
     int rv = decode_body(m, rec->body, rec->body_len, err, errlen);
     if (rv == 0 && strcmp(m->station, rec->signer) != 0) {
         rv = sr_whyf(err, errlen, SR_ERR_ENV_BODY, "the body names station '%s', signed by '%s'",
                      m->station, rec->signer);
+    }
+    m->version = rec->format == &formats[0] ? 2 : 1;
+    if (rv == 0 && m->version == 2 && m->seq < 1) {
+        rv = sr_whyf(err, errlen, SR_ERR_ENV_BODY, "body key 'seq' is missing");
+    }
+    if (rv == 0 && m->version == 1 && m->kind != SR_CMSG_WORK) {
+        ((struct open_ctx *)arg)->v1_refused = true;
+        rv = sr_whyf(err, errlen, SR_ERR_ENV_VERSION,
+                     "an SRC1 %s record has no sequence: only SRC2 is taken for it",
+                     kind_names[m->kind]);
+    }
+    sr_cmsg_kind want = ((const struct open_ctx *)arg)->want;
+    if (rv == 0 && want && m->kind != want) {
+        rv = sr_whyf(err, errlen, SR_ERR_ENV_KIND, "a %s record where a %s record belongs",
+                     kind_names[m->kind], kind_names[want]);
     }
     return rv;
 }
@@ -622,16 +686,16 @@ static const char *structural(int rv)
     case SR_ERR_ENV_TRAILING:
         return "bytes after the record";
     case SR_ERR_ENV_VERSION:
-        return "the record does not start with \"SRC1\"";
+        return "the record does not start with \"SRC2\" (or \"SRC1\" for work)";
     case SR_ERR_ENV_FORMAT:
-        return "the record is not [\"SRC1\", bin, str, bin(64)]";
+        return "the record is not [\"SRC2\", bin, str, bin(64)]";
     default:
         return NULL;
     }
 }
 
-int sr_cmsg_decode(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t max_len,
-                   sr_cmsg_peer_key lookup, void *arg, char *err, size_t errlen)
+int sr_cmsg_open(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t max_len,
+                 sr_cmsg_kind want, sr_cmsg_peer_key lookup, void *arg, char *err, size_t errlen)
 {
     memset(m, 0, sizeof(*m));
     if (err && errlen) {
@@ -641,16 +705,16 @@ int sr_cmsg_decode(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t ma
         return sr_whyf(err, errlen, SR_ERR_TOOBIG, "a record of %zu bytes exceeds the limit of %zu",
                        len, max_len);
     }
-    struct open_ctx c = {m, lookup, arg};
-    const struct sr_record_opener op = {.formats = &src1,
-                                        .nformats = 1,
+    struct open_ctx c = {m, lookup, arg, want, false};
+    const struct sr_record_opener op = {.formats = formats,
+                                        .nformats = 2,
                                         .max_len = max_len,
                                         .lookup = station_key,
                                         .decode = decode_verified,
                                         .arg = &c};
     struct sr_record rec;
     int rv = sr_record_open(&rec, &op, data, len, err, errlen);
-    const char *what = structural(rv);
+    const char *what = rv == SR_ERR_ENV_VERSION && c.v1_refused ? NULL : structural(rv);
     if (what) {
         char detail[160] = "";
         if (err && errlen) {
@@ -661,9 +725,16 @@ int sr_cmsg_decode(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t ma
     return rv;
 }
 
+int sr_cmsg_decode(struct sr_cmsg *m, const uint8_t *data, size_t len, size_t max_len,
+                   sr_cmsg_peer_key lookup, void *arg, char *err, size_t errlen)
+{
+    return sr_cmsg_open(m, data, len, max_len, 0, lookup, arg, err, errlen);
+}
+
 void sr_cmsg_clear(struct sr_cmsg *m)
 {
     free(m->payload);
+    free(m->node_env);
     free(m->passes);
     free(m->targets);
     memset(m, 0, sizeof(*m));

@@ -143,6 +143,10 @@ struct gw_job_result {
     int64_t wait_until_ms;  /* GW_WAIT, GW_FORWARD: the best plan starts at this window */
     const char *wait_target;
     int64_t t_recv, t_done;
+    /* GW_DONE, GW_HANDLER_FAILED: the target's signed result as it arrived
+     * (the bytes |payload| points into), verified; else NULL */
+    const uint8_t *envelope;
+    size_t envelope_len;
 };
 
 /* ---- what an operator sees (status.c) ------------------------------------------ */
@@ -245,6 +249,8 @@ struct gw_remote_result {
     size_t payload_len;
     const char *signer, *error;
     double predicted_ms, elapsed_ms;
+    const uint8_t *envelope; /* the target's signed result envelope, or NULL */
+    size_t envelope_len;
 };
 
 /* Completion of a forward or a result publication: 0 once the cluster stored

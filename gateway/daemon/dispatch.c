@@ -436,7 +436,9 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
                               .payload_mem = resp->body_mem,
                               .signer = signer_hdr,
                               .t_recv = (res.flags & SR_ENV_HAS_T_RECV) ? res.t_recv : 0,
-                              .t_done = (res.flags & SR_ENV_HAS_T_DONE) ? res.t_done : 0};
+                              .t_done = (res.flags & SR_ENV_HAS_T_DONE) ? res.t_done : 0,
+                              .envelope = resp->body,
+                              .envelope_len = resp->body_len};
     if ((res.flags & SR_ENV_HAS_STATUS) && res.status != 0) {
         char extra[48];
         snprintf(extra, sizeof(extra), ",\"status\":%lld", (long long)res.status);

@@ -95,11 +95,16 @@ static const uint8_t *peer_key(void *arg, const char *station)
     return NULL;
 }
 
-static void count_rejected(struct gw_cluster *c, const char *what, int code)
+static void count_refused(struct gw_cluster *c, const char *what, const char *reason)
 {
     char labels[96];
-    snprintf(labels, sizeof(labels), "record=\"%s\",reason=\"%s\"", what, sr_errname(code));
+    snprintf(labels, sizeof(labels), "record=\"%s\",reason=\"%s\"", what, reason);
     sr_metrics_add(c->g->metrics, "skyroute_cluster_rejected_total", labels, 1);
+}
+
+static void count_rejected(struct gw_cluster *c, const char *what, int code)
+{
+    count_refused(c, what, sr_errname(code));
 }
 
 /* ---- stations and views --------------------------------------------------------------------- */
@@ -132,7 +137,7 @@ static struct station *station_get(struct gw_cluster *c, const char *name, bool 
 bool fed_station_alive(struct gw_cluster *c, const char *name)
 {
     struct station *s = station_get(c, name, false);
-    return s && s->seen_mono && sr_mono_ms() - s->seen_mono <= (int64_t)c->state_ttl_ms;
+    return s && s->seen_mono && sr_mono_ms() - s->seen_mono < (int64_t)c->state_ttl_ms;
 }
 
 /* A view is planned only while we are connected (we could not forward
@@ -285,26 +290,26 @@ static void on_passes(struct gw_cluster *c, const char *key, const uint8_t *data
         return; /* our own */
     }
     if (deleted) {
-        struct view *v = view_get(c, station, dot + 1);
-        if (v) {
-            if (sr_router_set_passes(c->g->router, v->id, INT64_MIN, INT64_MAX, NULL, 0) != 0) {
-                sr_log(SR_LOG_WARN, "cluster: cannot clear the passes of %s", v->id);
-            }
-            v->npasses = 0;
-            view_refresh(c, v);
-        }
+        /* a KV delete or purge carries no signature: anyone with NATS access
+         * could clear a station's view with it. A station withdraws its
+         * passes with a signed record of none. */
+        sr_log(SR_LOG_WARN, "cluster: unsigned deletion of passes %s ignored", key);
+        count_refused(c, "passes", "unsigned_delete");
         return;
     }
     struct sr_cmsg m;
     char why[200];
-    int rv = sr_cmsg_decode(&m, data, len, MAX_RECORD, peer_key, c, why, sizeof(why));
-    if (rv == 0 && (m.kind != SR_CMSG_PASSES || strcmp(m.station, station) != 0 ||
-                    strcmp(m.sat, dot + 1) != 0)) {
-        rv = SR_ERR_ENV_BODY;
+    int rv = sr_cmsg_open(&m, data, len, MAX_RECORD, SR_CMSG_PASSES, peer_key, c, why, sizeof(why));
+    if (rv == 0 && (strcmp(m.station, station) != 0 || strcmp(m.sat, dot + 1) != 0)) {
+        rv = SR_ERR_ENV_MISADDRESSED;
         snprintf(why, sizeof(why),
-                 "record under key %s is not that station's passes of that "
-                 "satellite",
-                 key);
+                 "record under key %s is %s's passes of %s, not that station's of that satellite",
+                 key, m.station, m.sat);
+    }
+    rv = rv ? rv : fed_seq_take(c, SR_NATS_KV_PASSES, key, &m, why, sizeof(why));
+    if (rv == 1) {
+        sr_cmsg_clear(&m); /* the record we hold, delivered again */
+        return;
     }
     if (rv) {
         sr_log(SR_LOG_WARN, "cluster: passes %s refused: %s", key, why);
@@ -335,25 +340,47 @@ static void on_passes(struct gw_cluster *c, const char *key, const uint8_t *data
 static void on_state(struct gw_cluster *c, const char *key, const uint8_t *data, size_t len,
                      bool deleted)
 {
-    if (deleted || !strcmp(key, c->station)) {
+    if (!strcmp(key, c->station)) {
+        return;
+    }
+    if (deleted) {
+        /* nothing to undo (a station is alive only while its heartbeats are
+         * fresh), but someone without a key wrote to the bucket */
+        count_refused(c, "state", "unsigned_delete");
         return;
     }
     struct sr_cmsg m;
     char why[200];
-    int rv = sr_cmsg_decode(&m, data, len, MAX_RECORD, peer_key, c, why, sizeof(why));
-    if (rv == 0 && (m.kind != SR_CMSG_STATE || strcmp(m.station, key) != 0)) {
-        rv = SR_ERR_ENV_BODY;
-        snprintf(why, sizeof(why), "not the state of station %s", key);
+    int rv = sr_cmsg_open(&m, data, len, MAX_RECORD, SR_CMSG_STATE, peer_key, c, why, sizeof(why));
+    if (rv == 0 && strcmp(m.station, key) != 0) {
+        rv = SR_ERR_ENV_MISADDRESSED;
+        snprintf(why, sizeof(why), "the state of %s under key %s", m.station, key);
+    }
+    /* A heartbeat says the station was alive at t, and for no longer than
+     * state_ttl_s after it: one older than that is a replay (or a clock far
+     * off), and can never make a station look alive. */
+    int64_t age = rv ? 0 : sr_now_ms() - m.t_ms;
+    if (rv == 0 && (age >= (int64_t)c->state_ttl_ms || -age >= (int64_t)c->state_ttl_ms)) {
+        rv = SR_ERR_ENV_EXPIRED;
+        snprintf(why, sizeof(why), "a heartbeat written %.1f s %s, outside state_ttl_s",
+                 (double)(age < 0 ? -age : age) / 1000.0, age < 0 ? "ahead" : "ago");
+    }
+    rv = rv ? rv : fed_seq_take(c, SR_NATS_KV_STATE, key, &m, why, sizeof(why));
+    if (rv == 1) {
+        sr_cmsg_clear(&m);
+        return;
     }
     if (rv) {
-        sr_log(SR_LOG_DEBUG, "cluster: state %s refused: %s", key, why);
+        sr_log(SR_LOG_WARN, "cluster: state %s refused: %s", key, why);
         count_rejected(c, "state", rv);
         sr_cmsg_clear(&m);
         return;
     }
     struct station *s = station_get(c, key, true);
     if (s) {
-        s->seen_mono = sr_mono_ms();
+        /* alive until state_ttl_s after the station wrote it, not after it
+         * reached us */
+        s->seen_mono = sr_mono_ms() - (age > 0 ? age : 0);
         s->items = m.items;
         s->bytes = m.bytes;
         s->ready = m.ready;
@@ -375,14 +402,14 @@ static void on_result(struct gw_cluster *c, const char *key, const uint8_t *data
                       bool deleted)
 {
     if (deleted) {
+        count_refused(c, "result", "unsigned_delete");
         return;
     }
     struct sr_cmsg m;
     char why[200];
-    int rv = sr_cmsg_decode(&m, data, len, MAX_RECORD, peer_key, c, why, sizeof(why));
-    if (rv == 0 && m.kind != SR_CMSG_RESULT) {
-        rv = SR_ERR_ENV_BODY;
-        snprintf(why, sizeof(why), "not a result");
+    int rv = sr_cmsg_open(&m, data, len, MAX_RECORD, SR_CMSG_RESULT, peer_key, c, why, sizeof(why));
+    if (rv == 0 && !fed_result_key_ok(&m, key, why, sizeof(why))) {
+        rv = SR_ERR_ENV_MISADDRESSED;
     }
     if (rv) {
         sr_log(SR_LOG_WARN, "cluster: result %s refused: %s", key, why);
@@ -391,6 +418,16 @@ static void on_result(struct gw_cluster *c, const char *key, const uint8_t *data
         return;
     }
     if (!strcmp(m.origin, c->station) && strcmp(m.station, c->station) != 0) {
+        rv = fed_check_node_result(c, &m, why, sizeof(why));
+        if (rv) {
+            sr_log(SR_LOG_WARN, "cluster: result %s from %s refused: %s", key, m.station, why);
+            count_rejected(c, "result", rv);
+            sr_cmsg_clear(&m);
+            return;
+        }
+        if (m.node_env_len) {
+            sr_metrics_add(c->g->metrics, "skyroute_cluster_node_verified_total", "", 1);
+        }
         struct gw_remote_result r = {.id = m.id,
                                      .station = m.station,
                                      .target = m.target,
@@ -400,9 +437,17 @@ static void on_result(struct gw_cluster *c, const char *key, const uint8_t *data
                                      .signer = m.signer,
                                      .error = m.error,
                                      .predicted_ms = m.predicted_ms,
-                                     .elapsed_ms = m.elapsed_ms};
-        if (gw_spool_import(c->g, &r) == 0) {
+                                     .elapsed_ms = m.elapsed_ms,
+                                     .envelope = m.node_env,
+                                     .envelope_len = m.node_env_len};
+        rv = gw_spool_import(c->g, &r);
+        if (rv == 0) {
             sr_metrics_add(c->g->metrics, "skyroute_cluster_results_imported_total", "", 1);
+        } else if (rv == SR_ERR_ENV_UNTRUSTED) {
+            sr_log(SR_LOG_WARN,
+                   "cluster: result %s from %s refused: not the station it was sent to", key,
+                   m.station);
+            count_rejected(c, "result", rv);
         }
     }
     sr_cmsg_clear(&m);
@@ -440,18 +485,35 @@ static void on_elements(struct gw_cluster *c, const char *key, const uint8_t *da
                         bool deleted)
 {
     if (deleted) {
+        count_refused(c, "elements", "unsigned_delete"); /* what stations hold stays */
         return;
     }
     struct sr_cmsg m;
     char why[200];
-    int rv = sr_cmsg_decode(&m, data, len, MAX_RECORD, peer_key, c, why, sizeof(why));
-    if (rv == 0 && (m.kind != SR_CMSG_ELEMENTS || strcmp(m.sat, key) != 0)) {
-        rv = SR_ERR_ENV_BODY;
-        snprintf(why, sizeof(why), "not the elements of %s", key);
+    int rv =
+        sr_cmsg_open(&m, data, len, MAX_RECORD, SR_CMSG_ELEMENTS, peer_key, c, why, sizeof(why));
+    if (rv == 0 && strcmp(m.sat, key) != 0) {
+        rv = SR_ERR_ENV_MISADDRESSED;
+        snprintf(why, sizeof(why), "the elements of %s under key %s", m.sat, key);
+    }
+    rv = rv ? rv : fed_seq_take(c, SR_NATS_KV_ELEMENTS, key, &m, why, sizeof(why));
+    if (rv == 1) {
+        sr_cmsg_clear(&m);
+        return;
+    }
+    const char *reason = NULL;
+    if (rv == 0 && strcmp(m.station, c->station) != 0 &&
+        !fed_elements_in_scope(c, &m, why, sizeof(why))) {
+        reason = "scope";
+        rv = SR_ERR_ENV_UNTRUSTED;
     }
     if (rv) {
         sr_log(SR_LOG_WARN, "cluster: elements %s refused: %s", key, why);
-        count_rejected(c, "elements", rv);
+        if (reason) {
+            count_refused(c, "elements", reason);
+        } else {
+            count_rejected(c, "elements", rv);
+        }
         sr_cmsg_clear(&m);
         return;
     }
@@ -504,12 +566,21 @@ static void on_work(void *arg, sr_nats_msg *msg, const uint8_t *data, size_t len
     struct gw *g = c->g;
     struct sr_cmsg m;
     char why[200];
-    int rv = sr_cmsg_decode(&m, data, len, MAX_RECORD, peer_key, c, why, sizeof(why));
-    if (rv == 0 && (m.kind != SR_CMSG_WORK || strcmp(m.dest, c->station) != 0 ||
-                    strcmp(m.origin, m.station) != 0)) {
+    int rv = sr_cmsg_open(&m, data, len, MAX_RECORD, SR_CMSG_WORK, peer_key, c, why, sizeof(why));
+    if (rv == 0 && (strcmp(m.dest, c->station) != 0 || strcmp(m.origin, m.station) != 0)) {
         rv = SR_ERR_ENV_MISADDRESSED;
         snprintf(why, sizeof(why), "work from %s for %s (origin %s) is not for this station",
                  m.station, m.dest, m.origin);
+    }
+    if (rv == 0 && m.deadline_ms <= sr_now_ms() && sr_now_ms() - m.t_ms > c->keep_ms) {
+        /* the spool de-duplicates ids only while it keeps their rows
+         * (keep_results_s): work sent longer ago than that, and past its
+         * deadline, may have run here already (a capture published again);
+         * later-delivered work within it is adopted, and fails in the spool
+         * as past its deadline, which its station then learns */
+        rv = SR_ERR_ENV_EXPIRED;
+        snprintf(why, sizeof(why), "work from %s sent %.0f s ago is past its deadline", m.origin,
+                 (double)(sr_now_ms() - m.t_ms) / 1000.0);
     }
     if (rv == 0 && !local_target(c, m.target)) {
         rv = SR_ERR_NOTFOUND;
@@ -569,9 +640,11 @@ static void op_done(void *arg, int rv, const uint8_t *data, size_t len)
     free(x);
 }
 
-static int sealed(struct gw_cluster *c, const struct sr_cmsg *m, sr_buf *out)
+/* Signs |m| with the next sequence. */
+static int sealed(struct gw_cluster *c, struct sr_cmsg *m, sr_buf *out)
 {
     sr_buf_init(out, MAX_RECORD);
+    m->seq = fed_next_seq(c);
     int rv = sr_cmsg_encode(out, c->g->key, m);
     if (rv) {
         sr_buf_free(out);
@@ -653,7 +726,8 @@ static int link_publish_result(void *ctx, const char *origin, const struct gw_re
     snprintf(m.station, sizeof(m.station), "%s", c->station);
     m.t_ms = sr_now_ms();
     memcpy(m.id, r->id, SR_ENV_IDBYTES);
-    snprintf(m.origin, sizeof(m.origin), "%s", origin);
+    /* "": work accepted here, published so that any station can answer for it */
+    snprintf(m.origin, sizeof(m.origin), "%s", origin && origin[0] ? origin : c->station);
     snprintf(m.target, sizeof(m.target), "%s", r->target ? r->target : "");
     m.status = r->status >= 100 && r->status <= 599 ? r->status : 502;
     m.payload = (uint8_t *)(uintptr_t)r->payload;
@@ -662,6 +736,8 @@ static int link_publish_result(void *ctx, const char *origin, const struct gw_re
     snprintf(m.error, sizeof(m.error), "%s", r->error ? r->error : "");
     m.predicted_ms = r->predicted_ms;
     m.elapsed_ms = r->elapsed_ms;
+    m.node_env = (uint8_t *)(uintptr_t)r->envelope;
+    m.node_env_len = r->envelope ? r->envelope_len : 0;
     sr_buf rec;
     int rv = sealed(c, &m, &rec);
     if (rv) {
@@ -691,6 +767,7 @@ static int link_publish_result(void *ctx, const char *origin, const struct gw_re
 struct fetch {
     struct gw_cluster *c;
     sr_req *req; /* NULL once the client left */
+    uint8_t id[SR_ENV_IDBYTES];
 };
 
 static void fetch_abort(sr_req *req, void *data)
@@ -698,6 +775,52 @@ static void fetch_abort(sr_req *req, void *data)
     (void)req;
     struct fetch *f = data;
     f->req = NULL;
+}
+
+/*
+ * The newest value of the workload's key that verifies as its result: signed
+ * by a trusted station, naming this workload (a result for another one put
+ * under this key is refused), and, when the station that accepted it is not
+ * the one that ran it, signed by the one that ran it. Values the bucket still
+ * keeps come oldest first; each refused one is counted. 0 (|m| filled),
+ * SR_ERR_NOTFOUND (no value at all) or the refusal of the newest value.
+ */
+static int fetch_pick(struct fetch *f, const uint8_t *data, size_t len, struct sr_cmsg *m)
+{
+    size_t starts[64], n = 0;
+    for (size_t o = 0; o + 4 <= len && n < 64;) {
+        size_t l = (size_t)data[o] << 24 | (size_t)data[o + 1] << 16 | (size_t)data[o + 2] << 8 |
+                   data[o + 3];
+        if (l > len - o - 4) {
+            break;
+        }
+        starts[n++] = o;
+        o += 4 + l;
+    }
+    char key[2 * SR_ENV_IDBYTES + 1];
+    sr_hex(key, f->id, SR_ENV_IDBYTES);
+    int first = SR_ERR_NOTFOUND;
+    while (n--) {
+        const uint8_t *v = data + starts[n] + 4;
+        size_t vl = (size_t)v[-4] << 24 | (size_t)v[-3] << 16 | (size_t)v[-2] << 8 | v[-1];
+        char why[200] = "";
+        int rv =
+            sr_cmsg_open(m, v, vl, MAX_RECORD, SR_CMSG_RESULT, peer_key, f->c, why, sizeof(why));
+        if (rv == 0 && !fed_result_key_ok(m, key, why, sizeof(why))) {
+            rv = SR_ERR_ENV_MISADDRESSED;
+        }
+        if (rv == 0 && strcmp(m->origin, m->station) != 0) {
+            rv = fed_check_node_result(f->c, m, why, sizeof(why)); /* ran elsewhere */
+        }
+        if (rv == 0) {
+            return 0;
+        }
+        sr_cmsg_clear(m);
+        count_rejected(f->c, "result", rv);
+        sr_log(SR_LOG_WARN, "cluster: stored result %s refused: %s", key, why);
+        first = first == SR_ERR_NOTFOUND ? rv : first;
+    }
+    return first;
 }
 
 static void fetch_done(void *arg, int rv, const uint8_t *data, size_t len)
@@ -711,16 +834,8 @@ static void fetch_done(void *arg, int rv, const uint8_t *data, size_t len)
     sr_req_set_abort(req, NULL);
     struct sr_cmsg m;
     memset(&m, 0, sizeof(m));
-    char why[200] = "";
     if (rv == 0) {
-        rv = sr_cmsg_decode(&m, data, len, MAX_RECORD, peer_key, f->c, why, sizeof(why));
-        if (rv == 0 && m.kind != SR_CMSG_RESULT) {
-            rv = SR_ERR_ENV_BODY;
-        }
-        if (rv) {
-            count_rejected(f->c, "result", rv);
-            sr_log(SR_LOG_WARN, "cluster: stored result refused: %s", why);
-        }
+        rv = fetch_pick(f, data, len, &m);
     }
     if (rv == SR_ERR_NOTFOUND) {
         sr_req_respond_error(req, 404, "no such workload",
@@ -776,9 +891,10 @@ static bool link_fetch(void *ctx, sr_req *req, const uint8_t id[SR_ENV_IDBYTES])
     }
     f->c = c;
     f->req = req;
+    memcpy(f->id, id, SR_ENV_IDBYTES);
     char key[2 * SR_ENV_IDBYTES + 1];
     sr_hex(key, id, SR_ENV_IDBYTES);
-    if (sr_nats_kv_get(c->nats, SR_NATS_KV_RESULTS, key, fetch_done, f) != 0) {
+    if (sr_nats_kv_history(c->nats, SR_NATS_KV_RESULTS, key, fetch_done, f) != 0) {
         free(f);
         return false;
     }
@@ -1175,6 +1291,9 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
         return SR_ERR_CONFIG;
     }
     c->state_ttl_ms *= 1000;
+    /* the spool checks [spool] keep_results_s; the default is its default */
+    const char *keep = sr_config_get(cfg, "spool", "keep_results_s", NULL);
+    c->keep_ms = (keep ? strtod(keep, NULL) : 86400.0) * 1000.0;
     if (c->heartbeat_ms * 2 > c->state_ttl_ms) {
         snprintf(err, errlen,
                  "%s: [cluster] heartbeat_ms must be at most half of state_ttl_s, or live "
@@ -1228,12 +1347,17 @@ int gw_cluster_init(struct gw *g, char *err, size_t errlen)
     sr_metrics_describe(g->metrics, "skyroute_cluster_adopted_total", "counter",
                         "Workloads taken from the work queue into this station's spool.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_results_published_total", "counter",
-                        "Results of adopted work published for their station.");
+                        "Results published: of adopted work, for their station; of this "
+                        "station's own work, for any station.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_results_imported_total", "counter",
                         "Results of forwarded work stored here.");
+    sr_metrics_describe(g->metrics, "skyroute_cluster_node_verified_total", "counter",
+                        "Results of forwarded work whose target's own signed envelope verified "
+                        "here.");
     sr_metrics_describe(g->metrics, "skyroute_cluster_rejected_total", "counter",
-                        "Cluster records refused (untrusted, bad signature, malformed), by "
-                        "record and reason.");
+                        "Cluster records refused (untrusted, bad signature, malformed, "
+                        "older than one taken, a stale heartbeat, under another key, an "
+                        "unsigned delete, out of an operator's scope), by record and reason.");
     sr_metrics_set(g->metrics, "skyroute_cluster_connected", "", 0);
     /* a rate from the first scrape */
     sr_metrics_add(g->metrics, "skyroute_cluster_forwarded_total", "", 0);
@@ -1296,6 +1420,7 @@ void gw_cluster_free(struct gw *g)
     free(c->stations);
     free(c->pubs);
     free(c->elems);
+    free(c->seen);
     sr_store_close(c->store);
     free(c);
     g->cluster = NULL;

@@ -387,7 +387,9 @@ static void publish_result(struct gw_spool *sp, const uint8_t id[SR_ENV_IDBYTES]
                                  .signer = res->signer,
                                  .error = res->reason,
                                  .predicted_ms = res->predicted_ms,
-                                 .elapsed_ms = res->elapsed_ms};
+                                 .elapsed_ms = res->elapsed_ms,
+                                 .envelope = res->envelope,
+                                 .envelope_len = res->envelope_len};
     if (!sp->link.publish_result ||
         sp->link.publish_result(sp->link.ctx, origin, &r, publish_done, p) != 0) {
         free(p); /* not connected: gw_spool_republish sends it later */
@@ -415,7 +417,9 @@ static bool finish_item(struct gw_spool *sp, struct item *it, const struct sr_sp
     if (sr_spooldb_finish(sp->db, it->id, res, sr_now_ms()) != 0 && must_store) {
         return false;
     }
-    if (it->origin[0]) {
+    if (it->origin[0] || sp->link.publish_result) {
+        /* adopted work: back to the station it came from; our own, with
+         * [cluster]: for any station to answer GET for it */
         publish_result(sp, it->id, it->origin, res);
     }
     item_finished(sp, it, outcome);
@@ -479,6 +483,11 @@ static void job_done(const struct gw_job_result *r, void *arg)
                                       .detail = r->detail_json,
                                       .predicted_ms = r->predicted_ms,
                                       .elapsed_ms = r->elapsed_ms};
+        if (it->origin[0]) {
+            /* the station that forwarded it checks the target's own signature */
+            res.envelope = r->envelope;
+            res.envelope_len = r->envelope_len;
+        }
         if (!finish_item(sp, it, &res, true, done ? "done" : "handler_failed")) {
             /* not stored: it stays dispatched and is fetched again from the
              * target (its replay guard answers) on the next pass */
@@ -1092,6 +1101,16 @@ int gw_spool_import(struct gw *g, const struct gw_remote_result *r)
     if (!sp) {
         return SR_ERR_NOTFOUND;
     }
+    /* only the station it was forwarded to ("SAT@STATION") answers for it:
+     * another trusted station's result for it is not taken */
+    struct sr_spool_status s;
+    if (sr_spooldb_status(sp->db, r->id, &s) != 0) {
+        return SR_ERR_NOTFOUND;
+    }
+    const char *at = s.target ? strrchr(s.target, '@') : NULL;
+    if (!at || strcmp(at + 1, r->station) != 0) {
+        return SR_ERR_ENV_UNTRUSTED;
+    }
     char reason[160];
     snprintf(reason, sizeof(reason), "ran through station %s%s%s", r->station,
              r->status == 200 ? "" : ": ", r->status == 200 ? "" : r->error);
@@ -1102,7 +1121,9 @@ int gw_spool_import(struct gw *g, const struct gw_remote_result *r)
                                   .signer = r->signer,
                                   .reason = reason,
                                   .predicted_ms = r->predicted_ms,
-                                  .elapsed_ms = r->elapsed_ms};
+                                  .elapsed_ms = r->elapsed_ms,
+                                  .envelope = r->envelope,
+                                  .envelope_len = r->envelope_len};
     return sr_spooldb_import(sp->db, r->id, &res, sr_now_ms());
 }
 

@@ -44,7 +44,7 @@ static const char schema[] =
     " res_detail TEXT, done_at INTEGER NOT NULL DEFAULT 0,"
     " reply_to TEXT NOT NULL DEFAULT '', delivered INTEGER NOT NULL DEFAULT 0,"
     " origin TEXT NOT NULL DEFAULT '', published INTEGER NOT NULL DEFAULT 0,"
-    " pinned INTEGER NOT NULL DEFAULT 0);"
+    " pinned INTEGER NOT NULL DEFAULT 0, res_envelope BLOB);"
     "CREATE INDEX IF NOT EXISTS spool_active ON spool(state, deadline);"
     /* ids of a satellite's uplinked work whose rows were pruned before the
      * envelope expired: a replay of it must not run again (sr_spooldb_prune) */
@@ -56,6 +56,7 @@ static const char *const migrations[] = {
     "ALTER TABLE spool ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE spool ADD COLUMN origin TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE spool ADD COLUMN published INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE spool ADD COLUMN res_envelope BLOB",
 };
 
 enum {
@@ -87,14 +88,15 @@ static const char *const queries[Q_COUNT] = {
                 " reason=?5, updated=?6, pinned=?8 WHERE id=?7",
     [Q_FINISH] = "UPDATE spool SET state=?1, res_status=?2, res_payload=?3, res_signer=?4,"
                  " res_predicted=?5, res_elapsed=?6, res_detail=?7, done_at=?8, updated=?8,"
-                 " target=?9, reason=?10, payload=x'' WHERE id=?11",
+                 " target=?9, reason=?10, payload=x'', res_envelope=?12 WHERE id=?11",
     [Q_FORWARDED] = "UPDATE spool SET state=5, reason=?1, done_at=?2, updated=?2 WHERE id=?3",
     [Q_PUBLISHED] = "UPDATE spool SET published=1 WHERE id=?1",
     /* as Q_FINISH, numbered alike (bind_result), for a forwarded workload only; the target
-     * stays the one it was forwarded for */
+     * stays the one it was forwarded for; published: the station that ran it did */
     [Q_IMPORT] = "UPDATE spool SET state=?1, res_status=?2, res_payload=?3, res_signer=?4,"
                  " res_predicted=?5, res_elapsed=?6, res_detail=?7, done_at=?8, updated=?8,"
-                 " reason=?10, payload=x'' WHERE id=?11 AND state=5",
+                 " reason=?10, payload=x'', res_envelope=?12, published=1"
+                 " WHERE id=?11 AND state=5",
     [Q_STATUS] = "SELECT state, target, wait_until, attempts, reason, res_status, res_payload,"
                  " res_signer, res_predicted, res_elapsed, res_detail, deadline, client FROM spool"
                  " WHERE id=?1",
@@ -106,7 +108,7 @@ static const char *const queries[Q_COUNT] = {
     [Q_ACTIVE] = "SELECT id, client, deadline, state, target, wait_until, length(payload), pinned,"
                  " origin FROM spool WHERE state < 3",
     [Q_UNPUBLISHED] = "SELECT id, origin, target, res_status, res_payload, res_signer, reason,"
-                      " res_predicted, res_elapsed FROM spool WHERE origin != '' AND"
+                      " res_predicted, res_elapsed, res_envelope FROM spool WHERE"
                       " state IN (3, 4) AND published = 0 LIMIT 10000",
     [Q_PRUNE] = "DELETE FROM spool WHERE state >= 3 AND done_at < ?1",
     /* before Q_PRUNE: uplinked work it is about to forget while its envelope
@@ -316,6 +318,11 @@ static void bind_result(sqlite3_stmt *st, const uint8_t id[SR_SPOOL_IDBYTES],
     sqlite3_bind_text(st, 9, r->target ? r->target : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 10, r->reason ? r->reason : "", -1, SQLITE_STATIC);
     bind_id(st, 11, id);
+    if (r->envelope) {
+        bind_blob(st, 12, r->envelope, r->envelope_len);
+    } else {
+        sqlite3_bind_null(st, 12);
+    }
 }
 
 int sr_spooldb_finish(sr_spooldb *db, const uint8_t id[SR_SPOOL_IDBYTES],
@@ -486,7 +493,9 @@ static int unpublished_row(sqlite3_stmt *st, void *ctx)
                                 .signer = col_text(st, 5),
                                 .reason = col_text(st, 6),
                                 .predicted_ms = sqlite3_column_double(st, 7),
-                                .elapsed_ms = sqlite3_column_double(st, 8)};
+                                .elapsed_ms = sqlite3_column_double(st, 8),
+                                .envelope = sqlite3_column_blob(st, 9),
+                                .envelope_len = (size_t)sqlite3_column_bytes(st, 9)};
     return c->fn.unpublished(c->arg, sqlite3_column_blob(st, 0), col_text(st, 1), &r);
 }
 

@@ -156,6 +156,10 @@ struct sr_spool_result {
     const char *signer, *target, *reason;
     const char *detail; /* JSON, or "" */
     double predicted_ms, elapsed_ms;
+    /* the target's own signed result envelope (SR1/SR2 bytes) for work
+     * adopted from another station, carried to it; NULL otherwise */
+    const uint8_t *envelope;
+    size_t envelope_len;
 };
 
 /* Opens (creating if needed) DIR/spool.db. 0, or SR_ERR_IO / SR_ERR_NOMEM with
@@ -225,8 +229,10 @@ struct sr_spool_active {
 typedef int (*sr_spool_active_fn)(void *arg, const struct sr_spool_active *a);
 int sr_spooldb_active(sr_spooldb *db, sr_spool_active_fn fn, void *arg);
 
-/* Calls |fn| for each finished result of adopted work the cluster has not
- * acknowledged (at most 10,000), as sr_spooldb_active() does. */
+/* Calls |fn| for each finished result the cluster has not acknowledged (at
+ * most 10,000: adopted work's, for the station it came from, and this
+ * station's own, for any station to answer for), as sr_spooldb_active()
+ * does. */
 typedef int (*sr_spool_unpublished_fn)(void *arg, const uint8_t id[SR_SPOOL_IDBYTES],
                                        const char *origin, const struct sr_spool_result *r);
 int sr_spooldb_unpublished(sr_spooldb *db, sr_spool_unpublished_fn fn, void *arg);

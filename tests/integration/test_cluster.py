@@ -410,6 +410,13 @@ def _scenario(env):
         time.sleep(0.5)
     check(not pending, "%d workloads never finished: %r" % (len(pending), list(pending)[:3]))
     log("all %d satellite workloads done in B's pass, fetched from A and C" % len(payloads))
+    # sat-1's own signed results came across with B's records: A and C checked each
+    # against sat-1's key (configured at every station) before taking it
+    for g in (A, C):
+        n = sum(1 for w, (h, _) in payloads.items() if h is g)
+        check(srtest.metric(g["admin"], "skyroute_cluster_node_verified_total") >= n,
+              "%s verified sat-1's own envelope for its %d workloads: %s" % (
+                  g["id"], n, srtest.metric(g["admin"], "skyroute_cluster_node_verified_total")))
     # any station answers for any workload (from the results bucket)
     wid = first[0]
     st, h, body = curl([C["url"] + "/v1/workloads/" + wid])

@@ -267,7 +267,14 @@ static int collect_unpublished(void *arg, const uint8_t id[SR_SPOOL_IDBYTES], co
                                const struct sr_spool_result *r)
 {
     struct seen *s = arg;
-    assert_string_equal(origin, "gs-b");
+    assert_string_equal(origin, id[0] == 1 ? "" : "gs-b");
+    /* the target's envelope comes back with the result it was stored with */
+    if (id[0] == 3) {
+        assert_int_equal(r->envelope_len, 3);
+        assert_memory_equal(r->envelope, "env", 3);
+    } else {
+        assert_int_equal(r->envelope_len, 0);
+    }
     s->ids[s->n] = id[0];
     s->statuses[s->n++] = r->status;
     return 0;
@@ -293,14 +300,18 @@ static void test_republication_and_prune(void **state)
     struct sr_spool_result ok = {.state = SR_SPOOL_DONE, .status = 200};
     assert_int_equal(sr_spooldb_finish(db, mine.id, &ok, NOW - 100000), 0);
     assert_int_equal(sr_spooldb_finish(db, a.id, &ok, NOW - 100000), 0);
-    assert_int_equal(sr_spooldb_finish(db, b.id, &ok, NOW), 0);
+    struct sr_spool_result ok_env = ok;
+    ok_env.envelope = (const uint8_t *)"env";
+    ok_env.envelope_len = 3;
+    assert_int_equal(sr_spooldb_finish(db, b.id, &ok_env, NOW), 0);
     struct seen s = {0};
     assert_int_equal(sr_spooldb_unpublished(db, collect_unpublished, &s), 0);
-    assert_int_equal(s.n, 2); /* adopted work only */
+    assert_int_equal(s.n, 3); /* adopted work, and this station's own for any station */
     int calls = 0;
     assert_int_equal(sr_spooldb_unpublished(db, stop_at_first, &calls), SR_ERR_NOMEM);
     assert_int_equal(calls, 1);
     assert_int_equal(sr_spooldb_published(db, a.id), 0);
+    assert_int_equal(sr_spooldb_published(db, mine.id), 0);
     memset(&s, 0, sizeof(s));
     assert_int_equal(sr_spooldb_unpublished(db, collect_unpublished, &s), 0);
     assert_int_equal(s.n, 1);
