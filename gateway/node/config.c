@@ -1,12 +1,18 @@
 /*
- * --config: an INI file with [node] (gops) and one [exec.NAME] section per
- * command the node may run as handler exec:NAME. Unknown sections and keys
+ * --config: an INI file with [node] and one [exec.NAME] section per command
+ * the node may run as handler exec:NAME. [node] holds the command-line
+ * options, one key per option under the option's own name (max_body or
+ * max-body for --max-body): they are read first, as if written before the
+ * command line's, so the command line wins and one parser checks both. A
+ * systemd unit then needs nothing but --config. Unknown sections and keys
  * are errors, reported with the file and line.
  */
 #include "gateway/node/node.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ini.h>
@@ -55,13 +61,7 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
     struct node *n = c->n;
     double d;
     if (!strcmp(section, "node")) {
-        if (!strcmp(name, "gops") && sr_parse_double(&d, value, strlen(value)) == 0 && d > 0) {
-            n->gops = d;
-            return 1;
-        }
-        snprintf(c->err, sizeof(c->err), "%s:%d: bad or unknown key '%s' in [node]", c->path,
-                 c->line, name);
-        return 0;
+        return 1; /* options: read and checked by node_config_args */
     }
     if (!strncmp(section, "exec.", 5) && section[5]) {
         struct exec_cfg *e = exec_section(n, section + 5);
@@ -115,4 +115,103 @@ int node_config_load(struct node *n, const char *path)
         }
     }
     return 0;
+}
+
+/* ---- [node]: the command-line options --------------------------------------------- */
+
+struct args_ctx {
+    const struct option *opts;
+    const char *path;
+    int line;
+    FILE *fp;
+    char **args;
+    size_t nargs, cap;
+    char err[300];
+};
+
+static char *args_reader(char *str, int num, void *stream)
+{
+    struct args_ctx *c = stream;
+    char *r = fgets(str, num, c->fp);
+    if (r) {
+        c->line++;
+    }
+    return r;
+}
+
+static int args_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct args_ctx *c = user;
+    if (strcmp(section, "node") != 0) {
+        return 1; /* [exec.*]: node_config_load's */
+    }
+    char opt[64];
+    size_t len = strlen(name);
+    if (len >= sizeof(opt)) {
+        len = sizeof(opt) - 1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        opt[i] = name[i] == '_' ? '-' : name[i];
+    }
+    opt[len] = 0;
+    const struct option *o = c->opts;
+    while (o->name && strcmp(o->name, opt) != 0) {
+        o++;
+    }
+    /* options with an argument only: not --help, --version, nor --config itself */
+    if (!o->name || o->has_arg != required_argument || !strcmp(opt, "config")) {
+        snprintf(c->err, sizeof(c->err), "%s:%d: unknown key '%s' in [node]", c->path, c->line,
+                 name);
+        return 0;
+    }
+    if (c->nargs == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        char **a = realloc(c->args, cap * sizeof(*a));
+        if (!a) {
+            snprintf(c->err, sizeof(c->err), "out of memory");
+            return 0;
+        }
+        c->args = a;
+        c->cap = cap;
+    }
+    size_t need = strlen(opt) + strlen(value) + 4;
+    char *arg = malloc(need);
+    if (!arg) {
+        snprintf(c->err, sizeof(c->err), "out of memory");
+        return 0;
+    }
+    snprintf(arg, need, "--%s=%s", opt, value);
+    c->args[c->nargs++] = arg;
+    return 1;
+}
+
+int node_config_args(const char *path, const struct option *opts, char ***args, size_t *nargs)
+{
+    struct args_ctx c = {.opts = opts, .path = path};
+    *args = NULL;
+    *nargs = 0;
+    c.fp = fopen(path, "r");
+    if (!c.fp) {
+        fprintf(stderr, "skyroute-node: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rv = ini_parse_stream(args_reader, &c, args_entry, &c);
+    fclose(c.fp);
+    if (rv != 0) {
+        fprintf(stderr, "skyroute-node: %s\n",
+                c.err[0] ? c.err : "syntax error in config (expected [section] or key = value)");
+        node_config_args_free(c.args, c.nargs);
+        return -1;
+    }
+    *args = c.args;
+    *nargs = c.nargs;
+    return 0;
+}
+
+void node_config_args_free(char **args, size_t nargs)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        free(args[i]);
+    }
+    free(args);
 }
