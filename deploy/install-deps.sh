@@ -17,10 +17,11 @@ BASE="build-essential cmake pkg-config
       libinih-dev libsqlite3-dev libssl-dev libnats-dev libsystemd-dev
       curl nghttp2-client coreutils python3"
 # dpkg-shlibdeps (CPack's Depends) needs file; the package test needs
-# systemd-analyze (systemd), man and adduser (the package's postinst)
+# systemd-analyze (systemd), man, adduser (the package's postinst) and sqlite3
+# (the documented backup of state_dir)
 TEST="libcmocka-dev clang libclang-rt-14-dev python3-h2 python3-sgp4
       python3-skyfield nghttp2-proxy nghttp2-server nodejs npm valgrind openssl chromium
-      nats-server git ca-certificates procps file dpkg-dev systemd man-db adduser debootstrap"
+      nats-server git ca-certificates procps file dpkg-dev systemd man-db adduser sqlite3 debootstrap"
 
 want="$BASE"
 [ "${1:-}" = "--test" ] && want="$BASE $TEST"

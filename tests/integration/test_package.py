@@ -12,6 +12,7 @@ here.) Needs root (CI runs as root); the package is purged at the end, and
 the purge must remove what the package made."""
 
 import glob
+import json
 import os
 import pwd
 import re
@@ -316,5 +317,114 @@ def test_deb_installs_and_is_hardened():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_node_config_covers_every_option():
+    """The shipped node configuration names every option of skyroute-node
+    --help as a [node] key, and the node reads such keys: an unknown one is
+    refused with its file and line, the command line wins over the file."""
+    r = run([srtest.NODE, "--help"])
+    opts = set(re.findall(r"--([a-z][a-z-]+)", r.stdout.decode())) - {"help", "version", "config"}
+    check(len(opts) >= 18, "options in --help: %r" % sorted(opts))
+    with open(os.path.join(srtest.SRC, "deploy", "skyroute-node.conf")) as f:
+        conf = f.read()
+    keys = set(re.findall(r"^;?([a-z_]+) = ", conf.split("[exec.")[0], re.M))
+    check({o.replace("-", "_") for o in opts} == keys,
+          "node-example.conf keys == --help options: missing %r, extra %r" %
+          (sorted({o.replace("-", "_") for o in opts} - keys),
+           sorted(keys - {o.replace("-", "_") for o in opts})))
+    env = srtest.Env("nodeconf")
+    try:
+        gkey, gpub = env.keygen("gs")
+        nkey, npub = env.keygen("n1")
+        bad = env.path("bad.conf")
+        with open(bad, "w") as f:
+            f.write("[node]\nid = n1\n\nlisten_on = 127.0.0.1:1\n")
+        r = run([srtest.NODE, "--config", bad])
+        check(r.returncode == 1 and b"bad.conf:4: unknown key 'listen_on' in [node]" in r.stderr,
+              "unknown key named with file and line: %r" % r.stderr)
+        port, aport = srtest.free_port(), srtest.free_port()
+        good = env.path("n1.conf")
+        with open(good, "w") as f:
+            f.write("[node]\nid = n1\nlisten = 127.0.0.1:%d\nkey = %s\ntrust = %s\n"
+                    "admin = 127.0.0.1:1\ngops = 7\n" % (port, nkey, gpub))
+        p = env.start([srtest.NODE, "--config", good, "--admin", "127.0.0.1:%d" % aport], "n1",
+                      port)
+        srtest.wait_port(aport, proc=p)  # the command line's --admin, not the file's
+        node = {"id": "n1", "url": "http://127.0.0.1:%d" % port, "pub": npub}
+        g = env.start_gateway("gs", [node])
+        body = env.path("in.txt")
+        with open(body, "wb") as f:
+            f.write(b"x")
+        st, h, out = srtest.curl_post(g["url"] + "/v1/workloads", body,
+                                      ["skyroute-handler: compute", "skyroute-work: 0.07"])
+        check(st == 200 and json.loads(out)["gops"] == 7, "gops from the file: %s %r" % (st, out))
+        env.stop(g["proc"])
+        env.stop(p)
+    finally:
+        env.close()
+
+
+def test_state_dir_backup_and_restore():
+    """docs/operations.md's backup and restore of state_dir, as written: an
+    online backup with sqlite3's .backup while the gateway serves, the files
+    replaced while it is stopped; the restored gateway serves the results
+    finished before the backup and knows nothing accepted after it."""
+    env = srtest.Env("backup")
+    try:
+        gkey, gpub = env.keygen("gs-test")
+        n = env.start_node("alpha", [gpub])
+        g = env.start_gateway("gs-test", [n])
+        state = env.path("state-gs-test")
+
+        def submit(payload):
+            p = env.path("p.bin")
+            with open(p, "wb") as f:
+                f.write(payload)
+            r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-H",
+                     "prefer: respond-async", "-H", "skyroute-handler: digest",
+                     "--data-binary", "@" + p, g["url"] + "/v1/workloads"])
+            head = r.stdout.decode().partition("\r\n\r\n")[0]
+            check(head.startswith("HTTP/2 202"), "202 accepted: %r" % head)
+            return [l.split(": ", 1)[1] for l in head.split("\r\n")
+                    if l.lower().startswith("location:")][0]
+
+        def fetch(loc, want):
+            end = time.time() + 10
+            while True:
+                r = run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", g["url"] + loc])
+                head, _, res = r.stdout.decode().partition("\r\n\r\n")
+                if head.startswith("HTTP/2 %d" % want) or time.time() > end:
+                    return head, res
+                time.sleep(0.1)
+
+        before = submit(b"finished before the backup")
+        head, res_before = fetch(before, 200)
+        check(head.startswith("HTTP/2 200"), "first result: %r" % head)
+        bk = env.path("backup")
+        os.mkdir(bk)
+        for db in ("skyroute", "spool"):
+            r = run(["sqlite3", os.path.join(state, db + ".db"),
+                     ".backup '%s'" % os.path.join(bk, db + ".db")])
+            check(r.returncode == 0, "online .backup of %s.db: %r" % (db, r.stderr))
+        after = submit(b"accepted after the backup")
+        head, _ = fetch(after, 200)
+        check(head.startswith("HTTP/2 200"), "second result: %r" % head)
+        env.stop(g["proc"])
+        for f in os.listdir(state):
+            if re.search(r"\.db(-wal|-shm)?$", f):
+                os.unlink(os.path.join(state, f))
+        for db in ("skyroute", "spool"):
+            shutil.copy(os.path.join(bk, db + ".db"), state)
+        g = env.start_gateway("gs-test", [n])
+        head, res = fetch(before, 200)
+        check(head.startswith("HTTP/2 200") and res == res_before,
+              "the restored gateway serves the earlier result: %r %r" % (head, res))
+        head, _ = fetch(after, 404)
+        check(head.startswith("HTTP/2 404"), "and knows nothing accepted later: %r" % head)
+    finally:
+        bad = env.close()
+    check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
+
+
 if __name__ == "__main__":
-    srtest.run_tests([test_deb_installs_and_is_hardened])
+    srtest.run_tests([test_node_config_covers_every_option, test_state_dir_backup_and_restore,
+                      test_deb_installs_and_is_hardened])
