@@ -17,8 +17,13 @@
 
 #include <ini.h>
 
+/* One reading of the file: node_config_load fills n, node_config_args the
+ * options' strings. */
 struct cfg_ctx {
     struct node *n;
+    const struct option *opts;
+    char **args;
+    size_t nargs, cap;
     const char *path;
     int line;
     FILE *fp;
@@ -34,6 +39,24 @@ static char *cfg_reader(char *str, int num, void *stream)
         c->line++;
     }
     return r;
+}
+
+/* Reads c->path through |handler|. 0, or -1 after saying why on stderr. */
+static int cfg_parse(struct cfg_ctx *c, ini_handler handler)
+{
+    c->fp = fopen(c->path, "r");
+    if (!c->fp) {
+        fprintf(stderr, "skyroute-node: %s: %s\n", c->path, strerror(errno));
+        return -1;
+    }
+    int rv = ini_parse_stream(cfg_reader, c, handler, c);
+    fclose(c->fp);
+    if (rv != 0) {
+        fprintf(stderr, "skyroute-node: %s\n",
+                c->err[0] ? c->err : "syntax error in config (expected [section] or key = value)");
+        return -1;
+    }
+    return 0;
 }
 
 /* The [exec.NAME] section |name|, added with its defaults the first time;
@@ -95,16 +118,7 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
 int node_config_load(struct node *n, const char *path)
 {
     struct cfg_ctx c = {.n = n, .path = path};
-    c.fp = fopen(path, "r");
-    if (!c.fp) {
-        fprintf(stderr, "skyroute-node: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rv = ini_parse_stream(cfg_reader, &c, cfg_entry, &c);
-    fclose(c.fp);
-    if (rv != 0) {
-        fprintf(stderr, "skyroute-node: %s\n",
-                c.err[0] ? c.err : "syntax error in config (expected [section] or key = value)");
+    if (cfg_parse(&c, cfg_entry) != 0) {
         return -1;
     }
     for (size_t i = 0; i < n->nexec; i++) {
@@ -119,29 +133,9 @@ int node_config_load(struct node *n, const char *path)
 
 /* ---- [node]: the command-line options --------------------------------------------- */
 
-struct args_ctx {
-    const struct option *opts;
-    const char *path;
-    int line;
-    FILE *fp;
-    char **args;
-    size_t nargs, cap;
-    char err[300];
-};
-
-static char *args_reader(char *str, int num, void *stream)
-{
-    struct args_ctx *c = stream;
-    char *r = fgets(str, num, c->fp);
-    if (r) {
-        c->line++;
-    }
-    return r;
-}
-
 static int args_entry(void *user, const char *section, const char *name, const char *value)
 {
-    struct args_ctx *c = user;
+    struct cfg_ctx *c = user;
     if (strcmp(section, "node") != 0) {
         return 1; /* [exec.*]: node_config_load's */
     }
@@ -187,19 +181,10 @@ static int args_entry(void *user, const char *section, const char *name, const c
 
 int node_config_args(const char *path, const struct option *opts, char ***args, size_t *nargs)
 {
-    struct args_ctx c = {.opts = opts, .path = path};
+    struct cfg_ctx c = {.opts = opts, .path = path};
     *args = NULL;
     *nargs = 0;
-    c.fp = fopen(path, "r");
-    if (!c.fp) {
-        fprintf(stderr, "skyroute-node: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rv = ini_parse_stream(args_reader, &c, args_entry, &c);
-    fclose(c.fp);
-    if (rv != 0) {
-        fprintf(stderr, "skyroute-node: %s\n",
-                c.err[0] ? c.err : "syntax error in config (expected [section] or key = value)");
+    if (cfg_parse(&c, args_entry) != 0) {
         node_config_args_free(c.args, c.nargs);
         return -1;
     }
