@@ -432,7 +432,9 @@ int main(int argc, char **argv)
             return 1;
         }
         all_args[0] = argv[0];
-        memcpy(all_args + 1, file_args, nfile_args * sizeof(*all_args));
+        if (nfile_args) { /* a file with no [node] keys has none (NULL) */
+            memcpy(all_args + 1, file_args, nfile_args * sizeof(*all_args));
+        }
         memcpy(all_args + 1 + nfile_args, argv + 1, (size_t)(argc - 1) * sizeof(*all_args));
         argc += (int)nfile_args;
         argv = all_args;
