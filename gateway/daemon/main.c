@@ -69,6 +69,7 @@ static void on_term(void *arg)
         return;
     }
     g->draining = true;
+    sr_notify_stopping("draining");
     sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(g->main));
     sr_http_server_stop_listening(g->main);
     sr_http_server_goaway(g->main, false);
@@ -384,6 +385,14 @@ int main(int argc, char **argv)
     }
     sr_log(SR_LOG_INFO, "skyrouted %s: gateway %s on %s (admin %s), %zu targets", SR_VERSION,
            g.cfg->id, g.cfg->listen, g.cfg->admin[0] ? g.cfg->admin : "off", g.ntargets);
+    /* listening, the store open: the service manager may send traffic */
+    char status[200];
+    snprintf(status, sizeof(status), "gateway %s on %s, %zu targets", g.cfg->id, g.cfg->listen,
+             g.ntargets);
+    if (sr_notify_ready(g.base, status) != 0) {
+        fprintf(stderr, "skyrouted: cannot start the watchdog timer\n");
+        goto out;
+    }
     event_base_dispatch(g.base);
     sr_log(SR_LOG_INFO, "skyrouted stopped");
     rc = 0;
@@ -403,6 +412,7 @@ out:
         event_free(g.drain_timer);
     }
     sr_signals_remove();
+    sr_notify_free();
     if (g.base) {
         event_base_free(g.base);
     }

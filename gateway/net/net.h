@@ -357,4 +357,18 @@ int sr_signals_install(struct event_base *base, void (*on_term)(void *), void (*
 /* Frees the signal events (call before event_base_free). */
 void sr_signals_remove(void);
 
+/* ---- the service manager (Type=notify units) ------------------------------------- */
+
+/* Tells the service manager that the program is ready (READY=1, with |status|
+ * as the STATUS= line: a sentence for `systemctl status`); call once the
+ * listeners accept and the state is open. When the unit has WatchdogSec=, it
+ * also starts a timer on |base| that sends WATCHDOG=1 every half period while
+ * the loop turns. Outside a service manager ($NOTIFY_SOCKET unset) it does
+ * nothing. 0, or SR_ERR_NOMEM when the timer cannot be made. */
+int sr_notify_ready(struct event_base *base, const char *status);
+/* STOPPING=1 (and |status|): the program is draining and will exit. */
+void sr_notify_stopping(const char *status);
+/* Frees the watchdog timer (call before event_base_free); NULL-safe, idempotent. */
+void sr_notify_free(void);
+
 #endif /* SR_NET_H */

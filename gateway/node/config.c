@@ -1,7 +1,12 @@
 /*
- * --config: an INI file with [node] (gops, exec_user) and one [exec.NAME]
- * section per command the node may run as handler exec:NAME. Unknown
- * sections and keys are errors, reported with the file and line.
+ * --config: an INI file with [node] and one [exec.NAME] section per command
+ * the node may run as handler exec:NAME. [node] holds the command-line
+ * options, one key per option under the option's own name (max_body or
+ * max-body for --max-body): they are read first, as if written before the
+ * command line's, so the command line wins and one parser checks both. A
+ * systemd unit then needs nothing but --config. [node] exec_user, which has
+ * no option, is read with the [exec.*] sections. Unknown sections and keys
+ * are errors, reported with the file and line.
  *
  * Every handler runs under rlimits, by default EXEC_DEFAULT_*: enough for an
  * ordinary command, small enough that a runaway one (a fork loop, a leak, a
@@ -12,17 +17,24 @@
 #include "gateway/node/node.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <ini.h>
 
+/* One reading of the file: node_config_load fills n, node_config_args the
+ * options' strings. */
 struct cfg_ctx {
     struct node *n;
+    const struct option *opts;
+    char **args;
+    size_t nargs, cap;
     const char *path;
     int line;
     FILE *fp;
@@ -38,6 +50,24 @@ static char *cfg_reader(char *str, int num, void *stream)
         c->line++;
     }
     return r;
+}
+
+/* Reads c->path through |handler|. 0, or -1 after saying why on stderr. */
+static int cfg_parse(struct cfg_ctx *c, ini_handler handler)
+{
+    c->fp = fopen(c->path, "re");
+    if (!c->fp) {
+        fprintf(stderr, "skyroute-node: %s: %s\n", c->path, strerror(errno));
+        return -1;
+    }
+    int rv = ini_parse_stream(cfg_reader, c, handler, c);
+    fclose(c->fp);
+    if (rv != 0) {
+        fprintf(stderr, "skyroute-node: %s\n",
+                c->err[0] ? c->err : "syntax error in config (expected [section] or key = value)");
+        return -1;
+    }
+    return 0;
 }
 
 /* The [exec.NAME] section |name|, added with its defaults the first time;
@@ -151,17 +181,16 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
     struct node *n = c->n;
     double d;
     if (!strcmp(section, "node")) {
-        if (!strcmp(name, "gops") && sr_parse_double(&d, value, strlen(value)) == 0 && d > 0) {
-            n->gops = d;
-            return 1;
+        if (!strcmp(name, "exec_user")) {
+            if (value[0] && strlen(value) < sizeof(n->exec_user.name)) {
+                snprintf(n->exec_user.name, sizeof(n->exec_user.name), "%s", value);
+                return 1;
+            }
+            snprintf(c->err, sizeof(c->err), "%s:%d: bad exec_user '%s' in [node]", c->path,
+                     c->line, value);
+            return 0;
         }
-        if (!strcmp(name, "exec_user") && value[0] && strlen(value) < sizeof(n->exec_user.name)) {
-            snprintf(n->exec_user.name, sizeof(n->exec_user.name), "%s", value);
-            return 1;
-        }
-        snprintf(c->err, sizeof(c->err), "%s:%d: bad or unknown key '%s' in [node]", c->path,
-                 c->line, name);
-        return 0;
+        return 1; /* options: read and checked by node_config_args */
     }
     if (!strncmp(section, "exec.", 5) && section[5]) {
         struct exec_cfg *e = exec_section(n, section + 5);
@@ -204,16 +233,7 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
 int node_config_load(struct node *n, const char *path)
 {
     struct cfg_ctx c = {.n = n, .path = path};
-    c.fp = fopen(path, "re");
-    if (!c.fp) {
-        fprintf(stderr, "skyroute-node: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rv = ini_parse_stream(cfg_reader, &c, cfg_entry, &c);
-    fclose(c.fp);
-    if (rv != 0) {
-        fprintf(stderr, "skyroute-node: %s\n",
-                c.err[0] ? c.err : "syntax error in config (expected [section] or key = value)");
+    if (cfg_parse(&c, cfg_entry) != 0) {
         return -1;
     }
     for (size_t i = 0; i < n->nexec; i++) {
@@ -227,4 +247,74 @@ int node_config_load(struct node *n, const char *path)
         return -1;
     }
     return check_limits(n, path);
+}
+
+/* ---- [node]: the command-line options --------------------------------------------- */
+
+static int args_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct cfg_ctx *c = user;
+    if (strcmp(section, "node") != 0 || !strcmp(name, "exec_user")) {
+        return 1; /* [exec.*] and exec_user: node_config_load's */
+    }
+    char opt[64];
+    size_t len = strlen(name);
+    if (len >= sizeof(opt)) {
+        len = sizeof(opt) - 1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        opt[i] = name[i] == '_' ? '-' : name[i];
+    }
+    opt[len] = 0;
+    const struct option *o = c->opts;
+    while (o->name && strcmp(o->name, opt) != 0) {
+        o++;
+    }
+    /* options with an argument only: not --help, --version, nor --config itself */
+    if (!o->name || o->has_arg != required_argument || !strcmp(opt, "config")) {
+        snprintf(c->err, sizeof(c->err), "%s:%d: unknown key '%s' in [node]", c->path, c->line,
+                 name);
+        return 0;
+    }
+    if (c->nargs == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        char **a = realloc(c->args, cap * sizeof(*a));
+        if (!a) {
+            snprintf(c->err, sizeof(c->err), "out of memory");
+            return 0;
+        }
+        c->args = a;
+        c->cap = cap;
+    }
+    size_t need = strlen(opt) + strlen(value) + 4;
+    char *arg = malloc(need);
+    if (!arg) {
+        snprintf(c->err, sizeof(c->err), "out of memory");
+        return 0;
+    }
+    snprintf(arg, need, "--%s=%s", opt, value);
+    c->args[c->nargs++] = arg;
+    return 1;
+}
+
+int node_config_args(const char *path, const struct option *opts, char ***args, size_t *nargs)
+{
+    struct cfg_ctx c = {.opts = opts, .path = path};
+    *args = NULL;
+    *nargs = 0;
+    if (cfg_parse(&c, args_entry) != 0) {
+        node_config_args_free(c.args, c.nargs);
+        return -1;
+    }
+    *args = c.args;
+    *nargs = c.nargs;
+    return 0;
+}
+
+void node_config_args_free(char **args, size_t nargs)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        free(args[i]);
+    }
+    free(args);
 }

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -27,10 +28,12 @@ static const char usage_text[] =
     "  --key FILE.key     signing key for results\n"
     "  --trust FILE.pub   a sender key to accept (repeatable)\n"
     "  --admin HOST:PORT  admin listener: /metrics, /healthz (HTTP/1.1 and h2c)\n"
-    "  --config FILE      INI: [node] gops, exec_user (run handlers as this user);\n"
-    "                     [exec.NAME] command, timeout_ms, max_output, and the\n"
-    "                     handler's rlimits cpu_s (60), max_memory (4 GiB),\n"
-    "                     max_files (1024), max_procs (1024)\n"
+    "  --config FILE      INI: [node] any option below as key = value (max_body =\n"
+    "                     for --max-body; the command line wins), and exec_user\n"
+    "                     (run handlers as this user); [exec.NAME] command,\n"
+    "                     timeout_ms, max_output, and the handler's rlimits\n"
+    "                     cpu_s (60), max_memory (4 GiB), max_files (1024),\n"
+    "                     max_procs (1024)\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024, or\n"
     "                     auto: 32, or more with many workloads in flight or when\n"
@@ -77,38 +80,61 @@ static int usage_error(const char *msg)
     return 2;
 }
 
+/* The options; [node] in --config takes the same names. */
+static const struct option node_options[] = {
+    {"id", required_argument, 0, 'i'},
+    {"listen", required_argument, 0, 'l'},
+    {"key", required_argument, 0, 'k'},
+    {"trust", required_argument, 0, 't'},
+    {"admin", required_argument, 0, 'a'},
+    {"config", required_argument, 0, 'c'},
+    {"gops", required_argument, 0, 'g'},
+    {"max-body", required_argument, 0, 'm'},
+    {"log-level", required_argument, 0, 'L'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {"emulate-link", required_argument, 0, 'E'},
+    {"station", required_argument, 0, 'S'},
+    {"min-el", required_argument, 0, 'M'},
+    {"sat", required_argument, 0, 'A'},
+    {"gateway", required_argument, 0, 'G'},
+    {"gateway-id", required_argument, 0, 'I'},
+    {"link-bps", required_argument, 0, 'R'},
+    {"envelope-batch", required_argument, 0, 'B'},
+    {"replay-memory", required_argument, 0, 'P'},
+    {"upload-slots", required_argument, 0, 'U'},
+    {0, 0, 0, 0},
+};
+
+/* The --config FILE of the command line, or NULL: found before the other
+ * options are read, since the [node] keys in it go before them. */
+static const char *find_config(int argc, char **argv)
+{
+    const char *path = NULL;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", node_options, NULL)) != -1) {
+        if (c == 'c') {
+            path = optarg;
+        }
+    }
+    optind = 0; /* glibc: the next getopt_long starts afresh */
+    return path;
+}
+
+/* The command line with the [node] options of --config before its own:
+ * kept for the process's life (the options point into it). */
+static char **file_args, **all_args;
+static size_t nfile_args;
+
 /* Reads the command line into |n| and |o|. -1 to go on, else the exit code:
  * 0 after --help or --version, 2 after a usage error. */
 static int parse_options(int argc, char **argv, struct node *n, struct node_opts *o)
 {
-    static const struct option opts[] = {
-        {"id", required_argument, 0, 'i'},
-        {"listen", required_argument, 0, 'l'},
-        {"key", required_argument, 0, 'k'},
-        {"trust", required_argument, 0, 't'},
-        {"admin", required_argument, 0, 'a'},
-        {"config", required_argument, 0, 'c'},
-        {"gops", required_argument, 0, 'g'},
-        {"max-body", required_argument, 0, 'm'},
-        {"log-level", required_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        {"emulate-link", required_argument, 0, 'E'},
-        {"station", required_argument, 0, 'S'},
-        {"min-el", required_argument, 0, 'M'},
-        {"sat", required_argument, 0, 'A'},
-        {"gateway", required_argument, 0, 'G'},
-        {"gateway-id", required_argument, 0, 'I'},
-        {"link-bps", required_argument, 0, 'R'},
-        {"envelope-batch", required_argument, 0, 'B'},
-        {"replay-memory", required_argument, 0, 'P'},
-        {"upload-slots", required_argument, 0, 'U'},
-        {0, 0, 0, 0},
-    };
     double d;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", node_options, NULL)) != -1) {
         switch (c) {
         case 'i':
             if (!optarg[0] || strlen(optarg) >= sizeof(n->id)) {
@@ -302,6 +328,7 @@ static void on_term(void *arg)
         return;
     }
     n->draining = true;
+    sr_notify_stopping("draining");
     sr_log(SR_LOG_INFO, "draining: %zu requests in flight", sr_http_server_inflight(n->main));
     sr_http_server_stop_listening(n->main);
     sr_http_server_goaway(n->main, false); /* clients start no new streams here */
@@ -384,6 +411,7 @@ static void close_node(struct node *n)
     sr_keyring_free(n->trust);
     sr_key_free(n->key);
     sr_signals_remove();
+    sr_notify_free();
     event_base_free(n->base);
 }
 
@@ -396,6 +424,24 @@ int main(int argc, char **argv)
     n.batch_max = 0; /* auto */
     n.emu_min_el = 10;
     struct node_opts o = {.replay_memory = (size_t)256 << 20};
+    const char *config = find_config(argc, argv);
+    if (config) {
+        if (node_config_args(config, node_options, &file_args, &nfile_args) != 0) {
+            return 1;
+        }
+        all_args = calloc((size_t)argc + nfile_args + 1, sizeof(*all_args));
+        if (!all_args) {
+            fprintf(stderr, "skyroute-node: out of memory\n");
+            return 1;
+        }
+        all_args[0] = argv[0];
+        if (nfile_args) { /* a file with no [node] keys has none (NULL) */
+            memcpy(all_args + 1, file_args, nfile_args * sizeof(*all_args));
+        }
+        memcpy(all_args + 1 + nfile_args, argv + 1, (size_t)(argc - 1) * sizeof(*all_args));
+        argc += (int)nfile_args;
+        argv = all_args;
+    }
     int rc = parse_options(argc, argv, &n, &o);
     if (rc >= 0) {
         return rc;
@@ -425,8 +471,17 @@ int main(int argc, char **argv)
     sr_log(SR_LOG_INFO, "skyroute-node %s listening on %s (port %d), key id %02x%02x%02x%02x...",
            n.id, o.listen, sr_http_server_port(n.main), sr_key_id(n.key)[0], sr_key_id(n.key)[1],
            sr_key_id(n.key)[2], sr_key_id(n.key)[3]);
+    char status[200];
+    snprintf(status, sizeof(status), "node %s on %s", n.id, o.listen);
+    if (sr_notify_ready(n.base, status) != 0) {
+        fprintf(stderr, "skyroute-node: cannot start the watchdog timer\n");
+        close_node(&n);
+        return 1;
+    }
     event_base_dispatch(n.base);
     sr_log(SR_LOG_INFO, "skyroute-node %s stopped", n.id);
     close_node(&n);
+    node_config_args_free(file_args, nfile_args);
+    free(all_args);
     return 0;
 }

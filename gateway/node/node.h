@@ -300,9 +300,17 @@ void node_admin_handler(sr_req *req, void *arg);
 
 /* ---- config.c ------------------------------------------------------------------------- */
 
-/* Reads the INI file at |path| into n->gops and n->execs. 0, or -1 after
- * saying why on stderr ("FILE:LINE: ..."). */
+/* Reads the [exec.*] sections of the INI file at |path| into n->execs. 0, or
+ * -1 after saying why on stderr ("FILE:LINE: ..."). */
 int node_config_load(struct node *n, const char *path);
+struct option;
+/* Reads the [node] section of |path| as command-line options: each key the
+ * name of one of |opts| that takes an argument (other than config; '_' for
+ * '-' allowed), each value its argument. On success *|args| holds *|nargs|
+ * "--name=value" strings in file order, owned by the caller
+ * (node_config_args_free). 0, or -1 after saying why on stderr. */
+int node_config_args(const char *path, const struct option *opts, char ***args, size_t *nargs);
+void node_config_args_free(char **args, size_t nargs);
 
 /* ---- metrics.c ------------------------------------------------------------------------- */
 

@@ -19,6 +19,7 @@ import sys
 
 GATEWAY_CONFIG = "gateway/config/config.c"
 NODE_CONFIG = "gateway/node/config.c"
+NODE_MAIN = "gateway/node/main.c"
 
 # Sections ext_keys passes whole ({"S", "*"}) are checked by the part of the
 # daemon that owns them. Where each lists its keys: ("array", FILE, NAME) is a
@@ -164,9 +165,20 @@ def literal_reads(src):
 
 
 def node_keys(src):
+    """The node's keys: those cfg_entry compares by name, and in [node] every
+    command-line option that takes an argument, but --config, under its name
+    with '_' for '-' (node_config_args reads them)."""
     c = strip_comments(read(src, NODE_CONFIG))
     handler = function_body(c, "cfg_entry", NODE_CONFIG)
-    return {s: k for s, k in split_by_section(handler, NODE_CONFIG, c).items() if k}
+    keys = {s: k for s, k in split_by_section(handler, NODE_CONFIG, c).items() if k}
+    if "node_config_args" in c:
+        m = strip_comments(read(src, NODE_MAIN))
+        opts = re.findall(r'\{\s*"([a-z][a-z0-9-]*)"\s*,\s*required_argument', m)
+        if not opts:
+            raise Shape("%s: found no long options taking an argument" % NODE_MAIN)
+        keys.setdefault("node", set()).update(o.replace("-", "_") for o in opts
+                                              if o != "config")
+    return keys
 
 
 def doc_keys(path):

@@ -73,9 +73,9 @@ def add_handler_key(root):
 
 def add_node_key(root):
     edit(root, "gateway/node/config.c",
-         lambda t: t.replace('if (!strcmp(name, "gops")', 'if (!strcmp(name, "run_as_group")) {\n'
+         lambda t: t.replace('if (!strcmp(name, "exec_user")', 'if (!strcmp(name, "run_as_group")) {\n'
                              '            return 1;\n        }\n'
-                             '        if (!strcmp(name, "gops")', 1))
+                             '        if (!strcmp(name, "exec_user")', 1))
 
 
 def add_owner_key(root):
