@@ -43,6 +43,10 @@ static const char usage_text[] =
     "                     oldest first, each whole in turn, whatever the sender's\n"
     "                     order (default 0: as sent; skyrouted already sends them\n"
     "                     8 at a time)\n"
+    "  --body-timeout S   an envelope whose body gets no byte for S seconds, or\n"
+    "                     comes slower than 256 bytes/s over them, is refused (408,\n"
+    "                     stream reset); also at most 256 connections per address\n"
+    "                     (default 30; 0: off)\n"
     "  --replay-memory BYTES  results kept to answer a re-sent workload (default\n"
     "                     256 MiB; the oldest are dropped first: a re-sent one then\n"
     "                     gets 409 result_dropped, never a second run)\n"
@@ -72,6 +76,7 @@ struct node_opts {
     double link_bps;
     size_t replay_memory;
     unsigned upload_slots;
+    int body_timeout_s;
 };
 
 static int usage_error(const char *msg)
@@ -103,6 +108,7 @@ static const struct option node_options[] = {
     {"envelope-batch", required_argument, 0, 'B'},
     {"replay-memory", required_argument, 0, 'P'},
     {"upload-slots", required_argument, 0, 'U'},
+    {"body-timeout", required_argument, 0, 'T'},
     {0, 0, 0, 0},
 };
 
@@ -173,6 +179,13 @@ static int parse_options(int argc, char **argv, struct node *n, struct node_opts
                 return usage_error("--upload-slots must be an integer in [0, 1000]");
             }
             o->upload_slots = (unsigned)d;
+            break;
+        case 'T':
+            if (sr_parse_double(&d, optarg, strlen(optarg)) != 0 || d < 0 || d > 3600 ||
+                d != (double)(int)d) {
+                return usage_error("--body-timeout must be whole seconds in [0, 3600]");
+            }
+            o->body_timeout_s = (int)d;
             break;
         case 'B':
             if (!strcmp(optarg, "auto")) {
@@ -374,6 +387,12 @@ static int open_listeners(struct node *n, const struct node_opts *o)
                                      .max_body = n->max_body + 4096,
                                      .rate_Bps = (uint64_t)(o->link_bps / 8),
                                      .upload_slots = o->upload_slots,
+                                     /* before an envelope is whole nobody is
+                                      * authenticated: the gateway's defaults */
+                                     .per_addr_conns = 256,
+                                     .body_timeout_s = o->body_timeout_s,
+                                     .body_min_Bps = 256,
+                                     .metrics = n->metrics,
                                      .handler = node_main_handler,
                                      .arg = n};
     if (sr_http_server_new(&n->main, n->base, &so, err, sizeof(err)) != 0) {
@@ -423,7 +442,7 @@ int main(int argc, char **argv)
     n.max_body = 32u << 20;
     n.batch_max = 0; /* auto */
     n.emu_min_el = 10;
-    struct node_opts o = {.replay_memory = (size_t)256 << 20};
+    struct node_opts o = {.replay_memory = (size_t)256 << 20, .body_timeout_s = 30};
     const char *config = find_config(argc, argv);
     if (config) {
         if (node_config_args(config, node_options, &file_args, &nfile_args) != 0) {

@@ -533,8 +533,30 @@ def test_client_certificate_cn_whole_or_not_at_all():
     check(not bad, "clean exits: %r" % [(b.sr_name, b.returncode) for b in bad])
 
 
+def test_node_refuses_a_stalled_envelope():
+    """skyroute-node, like the gateway, does not wait for a silent body: it
+    is only authenticated once whole."""
+    env = srtest.Env("preauth-node")
+    gkey, gpub = env.keygen("gs-test")
+    n = env.start_node("alpha", [gpub], extra=["--body-timeout", "1"])
+    a = Raw(n["port"])
+    t0 = time.time()
+    a.open_stream(1, 1000, path="/v1/exec")
+    got = []
+    a.wait(lambda f: f[0] == HEADERS and f[2] == 1 and got.append(f) is None, 6)
+    dt = time.time() - t0
+    check(got and got[0][3].get(":status") == "408", "the node answers 408: %r" % got)
+    check(0.5 <= dt <= 1 + 3, "after the 1-s timeout (+ a sweep): %.1fs" % dt)
+    check(srtest.metric(n["admin"], "skyroute_preauth_refused_total",
+                        'reason="body_timeout"') == 1, "counted at the node")
+    a.close()
+    bad = env.close()
+    check(not bad, "every process exited cleanly: %s" % bad)
+
+
 if __name__ == "__main__":
-    srtest.run_tests([test_slow_streams_address_cap_and_unauthenticated_streams,
+    srtest.run_tests([test_node_refuses_a_stalled_envelope,
+                      test_slow_streams_address_cap_and_unauthenticated_streams,
                       test_slow_body_over_http1_on_the_admin_listener,
                       test_signed_upload_flood_refused_before_verification,
                       test_workload_owner_secret_config_and_open_api_warning,
