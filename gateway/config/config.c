@@ -67,11 +67,22 @@ static const struct {
     {"idc.*", "price_per_kwh"},
     {"idc.*", "carbon_g_per_kwh"},
     {"idc.*", "queue_ms"},
-    {"policy", "*"},
+    {"policy", "time_weight"}, /* the router's cost weights (daemon/route.c) */
+    {"policy", "energy_weight"},
+    {"policy", "price_weight"},
+    {"policy", "carbon_weight"},
+    {"policy", "margin_ms"},
+    {"policy", "margin_k"},
+    {"policy", "inflight_weight"},
+    {"policy", "link_margin"},
+    {"policy", "max_windows"},
     {"spool", "*"},
     {"cluster", "*"},
     {"peer.*", "pubkey"}, /* [cluster]: a station whose records we accept */
-    {"tls", "*"},
+    {"tls", "listen"},    /* the TLS listener (daemon/tls.c) */
+    {"tls", "cert"},
+    {"tls", "key"},
+    {"tls", "client_ca"},
     {"client.*", "*"},
 };
 

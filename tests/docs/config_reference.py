@@ -28,10 +28,8 @@ NODE_MAIN = "gateway/node/main.c"
 # ...); ("arg", FILE, FUNC) is FUNC's literal second argument (a helper that
 # reads one key of the section).
 WILDCARD_OWNERS = {
-    "policy": [("calls", "gateway/daemon/route.c")],
     "spool": [("array", "gateway/daemon/spool.c", "keys")],
     "cluster": [("array", "gateway/daemon/federation.c", "cluster_keys")],
-    "tls": [("calls", "gateway/daemon/tls.c"), ("arg", "gateway/daemon/tls.c", "path_key")],
     "client.*": [("array", "gateway/daemon/auth.c", "known")],
 }
 

@@ -85,7 +85,7 @@ def add_owner_key(root):
 
 def add_wildcard(root):
     edit(root, "gateway/config/config.c",
-         lambda t: t.replace('{"tls", "*"},', '{"tls", "*"},\n    {"audit", "*"},', 1))
+         lambda t: t.replace('{"spool", "*"},', '{"spool", "*"},\n    {"audit", "*"},', 1))
 
 
 def drop_doc_row(root):

@@ -624,7 +624,7 @@ static void test_extension_keys(void **state)
                                        "[operator.zeta]\n"           /* 9 */
                                        "satellites = *\n"            /* 10 */
                                        "[policy]\n"                  /* 11 */
-                                       "w_energy = lots\n");         /* 12 */
+                                       "energy_weight = lots\n");    /* 12 */
     int line = 0;
     assert_string_equal(sr_config_get(cfg, "gateway", "station", &line), "48.85,2.35,35");
     assert_int_equal(line, 4);
@@ -638,19 +638,22 @@ static void test_extension_keys(void **state)
     assert_null(sr_config_section(cfg, "operator.", 2, NULL));
     double d = 0;
     char err[512];
-    assert_int_equal(sr_config_num(cfg, "policy", "w_time", 1.5, 0, 10, &d, err, sizeof(err)), 0);
+    assert_int_equal(sr_config_num(cfg, "policy", "time_weight", 1.5, 0, 10, &d, err, sizeof(err)),
+                     0);
     assert_true(d == 1.5);
-    assert_int_equal(sr_config_num(cfg, "policy", "w_energy", 1, 0, 10, &d, err, sizeof(err)),
+    assert_int_equal(sr_config_num(cfg, "policy", "energy_weight", 1, 0, 10, &d, err, sizeof(err)),
                      SR_ERR_CONFIG);
     char want[PATH_MAX + 128];
     snprintf(want, sizeof(want),
-             "%s:12: 'w_energy' in [policy] must be a number in [0, 10], "
+             "%s:12: 'energy_weight' in [policy] must be a number in [0, 10], "
              "got 'lots'",
              path);
     assert_string_equal(err, want);
     sr_config_free(cfg);
     /* a misspelt key in a known extension section is still an error, at its line */
     load_bad(GW "[operator.acme]\npubkee = x\n", 5, "unknown key 'pubkee' in [operator.acme]");
+    load_bad(GW "[policy]\ntme_weight = 3\n", 5, "unknown key 'tme_weight' in [policy]");
+    load_bad(GW "[tls]\ncert_file = x\n", 5, "unknown key 'cert_file' in [tls]");
 }
 
 static void test_many_sections_indexed(void **state)
@@ -661,7 +664,7 @@ static void test_many_sections_indexed(void **state)
     size_t n = 3000, cap = 200 * n + 1024;
     char *text = malloc(cap);
     assert_non_null(text);
-    size_t len = (size_t)snprintf(text, cap, GW "[policy]\nw_time = 1\nw_time = 2\n");
+    size_t len = (size_t)snprintf(text, cap, GW "[policy]\ntime_weight = 1\ntime_weight = 2\n");
     for (size_t i = 0; i < n; i++) {
         len += (size_t)snprintf(text + len, cap - len,
                                 "[satellite.s%zu]\nurl = http://127.0.0.1:9\n"
@@ -672,7 +675,7 @@ static void test_many_sections_indexed(void **state)
     free(text);
     assert_int_equal(cfg->ntargets, n);
     int line = 0;
-    assert_string_equal(sr_config_get(cfg, "policy", "w_time", &line), "2");
+    assert_string_equal(sr_config_get(cfg, "policy", "time_weight", &line), "2");
     assert_int_equal(line, 6);
     assert_string_equal(sr_config_get(cfg, "satellite.s0", "catnum", NULL), "70000");
     assert_string_equal(sr_config_get(cfg, "satellite.s2999", "catnum", &line), "72999");
