@@ -1,5 +1,5 @@
 /*
- * --config: an INI file with [node] (gops) and one [exec.NAME] section per
+ * --config: an INI file with [node] (gops, replay_budget_mb) and one [exec.NAME] section per
  * command the node may run as handler exec:NAME. Unknown sections and keys
  * are errors, reported with the file and line.
  */
@@ -57,6 +57,17 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
     if (!strcmp(section, "node")) {
         if (!strcmp(name, "gops") && sr_parse_double(&d, value, strlen(value)) == 0 && d > 0) {
             n->gops = d;
+            return 1;
+        }
+        if (!strcmp(name, "replay_budget_mb")) {
+            /* fractions allowed: a test guard holds a few thousand ids */
+            if (sr_parse_double(&d, value, strlen(value)) != 0 || d < 0.01 || d > 65536) {
+                snprintf(c->err, sizeof(c->err),
+                         "%s:%d: 'replay_budget_mb' must be a number of MiB in [0.01, 65536]",
+                         c->path, c->line);
+                return 0;
+            }
+            n->replay_budget = (size_t)(d * 1048576);
             return 1;
         }
         snprintf(c->err, sizeof(c->err), "%s:%d: bad or unknown key '%s' in [node]", c->path,

@@ -27,7 +27,10 @@ static const char usage_text[] =
     "  --key FILE.key     signing key for results\n"
     "  --trust FILE.pub   a sender key to accept (repeatable)\n"
     "  --admin HOST:PORT  admin listener: /metrics, /healthz (HTTP/1.1 and h2c)\n"
-    "  --config FILE      INI: [node] gops = N; [exec.NAME] command, timeout_ms, max_output\n"
+    "  --config FILE      INI: [node] gops = N, replay_budget_mb = MiB (default 256:\n"
+    "                     the replay guard's ids, grown as the load needs; when\n"
+    "                     full the node answers 503 busy with retry_after_ms);\n"
+    "                     [exec.NAME] command, timeout_ms, max_output\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024, or\n"
     "                     auto: 32, or more with many workloads in flight or when\n"
@@ -251,7 +254,15 @@ static int open_state(struct node *n, const struct node_opts *o)
         fprintf(stderr, "skyroute-node: %s: %s\n", o->keyfile, err);
         return -1;
     }
-    if (sr_keyring_new(&n->trust) != 0 || sr_replay_new(&n->replay, 1u << 20) != 0 ||
+    /* the guard holds each id until its envelope expires: at R requests a
+     * second and deadline D it needs R x D ids, and grows to them within
+     * [node] replay_budget_mb; beyond it the node answers busy */
+    size_t ids = sr_replay_capacity_for(n->replay_budget);
+    if (ids == 0) {
+        fprintf(stderr, "skyroute-node: replay_budget_mb is too small for one id\n");
+        return -1;
+    }
+    if (sr_keyring_new(&n->trust) != 0 || sr_replay_new(&n->replay, ids) != 0 ||
         sr_rootcache_new(&n->roots) != 0 || sr_metrics_new(&n->metrics) != 0) {
         fprintf(stderr, "skyroute-node: out of memory\n");
         return -1;
@@ -390,7 +401,8 @@ int main(int argc, char **argv)
     memset(&n, 0, sizeof(n));
     n.gops = 10;
     n.max_body = 32u << 20;
-    n.batch_max = 0; /* auto */
+    n.replay_budget = (size_t)256 << 20; /* some 2.3 million ids */
+    n.batch_max = 0;                     /* auto */
     n.emu_min_el = 10;
     struct node_opts o = {.replay_memory = (size_t)256 << 20};
     int rc = parse_options(argc, argv, &n, &o);

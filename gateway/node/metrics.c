@@ -25,6 +25,11 @@ void node_metrics_describe(struct node *n)
     sr_metrics_describe(n->metrics, "skyroute_node_replay_results_dropped_total", "counter",
                         "Results dropped from the replay guard to stay within --replay-memory "
                         "(their ids are still refused).");
+    sr_metrics_describe(n->metrics, "skyroute_node_replay_capacity", "gauge",
+                        "Ids the replay guard has room for now (it doubles as needed up to "
+                        "[node] replay_budget_mb).");
+    sr_metrics_describe(n->metrics, "skyroute_node_replay_bytes", "gauge",
+                        "Bytes of the replay guard's tables at their present capacity.");
     sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 0);
 }
 
@@ -38,6 +43,10 @@ void node_count_reject(struct node *n, const char *reason)
 void node_replay_gauges(struct node *n)
 {
     sr_metrics_set(n->metrics, "skyroute_node_replay_ids", "", (double)sr_replay_count(n->replay));
+    sr_metrics_set(n->metrics, "skyroute_node_replay_capacity", "",
+                   (double)sr_replay_capacity(n->replay));
+    sr_metrics_set(n->metrics, "skyroute_node_replay_bytes", "",
+                   (double)sr_replay_bytes(n->replay));
     sr_metrics_set(n->metrics, "skyroute_node_replay_results_dropped_total", "",
                    (double)sr_replay_results_dropped(n->replay));
 }
