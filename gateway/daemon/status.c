@@ -458,7 +458,9 @@ static int page_targets(struct gw *g, sr_buf *b, int64_t now)
                                  t->cfg->kind == SR_TARGET_IDC ? "idc" : "satellite", st.ewma_ms,
                                  st.inflight, (unsigned long long)st.successes,
                                  (unsigned long long)st.failures, ej ? "bad" : "ok",
-                                 ej ? "ejected" : "ready");
+                                 ej                    ? "ejected"
+                                 : t->busy_until > now ? "busy (probed)"
+                                                       : "ready");
     }
     return rv ? rv : sr_buf_append(b, "</table>\n", 9);
 }

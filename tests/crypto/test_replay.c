@@ -225,6 +225,14 @@ static void test_replay_result_ring(void **state)
 
 /* Random operations against a brute-force model: exercises probe-run
  * deletion and heap removal from the middle. */
+/* sr_replay_check of id number |n|, without a result. */
+static int check_n(sr_replay *g, unsigned n, int64_t exp, int64_t now)
+{
+    uint8_t id[16];
+    make_id(id, n);
+    return sr_replay_check(g, id, exp, now, NULL, NULL);
+}
+
 /* Room follows the live ids: the guard starts small and doubles up to its
  * capacity, keeping every record, stored result and expiry across each
  * growth; when full it says when room comes back. */
@@ -251,8 +259,7 @@ static void test_replay_grows(void **state)
     assert_true(sr_replay_bytes(g) > 4 * bytes0);
     assert_true(sr_replay_bytes(g) <= 128 * (size_t)CAP);
     assert_int_equal(sr_replay_count(g), CAP);
-    make_id(id, 0xdeadbeef);
-    assert_int_equal(sr_replay_check(g, id, 50000, 0, NULL, NULL), SR_ERR_FULL);
+    assert_int_equal(check_n(g, 0xdeadbeef, 50000, 0), SR_ERR_FULL);
     assert_int_equal(sr_replay_next_expiry(g), 10000);
     for (unsigned i = 0; i < CAP; i++) {
         const uint8_t *res = NULL;
@@ -269,16 +276,13 @@ static void test_replay_grows(void **state)
             assert_null(res);
         }
     }
-    /* the earliest expiry passed: exactly one slot came back */
-    make_id(id, 0xdeadbeef);
-    assert_int_equal(sr_replay_check(g, id, 50000, 10000, NULL, NULL), 0);
-    make_id(id, 0xfeedface);
-    assert_int_equal(sr_replay_check(g, id, 50000, 10000, NULL, NULL), SR_ERR_FULL);
+    /* the earliest expiry passed: exactly one slot came back; then all but
+     * the two late ones expire: room for CAP - 2 again, no regrowth */
+    assert_int_equal(check_n(g, 0xdeadbeef, 50000, 10000), 0);
+    assert_int_equal(check_n(g, 0xfeedface, 50000, 10000), SR_ERR_FULL);
     assert_int_equal(sr_replay_next_expiry(g), 10001);
-    /* all but the two late ones expire: room for CAP - 2 again, no regrowth */
-    assert_int_equal(sr_replay_check(g, id, 50000, 40000, NULL, NULL), 0);
-    assert_int_equal(sr_replay_count(g), 2);
-    assert_int_equal(sr_replay_capacity(g), CAP);
+    assert_int_equal(check_n(g, 0xfeedface, 50000, 40000), 0);
+    assert_true(sr_replay_count(g) == 2 && sr_replay_capacity(g) == CAP);
     sr_replay_free(g);
 
     /* a budget buys a capacity whose tables fit in it */
@@ -289,8 +293,7 @@ static void test_replay_grows(void **state)
     assert_true(c16 > 15 * c1 && c16 < 17 * c1);
     assert_int_equal(sr_replay_new(&g, c1), 0);
     for (unsigned i = 0; i < c1; i++) {
-        make_id(id, i);
-        assert_int_equal(sr_replay_check(g, id, 1000, 0, NULL, NULL), 0);
+        assert_int_equal(check_n(g, i, 1000, 0), 0);
     }
     assert_true(sr_replay_bytes(g) <= (size_t)1 << 20);
     sr_replay_free(g);
