@@ -27,7 +27,14 @@ finished workloads (skyroute_spool_finished_total) must be done, bar those
 whose deadline passed while queued, and the daemons' memory and descriptors
 must stay flat all the same.
 
-usage: tests/bench/soak.sh [--minutes N] [--with-spool] [--build DIR] [--markdown FILE]
+With --with-satellite, a satellite node joins: skyroute-node
+--emulate-link, a synthetic satellite at 20,000 km passing over the station
+(a pass of hours, light time some 70 ms each way), whose elements the
+gateway gets signed by an operator; a third h2load (1 connection of 4
+streams) sends it 1 KiB workloads with skyroute-place: orbit.
+
+usage: tests/bench/soak.sh [--minutes N] [--with-spool] [--with-satellite] [--build DIR]
+                           [--markdown FILE]
 Exit status 0 when the verdict holds, 1 when it does not.
 """
 
@@ -45,6 +52,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
 SAMPLE_S = 10
+STATION = "48.85,2.35,35"
 
 
 def free_port():
@@ -124,6 +132,34 @@ def quantile(b0, b1, q):
     return lo
 
 
+def satellite_elements(exe, d, seconds):
+    """Elements of a satellite at 20,000 km passing over STATION in the
+    middle of the run: above 10 degrees for hours, the whole run."""
+    at = time.time() + seconds / 2
+    r = subprocess.run([exe["skyroute"], "elements", "synth", "--overhead", STATION, "--at",
+                        time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(at)),
+                        "--alt-km", "20000", "--first-catnum", "90000"],
+                       stdout=subprocess.PIPE, check=True)
+    tle = os.path.join(d, "sat.tle")
+    with open(tle, "wb") as f:
+        f.write(r.stdout)
+    return tle
+
+
+def upload_elements(exe, d, tle, gport):
+    """PUT /v1/elements, signed by the operator that speaks for sat-1."""
+    with open(tle, "rb") as f:
+        elements = f.read()
+    sig = subprocess.run([exe["skyroute"], "sign", "--key", os.path.join(d, "ops.key")],
+                         input=elements, stdout=subprocess.PIPE, check=True).stdout
+    r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary",
+                        "@" + tle, "-H", "content-type: text/plain", "-H",
+                        "skyroute-signature: " + sig.decode().strip(),
+                        "http://127.0.0.1:%d/v1/elements" % gport], stdout=subprocess.PIPE)
+    if b'"accepted"' not in r.stdout:
+        sys.exit("soak: the gateway did not take the satellite's elements: %r" % r.stdout)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10)
@@ -133,6 +169,8 @@ def main():
     ap.add_argument("--streams", type=int, default=20)
     ap.add_argument("--with-spool", action="store_true",
                     help="also submit durable (prefer: respond-async) workloads")
+    ap.add_argument("--with-satellite", action="store_true",
+                    help="also run an emulated satellite node and send it work")
     a = ap.parse_args()
     if a.minutes <= 0 or a.minutes > 24 * 60:
         sys.exit("soak: --minutes must be in (0, 1440]")
@@ -153,7 +191,7 @@ def main():
         return p
 
     try:
-        for k in ("gs-soak", "idc1"):
+        for k in ("gs-soak", "idc1", "sat-1", "ops"):
             subprocess.run([exe["skyroute"], "keygen", "--out", os.path.join(d, k)], check=True,
                            stdout=subprocess.DEVNULL)
         nport, naport, gport, gaport = free_port(), free_port(), free_port(), free_port()
@@ -162,10 +200,23 @@ def main():
                       "--trust", os.path.join(d, "gs-soak.pub")], "idc1")
         wait_port(nport, node)
         wait_port(naport, node)
+        conf = ("[gateway]\nid = gs-soak\nlisten = 127.0.0.1:%d\nadmin = 127.0.0.1:%d\n"
+                "key = gs-soak.key\nstate_dir = state\n" % (gport, gaport))
+        if a.with_satellite:
+            sport, saport = free_port(), free_port()
+            tle = satellite_elements(exe, d, int(a.minutes * 60))
+            sat = start([exe["skyroute-node"], "--id", "sat-1", "--listen", "127.0.0.1:%d" % sport,
+                         "--admin", "127.0.0.1:%d" % saport, "--key", os.path.join(d, "sat-1.key"),
+                         "--trust", os.path.join(d, "gs-soak.pub"), "--emulate-link", tle,
+                         "--station", STATION, "--min-el", "10"], "sat-1")
+            wait_port(saport, sat)
+            wait_port(sport, sat)  # in view: the pass is under way
+            conf += ("station = %s\nmin_el_deg = 10\n\n[operator.ops]\npubkey = ops.pub\n"
+                     "satellites = sat-1\n\n[satellite.sat-1]\nurl = http://127.0.0.1:%d\n"
+                     "pubkey = sat-1.pub\ncatnum = 90000\n" % (STATION, sport))
+        conf += "\n[idc.idc1]\nurl = http://127.0.0.1:%d\npubkey = idc1.pub\n" % nport
         with open(os.path.join(d, "gs.conf"), "w") as f:
-            f.write("[gateway]\nid = gs-soak\nlisten = 127.0.0.1:%d\nadmin = 127.0.0.1:%d\n"
-                    "key = gs-soak.key\nstate_dir = state\n\n[idc.idc1]\nurl = "
-                    "http://127.0.0.1:%d\npubkey = idc1.pub\n" % (gport, gaport, nport))
+            f.write(conf)
         gw = start([exe["skyrouted"], "-c", os.path.join(d, "gs.conf")], "gateway")
         wait_port(gport, gw)
         wait_port(gaport, gw)
@@ -175,12 +226,22 @@ def main():
         seconds = int(a.minutes * 60)
         warm_s = 60 if seconds >= 180 else seconds // 3
         daemons = [("gateway", gw.pid), ("node", node.pid)]
+        if a.with_satellite:
+            upload_elements(exe, d, tle, gport)
+            daemons.append(("sat", sat.pid))
         print("soak: %d s at h2load -c %d -m %d (4 KiB echo), sampled every %d s, warm-up %d s"
               % (seconds, a.connections, a.streams, SAMPLE_S, warm_s), flush=True)
         load = subprocess.Popen(["h2load", "-D", str(seconds), "-c", str(a.connections), "-m",
                                  str(a.streams), "-d", body, "-H", "skyroute-handler: echo",
                                  "http://127.0.0.1:%d/v1/workloads" % gport],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        sat_load = None
+        if a.with_satellite:
+            sat_load = subprocess.Popen(
+                ["h2load", "-D", str(seconds), "-c", "1", "-m", "4", "-d", body,
+                 "-H", "skyroute-handler: echo", "-H", "skyroute-place: orbit",
+                 "http://127.0.0.1:%d/v1/workloads" % gport],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         spool_load = None
         if a.with_spool:
             small = os.path.join(d, "1k.bin")
@@ -223,6 +284,10 @@ def main():
         out = load.communicate(timeout=120)[0].decode()
         summary = [l for l in out.splitlines() if l.startswith(("finished in", "requests:",
                                                                  "status codes:"))]
+        if sat_load:
+            out = sat_load.communicate(timeout=120)[0].decode()
+            summary += ["satellite: " + l for l in out.splitlines()
+                        if l.startswith(("requests:", "status codes:"))]
         if spool_load:
             out = spool_load.communicate(timeout=120)[0].decode()
             summary += ["spool: " + l for l in out.splitlines()
@@ -248,7 +313,8 @@ def main():
     # 499: the client reset the stream. h2load does so to the streams it
     # has open when -D ends (at most connections x streams each), and only
     # then: those are the client leaving, neither successes nor failures
-    open_at_end = a.connections * a.streams + (8 if a.with_spool else 0)
+    open_at_end = (a.connections * a.streams + (8 if a.with_spool else 0)
+                   + (4 if a.with_satellite else 0))
     resets = total.get("499", 0)
     left_at_end = resets if resets <= open_at_end else 0
     answers = sum(total.values()) - left_at_end
