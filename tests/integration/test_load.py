@@ -149,6 +149,22 @@ def test_excess_gets_retry_after_and_service_returns_within_a_second():
     check(not bad, "processes exited badly")
 
 
+def test_node_budget_is_checked():
+    """replay_budget_mb is a number of MiB in [0.01, 65536]; anything else
+    stops the node at start, naming the file, line and key."""
+    env = srtest.Env("budget")
+    _, gpub = env.keygen("gs-test")
+    key, _ = env.keygen("n")
+    for value in ("0", "-1", "lots", "70000"):
+        conf = write(env, "n.conf", ("[node]\ngops = 5\nreplay_budget_mb = %s\n" % value).encode())
+        r = run([srtest.NODE, "--id", "n", "--listen", "127.0.0.1:%d" % srtest.free_port(),
+                 "--key", key, "--trust", gpub, "--config", conf], timeout=30)
+        err = r.stderr.decode()
+        check(r.returncode != 0 and "n.conf:3" in err and "replay_budget_mb" in err,
+              "%s refused with its line: %d %r" % (value, r.returncode, err))
+    env.close()
+
+
 def access_lines(env, g, skip=0, want=0, timeout=5.0):
     """The gateway's access log lines past the first |skip| (its log file
     is shared by the gateways of one test): flushed once a second, so waits
@@ -230,4 +246,5 @@ if __name__ == "__main__":
         test_busy_target_spreads_to_the_other,
         test_excess_gets_retry_after_and_service_returns_within_a_second,
         test_access_log_modes,
+        test_node_budget_is_checked,
     ])
