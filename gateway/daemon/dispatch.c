@@ -98,6 +98,7 @@ struct gw_job {
     struct attempt attempts[8];
     size_t nattempts;
     int64_t busy_until; /* the earliest a candidate passed over as busy has room; 0: none */
+    bool probe;         /* sent to a target while it was busy: its success means room */
     char idhex[2 * SR_ENV_IDBYTES + 1];
     gw_job_done done;
     void *arg;
@@ -509,9 +510,13 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
 
     double elapsed = (double)(sr_mono_ms() - job->start_mono);
     sr_router_observe(g->router, &job->cur_cand, elapsed, job->spec.w.work_gop, now);
-    struct target_rt *t = target_rt(g, job->cur_target);
-    if (t) {
-        t->busy_until = 0; /* it took one: room again */
+    if (job->probe) {
+        /* it took one sent while it was full: room again. A success of one
+         * sent before it said busy says nothing of that. */
+        struct target_rt *t = target_rt(g, job->cur_target);
+        if (t) {
+            t->busy_until = 0;
+        }
     }
     count_dispatch(g, job->cur_target, "ok");
     char signer[SR_KEYIDBYTES * 2 + 1];
@@ -1093,8 +1098,10 @@ static void dispatch(struct gw_job *job)
         } else if (t->busy_until && now < t->busy_probe_at) {
             note_busy(job, c->target, t->busy_until);
             continue;
-        } else if (t->busy_until) {
-            t->busy_probe_at = now + GW_BUSY_PROBE_MS; /* this job is the probe */
+        }
+        job->probe = t->busy_until != 0;
+        if (job->probe) {
+            t->busy_probe_at = now + GW_BUSY_PROBE_MS;
         }
         int64_t left = job->spec.w.deadline_ms - now;
         if (left <= 0) {
