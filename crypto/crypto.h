@@ -540,18 +540,31 @@ const char *sr_kind_name(sr_kind kind);
  */
 typedef struct sr_replay sr_replay;
 
-/* Sizes everything up front (about 100 bytes per id of |capacity|, mapped
- * lazily); nothing is allocated later except the result log, once, at the
- * first stored result. Ids are hashed with SipHash under
- * a random per-guard key. 0, SR_ERR_INVAL (capacity 0 or over 2^30),
- * SR_ERR_UNAVAILABLE (libsodium) or SR_ERR_NOMEM. */
+/* A guard for at most |capacity| live ids. It starts with room for 4,096
+ * (or |capacity| if fewer) and doubles whenever live ids fill it, up to
+ * |capacity|: its memory (sr_replay_bytes()) follows the ids it has had to
+ * hold, and pages are only touched as it grows. Nothing else is allocated
+ * later except the result log, once, at the first stored result. Ids are
+ * hashed with SipHash under a random per-guard key. 0, SR_ERR_INVAL
+ * (capacity 0 or over 2^30), SR_ERR_UNAVAILABLE (libsodium) or SR_ERR_NOMEM. */
 int sr_replay_new(sr_replay **out, size_t capacity) SR_WARN_UNUSED;
+/* The largest capacity whose tables fit in |budget_bytes| once grown to it
+ * (about 120 bytes per id; the result log is apart): 0 if not even one id. */
+size_t sr_replay_capacity_for(size_t budget_bytes);
+/* Ids the guard has room for now (it grows up to its capacity) and the
+ * bytes its tables take at that size. */
+size_t sr_replay_capacity(const sr_replay *g);
+size_t sr_replay_bytes(const sr_replay *g);
+/* The earliest exp (ms) among the live ids, 0 if there is none: when the
+ * guard is full (SR_ERR_FULL), the moment room comes back. */
+int64_t sr_replay_next_expiry(const sr_replay *g);
 void sr_replay_free(sr_replay *g);
 
 /*
  * Records |id| (alive until |exp_ms|). Expired ids are dropped first.
  * Returns 0 if the id is new (now recorded as pending), SR_ERR_ENV_REPLAY if it
- * is already known, or SR_ERR_FULL if capacity is exhausted by live ids.
+ * is already known, or SR_ERR_FULL if the live ids fill the capacity (or
+ * growing to make room ran out of memory).
  * On SR_ERR_ENV_REPLAY, |*result| and |*result_len| give the stored result (if
  * sr_replay_store() was called for it) or NULL/0 while it is still pending;
  * the pointer stays valid until the next call that modifies the guard.

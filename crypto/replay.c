@@ -1,11 +1,14 @@
 /*
  * Replay guard: a bounded map from envelope id to (exp, stored result).
  *
- * Layout, all sized once at sr_replay_new():
+ * Layout, sized for |cap| ids and grown by doubling (grow()) whenever the
+ * live ids fill it, up to the ceiling given to sr_replay_new(): a guard
+ * starts at REPLAY_INITIAL ids, so its memory follows the load it has seen
+ * (ids live until their envelope expires: rate x deadline) instead of being
+ * the ceiling's from the start. Growing copies the arrays once per doubling
+ * (amortised O(1) per id) and rehashes the table.
  *   - ents[cap]: the records; slots [0, used) have been handed out, and the
- *     freed ones among them are chained through |next_free|. Slots past
- *     |used| are never touched, so a large guard costs little until it fills
- *     (calloc'd pages stay unmapped);
+ *     freed ones among them are chained through |next_free|;
  *   - table[2^k >= 2 cap]: open addressing with linear probing, holding entry
  *     index + 1 (0 = empty). Load stays <= 1/2, and deletion shifts the probe
  *     run back instead of leaving tombstones, so lookups stay short forever;
@@ -47,6 +50,7 @@
 #include <sodium.h>
 
 #define SR_REPLAY_MAXCAP ((size_t)1 << 30)
+#define REPLAY_INITIAL ((size_t)4096)
 #define SR_REPLAY_DEFAULT_RESULT_LIMIT ((size_t)256 << 20)
 
 struct replay_ent {
@@ -69,6 +73,7 @@ struct fifo_ent {
 
 struct sr_replay {
     size_t cap, count;
+    size_t max_cap; /* cap doubles up to this */
     struct replay_ent *ents;
     uint32_t free_head; /* freed entry index + 1; 0 = none */
     size_t used;        /* entries ever handed out */
@@ -145,6 +150,59 @@ static size_t table_size(size_t capacity)
     return tsize;
 }
 
+/* Bytes of the arrays for |cap| ids: what grow() keeps mapped at that size. */
+static size_t arrays_bytes(size_t cap)
+{
+    return cap * (sizeof(struct replay_ent) + sizeof(uint32_t) + 2 * sizeof(struct fifo_ent)) +
+           table_size(cap) * sizeof(uint32_t);
+}
+
+size_t sr_replay_capacity_for(size_t budget_bytes)
+{
+    /* the largest capacity whose arrays fit: bytes grow with cap, so bisect */
+    size_t lo = 0, hi = SR_REPLAY_MAXCAP;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (arrays_bytes(mid) <= budget_bytes) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return lo;
+}
+
+/* The four arrays of a guard of |cap| ids, with |tsize| table slots. */
+struct replay_arrays {
+    struct replay_ent *ents;
+    uint32_t *table, *heap;
+    struct fifo_ent *fifo;
+    size_t cap, tsize;
+};
+
+static void arrays_free(struct replay_arrays *a)
+{
+    big_free(a->ents, a->cap * sizeof(*a->ents));
+    big_free(a->table, a->tsize * sizeof(*a->table));
+    big_free(a->heap, a->cap * sizeof(*a->heap));
+    big_free(a->fifo, 2 * a->cap * sizeof(*a->fifo));
+}
+
+static int arrays_alloc(struct replay_arrays *a, size_t cap)
+{
+    a->cap = cap;
+    a->tsize = table_size(cap);
+    a->ents = big_alloc(cap * sizeof(*a->ents));
+    a->table = big_alloc(a->tsize * sizeof(*a->table));
+    a->heap = big_alloc(cap * sizeof(*a->heap));
+    a->fifo = big_alloc(2 * cap * sizeof(*a->fifo));
+    if (!a->ents || !a->table || !a->heap || !a->fifo) {
+        arrays_free(a);
+        return SR_ERR_NOMEM;
+    }
+    return 0;
+}
+
 int sr_replay_new(sr_replay **out, size_t capacity)
 {
     if (!out || capacity == 0 || capacity > SR_REPLAY_MAXCAP) {
@@ -153,25 +211,68 @@ int sr_replay_new(sr_replay **out, size_t capacity)
     if (sodium_init() < 0) {
         return SR_ERR_UNAVAILABLE;
     }
-    size_t tsize = table_size(capacity);
     sr_replay *g = calloc(1, sizeof(*g));
     if (!g) {
         return SR_ERR_NOMEM;
     }
-    g->cap = capacity;
-    g->mask = tsize - 1;
-    g->fifo_cap = 2 * capacity;
-    g->ents = big_alloc(capacity * sizeof(*g->ents));
-    g->table = big_alloc(tsize * sizeof(*g->table));
-    g->heap = big_alloc(capacity * sizeof(*g->heap));
-    g->fifo = big_alloc(g->fifo_cap * sizeof(*g->fifo));
-    if (!g->ents || !g->table || !g->heap || !g->fifo) {
-        sr_replay_free(g);
+    struct replay_arrays a;
+    if (arrays_alloc(&a, capacity < REPLAY_INITIAL ? capacity : REPLAY_INITIAL) != 0) {
+        free(g);
         return SR_ERR_NOMEM;
     }
+    g->cap = a.cap;
+    g->max_cap = capacity;
+    g->mask = a.tsize - 1;
+    g->fifo_cap = 2 * a.cap;
+    g->ents = a.ents;
+    g->table = a.table;
+    g->heap = a.heap;
+    g->fifo = a.fifo;
     g->result_limit = SR_REPLAY_DEFAULT_RESULT_LIMIT;
     randombytes_buf(g->hkey, sizeof(g->hkey));
     *out = g;
+    return 0;
+}
+
+/* Doubles the capacity (up to max_cap): the records, heap and FIFO are
+ * copied as they are (indices stay valid), the table is rebuilt at its new
+ * size. The old arrays are freed after the copy, so for that moment both
+ * exist. 0 or SR_ERR_NOMEM (the guard is unchanged). */
+static int grow(sr_replay *g)
+{
+    size_t cap = g->cap * 2 < g->max_cap ? g->cap * 2 : g->max_cap;
+    struct replay_arrays a;
+    if (arrays_alloc(&a, cap) != 0) {
+        return SR_ERR_NOMEM;
+    }
+    memcpy(a.ents, g->ents, g->used * sizeof(*a.ents));
+    memcpy(a.heap, g->heap, g->count * sizeof(*a.heap));
+    for (size_t k = 0; k < g->fifo_len; k++) {
+        a.fifo[k] = g->fifo[(g->fifo_head + k) % g->fifo_cap];
+    }
+    size_t mask = a.tsize - 1;
+    for (size_t i = 0; i <= g->mask; i++) {
+        uint32_t t = g->table[i];
+        if (t != 0) {
+            size_t j = (size_t)a.ents[t - 1].hash & mask;
+            while (a.table[j] != 0) {
+                j = (j + 1) & mask;
+            }
+            a.table[j] = t;
+        }
+    }
+    struct replay_arrays old = {
+        g->ents, g->table, g->heap, g->fifo, g->cap, g->mask + 1,
+    };
+    arrays_free(&old);
+    g->ents = a.ents;
+    g->table = a.table;
+    g->heap = a.heap;
+    g->fifo = a.fifo;
+    g->cap = cap;
+    g->mask = mask;
+    g->fifo_cap = 2 * cap;
+    g->fifo_head = 0;
     return 0;
 }
 
@@ -180,10 +281,8 @@ void sr_replay_free(sr_replay *g)
     if (!g) {
         return;
     }
-    big_free(g->ents, g->cap * sizeof(*g->ents));
-    big_free(g->table, (g->mask + 1) * sizeof(*g->table));
-    big_free(g->heap, g->cap * sizeof(*g->heap));
-    big_free(g->fifo, g->fifo_cap * sizeof(*g->fifo));
+    struct replay_arrays a = {g->ents, g->table, g->heap, g->fifo, g->cap, g->mask + 1};
+    arrays_free(&a);
     big_free(g->log, g->log_size);
     free(g);
 }
@@ -206,6 +305,21 @@ void sr_replay_set_result_limit(sr_replay *g, size_t max_bytes)
 size_t sr_replay_count(const sr_replay *g)
 {
     return g ? g->count : 0;
+}
+
+size_t sr_replay_capacity(const sr_replay *g)
+{
+    return g ? g->cap : 0;
+}
+
+size_t sr_replay_bytes(const sr_replay *g)
+{
+    return g ? arrays_bytes(g->cap) : 0;
+}
+
+int64_t sr_replay_next_expiry(const sr_replay *g)
+{
+    return g && g->count > 0 ? g->ents[g->heap[0]].exp : 0;
 }
 
 uint64_t sr_replay_results_dropped(const sr_replay *g)
@@ -359,7 +473,10 @@ int sr_replay_check(sr_replay *g, const uint8_t id[SR_ENV_IDBYTES], int64_t exp_
         return SR_ERR_ENV_REPLAY;
     }
     if (g->count == g->cap) {
-        return SR_ERR_FULL;
+        if (g->cap == g->max_cap || grow(g) != 0) {
+            return SR_ERR_FULL;
+        }
+        slot = table_probe(g, id, h); /* the table was rebuilt */
     }
 
     uint32_t ei;

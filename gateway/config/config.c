@@ -84,6 +84,11 @@ static const struct {
     {"tls", "key"},
     {"tls", "client_ca"},
     {"client.*", "*"},
+    /* the access log (daemon/status.c): off | errors | sampled | all, one in
+     * N of the answers below 400 when sampled, lines per second at most */
+    {"gateway", "access_log"},
+    {"gateway", "access_log_sample"},
+    {"gateway", "access_log_rate"},
 };
 
 static bool ext_match(const char *pat, const char *name)

@@ -91,6 +91,10 @@ static void sync_done(const struct gw_job_result *r, void *arg)
                  r->idhex, r->wait_target ? r->wait_target : "", when);
         record(s->gw, req, 503, r, s->handler, s->start_mono);
         sr_req_respond_error(req, 503, "no target can take the workload before its next window", d);
+    } else if (r->outcome == GW_BUSY) {
+        /* backpressure: the client is told when to come back */
+        record(s->gw, req, 503, r, s->handler, s->start_mono);
+        gw_respond_retry(req, 503, r->error, r->detail_json, r->wait_until_ms - sr_now_ms());
     } else {
         int status = gw_outcome_status(r);
         record(s->gw, req, status, r, s->handler, s->start_mono);

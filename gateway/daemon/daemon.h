@@ -40,6 +40,10 @@ struct target_rt {
     struct sr_target_cfg *cfg;
     int router_idx;
     bool no_batch; /* answered POST /v1/batch with 404, 405 or 413: one request each */
+    /* dispatch.c: the target answered busy (its replay guard is full) and
+     * said when it has room again; until then it is sent one probe per
+     * GW_BUSY_PROBE_MS, and work goes to the other candidates */
+    int64_t busy_until, busy_probe_at; /* ms, wall clock */
 };
 
 struct gw_feeds; /* feeds.c: operator uploads, schedules, elements, store */
@@ -109,6 +113,8 @@ enum gw_outcome {
                           names the via_station target ("SAT@STATION"), where the spool
                           forwards it (store-and-forward jobs only) */
     GW_NO_TARGET,      /* no candidate can, or could, take it; detail_json names each */
+    GW_BUSY,           /* every candidate is busy (backpressure): never sent; wait_until_ms
+                          is when the first has room again */
     GW_UNREACHABLE,    /* the one target it may go to could not be reached: never sent */
     GW_TIMEOUT,        /* sent, no answer within the deadline: it may have run */
     GW_LOST,           /* sent, then the exchange failed: it may have run */
@@ -140,7 +146,8 @@ struct gw_job_result {
     int attempts;
     bool never_sent;        /* no target received it: safe to plan again anywhere */
     int64_t handler_status; /* GW_HANDLER_FAILED: the status the handler reported */
-    int64_t wait_until_ms;  /* GW_WAIT, GW_FORWARD: the best plan starts at this window */
+    int64_t wait_until_ms;  /* GW_WAIT, GW_FORWARD: the best plan starts at this window;
+                               GW_BUSY: the earliest a busy target has room again */
     const char *wait_target;
     int64_t t_recv, t_done;
     /* GW_DONE, GW_HANDLER_FAILED: the target's signed result as it arrived
@@ -174,6 +181,11 @@ int gw_status_init(struct gw *g, char *err, size_t errlen);
 void gw_status_record(struct gw *g, const struct gw_event *ev);
 /* Counts one answer on the workload API in skyroute_requests_total. */
 void gw_status_count(struct gw *g, int status);
+/* Answers |req| with a JSON error (sr_req_respond_error's body) and the
+ * headers retry-after (whole seconds, at least 1) and skyroute-retry-after-ms
+ * for |retry_ms|. Not counted: the caller does. */
+void gw_respond_retry(sr_req *req, int status, const char *msg, const char *detail,
+                      int64_t retry_ms);
 /* Answers |req| with a JSON error (sr_req_respond_error) and counts it. */
 void gw_status_refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail);
 /* The HTTP status a client is answered with for a job that ended as |r|

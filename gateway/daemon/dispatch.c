@@ -13,6 +13,15 @@
  * synchronous path answers 502, the spool re-sends the same envelope to the
  * same target, whose replay guard returns the stored result.
  *
+ * Backpressure: a target whose replay guard is full answers 503 busy with
+ * the time until its earliest id expires (retry_after_ms). It never recorded
+ * the envelope, so the job moves on to the next candidate as if it had never
+ * left, and the target is not counted as failing (no ejection): it stays in
+ * the ranking, passed over until that time except for one probe per
+ * GW_BUSY_PROBE_MS, and a success (a probe's) or the time passing makes it
+ * a candidate like any other again. Only when every candidate is busy does
+ * the job end as GW_BUSY, which the client sees as 503 with retry-after.
+ *
  * Signatures under load: dispatch() does not seal. It queues the job, and
  * flush_seals() seals what is queued with one signature when the event loop
  * has a turn with nothing else to run (its event has the lowest priority), or
@@ -46,6 +55,13 @@
  * own, in the HTTP client's send slots (net/h2client.c). */
 #define BATCH_ENV_MAX 16384
 #define BATCH_MSG_BYTES (256 * 1024)
+/* A busy target gets one workload per this period while it says it is full:
+ * capacity it gets back early (a grown guard, ids forgotten) is seen within
+ * it. */
+#define GW_BUSY_PROBE_MS 100
+/* The longest a target may call itself busy: its answer is not signed, so
+ * a wrong one only delays, and not for long. */
+#define GW_BUSY_MAX_MS 60000
 
 struct attempt {
     size_t target;
@@ -81,6 +97,8 @@ struct gw_job {
     uint32_t bidx;
     struct attempt attempts[8];
     size_t nattempts;
+    int64_t busy_until; /* the earliest a candidate passed over as busy has room; 0: none */
+    bool probe;         /* sent to a target while it was busy: its success means room */
     char idhex[2 * SR_ENV_IDBYTES + 1];
     gw_job_done done;
     void *arg;
@@ -250,6 +268,7 @@ static void no_target(struct gw_job *job, const char *msg)
 }
 
 static void dispatch(struct gw_job *job);
+static struct target_rt *target_rt(struct gw *g, size_t router_idx);
 static int seal_enqueue(struct gw_job *job);
 
 static void record_attempt(struct gw_job *job, const char *why)
@@ -311,6 +330,60 @@ static const char *resp_header(const struct sr_h2_response *resp, const char *na
     return NULL;
 }
 
+/* Is |resp| a target's busy answer (503 {"code":"busy",...})? Then
+ * |*retry_ms| is when it has room again, as it said (bounded). */
+static bool busy_answer(const struct sr_h2_response *resp, int64_t *retry_ms)
+{
+    static const char code[] = "\"code\":\"busy\"", key[] = "\"retry_after_ms\":";
+    if (resp->status != 503 || !resp->body_len ||
+        !memmem(resp->body, resp->body_len, code, sizeof(code) - 1)) {
+        return false;
+    }
+    int64_t v = 1000; /* said nothing: a second */
+    const uint8_t *p = memmem(resp->body, resp->body_len, key, sizeof(key) - 1);
+    if (p) {
+        const uint8_t *end = resp->body + resp->body_len;
+        p += sizeof(key) - 1;
+        v = 0;
+        for (int k = 0; p < end && *p >= '0' && *p <= '9' && k < 9; p++, k++) {
+            v = v * 10 + (*p - '0');
+        }
+    }
+    *retry_ms = v < 1 ? 1 : v > GW_BUSY_MAX_MS ? GW_BUSY_MAX_MS : v;
+    return true;
+}
+
+/* The job passed target |target| over, or was told so by it: busy until |until|. */
+static void note_busy(struct gw_job *job, size_t target, int64_t until)
+{
+    if (!job->busy_until || until < job->busy_until) {
+        job->busy_until = until;
+    }
+    if (job->nattempts < sizeof(job->attempts) / sizeof(job->attempts[0])) {
+        struct attempt *a = &job->attempts[job->nattempts++];
+        a->target = target;
+        snprintf(a->why, sizeof(a->why), "busy (replay guard full) for %lld ms more",
+                 (long long)(until - sr_now_ms()));
+    }
+}
+
+/* Every candidate left is busy: 503 with the earliest time one has room. */
+static void busy_fail(struct gw_job *job)
+{
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    candidates_json(job, &b);
+    struct gw_job_result r = {.outcome = GW_BUSY,
+                              .code = SR_ERR_FULL,
+                              .error = "every target that can take the workload is busy; retry "
+                                       "after the time given",
+                              .detail_json = b.data ? (const char *)b.data : NULL,
+                              .never_sent = true,
+                              .wait_until_ms = job->busy_until};
+    finish(job, &r);
+    sr_buf_free(&b);
+}
+
 static void on_result(const struct sr_h2_response *resp, void *arg)
 {
     struct gw_job *job = arg;
@@ -367,6 +440,22 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
         sr_buf_free(&b);
         return;
     }
+    int64_t retry_ms;
+    if (busy_answer(resp, &retry_ms)) {
+        /* backpressure, not a failure: it did not record the id, so the
+         * envelope goes to the next candidate (dispatch() ends the job as
+         * GW_BUSY when there is none) */
+        struct target_rt *t = target_rt(g, job->cur_target);
+        count_dispatch(g, job->cur_target, "busy");
+        if (t) {
+            t->busy_until = now + retry_ms;
+            t->busy_probe_at = now + GW_BUSY_PROBE_MS;
+        }
+        note_busy(job, job->cur_target, now + retry_ms);
+        sr_buf_free(&b);
+        dispatch(job);
+        return;
+    }
     if (resp->status != 200 && resp->status != 409) {
         /* The target refused our envelope: report its words. */
         sr_router_failure(g->router, job->cur_target, now);
@@ -421,6 +510,14 @@ static void on_result(const struct sr_h2_response *resp, void *arg)
 
     double elapsed = (double)(sr_mono_ms() - job->start_mono);
     sr_router_observe(g->router, &job->cur_cand, elapsed, job->spec.w.work_gop, now);
+    if (job->probe) {
+        /* it took one sent while it was full: room again. A success of one
+         * sent before it said busy says nothing of that. */
+        struct target_rt *t = target_rt(g, job->cur_target);
+        if (t) {
+            t->busy_until = 0;
+        }
+    }
     count_dispatch(g, job->cur_target, "ok");
     char signer[SR_KEYIDBYTES * 2 + 1];
     sr_hex(signer, res.signer, SR_KEYIDBYTES);
@@ -1003,6 +1100,16 @@ static void dispatch(struct gw_job *job)
             return;
         }
         int64_t now = sr_now_ms();
+        if (t->busy_until && now >= t->busy_until) {
+            t->busy_until = 0; /* its earliest id has expired: room again */
+        } else if (t->busy_until && now < t->busy_probe_at) {
+            note_busy(job, c->target, t->busy_until);
+            continue;
+        }
+        job->probe = t->busy_until != 0;
+        if (job->probe) {
+            t->busy_probe_at = now + GW_BUSY_PROBE_MS;
+        }
         int64_t left = job->spec.w.deadline_ms - now;
         if (left <= 0) {
             break;
@@ -1026,6 +1133,10 @@ static void dispatch(struct gw_job *job)
             sr_router_end(g->router, c->target);
             fail_nomem(job);
         }
+        return;
+    }
+    if (job->busy_until) {
+        busy_fail(job);
         return;
     }
     no_target(job, job->nattempts ? "no target could take the workload"

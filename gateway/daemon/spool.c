@@ -538,7 +538,9 @@ static void job_done(const struct gw_job_result *r, void *arg)
     } else if (!it->pinned && r->target[0]) {
         snprintf(it->target, sizeof(it->target), "%s", r->target); /* keeps its place in line */
     }
-    it->wait_until_ms = now + 300;
+    /* every target busy: back when the first said it has room */
+    it->wait_until_ms =
+        r->outcome == GW_BUSY && r->wait_until_ms > now ? r->wait_until_ms : now + 300;
     update_state_later(sp, it, r->error);
 }
 

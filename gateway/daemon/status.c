@@ -1,9 +1,16 @@
 /*
  * skyrouted part: what an operator sees.
  *
- *   - the access log: one JSON line per workload request on standard output
- *     (journald keeps it), with the envelope id that ties it to the target's
- *     side, the chosen target, predicted and actual time;
+ *   - the access log: JSON lines on standard output (journald keeps them),
+ *     one per workload request it is asked to keep, with the envelope id that
+ *     ties it to the target's side, the chosen target, predicted and actual
+ *     time. At full load that is 100,000 lines a second, more than journald
+ *     keeps (10,000 per 30 s by default) or a disk wants, so [gateway]
+ *     access_log picks which: off, errors (status >= 400: the default),
+ *     sampled (errors and one in access_log_sample of the rest) or all; and
+ *     access_log_rate caps the lines per second (default 100), counting the
+ *     rest in skyroute_access_log_dropped_total. Every request is still
+ *     counted in skyroute_requests_total;
  *   - GET /status on the admin listener: one self-contained HTML page (inline
  *     CSS and SVG, no scripts, no external assets) with the targets, the pass
  *     timeline of the next hours and where recent workloads went;
@@ -22,6 +29,8 @@
 #define RECENT 64
 #define TIMELINE_H 6 /* hours shown */
 
+enum access_mode { ACCESS_OFF, ACCESS_ERRORS, ACCESS_SAMPLED, ACCESS_ALL };
+
 struct recent {
     int64_t t_ms;
     char id[33];
@@ -39,6 +48,10 @@ struct gw_status {
     sr_buf line;    /* the access log line, kept across calls: no allocation per line */
     int64_t ts_sec; /* the second ts_prefix was formatted for */
     char ts_prefix[SR_RFC3339_LEN]; /* "YYYY-MM-DDTHH:MM:SS." of ts_sec */
+    enum access_mode mode;          /* [gateway] access_log */
+    uint64_t sample, sample_n;      /* access_log_sample, and the answers below 400 seen */
+    uint64_t rate, rate_n;          /* access_log_rate (0: no cap), and lines in rate_sec */
+    int64_t rate_sec;
 };
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -65,14 +78,47 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         sr_metrics_set(g->metrics, "skyroute_target_up", labels, up ? 1 : 0);
         sr_metrics_set(g->metrics, "skyroute_target_ejected", labels, ejected ? 1 : 0);
         sr_metrics_set(g->metrics, "skyroute_target_rtt_seconds", labels, st.ewma_ms / 1000.0);
+        sr_metrics_set(g->metrics, "skyroute_target_busy", labels,
+                       g->targets[i].busy_until > now ? 1 : 0);
     }
+}
+
+/* [gateway] access_log, access_log_sample and access_log_rate into |s|. */
+static int access_config(const struct sr_config *cfg, struct gw_status *s, char *err, size_t errlen)
+{
+    static const char *const modes[] = {"off", "errors", "sampled", "all"};
+    int line = 0;
+    const char *v = sr_config_get(cfg, "gateway", "access_log", &line);
+    s->mode = ACCESS_ERRORS;
+    if (v) {
+        size_t k = 0;
+        while (k < 4 && strcmp(v, modes[k]) != 0) {
+            k++;
+        }
+        if (k == 4) {
+            snprintf(err, errlen,
+                     "%s:%d: 'access_log' must be off, errors, sampled or all, not '%.40s'",
+                     cfg->path, line, v);
+            return SR_ERR_CONFIG;
+        }
+        s->mode = (enum access_mode)k;
+    }
+    double sample, rate;
+    int rv = sr_config_num(cfg, "gateway", "access_log_sample", 100, 1, 1e9, &sample, err, errlen);
+    rv =
+        rv ? rv : sr_config_num(cfg, "gateway", "access_log_rate", 100, 0, 1e9, &rate, err, errlen);
+    s->sample = (uint64_t)sample;
+    s->rate = (uint64_t)rate;
+    s->rate_sec = INT64_MIN;
+    return rv;
 }
 
 int gw_status_init(struct gw *g, char *err, size_t errlen)
 {
     g->started_ms = sr_now_ms();
+    struct gw_status probe;
     if (g->check_only) {
-        return 0;
+        return access_config(g->cfg, &probe, err, errlen);
     }
     struct gw_status *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -80,6 +126,10 @@ int gw_status_init(struct gw *g, char *err, size_t errlen)
         return SR_ERR_NOMEM;
     }
     g->status = s;
+    int rv = access_config(g->cfg, s, err, errlen);
+    if (rv) {
+        return rv;
+    }
     sr_buf_init(&s->line, 4096);
     s->ts_sec = INT64_MIN;
     static char outbuf[1 << 16];
@@ -105,6 +155,14 @@ int gw_status_init(struct gw *g, char *err, size_t errlen)
                         "Workloads sent, by target kind.");
     sr_metrics_add(g->metrics, "skyroute_routing_choices_total", "kind=\"idc\"", 0);
     sr_metrics_add(g->metrics, "skyroute_routing_choices_total", "kind=\"satellite\"", 0);
+    sr_metrics_describe(g->metrics, "skyroute_access_log_lines_total", "counter",
+                        "Access log lines written ([gateway] access_log picks which requests).");
+    sr_metrics_describe(g->metrics, "skyroute_access_log_dropped_total", "counter",
+                        "Access log lines not written: over [gateway] access_log_rate per second.");
+    sr_metrics_describe(g->metrics, "skyroute_target_busy", "gauge",
+                        "1 while a target says it is full (503 busy) and gets only probes.");
+    sr_metrics_add(g->metrics, "skyroute_access_log_lines_total", "", 0);
+    sr_metrics_add(g->metrics, "skyroute_access_log_dropped_total", "", 0);
     s->tick = event_new(g->base, -1, EV_PERSIST, tick_cb, g);
     struct timeval tv = {1, 0};
     if (!s->tick || event_add(s->tick, &tv) != 0) {
@@ -215,18 +273,57 @@ int gw_outcome_status(const struct gw_job_result *r)
     }
 }
 
+void gw_respond_retry(sr_req *req, int status, const char *msg, const char *detail,
+                      int64_t retry_ms)
+{
+    char ra[24], ms[24];
+    retry_ms = retry_ms < 1 ? 1 : retry_ms;
+    snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
+    snprintf(ms, sizeof(ms), "%lld", (long long)retry_ms);
+    const struct sr_http_header h[] = {
+        {"content-type", "application/json"}, {"retry-after", ra}, {"skyroute-retry-after-ms", ms}};
+    sr_buf b;
+    sr_buf_init(&b, 1 << 20);
+    if (sr_error_body(&b, msg, detail) == 0) {
+        sr_req_respond(req, status, h, 3, b.data, b.len, true);
+    } else {
+        sr_buf_free(&b);
+        sr_req_respond(req, status, h, 3, "{\"error\":\"internal\"}\n", 21, false);
+    }
+}
+
 void gw_status_refuse(struct gw *g, sr_req *req, int status, const char *msg, const char *detail)
 {
     gw_status_count(g, status);
     sr_req_respond_error(req, status, msg, detail);
 }
 
-void gw_status_record(struct gw *g, const struct gw_event *ev)
+/* Is |ev| one the access log keeps, within its rate? Counts what it drops. */
+static bool access_wanted(struct gw *g, struct gw_status *s, const struct gw_event *ev)
 {
-    struct gw_status *s = g->status;
-    if (!s) {
-        return;
+    bool want = s->mode == ACCESS_ALL || (s->mode != ACCESS_OFF && ev->status >= 400);
+    if (!want && s->mode == ACCESS_SAMPLED) {
+        want = s->sample_n++ % s->sample == 0; /* the first, then every Nth */
     }
+    if (!want || s->rate == 0) {
+        return want;
+    }
+    int64_t sec = ev->t_ms / 1000;
+    if (sec != s->rate_sec) {
+        s->rate_sec = sec;
+        s->rate_n = 0;
+    }
+    if (s->rate_n >= s->rate) {
+        sr_metrics_add(g->metrics, "skyroute_access_log_dropped_total", "", 1);
+        return false;
+    }
+    s->rate_n++;
+    return true;
+}
+
+/* Writes |ev|'s access log line (stdout, block-buffered). */
+static void access_line(struct gw *g, struct gw_status *s, const struct gw_event *ev)
+{
     /* the date and time are formatted once per second, the milliseconds here */
     char ts[SR_RFC3339_LEN];
     size_t tslen;
@@ -286,6 +383,18 @@ void gw_status_record(struct gw *g, const struct gw_event *ev)
     rv = rv ? rv : APPEND_LIT(b, "}\n");
     if (rv == 0) {
         fwrite(b->data, 1, b->len, stdout);
+        sr_metrics_add(g->metrics, "skyroute_access_log_lines_total", "", 1);
+    }
+}
+
+void gw_status_record(struct gw *g, const struct gw_event *ev)
+{
+    struct gw_status *s = g->status;
+    if (!s) {
+        return;
+    }
+    if (access_wanted(g, s, ev)) {
+        access_line(g, s, ev);
     }
 
     struct recent *r = &s->ring[s->next];
@@ -372,7 +481,9 @@ static int page_targets(struct gw *g, sr_buf *b, int64_t now)
                                  t->cfg->kind == SR_TARGET_IDC ? "idc" : "satellite", st.ewma_ms,
                                  st.inflight, (unsigned long long)st.successes,
                                  (unsigned long long)st.failures, ej ? "bad" : "ok",
-                                 ej ? "ejected" : "ready");
+                                 ej                    ? "ejected"
+                                 : t->busy_until > now ? "busy (probed)"
+                                                       : "ready");
     }
     return rv ? rv : sr_buf_append(b, "</table>\n", 9);
 }

@@ -75,7 +75,7 @@ static void exec_envelope(struct node *n, const struct reply *rp_in, const uint8
     }
     if (rv != 0) {
         node_count_reject(n, "busy");
-        node_reply_error(&rp, 503, "too many live envelope ids; retry later", NULL);
+        node_reply_busy(&rp, sr_replay_next_expiry(n->replay) - now);
         return;
     }
     struct job *j = node_job_new(n, &rp, &wl, now);

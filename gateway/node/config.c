@@ -4,8 +4,9 @@
  * options, one key per option under the option's own name (max_body or
  * max-body for --max-body): they are read first, as if written before the
  * command line's, so the command line wins and one parser checks both. A
- * systemd unit then needs nothing but --config. [node] exec_user, which has
- * no option, is read with the [exec.*] sections. Unknown sections and keys
+ * systemd unit then needs nothing but --config. [node] exec_user and
+ * replay_budget_mb, which have no option, are read with the [exec.*]
+ * sections. Unknown sections and keys
  * are errors, reported with the file and line.
  *
  * Every handler runs under rlimits, by default EXEC_DEFAULT_*: enough for an
@@ -190,6 +191,17 @@ static int cfg_entry(void *user, const char *section, const char *name, const ch
                      c->line, value);
             return 0;
         }
+        if (!strcmp(name, "replay_budget_mb")) {
+            /* fractions allowed: a test guard holds a few thousand ids */
+            if (sr_parse_double(&d, value, strlen(value)) != 0 || d < 0.01 || d > 65536) {
+                snprintf(c->err, sizeof(c->err),
+                         "%s:%d: 'replay_budget_mb' must be a number of MiB in [0.01, 65536]",
+                         c->path, c->line);
+                return 0;
+            }
+            n->replay_budget = (size_t)(d * 1048576);
+            return 1;
+        }
         return 1; /* options: read and checked by node_config_args */
     }
     if (!strncmp(section, "exec.", 5) && section[5]) {
@@ -254,8 +266,9 @@ int node_config_load(struct node *n, const char *path)
 static int args_entry(void *user, const char *section, const char *name, const char *value)
 {
     struct cfg_ctx *c = user;
-    if (strcmp(section, "node") != 0 || !strcmp(name, "exec_user")) {
-        return 1; /* [exec.*] and exec_user: node_config_load's */
+    if (strcmp(section, "node") != 0 || !strcmp(name, "exec_user") ||
+        !strcmp(name, "replay_budget_mb")) {
+        return 1; /* [exec.*], exec_user, replay_budget_mb: node_config_load's */
     }
     char opt[64];
     size_t len = strlen(name);

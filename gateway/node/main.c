@@ -29,11 +29,13 @@ static const char usage_text[] =
     "  --trust FILE.pub   a sender key to accept (repeatable)\n"
     "  --admin HOST:PORT  admin listener: /metrics, /healthz (HTTP/1.1 and h2c)\n"
     "  --config FILE      INI: [node] any option below as key = value (max_body =\n"
-    "                     for --max-body; the command line wins), and exec_user\n"
-    "                     (run handlers as this user); [exec.NAME] command,\n"
-    "                     timeout_ms, max_output, and the handler's rlimits\n"
-    "                     cpu_s (60), max_memory (4 GiB), max_files (1024),\n"
-    "                     max_procs (1024)\n"
+    "                     for --max-body; the command line wins), exec_user (run\n"
+    "                     handlers as this user) and replay_budget_mb (default\n"
+    "                     256: the replay guard's ids, grown as the load needs;\n"
+    "                     when full the node answers 503 busy with\n"
+    "                     retry_after_ms); [exec.NAME] command, timeout_ms,\n"
+    "                     max_output, and the handler's rlimits cpu_s (60),\n"
+    "                     max_memory (4 GiB), max_files (1024), max_procs (1024)\n"
     "  --gops N           compute rate in giga-operations per second (default 10)\n"
     "  --envelope-batch N results sealed under one signature at most (1..1024, or\n"
     "                     auto: 32, or more with many workloads in flight or when\n"
@@ -293,7 +295,15 @@ static int open_state(struct node *n, const struct node_opts *o)
         fprintf(stderr, "skyroute-node: %s: %s\n", o->keyfile, err);
         return -1;
     }
-    if (sr_keyring_new(&n->trust) != 0 || sr_replay_new(&n->replay, 1u << 20) != 0 ||
+    /* the guard holds each id until its envelope expires: at R requests a
+     * second and deadline D it needs R x D ids, and grows to them within
+     * [node] replay_budget_mb; beyond it the node answers busy */
+    size_t ids = sr_replay_capacity_for(n->replay_budget);
+    if (ids == 0) {
+        fprintf(stderr, "skyroute-node: replay_budget_mb is too small for one id\n");
+        return -1;
+    }
+    if (sr_keyring_new(&n->trust) != 0 || sr_replay_new(&n->replay, ids) != 0 ||
         sr_rootcache_new(&n->roots) != 0 || sr_metrics_new(&n->metrics) != 0) {
         fprintf(stderr, "skyroute-node: out of memory\n");
         return -1;
@@ -440,7 +450,8 @@ int main(int argc, char **argv)
     memset(&n, 0, sizeof(n));
     n.gops = 10;
     n.max_body = 32u << 20;
-    n.batch_max = 0; /* auto */
+    n.replay_budget = (size_t)256 << 20; /* some 2.3 million ids */
+    n.batch_max = 0;                     /* auto */
     n.emu_min_el = 10;
     struct node_opts o = {.replay_memory = (size_t)256 << 20, .body_timeout_s = 30};
     const char *config = find_config(argc, argv);

@@ -40,6 +40,11 @@ void node_metrics_describe(struct node *n)
                         "--emulate-link: elevation of the emulated satellite now.");
     sr_metrics_describe(n->metrics, "skyroute_node_link_light_time_seconds", "gauge",
                         "--emulate-link: one-way light time to the emulated satellite now.");
+    sr_metrics_describe(n->metrics, "skyroute_node_replay_capacity", "gauge",
+                        "Ids the replay guard has room for now (it doubles as needed up to "
+                        "[node] replay_budget_mb).");
+    sr_metrics_describe(n->metrics, "skyroute_node_replay_bytes", "gauge",
+                        "Bytes of the replay guard's tables at their present capacity.");
     /* from the first scrape, so rates and alerts on them have a series */
     sr_metrics_add(n->metrics, "skyroute_node_executed_total", "", 0);
     sr_metrics_add(n->metrics, "skyroute_node_requests_total", "", 0);
@@ -60,6 +65,10 @@ void node_count_reject(struct node *n, const char *reason)
 void node_replay_gauges(struct node *n)
 {
     sr_metrics_set(n->metrics, "skyroute_node_replay_ids", "", (double)sr_replay_count(n->replay));
+    sr_metrics_set(n->metrics, "skyroute_node_replay_capacity", "",
+                   (double)sr_replay_capacity(n->replay));
+    sr_metrics_set(n->metrics, "skyroute_node_replay_bytes", "",
+                   (double)sr_replay_bytes(n->replay));
     sr_metrics_set(n->metrics, "skyroute_node_replay_results_dropped_total", "",
                    (double)sr_replay_results_dropped(n->replay));
 }

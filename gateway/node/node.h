@@ -102,6 +102,7 @@ struct node {
     sr_http_server *main, *admin;
     double gops;
     size_t max_body;
+    size_t replay_budget; /* [node] replay_budget_mb: the replay guard's tables at most */
     bool draining;
     struct event *drain_timer;
     /* config.c: [exec.NAME] sections; handlers.c: the table built from them */
@@ -239,6 +240,11 @@ void node_reply_send(struct reply *rp, int status, const char *ctype, bool repla
                      size_t len, bool take);
 /* Answers one envelope with a JSON error (sr_req_respond_error's body). */
 void node_reply_error(struct reply *rp, int status, const char *msg, const char *detail_json);
+/* 503 busy: the replay guard is full of live ids and has room again in
+ * |retry_ms| (its earliest expiry). The JSON detail carries
+ * {"code":"busy","retry_after_ms":N} (a batch item has no headers); an
+ * answer of its own also has retry-after in whole seconds. */
+void node_reply_busy(struct reply *rp, int64_t retry_ms);
 /* One answer fewer to wait for: the last one ends the response (or drops
  * it if the sender left) and frees the batch. */
 void node_batch_release(struct nbatch *b);

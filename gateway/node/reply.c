@@ -92,6 +92,32 @@ void node_reply_send(struct reply *rp, int status, const char *ctype, bool repla
     }
 }
 
+void node_reply_busy(struct reply *rp, int64_t retry_ms)
+{
+    static const char msg[] = "too many live envelope ids; retry later";
+    char detail[128];
+    retry_ms = retry_ms < 1 ? 1 : retry_ms;
+    snprintf(detail, sizeof(detail),
+             "{\"code\":\"busy\",\"why\":\"replay guard full\",\"retry_after_ms\":%lld}",
+             (long long)retry_ms);
+    if (!rp->req) {
+        node_reply_error(rp, 503, msg, detail);
+        return;
+    }
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
+    const struct sr_http_header h[] = {{"content-type", "application/json"}, {"retry-after", ra}};
+    sr_buf b;
+    sr_buf_init(&b, 4096);
+    if (sr_error_body(&b, msg, detail) == 0) {
+        sr_req_respond(rp->req, 503, h, 2, b.data, b.len, true);
+    } else {
+        sr_buf_free(&b);
+        sr_req_respond(rp->req, 503, h, 2, "", 0, false);
+    }
+    rp->req = NULL;
+}
+
 void node_reply_error(struct reply *rp, int status, const char *msg, const char *detail_json)
 {
     if (rp->req) {

@@ -225,6 +225,80 @@ static void test_replay_result_ring(void **state)
 
 /* Random operations against a brute-force model: exercises probe-run
  * deletion and heap removal from the middle. */
+/* sr_replay_check of id number |n|, without a result. */
+static int check_n(sr_replay *g, unsigned n, int64_t exp, int64_t now)
+{
+    uint8_t id[16];
+    make_id(id, n);
+    return sr_replay_check(g, id, exp, now, NULL, NULL);
+}
+
+/* Room follows the live ids: the guard starts small and doubles up to its
+ * capacity, keeping every record, stored result and expiry across each
+ * growth; when full it says when room comes back. */
+static void test_replay_grows(void **state)
+{
+    (void)state;
+    enum { CAP = 20000 };
+    sr_replay *g = NULL;
+    uint8_t id[16];
+    assert_int_equal(sr_replay_new(&g, CAP), 0);
+    size_t cap0 = sr_replay_capacity(g), bytes0 = sr_replay_bytes(g);
+    assert_true(cap0 < CAP);
+    assert_int_equal(sr_replay_next_expiry(g), 0);
+    for (unsigned i = 0; i < CAP; i++) {
+        make_id(id, i * 2654435761u);
+        /* expiries out of order, the earliest in the middle */
+        int64_t exp = 10000 + (int64_t)((i * 7919u) % CAP);
+        assert_int_equal(sr_replay_check(g, id, exp, 0, NULL, NULL), 0);
+        if (i % 3 == 0) {
+            assert_int_equal(sr_replay_store(g, id, (const uint8_t *)&i, sizeof(i)), 0);
+        }
+    }
+    assert_int_equal(sr_replay_capacity(g), CAP);
+    assert_true(sr_replay_bytes(g) > 4 * bytes0);
+    assert_true(sr_replay_bytes(g) <= 128 * (size_t)CAP);
+    assert_int_equal(sr_replay_count(g), CAP);
+    assert_int_equal(check_n(g, 0xdeadbeef, 50000, 0), SR_ERR_FULL);
+    assert_int_equal(sr_replay_next_expiry(g), 10000);
+    for (unsigned i = 0; i < CAP; i++) {
+        const uint8_t *res = NULL;
+        size_t rlen = 0;
+        make_id(id, i * 2654435761u);
+        int64_t exp = 10000 + (int64_t)((i * 7919u) % CAP);
+        assert_int_equal(sr_replay_check(g, id, exp, 0, &res, &rlen), SR_ERR_ENV_REPLAY);
+        if (i % 3 == 0) {
+            unsigned v;
+            assert_int_equal(rlen, sizeof(v));
+            memcpy(&v, res, sizeof(v));
+            assert_int_equal(v, i);
+        } else {
+            assert_null(res);
+        }
+    }
+    /* the earliest expiry passed: exactly one slot came back; then all but
+     * the two late ones expire: room for CAP - 2 again, no regrowth */
+    assert_int_equal(check_n(g, 0xdeadbeef, 50000, 10000), 0);
+    assert_int_equal(check_n(g, 0xfeedface, 50000, 10000), SR_ERR_FULL);
+    assert_int_equal(sr_replay_next_expiry(g), 10001);
+    assert_int_equal(check_n(g, 0xfeedface, 50000, 40000), 0);
+    assert_true(sr_replay_count(g) == 2 && sr_replay_capacity(g) == CAP);
+    sr_replay_free(g);
+
+    /* a budget buys a capacity whose tables fit in it */
+    assert_int_equal(sr_replay_capacity_for(0), 0);
+    size_t c1 = sr_replay_capacity_for((size_t)1 << 20);
+    size_t c16 = sr_replay_capacity_for((size_t)16 << 20);
+    assert_true(c1 > 4000 && c1 < 20000);
+    assert_true(c16 > 15 * c1 && c16 < 17 * c1);
+    assert_int_equal(sr_replay_new(&g, c1), 0);
+    for (unsigned i = 0; i < c1; i++) {
+        assert_int_equal(check_n(g, i, 1000, 0), 0);
+    }
+    assert_true(sr_replay_bytes(g) <= (size_t)1 << 20);
+    sr_replay_free(g);
+}
+
 static void test_replay_model(void **state)
 {
     (void)state;
@@ -304,7 +378,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_basic),        cmocka_unit_test(test_replay_capacity),
         cmocka_unit_test(test_replay_result_limit), cmocka_unit_test(test_replay_result_ring),
-        cmocka_unit_test(test_replay_model),
+        cmocka_unit_test(test_replay_model),        cmocka_unit_test(test_replay_grows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

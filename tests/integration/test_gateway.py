@@ -873,7 +873,7 @@ def test_many_candidates_fail_over_in_rank_order():
         targets.append({"id": "dead%d" % i, "pub": pub, "extra": {"rtt_ms": 5 + i},
                         "url": "http://127.0.0.1:%d" % srtest.free_port()})
     targets.append(dict(omega, extra={"rtt_ms": 200}))
-    g = env.start_gateway("gs-test", targets)
+    g = env.start_gateway("gs-test", targets, extra_gateway="access_log = all")
     p = write(env, "x.bin", b"seven candidates")
     st, h, body = srtest.curl_post(g["url"] + "/v1/workloads", p)
     check(st == 200 and body == b"seven candidates", "ran: %s %r" % (st, body[:200]))
