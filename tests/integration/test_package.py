@@ -171,7 +171,9 @@ def check_contents(deb):
               "usr/lib/systemd/system/skyroute-node@.service",
               "usr/share/doc/skyroute/copyright", "usr/share/doc/skyroute/CHANGELOG.md",
               "usr/share/man/man8/skyrouted.8", "usr/share/man/man8/skyroute-node.8",
-              "usr/share/man/man1/skyroute.1"):
+              "usr/share/man/man1/skyroute.1",
+              "usr/share/skyroute/monitoring/grafana-dashboard.json",
+              "usr/share/skyroute/monitoring/skyroute-alerts.yml"):
         check(f in files, "the package holds /%s" % f)
 
 
