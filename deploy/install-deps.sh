@@ -24,7 +24,7 @@ BASE="build-essential cmake pkg-config
 TEST="libcmocka-dev clang libclang-rt-14-dev python3-h2 python3-sgp4
       python3-skyfield nghttp2-proxy nghttp2-server nodejs npm valgrind openssl chromium
       nats-server git ca-certificates procps file dpkg-dev systemd man-db adduser sqlite3 debootstrap
-      prometheus python3-yaml"
+      prometheus python3-yaml python3-cryptography"
 
 want="$BASE"
 [ "${1:-}" = "--test" ] && want="$BASE $TEST"

@@ -454,12 +454,15 @@ struct req_opts {
     const char *method, *url, *content_type, *station;
 };
 
-static const struct option req_options[] = {
-    {"method", required_argument, NULL, 'm'},
-    {"url", required_argument, NULL, 'u'},
-    {"content-type", required_argument, NULL, 'c'},
-    {"station", required_argument, NULL, 'S'},
-};
+/* The request options sign and verify share (a macro: an option table's
+ * initialisers must be constants). */
+/* clang-format off */
+#define REQ_OPTIONS                                 \
+    {"method", required_argument, NULL, 'm'},       \
+    {"url", required_argument, NULL, 'u'},          \
+    {"content-type", required_argument, NULL, 'c'}, \
+    {"station", required_argument, NULL, 'S'}
+/* clang-format on */
 
 /* Takes one request option; false when |c| is none of them. */
 static bool req_opt(struct req_opts *r, int c, const char *arg)
@@ -543,10 +546,7 @@ static const char sign_usage[] =
 int sr_cli_sign(int argc, char **argv)
 {
     static const struct option opts[] = {
-        req_options[0],
-        req_options[1],
-        req_options[2],
-        req_options[3],
+        REQ_OPTIONS,
         {"key", required_argument, NULL, 'k'},
         {"time", required_argument, NULL, 't'},
         {"nonce", required_argument, NULL, 'n'},
@@ -641,10 +641,7 @@ static const char verify_usage[] =
 int sr_cli_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
-        req_options[0],
-        req_options[1],
-        req_options[2],
-        req_options[3],
+        REQ_OPTIONS,
         {"trust", required_argument, NULL, 'T'},
         {"signature", required_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},

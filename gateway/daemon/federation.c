@@ -572,7 +572,7 @@ static void on_work(void *arg, sr_nats_msg *msg, const uint8_t *data, size_t len
         snprintf(why, sizeof(why), "work from %s for %s (origin %s) is not for this station",
                  m.station, m.dest, m.origin);
     }
-    if (rv == 0 && m.deadline_ms <= sr_now_ms() && sr_now_ms() - m.t_ms > c->keep_ms) {
+    if (rv == 0 && m.deadline_ms <= sr_now_ms() && (double)(sr_now_ms() - m.t_ms) > c->keep_ms) {
         /* the spool de-duplicates ids only while it keeps their rows
          * (keep_results_s): work sent longer ago than that, and past its
          * deadline, may have run here already (a capture published again);

@@ -103,10 +103,11 @@ static int access_config(const struct sr_config *cfg, struct gw_status *s, char 
         }
         s->mode = (enum access_mode)k;
     }
-    double sample, rate;
+    double sample = 100, rate = 100;
     int rv = sr_config_num(cfg, "gateway", "access_log_sample", 100, 1, 1e9, &sample, err, errlen);
-    rv =
-        rv ? rv : sr_config_num(cfg, "gateway", "access_log_rate", 100, 0, 1e9, &rate, err, errlen);
+    if (rv == 0) {
+        rv = sr_config_num(cfg, "gateway", "access_log_rate", 100, 0, 1e9, &rate, err, errlen);
+    }
     s->sample = (uint64_t)sample;
     s->rate = (uint64_t)rate;
     s->rate_sec = INT64_MIN;
